@@ -1,0 +1,35 @@
+"""What every command needs, opened once and passed in: config, database, data dictionary."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from .config import Config, load_config
+from .fields import DataDictionary, load_dictionary
+from .storage.db import open_database
+from .storage.fieldcols import residents_table, sync_field_columns
+
+
+@dataclass
+class App:
+    config: Config
+    engine: sa.Engine
+    dictionary: DataDictionary
+
+    @classmethod
+    def open(cls, config: Config | str | Path | None = None) -> "App":
+        cfg = config if isinstance(config, Config) else load_config(config)
+        engine = open_database(cfg.database_url)
+        dictionary = load_dictionary(cfg.fields_file)
+        sync_field_columns(engine, dictionary)
+        return cls(cfg, engine, dictionary)
+
+    @cached_property
+    def residents(self) -> sa.Table:
+        return residents_table(self.dictionary)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,297 @@
+"""The `notifier` command line (DESIGN §6). Exit: 0 ok, 1 error, 2 usage, 3 partial success."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from . import __version__
+from .errors import InputError, NotifierError, Problem
+from .output import console, emit_json, err_console, progress_bar
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-03-02") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p = argparse.ArgumentParser(prog="notifier", description="Targeted notification of benefit and subsidy items.")
+    p.add_argument("--config", metavar="PATH", help="config file (default: $NOTIFIER_CONFIG or ./notifier.toml)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"notifier {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("init", parents=[common], help="create notifier.toml, rules/, templates/ and the database in DIR")
+    s.add_argument("dir", nargs="?", default=".", type=Path)
+
+    res = sub.add_parser("residents", help="resident register").add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = res.add_parser("import", parents=[common], help="import a CSV (UTF-8/GBK) or XLSX register; re-import updates")
+    s.add_argument("file", type=Path)
+    s.add_argument("--dry-run", action="store_true", help="validate and count, change nothing")
+    s.add_argument("--by", default="import", help="who imports (recorded in the audit log)")
+
+    rec = sub.add_parser("records", help="related records such as grants").add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = rec.add_parser("import", parents=[common], help="import related records of KIND (declared in fields.yaml)")
+    s.add_argument("kind")
+    s.add_argument("file", type=Path)
+    s.add_argument("--dry-run", action="store_true")
+    s.add_argument("--by", default="import")
+
+    rules = sub.add_parser("rules", help="check, preview and explain rules").add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = rules.add_parser("check", parents=[common], help="check rule files, fields.yaml, templates and embedded tests")
+    s.add_argument("paths", nargs="*", type=Path)
+    s = rules.add_parser("preview", parents=[common], help="audience counts, channels, SMS cost and sample messages")
+    s.add_argument("rule")
+    s.add_argument("--on", type=_date, help="date the rule is evaluated for (default: today)")
+    s.add_argument("--sample", type=int, default=3, metavar="N")
+    s = rules.add_parser("explain", parents=[common], help="why a resident does or does not match")
+    s.add_argument("rule")
+    s.add_argument("resident_id")
+    s.add_argument("--on", type=_date)
+
+    runs = sub.add_parser("runs", help="create, approve, cancel and inspect runs").add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = runs.add_parser("create", parents=[common], help="freeze a rule's audience into a run awaiting approval")
+    s.add_argument("rule")
+    s.add_argument("--on", type=_date)
+    s.add_argument("--by", required=True, metavar="USER")
+    for name, text in (("approve", "approve one review level"), ("cancel", "cancel a run; pending deliveries are skipped")):
+        s = runs.add_parser(name, parents=[common], help=text)
+        s.add_argument("run", type=int)
+        s.add_argument("--by", required=True, metavar="USER")
+    runs.add_parser("list", parents=[common], help="all runs")
+    s = runs.add_parser("show", parents=[common], help="one run with delivery counts by status")
+    s.add_argument("run", type=int)
+
+    s = sub.add_parser("send", parents=[common], help="dispatch due deliveries of approved runs")
+    s.add_argument("--run", type=int)
+    s.add_argument("--until-idle", action="store_true", help="also wait for retries until nothing is pending")
+
+    aud = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action", required=True, metavar="ACTION")
+    aud.add_parser("verify", parents=[common], help="recompute the hash chain")
+
+    s = sub.add_parser("demo", parents=[common], help="the whole flow on generated sample data with local sinks")
+    s.add_argument("--dir", type=Path, default=Path("demo"), help="where the demo writes (default: ./demo)")
+    s.add_argument("--residents", type=int, default=2000)
+    return p
+
+
+def _today(app: Any) -> date:
+    from .clock import local_today
+    return local_today(app.config.timezone)
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from .app import App
+    return App.open(args.config)
+
+
+def _rule(app: Any, rule_id: str) -> Any:
+    from .rules.load import find_rule
+    return find_rule(rule_id, app.config.rules_dir, app.dictionary, app.config.templates_dir)
+
+
+def _problems_table(title: str, problems: list[Problem], limit: int = 50) -> None:
+    t = Table(title=title, show_lines=False)
+    for col in ("row", "column", "message"):
+        t.add_column(col)
+    for p in problems[:limit]:
+        t.add_row(str(p.row or ""), str(p.column or ""), p.message)
+    console.print(t)
+    if len(problems) > limit:
+        console.print(f"... and {len(problems) - limit} more (use --json for all)")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .storage.db import open_database
+    target: Path = args.dir
+    target.mkdir(parents=True, exist_ok=True)
+    cfg = target / "notifier.toml"
+    if not cfg.exists():
+        shutil.copyfile(REPO / "config.example.toml", cfg)
+    for folder in ("rules", "templates"):
+        dest = target / folder
+        if not dest.exists():
+            shutil.copytree(REPO / folder, dest)
+    config = load_config(cfg)
+    open_database(config.database_url).dispose()
+    out = {"config": str(cfg.resolve()), "database": config.database_url}
+    if args.json:
+        emit_json(out)
+    else:
+        console.print(f"wrote {out['config']}\ndatabase {out['database']}\nnext: notifier residents import FILE")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .residents.importer import import_records, import_residents
+    app = _open(args)
+    with progress_bar(f"importing {args.file.name}", None, not args.json) as (advance, set_total):
+        if args.command == "residents":
+            report = import_residents(app, args.file, actor=args.by, dry_run=args.dry_run, progress=advance, on_total=set_total)
+        else:
+            report = import_records(app, args.kind, args.file, actor=args.by, dry_run=args.dry_run,
+                                    progress=advance, on_total=set_total)
+    if args.json:
+        emit_json(report.as_json())
+    else:
+        verb = "would import" if args.dry_run else "imported"
+        console.print(f"{args.file}: {verb} {report.imported}, updated {report.updated}"
+                      + (f", unchanged {report.unchanged}" if report.unchanged else "") + f", rejected {report.rejected}")
+        if report.errors:
+            _problems_table("rejected rows", report.errors)
+        if report.warnings:
+            _problems_table("warnings", report.warnings, limit=20)
+    return report.exit_code
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    if args.action == "check":
+        from .config import load_config
+        from .rules.checking import check_rules
+        config = load_config(args.config)
+        report = check_rules(args.paths or [config.rules_dir], config.fields_file, config.templates_dir)
+        if args.json:
+            emit_json(report.as_json())
+        else:
+            for p in report.errors:
+                err_console.print(str(p), markup=False)
+            console.print(f"{report.files} file(s), {len(report.rules)} rule(s) loaded; "
+                          f"tests: {report.passed} passed, {report.failed} failed; "
+                          + ("ok" if report.ok else f"{len(report.errors)} problem(s)"))
+        return 0 if report.ok else 1
+    from .preview import explain, preview
+    app = _open(args)
+    rule = _rule(app, args.rule)
+    on = args.on or _today(app)
+    if args.action == "preview":
+        out = preview(app, rule, on, args.sample)
+        if args.json:
+            emit_json(out)
+            return 0
+        t = Table(title=f"{rule.id} on {on} (version {rule.version[:12]})")
+        for col in ("match", "no_match", "review", "sms", "email", "letter", "no contact", "SMS segments", "SMS cost"):
+            t.add_column(col, justify="right")
+        bc = out["by_channel"]
+        t.add_row(*map(str, (out["match"], out["no_match"], out["review"], bc["sms"], bc["email"], bc["letter"], bc["none"],
+                             out["sms_segments"], f"¥{out['sms_cost']:.2f}")))
+        console.print(t)
+        for s in out["samples"]:
+            console.print(f"[bold]{s['channel']}[/bold] → {s['resident']}" + (f"  ({s['segments']} segment(s))" if "segments" in s else ""))
+            if s.get("subject"):
+                console.print(f"  subject: {s['subject']}", markup=False)
+            console.print("  " + s["body"].strip().replace("\n", "\n  "), markup=False)
+        return 0
+    out = explain(app, rule, args.resident_id, on)
+    if args.json:
+        emit_json(out)
+        return 0
+    words = {"match": "符合条件（将被通知）", "no_match": "不符合条件", "review": "资料不全，需人工复核"}
+    console.print(f"{rule.id} / {args.resident_id} on {on}: [bold]{out['result']}[/bold] — {words[out['result']]}")
+    t = Table()
+    for col in ("condition", "label", "value", "threshold", "result"):
+        t.add_column(col)
+    for c in out["conditions"]:
+        t.add_row(c["id"], c["label"], str(c.get("value", "")), str(c.get("threshold", "")), c["result"])
+    console.print(t)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from . import runs
+    app = _open(args)
+    if args.action == "create":
+        rule = _rule(app, args.rule)
+        out = runs.create_run(app, rule, args.on or _today(app), args.by).as_json()
+    elif args.action == "approve":
+        out = runs.approve_run(app, args.run, args.by)
+    elif args.action == "cancel":
+        out = runs.cancel_run(app, args.run, args.by)
+    elif args.action == "list":
+        out = {"runs": runs.list_runs(app)}
+        if not args.json:
+            t = Table(title="runs")
+            for col in ("run", "rule", "status", "created_at", "created_by", "audience"):
+                t.add_column(col)
+            for r in out["runs"]:
+                t.add_row(str(r["run"]), r["rule"], r["status"], r["created_at"][:19], r["created_by"], str(r["audience"]))
+            console.print(t)
+            return 0
+    else:
+        out = runs.show_run(app, args.run)
+    if args.json:
+        emit_json(out)
+    else:
+        console.print_json(data=out)
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from .channels.registry import providers_for
+    from .delivery.dispatch import Dispatcher
+    app = _open(args)
+    dispatcher = Dispatcher(app, providers_for(app.config))
+    total = dispatcher.remaining(args.run)
+    with progress_bar("sending", total, not args.json) as (advance, _):
+        report = asyncio.run(dispatcher.run(args.run, until_idle=args.until_idle, progress=advance))
+    if args.json:
+        emit_json(report.as_json())
+    else:
+        console.print(f"sent {report.sent}, failed {report.failed}, skipped {report.skipped}, "
+                      f"retrying {report.retried}, remaining {report.remaining}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import log as audit
+    app = _open(args)
+    with app.engine.connect() as conn:
+        r = audit.verify(conn)
+    out = {"ok": r.ok, "events": r.events, "first_bad": r.first_bad, "reason": r.reason}
+    if args.json:
+        emit_json(out)
+    else:
+        console.print(f"audit log: {r.events} events, " + ("intact" if r.ok else f"BROKEN at event {r.first_bad}: {r.reason}"))
+    return 0 if r.ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    return run_demo(args.dir, args.residents, as_json=args.json)
+
+
+COMMANDS = {"init": cmd_init, "residents": cmd_import, "records": cmd_import, "rules": cmd_rules, "runs": cmd_runs,
+            "send": cmd_send, "audit": cmd_audit, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except NotifierError as exc:
+        if args.debug:
+            raise
+        if getattr(args, "json", False) and isinstance(exc, InputError):
+            emit_json({"ok": False, "error": exc.message.splitlines()[0], "errors": [p.as_json() for p in exc.problems]})
+        err_console.print(f"error: {exc.message}", markup=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Configuration: TOML, embedded defaults, `env:NAME` secrets, paths relative to the file.
+
+Without a config file every command runs on the embedded defaults (SQLite next to the
+current directory, the local `outbox` provider), so a fresh checkout works with no
+credentials. Secrets are resolved only when the provider that needs them is built.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+from .status import Channel
+
+DEFAULT_FILE = "notifier.toml"
+
+DEFAULTS: dict[str, Any] = {
+    "database": {"url": "sqlite:///notifier.db"},
+    "paths": {"rules": "rules", "templates": "templates", "fields": "rules/fields.yaml"},
+    "timezone": {"name": "Asia/Shanghai"},
+    "quiet_hours": {"enabled": True, "start": "21:00", "end": "08:00"},
+    "approval": {"levels": ["科室审核", "分管领导审批"]},
+    "sending": {"batch_size": 500, "max_attempts": 5, "retry_base_seconds": 30, "stale_seconds": 120},
+    "channels": {
+        "sms": {"providers": ["outbox"], "price_per_segment": 0.05},
+        "email": {"providers": ["outbox"]},
+        "letter": {"providers": ["letter"]},
+    },
+    "providers": {
+        "outbox": {"dir": "outbox"},
+        "letter": {"dir": "letters", "sender": "县民政局"},
+        "smtp": {"host": "127.0.0.1", "port": 25, "starttls": False, "username": "", "password": "",
+                 "from": "notice@example.gov.cn", "rate_per_second": 50, "connections": 4, "timeout": 30},
+        "twilio": {"account_sid": "env:TWILIO_ACCOUNT_SID", "auth_token": "env:TWILIO_AUTH_TOKEN",
+                   "from": "", "messaging_service_sid": "", "rate_per_second": 10,
+                   "status_callback_url": "", "base_url": ""},
+    },
+    "audit": {"checkpoint_file": "audit-checkpoints.jsonl", "unmask_allowed": False},
+}
+_SECTIONS = set(DEFAULTS)
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    enabled: bool
+    start: time
+    end: time
+
+    def contains(self, local: datetime) -> bool:
+        if not self.enabled or self.start == self.end:
+            return False
+        t = local.time()
+        if self.start < self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+    def ends_after(self, local: datetime) -> datetime:
+        """The first moment at or after `local` that is outside quiet hours."""
+        if not self.contains(local):
+            return local
+        end = local.replace(hour=self.end.hour, minute=self.end.minute, second=0, microsecond=0)
+        return end if end > local else end + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    providers: list[str]
+    price_per_segment: float = 0.0
+
+
+@dataclass
+class Config:
+    path: Path | None
+    base_dir: Path
+    raw: dict[str, Any] = field(repr=False)
+    database_url: str
+    rules_dir: Path
+    templates_dir: Path
+    fields_file: Path
+    timezone: ZoneInfo
+    quiet_hours: QuietHours
+    approval_levels: list[str]
+    channels: dict[Channel, ChannelSettings]
+    sending: dict[str, int]
+
+    def provider_settings(self, name: str) -> dict[str, Any]:
+        """A provider's settings with `env:NAME` values read from the environment."""
+        section = self.raw["providers"].get(name)
+        if section is None:
+            raise ConfigError(f"{self.where()}: no [providers.{name}] section")
+        return {k: resolve_secret(v, f"providers.{name}.{k}") for k, v in section.items()}
+
+    def resolve_path(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def where(self) -> str:
+        return str(self.path) if self.path else "embedded defaults"
+
+
+def resolve_secret(value: Any, key: str) -> Any:
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"{key} reads the environment variable {name}, which is not set")
+        return os.environ[name]
+    return value
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _parse_time(value: Any, key: str, where: str) -> time:
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigError(f"{where}: {key} must be a time like \"21:00\", not {value!r}") from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the config file (explicit path, $NOTIFIER_CONFIG, or ./notifier.toml if present)."""
+    explicit = path or os.environ.get("NOTIFIER_CONFIG")
+    cfg_path = Path(explicit) if explicit else Path(DEFAULT_FILE)
+    raw = copy.deepcopy(DEFAULTS)
+    if cfg_path.exists():
+        try:
+            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            m = _TOML_POS.search(str(exc))
+            pos = f":{m.group(1)}:{m.group(2)}" if m else ""
+            raise ConfigError(f"{cfg_path}{pos}: invalid TOML: {_TOML_POS.sub('', str(exc)).strip()}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{cfg_path}: not UTF-8 text") from None
+        unknown = set(data) - _SECTIONS
+        if unknown:
+            raise ConfigError(f"{cfg_path}: unknown section [{sorted(unknown)[0]}]; known: {', '.join(sorted(_SECTIONS))}")
+        _merge(raw, data)
+        base = cfg_path.resolve().parent
+        used: Path | None = cfg_path.resolve()
+    elif explicit:
+        raise ConfigError(f"config file {cfg_path} does not exist (run `notifier init` to create one)")
+    else:
+        base, used = Path.cwd(), None
+    return _build(raw, base, used)
+
+
+def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
+    where = str(path) if path else "embedded defaults"
+    url = str(resolve_secret(raw["database"]["url"], "database.url"))
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
+        url = "sqlite:///" + str(base / url[len("sqlite:///"):])
+    try:
+        tz = ZoneInfo(str(raw["timezone"]["name"]))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: unknown timezone {raw['timezone']['name']!r} in [timezone] name") from None
+    qh = raw["quiet_hours"]
+    quiet = QuietHours(bool(qh.get("enabled", True)), _parse_time(qh["start"], "quiet_hours.start", where),
+                       _parse_time(qh["end"], "quiet_hours.end", where))
+    levels = raw["approval"]["levels"]
+    if not isinstance(levels, list) or not levels or not all(isinstance(x, str) and x for x in levels):
+        raise ConfigError(f"{where}: [approval] levels must be a non-empty list of level names")
+    channels: dict[Channel, ChannelSettings] = {}
+    for name, section in raw["channels"].items():
+        try:
+            ch = Channel(name)
+        except ValueError:
+            raise ConfigError(f"{where}: unknown channel [channels.{name}]; known: sms, email, letter") from None
+        providers = section.get("providers", [])
+        if not isinstance(providers, list) or not providers:
+            raise ConfigError(f"{where}: [channels.{name}] providers must be a non-empty list")
+        for p in providers:
+            if p not in raw["providers"]:
+                raise ConfigError(f"{where}: [channels.{name}] names provider {p!r}, which has no [providers.{p}] section")
+        channels[ch] = ChannelSettings(list(providers), float(section.get("price_per_segment", 0.0)))
+    paths = raw["paths"]
+    resolve = lambda v: (Path(v) if Path(v).is_absolute() else base / v)  # noqa: E731
+    return Config(
+        path=path, base_dir=base, raw=raw, database_url=url,
+        rules_dir=resolve(paths["rules"]), templates_dir=resolve(paths["templates"]),
+        fields_file=resolve(paths.get("fields", str(Path(paths["rules"]) / "fields.yaml"))),
+        timezone=tz, quiet_hours=quiet, approval_levels=list(levels), channels=channels,
+        sending={k: int(v) for k, v in raw["sending"].items()},
+    )

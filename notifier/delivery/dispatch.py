@@ -1,0 +1,335 @@
+"""The dispatcher: claim due deliveries -> render -> send -> record the outcome -> audit.
+
+Claimed rows are marked `sending` in their own committed transaction before any provider
+is called, so a crash can never lose track of a message that may have gone out. Gates are
+checked at claim time: the run is approved, the item is published today, it is not quiet
+hours (SMS), and the number has not opted out.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..app import App
+from ..audit import log as audit
+from ..channels.base import OutboundMessage, Provider, SendResult
+from ..channels.ratelimit import TokenBucket
+from ..clock import as_utc, utcnow
+from ..errors import NotifierError, ProviderError
+from ..rendering.segments import count_segments
+from ..rendering.context import resident_context
+from ..rendering.templates import TemplateSet, display_value
+from ..status import Channel, DeliveryStatus as S, RunStatus, can_transition
+from ..storage.schema import deliveries, opt_outs, runs
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class DispatchReport:
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retried: int = 0
+    remaining: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"sent": self.sent, "failed": self.failed, "skipped": self.skipped, "retried": self.retried,
+                "remaining": self.remaining, "by_channel": self.by_channel}
+
+
+@dataclass
+class _RunInfo:
+    id: int
+    rule_id: str
+    on: date
+    templates: TemplateSet
+    item: dict[str, Any]
+    params: dict[str, Any]
+    publish_from: date | None
+    publish_until: date | None
+    restricted: bool
+
+
+@dataclass
+class _Job:
+    row: Any
+    channel: Channel
+    message: OutboundMessage | None = None
+    result: SendResult | None = None
+    error: ProviderError | None = None
+    skip_reason: str | None = None
+
+
+class Dispatcher:
+    def __init__(self, app: App, providers: dict[Channel, Provider], *, now: Callable[[], datetime] = utcnow,
+                 actor: str = "dispatcher") -> None:
+        self.app, self.providers, self.now, self.actor = app, providers, now, actor
+        s = app.config.sending
+        self.batch_size = s.get("batch_size", 500)
+        self.max_attempts = s.get("max_attempts", 5)
+        self.retry_base = s.get("retry_base_seconds", 30)
+        self.stale_seconds = s.get("stale_seconds", 120)
+        self.runs: dict[int, _RunInfo] = {}
+        self.buckets = {p.name: TokenBucket(p.rate_per_second) for p in providers.values() if p.rate_per_second}
+        self.limits = {p.name: asyncio.Semaphore(max(1, p.concurrency)) for p in providers.values()}
+        self.postgres = app.engine.dialect.name == "postgresql"
+
+    # -- run information from the snapshot ---------------------------------------------
+    def _run(self, row: Any) -> _RunInfo:
+        info = self.runs.get(row.id)
+        if info is None:
+            snap = row.snapshot
+            names = {Channel(k): v for k, v in snap["template_names"].items()}
+            sources = {Channel(k): v for k, v in snap["templates"].items()}
+            item = dict(snap["item"])
+            for k in ("publish_from", "publish_until"):
+                item[k] = date.fromisoformat(item[k]) if item.get(k) else None
+            params = {k: display_value(_dec(v["value"])) for k, v in snap.get("params", {}).items()}
+            info = self.runs[row.id] = _RunInfo(row.id, row.rule_id, row.on_date, TemplateSet(names, sources), item, params,
+                                                item["publish_from"], item["publish_until"], snap.get("disclosure") == "restricted")
+        return info
+
+    def _sendable_runs(self, conn: sa.Connection, run_id: int | None, today: date) -> tuple[list[int], dict[int, str]]:
+        """Approved runs whose item is published today; and those whose window has closed (with why)."""
+        q = sa.select(runs).where(runs.c.status == RunStatus.APPROVED)
+        if run_id is not None:
+            q = q.where(runs.c.id == run_id)
+        ok, closed = [], {}
+        for row in conn.execute(q):
+            info = self._run(row)
+            if info.restricted:
+                closed[row.id] = "item is restricted"
+            elif info.publish_until and today > info.publish_until:
+                closed[row.id] = f"publication window ended on {info.publish_until}"
+            elif info.publish_from is None or today >= info.publish_from:
+                ok.append(row.id)
+        return ok, closed
+
+    # -- claim -------------------------------------------------------------------------
+    def _claim(self, run_id: int | None) -> list[_Job]:
+        now = self.now()
+        local = now.astimezone(self.app.config.timezone)
+        d, t = deliveries, self.app.residents
+        with self.app.engine.begin() as conn:
+            ok, closed = self._sendable_runs(conn, run_id, local.date())
+            for rid, why in closed.items():
+                self._skip_pending(conn, rid, why, now)
+            if not ok:
+                return []
+            q = (sa.select(d.c.id, d.c.run_id, d.c.resident_id, d.c.channel, d.c.recipient, d.c.attempts,
+                           *[c.label(f"r_{c.name}") for c in t.c if c.name not in ("created_at", "updated_at")],
+                           sa.exists().where(opt_outs.c.phone == d.c.recipient).label("opted_out"))
+                 .join(t, t.c.resident_id == d.c.resident_id, isouter=True)
+                 .where(d.c.status == S.PENDING, d.c.run_id.in_(ok),
+                        sa.or_(d.c.next_attempt_at.is_(None), d.c.next_attempt_at <= now))
+                 .order_by(d.c.id).limit(self.batch_size))
+            if self.app.config.quiet_hours.contains(local):
+                q = q.where(d.c.channel != Channel.SMS)
+            if self.postgres:
+                q = q.with_for_update(of=d, skip_locked=True)
+            rows = conn.execute(q).all()
+            if not rows:
+                return []
+            jobs = [_Job(r, Channel(r.channel)) for r in rows]
+            ids = [j.row.id for j in jobs]
+            conn.execute(d.update().where(d.c.id.in_(ids))
+                         .values(status=S.SENDING, attempts=d.c.attempts + 1, updated_at=now))
+            audit.append(conn, [audit.AuditEvent(self.actor, "delivery.status", f"delivery:{j.row.id}",
+                                                 {"run": j.row.run_id, "from": "pending", "to": "sending",
+                                                  "attempt": j.row.attempts + 1}) for j in jobs], now=now)
+        return jobs
+
+    def _skip_pending(self, conn: sa.Connection, run_id: int, why: str, now: datetime) -> None:
+        d = deliveries
+        ids = conn.execute(sa.select(d.c.id).where(d.c.run_id == run_id, d.c.status == S.PENDING)).scalars().all()
+        if not ids:
+            return
+        conn.execute(d.update().where(d.c.id.in_(ids)).values(status=S.SKIPPED, reason=why, notice_key=None, updated_at=now))
+        audit.append(conn, [audit.AuditEvent(self.actor, "delivery.status", f"delivery:{i}",
+                                             {"run": run_id, "from": "pending", "to": "skipped", "reason": why}) for i in ids],
+                     now=now)
+
+    # -- render and send ---------------------------------------------------------------
+    def _context(self, job: _Job, info: _RunInfo) -> dict[str, Any]:
+        return {"resident": resident_context(self.app.dictionary, job.row, "r_"), "item": info.item, "params": info.params,
+                "run": {"id": info.id, "rule": info.rule_id, "on_date": info.on}}
+
+    def _prepare(self, job: _Job) -> None:
+        r = job.row
+        if r.r_resident_id is None:
+            job.skip_reason = "resident no longer in the register"
+            return
+        if job.channel is Channel.SMS and r.opted_out:
+            job.skip_reason = "number opted out of SMS"
+            return
+        info = self.runs[r.run_id]
+        rendered = info.templates.render(job.channel, self._context(job, info))
+        segments = count_segments(rendered.body).segments if job.channel is Channel.SMS else None
+        job.message = OutboundMessage(
+            delivery_id=r.id, run_id=r.run_id, channel=job.channel, resident_id=r.resident_id, recipient=r.recipient,
+            recipient_name=r.r_name or "", body=rendered.body, subject=rendered.subject, html=rendered.html,
+            segments=segments, meta={"township": r.r_township or "", "village": r.r_village or "",
+                                     "title": info.item.get("title", "")})
+
+    async def _send_one(self, job: _Job) -> None:
+        try:
+            self._prepare(job)
+        except NotifierError as exc:
+            job.error = ProviderError(f"cannot render: {exc.message}", "render", False, "render")
+            return
+        if job.message is None:
+            return
+        provider = self.providers[job.channel]
+        async with self.limits[provider.name]:
+            bucket = self.buckets.get(provider.name)
+            if bucket:
+                await bucket.acquire()
+            try:
+                job.result = await provider.send(job.message)
+            except ProviderError as exc:
+                job.error = exc
+            except Exception as exc:  # a provider bug must not leave the row in `sending`
+                job.error = ProviderError(f"{provider.name}: unexpected error {exc.__class__.__name__}: {exc}",
+                                          provider.name, False, "internal")
+
+    # -- record outcomes ---------------------------------------------------------------
+    def _record(self, jobs: list[_Job], report: DispatchReport) -> None:
+        now = self.now()
+        updates, events = [], []
+        for j in jobs:
+            r = j.row
+            provider = self.providers[j.channel].name
+            values: dict[str, Any] = {"b_id": r.id, "provider": provider, "provider_message_id": None, "segments": None,
+                                      "error_code": None, "reason": None, "sent_at": None, "next_attempt_at": None}
+            payload: dict[str, Any] = {"run": r.run_id, "from": "sending", "provider": provider}
+            if j.skip_reason:
+                status, values["reason"] = S.SKIPPED, j.skip_reason
+                report.skipped += 1
+            elif j.result is not None:
+                status = j.result.status
+                values.update(provider_message_id=j.result.provider_message_id, sent_at=now,
+                              segments=j.message.segments if j.message else None)
+                payload["message_id"] = j.result.provider_message_id
+                report.sent += 1
+                report.by_channel[j.channel.value] = report.by_channel.get(j.channel.value, 0) + 1
+            else:
+                err = j.error
+                assert err is not None
+                values.update(error_code=err.code, reason=err.message)
+                payload.update(code=err.code, reason=err.message, retryable=err.retryable)
+                if err.retryable and r.attempts + 1 < self.max_attempts:
+                    status = S.PENDING
+                    delay = self.retry_base * (2 ** r.attempts) * random.uniform(0.5, 1.5)
+                    values["next_attempt_at"] = now + timedelta(seconds=delay)
+                    payload["retry_at"] = values["next_attempt_at"].isoformat()
+                    report.retried += 1
+                else:
+                    status = S.FAILED
+                    report.failed += 1
+            assert can_transition(S.SENDING, status), status
+            values["b_status"] = status
+            updates.append(values)
+            events.append(audit.AuditEvent(self.actor, "delivery.status", f"delivery:{r.id}", payload | {"to": status.value}))
+        d = deliveries
+        base = dict(status=sa.bindparam("b_status"), provider=sa.bindparam("provider"),
+                    provider_message_id=sa.bindparam("provider_message_id"), segments=sa.bindparam("segments"),
+                    error_code=sa.bindparam("error_code"), reason=sa.bindparam("reason"), sent_at=sa.bindparam("sent_at"),
+                    next_attempt_at=sa.bindparam("next_attempt_at"), updated_at=now)
+        with self.app.engine.begin() as conn:
+            stmt = d.update().where(d.c.id == sa.bindparam("b_id"), d.c.status == S.SENDING)
+            # A skipped row releases its notice key: it never reached the resident.
+            notice_key = sa.case((sa.bindparam("b_status") == S.SKIPPED, sa.null()), else_=d.c.notice_key)
+            conn.execute(stmt.values(**base, notice_key=notice_key), updates)
+            audit.append(conn, events, now=now)
+            self._complete_runs(conn, {j.row.run_id for j in jobs}, now)
+
+    def _complete_runs(self, conn: sa.Connection, run_ids: set[int], now: datetime) -> None:
+        d = deliveries
+        for rid in run_ids:
+            open_rows = conn.execute(sa.select(sa.func.count()).where(
+                d.c.run_id == rid, d.c.status.in_([S.PENDING, S.SENDING]))).scalar_one()
+            if open_rows == 0:
+                conn.execute(runs.update().where(runs.c.id == rid, runs.c.status == RunStatus.APPROVED)
+                             .values(status=RunStatus.COMPLETED, completed_at=now))
+                audit.record(conn, self.actor, "run.completed", f"run:{rid}")
+
+    # -- recovery and the loop -----------------------------------------------------------
+    def recover_stale(self) -> int:
+        """Rows left in `sending` by a process that died. Providers whose sends are idempotent
+        (files named by delivery id) are retried; for others the outcome cannot be known here,
+        so the row ends `unknown` and is reported, never silently resent."""
+        now = self.now()
+        cutoff = now - timedelta(seconds=self.stale_seconds)
+        d = deliveries
+        with self.app.engine.begin() as conn:
+            rows = conn.execute(sa.select(d.c.id, d.c.run_id, d.c.channel)
+                                .where(d.c.status == S.SENDING, d.c.updated_at < cutoff)).all()
+            events = []
+            for r in rows:
+                provider = self.providers.get(Channel(r.channel))
+                idempotent = provider is not None and provider.kind in ("outbox", "letter")
+                new = S.PENDING if idempotent else S.UNKNOWN
+                why = "interrupted; provider is idempotent, retried" if idempotent else \
+                      "interrupted while sending; outcome unknown, not resent"
+                conn.execute(d.update().where(d.c.id == r.id, d.c.status == S.SENDING)
+                             .values(status=new, reason=why, updated_at=now))
+                events.append(audit.AuditEvent(self.actor, "delivery.status", f"delivery:{r.id}",
+                                               {"run": r.run_id, "from": "sending", "to": new.value, "reason": why}))
+            audit.append(conn, events, now=now)
+        return len(rows)
+
+    def remaining(self, run_id: int | None) -> int:
+        d = deliveries
+        q = sa.select(sa.func.count()).select_from(d.join(runs, runs.c.id == d.c.run_id)).where(
+            d.c.status.in_([S.PENDING, S.SENDING]), runs.c.status == RunStatus.APPROVED)
+        if run_id is not None:
+            q = q.where(d.c.run_id == run_id)
+        with self.app.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def _next_retry(self, run_id: int | None) -> datetime | None:
+        d = deliveries
+        q = sa.select(sa.func.min(d.c.next_attempt_at)).where(d.c.status == S.PENDING, d.c.next_attempt_at.is_not(None))
+        if run_id is not None:
+            q = q.where(d.c.run_id == run_id)
+        with self.app.engine.connect() as conn:
+            value = conn.execute(q).scalar_one()
+        return as_utc(value) if value else None
+
+    async def run(self, run_id: int | None = None, *, until_idle: bool = False,
+                  progress: Progress | None = None) -> DispatchReport:
+        report = DispatchReport()
+        self.recover_stale()
+        for p in {id(p): p for p in self.providers.values()}.values():
+            await p.open()
+        try:
+            while True:
+                jobs = self._claim(run_id)
+                if not jobs:
+                    nxt = self._next_retry(run_id) if until_idle else None
+                    if nxt is None or nxt <= self.now():  # nothing left, or what is left waits on a gate
+                        break
+                    await asyncio.sleep(min(60.0, max(0.05, (nxt - self.now()).total_seconds())))
+                    continue
+                await asyncio.gather(*(self._send_one(j) for j in jobs))
+                self._record(jobs, report)
+                if progress:
+                    progress(len(jobs))
+        finally:
+            for p in {id(p): p for p in self.providers.values()}.values():
+                await p.close()
+        report.remaining = self.remaining(run_id)
+        return report
+
+
+def _dec(value: Any) -> Any:
+    from decimal import Decimal
+    return Decimal(str(value))

@@ -1,0 +1,267 @@
+"""The data dictionary (`rules/fields.yaml`): which resident fields and record kinds exist,
+their types, labels, units, the spreadsheet headers they appear under, and how a cell
+value is read into a typed value.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, Problem, did_you_mean
+from .yamlsafe import YList, YMap, load_yaml
+
+
+class FieldType(StrEnum):
+    TEXT = "text"
+    INT = "int"
+    DECIMAL = "decimal"
+    DATE = "date"
+    BOOL = "bool"
+    ENUM = "enum"
+
+
+NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+TRUE_WORDS = frozenset({"是", "true", "1", "y", "yes", "有"})
+FALSE_WORDS = frozenset({"否", "false", "0", "n", "no", "无"})
+_DATE_RE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
+_COMPACT_DATE_RE = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_NUMBER_JUNK = str.maketrans("", "", ",，¥￥元 ")
+
+
+def norm_header(text: str) -> str:
+    return re.sub(r"\s+", "", str(text)).replace("（", "(").replace("）", ")").casefold()
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: FieldType
+    label: str
+    unit: str = ""
+    columns: tuple[str, ...] = ()
+    values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    builtin: bool = False
+    lookup: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Enum spellings, normalised once: a cell's text -> canonical value."""
+        for canonical, spellings in self.values.items():
+            for s in (canonical, *spellings):
+                self.lookup[norm_header(s)] = canonical
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def parse(self, raw: Any) -> Any:
+        """A spreadsheet cell to a typed value (None when empty). ValueError says why not."""
+        if raw is None:
+            return None
+        if isinstance(raw, str):
+            raw = raw.strip()
+            if raw == "":
+                return None
+        t = self.type
+        if t is FieldType.TEXT:
+            return str(raw)
+        if t is FieldType.ENUM:
+            found = self.lookup.get(norm_header(str(raw)))
+            if found is None:
+                raise ValueError(f"{raw!r} is not one of {', '.join(self.values)}")
+            return found
+        if t is FieldType.BOOL:
+            if isinstance(raw, bool):
+                return raw
+            word = str(raw).casefold()
+            if word in TRUE_WORDS:
+                return True
+            if word in FALSE_WORDS:
+                return False
+            raise ValueError(f"{raw!r} is not a yes/no value (是/否, true/false, 1/0, Y/N)")
+        if t is FieldType.DATE:
+            return parse_date(raw)
+        if t is FieldType.INT:
+            if isinstance(raw, bool):
+                raise ValueError(f"{raw!r} is not a whole number")
+            if isinstance(raw, int):
+                return raw
+            num = _decimal(raw)
+            if num != num.to_integral_value():
+                raise ValueError(f"{raw!r} is not a whole number")
+            return int(num)
+        return _decimal(raw)  # DECIMAL
+
+
+def _decimal(raw: Any) -> Decimal:
+    if isinstance(raw, float):
+        return Decimal(repr(raw))
+    try:
+        value = Decimal(str(raw).translate(_NUMBER_JUNK))
+    except InvalidOperation:
+        raise ValueError(f"{raw!r} is not a number") from None
+    if not value.is_finite():
+        raise ValueError(f"{raw!r} is not a number")
+    return value
+
+
+def parse_date(raw: Any) -> date:
+    if isinstance(raw, datetime):
+        return raw.date()
+    if isinstance(raw, date):
+        return raw
+    text = str(raw).strip()
+    m = _DATE_RE.fullmatch(text) or _COMPACT_DATE_RE.fullmatch(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a date (use 2026-03-02)")
+    try:
+        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a valid date") from None
+
+
+def _builtin(name: str, label: str, *columns: str, type: FieldType = FieldType.TEXT,
+             values: dict[str, tuple[str, ...]] | None = None) -> FieldSpec:
+    return FieldSpec(name, type, label, columns=(name, label, *columns), values=values or {}, builtin=True)
+
+
+BUILTIN_FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
+    _builtin("resident_id", "居民编号", "编号", "人员编号", "户编号"),
+    _builtin("name", "姓名", "户主姓名"),
+    _builtin("phone", "手机号码", "手机号", "手机", "联系电话", "电话"),
+    _builtin("email", "电子邮箱", "邮箱", "email", "e-mail", "电子邮件"),
+    _builtin("id_number", "身份证号", "身份证号码", "公民身份号码"),
+    _builtin("address", "地址", "家庭住址", "住址", "通讯地址"),
+    _builtin("village", "村", "村组", "所在村", "村(社区)", "行政村"),
+    _builtin("township", "乡镇", "乡镇(街道)", "镇", "街道"),
+    _builtin("preferred_channel", "首选通知方式", "通知方式", type=FieldType.ENUM,
+             values={"sms": ("短信", "手机短信"), "email": ("邮件", "电子邮件"), "letter": ("信件", "纸质", "邮寄")}),
+)}
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    name: str
+    label: str
+    fields: dict[str, FieldSpec]
+    date_field: str | None
+
+
+@dataclass
+class DataDictionary:
+    fields: dict[str, FieldSpec]          # declared fields (builtins are in BUILTIN_FIELDS)
+    records: dict[str, RecordKind]
+    domains: dict[str, str]
+    source: str
+    text: str = ""                        # file contents, part of a rule's version
+
+    def field(self, name: str) -> FieldSpec | None:
+        return BUILTIN_FIELDS.get(name) or self.fields.get(name)
+
+    def all_fields(self) -> dict[str, FieldSpec]:
+        return {**BUILTIN_FIELDS, **self.fields}
+
+
+def _field_spec(name: str, body: Any, where: YMap, file: str, problems: list[Problem]) -> FieldSpec | None:
+    def bad(msg: str, mark: tuple[int, int]) -> None:
+        problems.append(Problem(msg, file=file, line=mark[0], column=mark[1]))
+
+    if not NAME_RE.fullmatch(name):
+        bad(f"field name {name!r} must be lower-case letters, digits and _", where.key_where(name))
+        return None
+    if name in BUILTIN_FIELDS:
+        bad(f"{name!r} is a built-in field and needs no declaration", where.key_where(name))
+        return None
+    if not isinstance(body, YMap):
+        bad(f"field {name!r} needs a mapping with type, label and columns", where.where(name))
+        return None
+    known = {"type", "label", "unit", "columns", "values"}
+    for key in body:
+        if key not in known:
+            bad(f"unknown key {key!r} in field {name!r}{did_you_mean(key, known)}", body.key_where(key))
+    try:
+        ftype = FieldType(str(body.get("type")))
+    except ValueError:
+        bad(f"field {name!r}: type must be one of {', '.join(t.value for t in FieldType)}"
+            f"{did_you_mean(str(body.get('type')), [t.value for t in FieldType])}", body.where("type"))
+        return None
+    columns = body.get("columns", [])
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        bad(f"field {name!r}: columns must be a list of spreadsheet headers", body.where("columns"))
+        columns = []
+    values: dict[str, tuple[str, ...]] = {}
+    if ftype is FieldType.ENUM:
+        raw_values = body.get("values")
+        if not isinstance(raw_values, YMap) or not raw_values:
+            bad(f"enum field {name!r} needs values: {{canonical: [spellings...]}}", body.where("values") if "values" in body else body.mark)
+        else:
+            for canonical, spellings in raw_values.items():
+                if not isinstance(spellings, list):
+                    bad(f"enum value {canonical!r} needs a list of spellings", raw_values.where(canonical))
+                    continue
+                values[canonical] = tuple(str(s) for s in spellings)
+    label = str(body.get("label") or name)
+    return FieldSpec(name, ftype, label, str(body.get("unit") or ""), tuple([name, label, *columns]), values)
+
+
+def load_dictionary(path: Path) -> DataDictionary:
+    """Read and check fields.yaml; raise InputError with every located problem."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"data dictionary {file} not found") from None
+    doc = load_yaml(text, file)
+    problems: list[Problem] = []
+    if not isinstance(doc, YMap):
+        raise InputError(f"{file}: expected a mapping with fields:, records:, domains:")
+    for key in doc:
+        if key not in ("fields", "records", "domains"):
+            m = doc.key_where(key)
+            problems.append(Problem(f"unknown section {key!r}{did_you_mean(key, ['fields', 'records', 'domains'])}",
+                                    file=file, line=m[0], column=m[1]))
+    fields: dict[str, FieldSpec] = {}
+    raw_fields = doc.get("fields") or YMap()
+    for name, body in raw_fields.items():
+        spec = _field_spec(name, body, raw_fields, file, problems)
+        if spec:
+            fields[name] = spec
+    records: dict[str, RecordKind] = {}
+    raw_records = doc.get("records") or YMap()
+    for kind, body in raw_records.items():
+        if not isinstance(body, YMap) or not isinstance(body.get("fields"), YMap):
+            m = raw_records.where(kind)
+            problems.append(Problem(f"record kind {kind!r} needs fields:", file=file, line=m[0], column=m[1]))
+            continue
+        rfields: dict[str, FieldSpec] = {}
+        for name, fbody in body["fields"].items():
+            spec = _field_spec(name, fbody, body["fields"], file, problems)
+            if spec:
+                rfields[name] = spec
+        dates = [f.name for f in rfields.values() if f.type is FieldType.DATE]
+        date_field = body.get("date") or (dates[0] if len(dates) == 1 else None)
+        if date_field is not None and date_field not in dates:
+            m = body.where("date")
+            problems.append(Problem(f"date: {date_field!r} is not a date field of {kind!r}{did_you_mean(str(date_field), dates)}",
+                                    file=file, line=m[0], column=m[1]))
+        records[kind] = RecordKind(kind, str(body.get("label") or kind), rfields, date_field)
+    domains = {str(k): str(v) for k, v in (doc.get("domains") or {}).items()}
+    if problems:
+        raise InputError(f"{file}: data dictionary has errors", problems)
+    return DataDictionary(fields, records, domains, file, text)
+
+
+def header_map(specs: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
+    """Normalised spreadsheet header -> field."""
+    out: dict[str, FieldSpec] = {}
+    for spec in specs.values():
+        for col in spec.columns:
+            out.setdefault(norm_header(col), spec)
+    return out
+
+
+__all__ = ["BUILTIN_FIELDS", "DataDictionary", "FieldSpec", "FieldType", "RecordKind", "YList",
+           "header_map", "load_dictionary", "norm_header", "parse_date"]

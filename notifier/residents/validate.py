@@ -1,0 +1,74 @@
+"""Contact and identity checks for imported rows: phone numbers, e-mail, PRC ID numbers."""
+from __future__ import annotations
+
+import re
+from datetime import date
+from functools import lru_cache
+
+import phonenumbers
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+_SEPARATORS = re.compile(r"[\s\-().]")
+_CN_MOBILE = re.compile(r"1\d{10}")
+_EMAIL = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[A-Za-z]{2,}")
+_MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+@lru_cache(maxsize=4096)
+def _classify(number: str, region: str) -> tuple[str, str]:
+    p = phonenumbers.parse(number, region)
+    if not phonenumbers.is_valid_number(p):
+        raise ValueError("not a valid phone number")
+    kind = "mobile" if phonenumbers.number_type(p) in _MOBILE_TYPES else "landline"
+    return phonenumbers.format_number(p, PhoneNumberFormat.E164), kind
+
+
+def normalize_phone(raw: str, region: str = "CN") -> tuple[str, str]:
+    """(E.164, 'mobile' | 'landline'); ValueError if unusable.
+
+    phonenumbers decides validity. For 11-digit mainland mobiles its verdict depends only on
+    the leading digits, so it is asked once per 7-digit prefix and the answer reused: the
+    full parse costs ~50 µs, which would otherwise dominate a large import.
+    """
+    text = _SEPARATORS.sub("", str(raw))
+    national = text
+    if national.startswith("+86"):
+        national = national[3:]
+    elif national.startswith("0086"):
+        national = national[4:]
+    elif national.startswith("86") and len(national) == 13:
+        national = national[2:]
+    if region == "CN" and _CN_MOBILE.fullmatch(national):
+        _, kind = _classify(national[:7] + "0000", "CN")
+        return "+86" + national, kind
+    try:
+        return _classify(text, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a valid phone number") from None
+
+
+def normalize_email(raw: str) -> str:
+    text = str(raw).strip()
+    if not _EMAIL.fullmatch(text):
+        raise ValueError("not a valid e-mail address")
+    local, _, domain = text.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def check_id_number(raw: str) -> str:
+    """An 18-character PRC resident ID number, upper-cased; ValueError says what is wrong."""
+    text = str(raw).strip().upper()
+    if len(text) != 18 or not text[:17].isdigit() or text[17] not in _ID_CHECK:
+        raise ValueError("an ID number has 17 digits and a check digit or X")
+    try:
+        born = date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
+    except ValueError:
+        raise ValueError("the birth date inside the ID number is not a real date") from None
+    if born.year < 1890 or born > date.today():
+        raise ValueError("the birth date inside the ID number is out of range")
+    total = sum(int(d) * w for d, w in zip(text[:17], _ID_WEIGHTS))
+    if _ID_CHECK[total % 11] != text[17]:
+        raise ValueError("the ID number's check digit is wrong")
+    return text

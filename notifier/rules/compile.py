@@ -1,0 +1,142 @@
+"""A rule, a date and the residents table -> one SQL query with one column per condition.
+
+Each condition column is 1 (pass), 0 (fail) or NULL (unknown: data missing); `if_missing`
+turns unknown into pass or fail. `all`/`any`/`not` combine in three-valued logic, so a
+NULL never silently drops anyone: the overall `result` is 1 (match), 0 (no_match) or NULL
+(review). The same query gives counts, the audience, and per-resident explanations.
+Only bound parameters reach the SQL.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import RuleError, Problem
+from ..fields import DataDictionary, FieldType
+from ..storage.fieldcols import column_name
+from ..storage.schema import records
+from .model import Combinator, Condition, FieldCondition, Leaf, ParamRef, RecordCondition, Rule
+
+MATCH, NO_MATCH, REVIEW = "match", "no_match", "review"
+
+
+def years_before(day: date, years: int) -> date:
+    """The same calendar day `years` earlier (29 Feb becomes 28 Feb in a common year)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
+def result_name(value: int | None) -> str:
+    return REVIEW if value is None else MATCH if value else NO_MATCH
+
+
+@dataclass
+class CompiledRule:
+    rule: Rule
+    on: date
+    query: sa.Select           # resident_id, cond_<id>..., result
+    leaves: list[Leaf]
+    thresholds: dict[str, Any]  # condition id -> value in force (for explanations)
+    params_used: dict[str, dict[str, Any]]
+
+    def column(self, leaf_id: str) -> str:
+        return f"cond_{leaf_id}"
+
+
+def _tri(test: sa.ColumnElement[bool], missing: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+    return sa.case((missing, sa.null()), (test, 1), else_=0)
+
+
+class _Compiler:
+    def __init__(self, rule: Rule, dictionary: DataDictionary, table: sa.Table, on: date) -> None:
+        self.rule, self.d, self.t, self.on = rule, dictionary, table, on
+        self.thresholds: dict[str, Any] = {}
+        self.params_used: dict[str, dict[str, Any]] = {}
+        self.problems: list[Problem] = []
+
+    def value(self, v: Any, leaf: FieldCondition) -> Any:
+        if isinstance(v, ParamRef):
+            p = self.rule.parameters[v.name]
+            base = p.value_on(self.on)
+            if base is None:
+                self.problems.append(Problem(f"parameter {v.name!r} has no value in force on {self.on}",
+                                             file=self.rule.file, line=leaf.mark[0], column=leaf.mark[1]))
+                return Decimal(0)
+            self.params_used[v.name] = {"value": str(base), "unit": p.unit, "reference": p.reference}
+            return base * v.times
+        return v
+
+    def field_leaf(self, c: FieldCondition) -> sa.ColumnElement[Any]:
+        spec = self.d.all_fields()[c.field]
+        col = self.t.c[column_name(spec)]
+        missing = col.is_(None)
+        op, raw = c.op, c.value
+        if op == "is_missing":
+            expr: sa.ColumnElement[Any] = sa.case((missing, 1 if raw else 0), else_=0 if raw else 1)
+            self.thresholds[c.id] = raw
+            return expr
+        if op in ("age_at_least", "age_below"):
+            cutoff = years_before(self.on, raw)
+            self.thresholds[c.id] = raw
+            test = col <= cutoff if op == "age_at_least" else col > cutoff
+            return self.missing_policy(_tri(test, missing), c)
+        val: Any = tuple(self.value(v, c) for v in raw) if isinstance(raw, tuple) else self.value(raw, c)
+        self.thresholds[c.id] = val
+        if spec.type is FieldType.BOOL and op in ("equals", "not_equals"):
+            val = bool(val)
+        tests = {
+            "equals": lambda: col == val, "not_equals": lambda: col != val,
+            "in": lambda: col.in_(val), "not_in": lambda: col.not_in(val),
+            "less_than": lambda: col < val, "at_most": lambda: col <= val,
+            "greater_than": lambda: col > val, "at_least": lambda: col >= val,
+            "between": lambda: col.between(val[0], val[1]),
+        }
+        return self.missing_policy(_tri(tests[op](), missing), c)
+
+    def record_leaf(self, c: RecordCondition) -> sa.ColumnElement[Any]:
+        r = records
+        conds = [r.c.kind == c.kind, r.c.resident_id == self.t.c.resident_id]
+        for fname, value in c.where:
+            conds.append(r.c.data[fname].as_string() == str(value))
+        if c.within_years:
+            cutoff = years_before(self.on, c.within_years)
+            conds.append(r.c.record_date >= cutoff)
+            self.thresholds[c.id] = cutoff
+        exists = sa.exists().where(*conds)
+        return sa.case((exists, 1 if c.quantifier == "any" else 0), else_=0 if c.quantifier == "any" else 1)
+
+    def missing_policy(self, expr: sa.ColumnElement[Any], c: FieldCondition) -> sa.ColumnElement[Any]:
+        if c.if_missing == "pass":
+            return sa.func.coalesce(expr, 1)
+        if c.if_missing == "fail":
+            return sa.func.coalesce(expr, 0)
+        return expr
+
+    def combine(self, cond: Condition, cols: sa.ColumnCollection) -> sa.ColumnElement[Any]:
+        if isinstance(cond, (FieldCondition, RecordCondition)):
+            return cols[f"cond_{cond.id}"]
+        parts = [self.combine(ch, cols) for ch in cond.children]
+        if cond.op == "not":
+            return 1 - parts[0]
+        decisive, other = (0, 1) if cond.op == "all" else (1, 0)
+        return sa.case((sa.or_(*[p == decisive for p in parts]), decisive),
+                       (sa.or_(*[p.is_(None) for p in parts]), sa.null()), else_=other)
+
+
+def compile_rule(rule: Rule, dictionary: DataDictionary, table: sa.Table, on: date) -> CompiledRule:
+    comp = _Compiler(rule, dictionary, table, on)
+    leaves = rule.leaves()
+    leaf_cols = [(comp.field_leaf(leaf) if isinstance(leaf, FieldCondition) else comp.record_leaf(leaf))
+                 .label(f"cond_{leaf.id}") for leaf in leaves]
+    if comp.problems:
+        raise RuleError(f"{rule.file}: cannot be evaluated on {on}", comp.problems)
+    inner = sa.select(table.c.resident_id, *leaf_cols).subquery("conds")
+    result = comp.combine(rule.match, inner.c).label("result")
+    query = sa.select(inner.c.resident_id, *[inner.c[f"cond_{leaf.id}"] for leaf in leaves], result)
+    return CompiledRule(rule, on, query, leaves, comp.thresholds, comp.params_used)

@@ -1,0 +1,130 @@
+"""What a loaded rule file is: item, dated parameters, condition tree, channels, schedule, tests."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Union
+
+from ..status import Channel
+
+Mark = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Item:
+    title: str
+    domain: str
+    department: str
+    url: str
+    publish_from: date | None
+    publish_until: date | None
+    disclosure: str  # public | restricted
+
+    def published_on(self, day: date) -> bool:
+        return (self.publish_from is None or day >= self.publish_from) and \
+               (self.publish_until is None or day <= self.publish_until)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    unit: str
+    reference: str
+    values: tuple[tuple[date, Decimal], ...]  # sorted by date
+
+    def value_on(self, day: date) -> Decimal | None:
+        found = None
+        for since, value in self.values:
+            if since <= day:
+                found = value
+        return found
+
+
+@dataclass(frozen=True)
+class ParamRef:
+    name: str
+    times: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True)
+class FieldCondition:
+    id: str
+    label: str
+    field: str
+    op: str
+    value: Any            # literal, ParamRef, list of them (in / between), bool (is_missing), int (ages)
+    if_missing: str       # review | fail | pass
+    mark: Mark
+
+
+@dataclass(frozen=True)
+class RecordCondition:
+    id: str
+    label: str
+    quantifier: str       # any | none
+    kind: str
+    where: tuple[tuple[str, Any], ...]
+    within_years: int | None
+    mark: Mark
+    if_missing: str = "review"
+
+
+@dataclass(frozen=True)
+class Combinator:
+    op: str               # all | any | not
+    children: tuple["Condition", ...]
+    mark: Mark
+
+
+Condition = Union[FieldCondition, RecordCondition, Combinator]
+Leaf = Union[FieldCondition, RecordCondition]
+
+
+def leaves(cond: Condition) -> list[Leaf]:
+    if isinstance(cond, Combinator):
+        return [leaf for child in cond.children for leaf in leaves(child)]
+    return [cond]
+
+
+@dataclass(frozen=True)
+class RuleTest:
+    name: str
+    on: date
+    resident: dict[str, Any]
+    records: dict[str, list[dict[str, Any]]]
+    expect: str           # match | no_match | review
+    mark: Mark
+
+
+@dataclass
+class Rule:
+    id: str
+    file: str
+    item: Item
+    parameters: dict[str, Parameter]
+    match: Condition
+    channels: list[Channel]
+    templates: dict[Channel, str]
+    schedule: dict[str, Any]
+    tests: list[RuleTest]
+    document: dict[str, Any] = field(repr=False)     # the normalised file, JSON-ready
+    version: str = ""
+    template_sources: dict[Channel, str] = field(default_factory=dict, repr=False)
+    template_files: dict[Channel, str] = field(default_factory=dict, repr=False)
+
+    def leaves(self) -> list[Leaf]:
+        return leaves(self.match)
+
+
+def jsonable(value: Any) -> Any:
+    """The normalised form used for versions and snapshots."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value

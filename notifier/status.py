@@ -1,0 +1,56 @@
+"""Delivery statuses, channels and the one transition table.
+
+A status never moves backwards. The single exception is `sending -> pending`, used only
+when the provider definitely did not accept the message (a transient refusal such as a
+429 or 5xx answered before acceptance), so that it can be retried later.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    LETTER = "letter"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    UNDELIVERED = "undelivered"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"
+
+
+class RunStatus(StrEnum):
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+S = DeliveryStatus
+ALLOWED_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
+    S.PENDING: frozenset({S.SENDING, S.SKIPPED, S.FAILED}),
+    S.SENDING: frozenset({S.SENT, S.DELIVERED, S.FAILED, S.UNDELIVERED, S.UNKNOWN, S.PENDING}),
+    S.SENT: frozenset({S.DELIVERED, S.UNDELIVERED, S.FAILED}),
+    S.UNKNOWN: frozenset({S.SENT, S.DELIVERED, S.UNDELIVERED, S.FAILED}),
+    S.DELIVERED: frozenset(),
+    S.FAILED: frozenset(),
+    S.UNDELIVERED: frozenset(),
+    S.SKIPPED: frozenset(),
+}
+
+FINAL_STATUSES = frozenset({S.DELIVERED, S.FAILED, S.UNDELIVERED, S.SKIPPED, S.UNKNOWN, S.SENT})
+"""Statuses after which nothing more is sent (`sent` may still gain a receipt)."""
+
+NOT_REACHED = frozenset({S.FAILED, S.UNDELIVERED})
+"""Statuses after which the rule's next channel is tried (channel fallback)."""
+
+
+def can_transition(old: DeliveryStatus, new: DeliveryStatus) -> bool:
+    return new in ALLOWED_TRANSITIONS[old]

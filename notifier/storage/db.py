@@ -1,0 +1,71 @@
+"""Opening the database: engine settings per dialect and migrations to head.
+
+SQLite runs in WAL mode with one writer at a time: every transaction starts with
+BEGIN IMMEDIATE so two processes never both read-then-write into a deadlock.
+PostgreSQL is used as is; workers there claim rows with FOR UPDATE SKIP LOCKED.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from ..errors import ConfigError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_db_engine(url: str) -> sa.Engine:
+    try:
+        engine = sa.create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise ConfigError(f"database.url {url!r} is not usable: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        path = engine.url.database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    return engine
+
+
+def _alembic_config(engine: sa.Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the schema to the newest migration (idempotent, cheap when already there)."""
+    cfg = _alembic_config(engine)
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.connect() as conn:
+        if MigrationContext.configure(conn).get_current_revision() == head:
+            return
+    command.upgrade(cfg, "head")
+
+
+def open_database(url: str) -> sa.Engine:
+    try:
+        engine = create_db_engine(url)
+        migrate(engine)
+    except sa.exc.OperationalError as exc:
+        raise ConfigError(f"cannot open database {sa.engine.make_url(url).render_as_string(hide_password=True)}: {exc.orig}") from None
+    return engine

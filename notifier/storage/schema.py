@@ -1,0 +1,134 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations are generated from this.
+
+Resident fields declared in `rules/fields.yaml` are stored as typed columns `f_<name>`
+on `residents`, added by `storage.fieldcols` (not by migrations: they are data-dictionary
+driven). Typed columns keep the compiled rule queries fast and comparable in SQL.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+TS = sa.DateTime(timezone=True)
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+residents = sa.Table(
+    "residents", metadata,
+    sa.Column("resident_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("phone", sa.String(32)),           # E.164
+    sa.Column("phone_kind", sa.String(16)),      # mobile | landline | other
+    sa.Column("email", sa.Text),
+    sa.Column("id_number", sa.String(18)),
+    sa.Column("address", sa.Text),
+    sa.Column("village", sa.Text),
+    sa.Column("township", sa.Text),
+    sa.Column("preferred_channel", sa.String(16)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+records = sa.Table(
+    "records", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("resident_id", sa.String(64), nullable=False),
+    sa.Column("record_date", sa.Date),
+    sa.Column("data", JSONType, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("imported_at", TS, nullable=False),
+    sa.UniqueConstraint("kind", "fingerprint", name="uq_records_kind_fingerprint"),
+    sa.Index("ix_records_kind_resident", "kind", "resident_id", "record_date"),
+)
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rule_id", sa.String(128), nullable=False, index=True),
+    sa.Column("rule_version", sa.String(64), nullable=False),
+    sa.Column("notice_key", sa.String(200), nullable=False),
+    sa.Column("on_date", sa.Date, nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("snapshot", JSONType, nullable=False),     # rule, templates and parameter values used
+    sa.Column("levels", JSONType, nullable=False),       # review levels required, in order
+    sa.Column("audience", sa.Integer, nullable=False),
+    sa.Column("review", sa.Integer, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("approved_at", TS),
+    sa.Column("cancelled_by", sa.String(128)),
+    sa.Column("cancelled_at", TS),
+    sa.Column("completed_at", TS),
+)
+
+approvals = sa.Table(
+    "approvals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("level_name", sa.Text, nullable=False),
+    sa.Column("approved_by", sa.String(128), nullable=False),
+    sa.Column("approved_at", TS, nullable=False),
+    sa.UniqueConstraint("run_id", "level", name="uq_approvals_run_level"),
+    sa.UniqueConstraint("run_id", "approved_by", name="uq_approvals_run_approver"),
+)
+
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("resident_id", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    # Same notice, same resident, same channel: at most once across runs. NULL when the
+    # row will never send (skipped), so a cancelled run does not block a new one.
+    sa.Column("notice_key", sa.String(200)),
+    sa.Column("recipient", sa.Text),            # phone / e-mail / postal address frozen at creation
+    sa.Column("provider", sa.String(32)),
+    sa.Column("provider_message_id", sa.String(128)),
+    sa.Column("segments", sa.Integer),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", TS),
+    sa.Column("reason", sa.Text),               # why skipped / failed, readable
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("fallback_of", sa.Integer, sa.ForeignKey("deliveries.id")),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("sent_at", TS),
+    sa.UniqueConstraint("run_id", "resident_id", "channel", name="uq_deliveries_run_resident_channel"),
+    sa.UniqueConstraint("notice_key", "resident_id", "channel", name="uq_deliveries_notice_resident_channel"),
+    sa.Index("ix_deliveries_status_run", "status", "run_id"),
+)
+
+opt_outs = sa.Table(
+    "opt_outs", metadata,
+    sa.Column("phone", sa.String(32), primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+audit_events = sa.Table(
+    "audit_events", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    sa.Column("ts", TS, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+audit_head = sa.Table(
+    "audit_head", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)

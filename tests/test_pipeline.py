@@ -1,0 +1,266 @@
+"""The pipeline end to end: import -> run -> approvals -> send to outbox, a real SMTP server and letters."""
+from __future__ import annotations
+
+import asyncio
+import csv
+import email
+import email.policy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+
+from notifier import runs
+from notifier.app import App
+from notifier.audit import log as audit
+from notifier.channels.registry import providers_for
+from notifier.delivery.dispatch import Dispatcher
+from notifier.errors import StateError
+from notifier.residents.importer import import_records, import_residents
+from notifier.rules.load import find_rule
+from notifier.storage.schema import audit_events, deliveries, opt_outs
+
+from .conftest import free_port, write_config
+
+ON = date(2026, 4, 1)
+NOON = datetime(2026, 4, 1, 4, 0, tzinfo=timezone.utc)   # 12:00 in Asia/Shanghai
+
+HEADER = ["居民编号", "姓名", "手机号码", "电子邮箱", "家庭住址", "乡镇", "村", "户籍类型", "承包耕地面积", "首选通知方式"]
+PEOPLE = [
+    ["F01", "王一", "13800000001", "", "东村1号", "城关镇", "东村", "农村", "5.5", ""],        # sms
+    ["F02", "王二", "", "wang2@example.com", "东村2号", "城关镇", "东村", "农村", "3", ""],     # email (no phone)
+    ["F03", "王三", "0371-65123456", "", "东村3号", "城关镇", "东村", "农村", "2", ""],         # letter (landline only)
+    ["F04", "王四", "", "", "", "城关镇", "东村", "农村", "1", ""],                            # no contact -> skipped
+    ["F05", "王五", "13800000005", "wang5@example.com", "东村5号", "城关镇", "东村", "农村", "4", "邮件"],  # prefers email
+    ["F06", "王六", "13800000006", "", "东村6号", "城关镇", "东村", "城镇", "4", ""],           # urban: no match
+    ["F07", "王七", "13800000007", "", "西村7号", "河口乡", "西村", "农村", "", ""],            # no land: review
+]
+
+
+@dataclass
+class Inbox:
+    messages: list[email.message.EmailMessage] = field(default_factory=list)
+    fail_next: int = 0
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.fail_next:
+            self.fail_next -= 1
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), free_port()
+    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
+    ctl.start()
+    yield inbox, port
+    ctl.stop()
+
+
+@pytest.fixture
+def papp(tmp_path: Path, db_url: str, smtp: tuple[Inbox, int]) -> Iterator[App]:
+    cfg = write_config(tmp_path, db_url, f"""
+[sending]
+retry_base_seconds = 0
+[channels.email]
+providers = ["smtp"]
+[providers.smtp]
+host = "127.0.0.1"
+port = {smtp[1]}
+from = "县民政局 <notice@example.gov.cn>"
+connections = 2
+""")
+    with (tmp_path / "p.csv").open("w", encoding="gbk", newline="") as f:
+        csv.writer(f).writerows([HEADER, *PEOPLE])
+    a = App.open(cfg)
+    import_residents(a, tmp_path / "p.csv")
+    yield a
+    a.close()
+
+
+def rule(app: App, rule_id: str = "farm-subsidy-2026"):  # type: ignore[no-untyped-def]
+    return find_rule(rule_id, app.config.rules_dir, app.dictionary, app.config.templates_dir)
+
+
+def send(app: App, run_id: int | None = None, now: datetime = NOON) -> Any:
+    return asyncio.run(Dispatcher(app, providers_for(app.config), now=lambda: now).run(run_id, until_idle=True))
+
+
+def approve_all(app: App, run_id: int) -> None:
+    runs.approve_run(app, run_id, "reviewer1")
+    runs.approve_run(app, run_id, "reviewer2")
+
+
+def by_resident(app: App, run_id: int) -> dict[str, Any]:
+    with app.engine.connect() as conn:
+        return {r.resident_id: r for r in conn.execute(sa.select(deliveries).where(deliveries.c.run_id == run_id))}
+
+
+def test_run_freezes_audience_with_first_reachable_channel(papp: App) -> None:
+    created = runs.create_run(papp, rule(papp), ON, "clerk")
+    assert (created.audience, created.review, created.skipped) == (5, 1, 1)
+    d = by_resident(papp, created.run)
+    assert {k: (v.channel, v.status) for k, v in d.items()} == {
+        "F01": ("sms", "pending"), "F02": ("email", "pending"), "F03": ("letter", "pending"),
+        "F04": ("none", "skipped"), "F05": ("email", "pending")}
+    assert d["F01"].recipient == "+8613800000001" and "no usable contact" in d["F04"].reason
+
+
+def test_approval_levels_and_refusals(papp: App) -> None:
+    run_id = runs.create_run(papp, rule(papp), ON, "clerk").run
+    with pytest.raises(StateError, match="creator cannot approve"):
+        runs.approve_run(papp, run_id, "clerk")
+    out = runs.approve_run(papp, run_id, "reviewer1")
+    assert out["status"] == "awaiting_approval" and out["approvals"][0]["level_name"] == "科室审核"
+    with pytest.raises(StateError, match="already approved"):
+        runs.approve_run(papp, run_id, "reviewer1")
+    # Nothing goes out before the last level approves.
+    assert send(papp).sent == 0
+    assert runs.approve_run(papp, run_id, "reviewer2")["status"] == "approved"
+    with pytest.raises(StateError, match="only runs awaiting approval"):
+        runs.approve_run(papp, run_id, "reviewer3")
+
+
+def test_send_reaches_every_channel_once(papp: App, smtp: tuple[Inbox, int], tmp_path: Path) -> None:
+    inbox, _ = smtp
+    run_id = runs.create_run(papp, rule(papp), ON, "clerk").run
+    approve_all(papp, run_id)
+    report = send(papp, run_id)
+    assert (report.sent, report.failed, report.remaining) == (4, 0, 0)
+    assert report.by_channel == {"sms": 1, "email": 2, "letter": 1}
+    shown = runs.show_run(papp, run_id)
+    assert shown["status"] == "completed"
+    assert {k: v for k, v in shown["counts"].items() if v} == {"delivered": 1, "sent": 3, "skipped": 1}
+    # E-mail: real SMTP, Chinese subject and body intact, plain text with an HTML alternative.
+    assert sorted(m["To"].addresses[0].addr_spec for m in inbox.messages) == ["wang2@example.com", "wang5@example.com"]
+    msg = next(m for m in inbox.messages if "wang2" in str(m["To"]))
+    assert msg["Subject"] == "2026年耕地地力保护补贴发放公示（东村）"
+    plain = msg.get_body(("plain",)).get_content()
+    assert "王二您好" in plain and "3 亩" in plain and "¥110.00" in plain and "¥330.00" in plain
+    assert "<b>3</b>" in msg.get_body(("html",)).get_content()
+    # SMS to the outbox, one file per message.
+    files = list((tmp_path / "outbox" / f"run-{run_id}").glob("*.sms.txt"))
+    assert len(files) == 1
+    text = files[0].read_text(encoding="utf-8")
+    assert "To: +8613800000001" in text and "王一您好" in text and "¥605.00" in text and "回TD退订" in text
+    # Letters: one printable HTML per run with one page per resident, and a roster.
+    html = (tmp_path / "letters" / f"run-{run_id}.html").read_text(encoding="utf-8")
+    assert html.count('<section class="letter"') == 1 and "王三" in html and "东村3号" in html
+    roster = list(csv.reader((tmp_path / "letters" / f"run-{run_id}-roster.csv").open(encoding="utf-8-sig")))
+    assert roster[0][:4] == ["序号", "投递编号", "居民编号", "姓名"] and roster[1][2:4] == ["F03", "王三"]
+    # Sending again sends nothing.
+    assert send(papp, run_id).sent == 0 and len(inbox.messages) == 2
+
+
+def test_every_transition_is_audited_and_chain_verifies(papp: App) -> None:
+    run_id = runs.create_run(papp, rule(papp), ON, "clerk").run
+    approve_all(papp, run_id)
+    send(papp, run_id)
+    with papp.engine.connect() as conn:
+        actions = [r.action for r in conn.execute(sa.select(audit_events.c.action).order_by(audit_events.c.seq))]
+        assert audit.verify(conn).ok
+        ids = set(conn.execute(sa.select(deliveries.c.id).where(deliveries.c.status != "skipped")).scalars())
+        subjects = [r.subject for r in conn.execute(sa.select(audit_events.c.subject).where(audit_events.c.action == "delivery.status"))]
+    assert actions[:4] == ["residents.import", "run.created", "run.approved", "run.approved"]
+    assert actions[-1] == "run.completed"
+    assert sorted(subjects) == sorted([f"delivery:{i}" for i in ids] * 2)  # pending->sending, sending->final
+
+
+def test_recreated_run_does_not_notify_twice(papp: App, smtp: tuple[Inbox, int]) -> None:
+    first = runs.create_run(papp, rule(papp), ON, "clerk").run
+    approve_all(papp, first)
+    send(papp, first)
+    second = runs.create_run(papp, rule(papp), ON, "clerk")
+    d = by_resident(papp, second.run)
+    assert all(v.status == "skipped" for v in d.values())
+    assert d["F01"].reason == f"already notified in run {first}"
+    approve_all(papp, second.run)
+    assert send(papp, second.run).sent == 0 and len(smtp[0].messages) == 2
+
+
+def test_cancelled_run_sends_nothing_and_frees_the_notice(papp: App) -> None:
+    run_id = runs.create_run(papp, rule(papp), ON, "clerk").run
+    assert runs.cancel_run(papp, run_id, "clerk")["skipped"] == 4
+    with pytest.raises(StateError):
+        runs.approve_run(papp, run_id, "reviewer1")
+    again = runs.create_run(papp, rule(papp), ON, "clerk")
+    assert sum(1 for v in by_resident(papp, again.run).values() if v.status == "pending") == 4
+
+
+def test_gates_window_quiet_hours_opt_out(papp: App, tmp_path: Path) -> None:
+    run_id = runs.create_run(papp, rule(papp), ON, "clerk").run
+    approve_all(papp, run_id)
+    with papp.engine.begin() as conn:
+        conn.execute(opt_outs.insert().values(phone="+8613800000001", source="test", created_at=NOON))
+    # Before the publication window opens nothing is sent.
+    assert send(papp, run_id, now=datetime(2025, 12, 31, 4, tzinfo=timezone.utc)).sent == 0
+    report = send(papp, run_id)
+    d = by_resident(papp, run_id)
+    assert d["F01"].status == "skipped" and d["F01"].reason == "number opted out of SMS" and d["F01"].notice_key is None
+    assert report.skipped == 1 and report.sent == 3
+
+
+def test_quiet_hours_hold_sms(tmp_path: Path, sqlite_url: str) -> None:
+    cfg = write_config(tmp_path, sqlite_url)
+    cfg.write_text(cfg.read_text().replace("enabled = false", "enabled = true"))
+    with (tmp_path / "p.csv").open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([HEADER, *PEOPLE])
+    app = App.open(cfg)
+    import_residents(app, tmp_path / "p.csv")
+    run_id = runs.create_run(app, rule(app), ON, "clerk").run
+    approve_all(app, run_id)
+    night = datetime(2026, 4, 1, 15, 30, tzinfo=timezone.utc)   # 23:30 in Asia/Shanghai
+    report = send(app, run_id, now=night)
+    assert report.by_channel.get("sms", 0) == 0 and report.remaining == 1
+    assert send(app, run_id, now=NOON).by_channel == {"sms": 1}
+
+
+def test_window_closed_skips_pending(papp: App) -> None:
+    run_id = runs.create_run(papp, rule(papp), ON, "clerk").run
+    approve_all(papp, run_id)
+    report = send(papp, run_id, now=datetime(2028, 1, 2, 4, tzinfo=timezone.utc))
+    assert report.sent == 0
+    d = by_resident(papp, run_id)
+    assert {v.status for v in d.values()} == {"skipped"}
+    assert d["F01"].reason == "publication window ended on 2027-12-31"
+    assert runs.show_run(papp, run_id)["status"] == "completed"
+
+
+def test_transient_smtp_failure_is_retried(papp: App, smtp: tuple[Inbox, int]) -> None:
+    inbox, _ = smtp
+    inbox.fail_next = 1
+    run_id = runs.create_run(papp, rule(papp), ON, "clerk").run
+    approve_all(papp, run_id)
+    report = send(papp, run_id)
+    assert report.retried == 1 and report.failed == 0 and report.remaining == 0
+    assert len(inbox.messages) == 2
+    d = by_resident(papp, run_id)
+    assert sorted(v.attempts for k, v in d.items() if v.channel == "email") == [1, 2]
+
+
+def test_restricted_item_is_never_run(papp: App, tmp_path: Path) -> None:
+    path = tmp_path / "rules" / "farm-subsidy-2026.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("disclosure: public", "disclosure: restricted"), encoding="utf-8")
+    with pytest.raises(StateError, match="restricted"):
+        runs.create_run(papp, rule(papp), ON, "clerk")
+
+
+def test_records_drive_matching(papp: App, tmp_path: Path) -> None:
+    with papp.engine.begin() as conn:
+        conn.execute(papp.residents.update().where(papp.residents.c.resident_id.in_(["F01", "F02"]))
+                     .values(f_house_grade="D", f_income_per_capita=5000))
+    (tmp_path / "g.csv").write_text("居民编号,补助类别,发放日期\nF01,危房改造,2025-06-01\n", encoding="utf-8")
+    import_records(papp, "grants", tmp_path / "g.csv")
+    created = runs.create_run(papp, rule(papp, "rural-housing-repair-2026"), ON, "clerk")
+    assert set(by_resident(papp, created.run)) == {"F02"}
