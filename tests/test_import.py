@@ -18,10 +18,10 @@ from notifier.storage.schema import audit_events, records
 HEADER = ["居民编号", "姓名", "身份证号", "手机号码", "电子邮箱", "家庭住址", "乡镇", "村", "户口性质", "房屋等级",
           "人均收入", "是否低保对象", "出生日期", "备注"]
 ROWS = [
-    ["R001", "王建国", "110101195003071231", "138 1234 5678", "", "一号", "城关镇", "东村", "农业户口", "D级", "12,000", "否", "1950-03-07", "x"],
+    ["R001", "王建国", "110101195003071235", "138 1234 5678", "", "一号", "城关镇", "东村", "农业户口", "D级", "12,000", "否", "1950-03-07", "x"],
     ["R002", "李秀英", "", "+86-139-0000-1111", "li@example.com", "二号", "城关镇", "东村", "农村", "C", "", "是", "1962/5/1", ""],
     ["", "无编号", "", "13800000000", "", "", "", "", "农村", "A", "5000", "否", "", ""],                        # row 4: no id
-    ["R004", "张三", "110101199003071235", "", "", "", "", "", "农村", "A", "5000", "否", "", ""],            # row 5: bad check digit
+    ["R004", "张三", "110101199003071234", "", "", "", "", "", "农村", "A", "5000", "否", "", ""],            # row 5: bad check digit
     ["R005", "赵四", "", "0371-65123456", "zhao@", "五号", "河口乡", "西村", "城镇", "B", "约5000", "否", "", ""],   # row 6: bad income
     ["R006", "钱五", "", "12345", "qian@example.com", "六号", "河口乡", "西村", "非农业", "B", "3000", "Y", "1980-02-30", ""],  # row 7: bad date
     ["R007", "孙六", "", "12345", "sun@", "七号", "河口乡", "西村", "非农业", "B", "3000", "N", "1980-02-28", ""],  # row 8: ok, warnings
@@ -49,7 +49,7 @@ def test_gbk_import_reports_exact_rejections_and_keeps_valid_rows(app: App, tmp_
     assert sorted({(e.row, e.column) for e in report.errors}) == [
         (4, "居民编号"), (5, "身份证号"), (6, "人均收入"), (7, "出生日期"), (9, "resident_id")]
     assert any("check digit" in e.message for e in report.errors if e.row == 5)
-    assert "110101********1235" in next(e.message for e in report.errors if e.row == 5)   # masked
+    assert "110101********1234" in next(e.message for e in report.errors if e.row == 5)   # masked
     warned = {(w.row, w.column) for w in report.warnings}
     assert {(1, "备注"), (6, "电子邮箱"), (8, "手机号码"), (8, "电子邮箱")} <= warned
     people = stored(app)

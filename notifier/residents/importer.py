@@ -206,7 +206,8 @@ def import_records(app: App, kind: str, path: Path, *, actor: str = "import", dr
     rt = app.residents
     now = utcnow()
     ins = (postgresql.insert(records) if app.engine.dialect.name == "postgresql" else sqlite.insert(records))
-    ins = ins.on_conflict_do_nothing(index_elements=["kind", "fingerprint"])
+    # RETURNING lists only the rows really inserted (executemany rowcounts differ between drivers).
+    ins = ins.on_conflict_do_nothing(index_elements=["kind", "fingerprint"]).returning(records.c.id)
 
     def keyed(rows: Iterator[ParsedRow]) -> Iterator[ParsedRow]:
         for r in rows:
@@ -234,7 +235,7 @@ def import_records(app: App, kind: str, path: Path, *, actor: str = "import", dr
                 "record_date": r.values["_data"].get(spec_kind.date_field) if spec_kind.date_field else None,
                 "data": _jsonable(r.values["_data"]),
                 "fingerprint": r.values["_key"], "imported_at": now} for r in good])
-            inserted = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(good)
+            inserted = len(result.all())
             report.imported += inserted
             report.unchanged += len(good) - inserted
         if not dry_run:

@@ -1,0 +1,150 @@
+"""Pipeline benchmark: import, run creation, render+dispatch to the outbox, each against a bare
+floor measured in the same run on the same machine.
+
+  floor (import)   plain sqlite3 executemany of the same rows into a table of the same width
+  floor (create)   plain sqlite3 executemany of the same number of delivery rows
+  floor (send)     plain Jinja2 render of the same SMS template + one file written per message
+
+    python bench/pipeline.py --residents 100000 [--keep DIR] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import jinja2
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from notifier import runs  # noqa: E402
+from notifier.app import App  # noqa: E402
+from notifier.channels.registry import providers_for  # noqa: E402
+from notifier.delivery.dispatch import Dispatcher  # noqa: E402
+from notifier.rendering.filters import FILTERS  # noqa: E402
+from notifier.residents.importer import import_residents  # noqa: E402
+from notifier.rules.load import find_rule  # noqa: E402
+from notifier.samplegen import generate, write_csv  # noqa: E402
+
+BENCH_RULE = """\
+id: bench-everyone
+item: {title: 2026年耕地地力保护补贴发放公示, domain: farm_subsidy, department: 县农业农村局,
+       url: https://example.gov.cn/zwgk/2026/gdbt, publish: {from: 2026-01-01, until: 2030-12-31}, disclosure: public}
+parameters:
+  subsidy_per_mu: {unit: 元/亩, reference: bench, values: {2026-01-01: 110}}
+match:
+  any:
+    - {field: registration, in: [rural, urban]}
+    - {field: registration, is_missing: true}
+channels: [sms, email, letter]
+templates: {sms: farm_subsidy.sms.j2, email: farm_subsidy.email.j2, letter: farm_subsidy.letter.j2}
+"""
+SMS_TEMPLATE = "【{{ item.department }}】{{ resident.name }}您好：您家承包耕地{{ resident.farmland_mu }}亩，补贴{{ (resident.farmland_mu * params.subsidy_per_mu) | money }}。核实请登录{{ item.url }}。回TD退订"
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def floor_insert(db: Path, rows: list[list[str]]) -> float:
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    width = len(rows[0])
+    conn.execute(f"CREATE TABLE t ({', '.join(f'c{i} TEXT' for i in range(width))})")
+    t0 = time.perf_counter()
+    with conn:
+        conn.executemany(f"INSERT INTO t VALUES ({', '.join('?' * width)})", rows)
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return elapsed
+
+
+def floor_render(out: Path, n: int) -> float:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters.update(FILTERS)
+    tmpl = env.from_string(SMS_TEMPLATE)
+    item = {"department": "县农业农村局", "url": "https://example.gov.cn/zwgk/2026/gdbt"}
+    from decimal import Decimal
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for i in range(n):
+        body = tmpl.render(resident={"name": "王建国", "farmland_mu": Decimal("6.5")}, item=item,
+                           params={"subsidy_per_mu": Decimal(110)})
+        (out / f"{i:08d}.txt").write_text(body, encoding="utf-8")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--residents", type=int, default=100_000)
+    ap.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="notifier-bench-"))
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "rules").mkdir(parents=True)
+    shutil.copy(REPO / "rules" / "fields.yaml", work / "rules")
+    (work / "rules" / "bench-everyone.yaml").write_text(BENCH_RULE, encoding="utf-8")
+    shutil.copytree(REPO / "templates", work / "templates")
+    (work / "notifier.toml").write_text('[quiet_hours]\nenabled = false\n[sending]\nbatch_size = 2000\n', encoding="utf-8")
+    n = args.residents
+    results: dict[str, dict[str, float]] = {}
+
+    t0 = time.perf_counter()
+    sample = generate(n, invalid=0)
+    write_csv(work / "residents.csv", sample.residents_header, sample.residents_rows)
+    gen_s = time.perf_counter() - t0
+
+    app = App.open(work / "notifier.toml")
+    t0 = time.perf_counter()
+    report = import_residents(app, work / "residents.csv")
+    imp_s = time.perf_counter() - t0
+    floor_s = floor_insert(work / "floor.db", sample.residents_rows)
+    results["import"] = {"rows": report.imported, "seconds": imp_s, "per_second": rate(report.imported, imp_s),
+                         "floor_per_second": rate(n, floor_s), "ratio_to_floor": floor_s / imp_s}
+
+    rule = find_rule("bench-everyone", app.config.rules_dir, app.dictionary, app.config.templates_dir)
+    t0 = time.perf_counter()
+    created = runs.create_run(app, rule, date(2026, 4, 1), "bench")
+    create_s = time.perf_counter() - t0
+    floor_s = floor_insert(work / "floor2.db", [[str(i), "r", "sms", "pending", "k", "+8613800000000", "", "0"]
+                                                 for i in range(created.audience)])
+    results["create"] = {"deliveries": created.audience, "seconds": create_s, "per_second": rate(created.audience, create_s),
+                         "floor_per_second": rate(created.audience, floor_s), "ratio_to_floor": floor_s / create_s}
+    runs.approve_run(app, created.run, "a1")
+    runs.approve_run(app, created.run, "a2")
+
+    dispatcher = Dispatcher(app, providers_for(app.config))
+    t0 = time.perf_counter()
+    sent = asyncio.run(dispatcher.run(created.run))
+    send_s = time.perf_counter() - t0
+    floor_s = floor_render(work / "floor-outbox", sent.sent)
+    results["send"] = {"messages": sent.sent, "seconds": send_s, "per_second": rate(sent.sent, send_s),
+                       "floor_per_second": rate(sent.sent, floor_s), "ratio_to_floor": floor_s / send_s,
+                       "by_channel": sent.by_channel}  # type: ignore[dict-item]
+    app.close()
+    out = {"residents": n, "generate_seconds": round(gen_s, 2), **results}
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        print(f"residents: {n:,} (generated in {gen_s:.1f} s)")
+        for stage, r in results.items():
+            count = next(v for k, v in r.items() if k in ("rows", "deliveries", "messages"))
+            print(f"{stage:7s} {count:>9,} in {r['seconds']:6.2f} s = {r['per_second']:>9,.0f}/s   "
+                  f"floor {r['floor_per_second']:>9,.0f}/s   ratio {r['ratio_to_floor']:.2f}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
