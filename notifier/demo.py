@@ -161,11 +161,12 @@ def _print_summary(s: dict[str, Any], on: Any) -> None:
                   f"(rows {', '.join(map(str, r['rejected_rows']))}), {r['warnings']} contact warnings; "
                   f"grants imported {s['grants']['imported']}")
     t = Table(title="campaigns")
-    for col in ("rule", "run", "matched", "review", "SMS", "e-mail", "letter", "skipped", "failed", "status"):
+    for col in ("rule", "run", "matched", "review", "SMS", "SMS parts", "e-mail", "letter", "skipped", "failed", "status"):
         t.add_column(col, justify="right" if col not in ("rule", "status") else "left")
     for x in s["runs"]:
         bc = x["by_channel"]
-        t.add_row(x["rule"], str(x["run"]), str(x["match"]), str(x["review"]), str(bc.get("sms", 0)), str(bc.get("email", 0)),
+        t.add_row(x["rule"], str(x["run"]), str(x["match"]), str(x["review"]), str(bc.get("sms", 0)), str(x["sms_segments"]),
+                  str(bc.get("email", 0)),
                   str(bc.get("letter", 0)), str(x["skipped"]), str(x["failed"]), x["status"])
     console.print(t)
     first = next((x["sample"] for x in s["runs"] if x["sample"]), None)

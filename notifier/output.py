@@ -10,7 +10,8 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-console = Console(highlight=False)
+# Wide enough for the summary tables when output goes to a file or a pipe.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
 err_console = Console(stderr=True, highlight=False)
 
 

@@ -13,7 +13,7 @@ from .fields import BUILTIN_FIELDS
 from .rendering.context import resident_context
 from .rendering.segments import count_segments
 from .rendering.templates import TemplateSet, display_value, item_context
-from .rules.compile import result_name
+from .rules.compile import params_in_force, result_name
 from .rules.model import FieldCondition, Rule
 from .status import Channel
 from .storage.fieldcols import column_name
@@ -38,7 +38,7 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:
     sms_ids = [m.resident_id for m in aud.members if m.channel is Channel.SMS]
     segments = 0
     samples: list[dict[str, Any]] = []
-    params = aud.compiled.params_used
+    params = params_in_force(rule, on)
     with app.engine.connect() as conn:
         for i in range(0, len(sms_ids), 5000):
             for row in conn.execute(sa.select(t).where(t.c.resident_id.in_(sms_ids[i:i + 5000]))):

@@ -20,6 +20,7 @@ from .audit import log as audit
 from .clock import utcnow
 from .errors import InputError, NotFound, StateError
 from .rendering.templates import item_context
+from .rules.compile import params_in_force
 from .rules.model import Rule, jsonable
 from .status import DeliveryStatus, RunStatus
 from .storage.schema import approvals, deliveries, runs
@@ -54,7 +55,7 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
     snapshot = {"rule": rule.document, "file": rule.file, "templates": {c.value: s for c, s in rule.template_sources.items()},
                 "template_names": {c.value: n for c, n in rule.templates.items()},
                 "item": jsonable(item_context(rule.item, app.dictionary.domains)), "disclosure": rule.item.disclosure,
-                "params": aud.compiled.params_used, "channels": [c.value for c in rule.channels]}
+                "params": params_in_force(rule, on), "channels": [c.value for c in rule.channels]}
     with app.engine.begin() as conn:
         done = {(r.resident_id, r.channel): r.run_id for r in conn.execute(
             sa.select(deliveries.c.resident_id, deliveries.c.channel, deliveries.c.run_id)

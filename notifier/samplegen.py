@@ -166,6 +166,12 @@ class _Static:
     mobiles: list[int]                               # 256 weighted prefixes, e.g. 138_0000_0000
     domains: list[str]                               # 128 weighted e-mail domains
     incomes: list[float]                             # 4096 quantiles of a log-normal income distribution
+    surname_weights: list[tuple[tuple[str, str], float]]
+    sizes: list[int]                                 # 128 weighted household sizes
+    head_ages: list[list[int]]                       # [household size] -> 1024 ages of its head
+    streets: list[str]                               # 建设路58号
+    flats: list[str]                                 # 3号楼2单元402
+    house_numbers: list[str]                         # 128: 1号 ...
 
 
 @lru_cache(maxsize=1)
@@ -196,7 +202,28 @@ def _static() -> _Static:
         mobiles=_pool([(int(p) * 100_000_000, w) for p, w in _MOBILE_PREFIXES], 8),  # type: ignore[arg-type]
         domains=_pool(list(_EMAIL_DOMAINS), 7),  # type: ignore[arg-type]
         incomes=[math.exp(9.25 + 0.55 * NormalDist().inv_cdf((i + 0.5) / 4096)) for i in range(4096)],
+        surname_weights=surnames,  # type: ignore[arg-type]
+        sizes=_pool([(1, 17), (2, 28), (3, 22), (4, 17), (5, 9), (6, 5), (7, 2)], 7),  # type: ignore[arg-type]
+        head_ages=[[], *(_head_ages(size) for size in range(1, 8))],
+        streets=[f"{road}{num}号" for road in _ROADS for num in range(1, 301)],
+        flats=[f"{b}号楼{u}单元{f}0{k}" for b in range(1, 13) for u in range(1, 5) for f in range(1, 8) for k in range(1, 5)],
+        house_numbers=[f"{i}号" for i in range(1, 129)],
     )
+
+
+def _head_ages(size: int) -> list[int]:
+    """1024 ages of heads of households of this size: a fixed, seed-independent sample."""
+    rng = random.Random(size)
+    r = rng.random
+    out = []
+    for _ in range(1024):
+        if size == 1:
+            out.append(24 + int(r() * 50) if r() < 0.4 else 60 + int(r() * r() * 36))
+        elif size == 2 and r() < 0.5:                    # an elderly couple
+            out.append(55 + int(r() * r() * 41))
+        else:
+            out.append(26 + int(r() * 46) if r() < 0.85 else 60 + int(r() * r() * 30))
+    return out
 
 
 @dataclass(frozen=True)
@@ -208,6 +235,7 @@ class _Dates:
     compact: list[str]
     wsum: list[int]
     year: list[int]
+    month: list[int]
     dibao_days: list[int]          # days back to the 5th of each of the last 60 months
 
 
@@ -228,43 +256,61 @@ def _dates(today: date) -> _Dates:
         if fifth < today:
             dibao_days.append(base - fifth.toordinal())
         y, m = (y, m - 1) if m > 1 else (y - 1, 12)
-    return _Dates(iso, [iso, slash, chinese, compact], compact, wsum, [d.year for d in ds], dibao_days)
+    return _Dates(iso, [iso, slash, chinese, compact], compact, wsum, [d.year for d in ds], [d.month for d in ds],
+                  dibao_days)
 
 
 @dataclass
 class _Village:
+    """A village (or urban community) and the spelling habits of the clerk who keeps its register."""
+
     township: str
     name: str
-    urban: float
+    urban: float                        # share of households with urban registration
     weight: float
-    surname: tuple[str, str] | None     # the village's common surname (李庄村 -> 李)
-    reg: tuple[str, str]                # spelling for rural, urban
-    yes_no: tuple[str, str]
-    grade_suffix: str
-    date_style: int
-    gender: tuple[str, str]
-    prefix: str                         # what the clerk writes before the township in an address
-    cn_groups: bool                     # 三组 rather than 3组
-    groups: int
     community: bool
+    surnames: list[tuple[str, str]]     # 4096 weighted; a third have the village's surname (李庄村 -> 李)
+    reg_rural: str
+    reg_urban: str
+    yes: str
+    no: str
+    grades: dict[str, str]              # A -> A or A级
+    date_style: int                     # 1980-02-03, 1980/2/3, 1980年2月3日, 19800203
+    male: str
+    female: str
+    addr_prefix: str                    # [省县]乡镇[村]
+    groups: list[str]                   # 256 slots: 3组 or 三组
+    births: list[str] = field(default_factory=list)
 
 
-def _villages(rng: random.Random, pinyin: dict[str, str]) -> list[_Village]:
+def _villages(rng: random.Random, st: _Static) -> list[_Village]:
     out = []
     for town, villages in _TOWNSHIPS:
         for name, urban in villages:
             community = name.endswith("社区")
-            first = name[0] if not name.startswith("大") else name[1]
-            sur = (first, pinyin[first]) if first in pinyin and not community else None
+            first = name[1] if name.startswith("大") else name[0]
+            if first in st.surname_pinyin and not community:
+                sur = (first, st.surname_pinyin[first])
+                surnames = _pool([(sur, 0.35)] + [(s, w * 0.65) for s, w in st.surname_weights], 12)
+            else:
+                surnames = st.surnames
             reg = rng.choices([("农业户口", "非农业户口"), ("农业", "非农业"), ("农村", "城镇"), ("农村", "城市")],
                               [45, 25, 20, 10])[0]
+            yes_no = rng.choices([("是", "否"), ("1", "0"), ("Y", "N")], [70, 15, 15])[0]
+            suffix = rng.choices(["", "级"], [60, 40])[0]
+            male_female = rng.choices([("男", "女"), ("M", "F")], [95, 5])[0]
+            prefix = rng.choices(["", COUNTY, PROVINCE + COUNTY], [50, 30, 20])[0]
+            cn_groups = rng.random() < 0.4
+            n_groups = rng.randint(4, 12)
+            groups = [(_cn_number(g) if cn_groups else str(g)) + "组" for g in range(1, n_groups + 1)]
             out.append(_Village(
                 township=town, name=name, urban=urban, weight=rng.uniform(0.6, 1.6) * (1.6 if community else 1.0),
-                surname=sur, reg=reg, yes_no=rng.choices([("是", "否"), ("1", "0"), ("Y", "N")], [70, 15, 15])[0],
-                grade_suffix=rng.choices(["", "级"], [60, 40])[0], date_style=rng.choices(range(4), [60, 20, 10, 10])[0],
-                gender=rng.choices([("男", "女"), ("M", "F")], [95, 5])[0],
-                prefix=rng.choices(["", COUNTY, PROVINCE + COUNTY], [50, 30, 20])[0],
-                cn_groups=rng.random() < 0.4, groups=rng.randint(4, 12), community=community))
+                community=community, surnames=surnames,  # type: ignore[arg-type]
+                reg_rural=reg[0], reg_urban=reg[1], yes=yes_no[0], no=yes_no[1],
+                grades={g: g + suffix for g in "ABCD"}, date_style=rng.choices(range(4), [60, 20, 10, 10])[0],
+                male=male_female[0], female=male_female[1],
+                addr_prefix=prefix + town + ("" if community else name),
+                groups=[groups[i % n_groups] for i in range(256)]))
     return out
 
 
@@ -298,7 +344,9 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
     r, gb = rng.random, rng.getrandbits
     st = _static()
     dt = _dates(today)
-    villages = _villages(rng, st.surname_pinyin)
+    villages = _villages(rng, st)
+    for v in villages:
+        v.births = dt.styles[v.date_style]
     vpool: list[_Village] = _pool([(v, v.weight) for v in villages], 11)  # type: ignore[assignment]
 
     # Rows to spoil, chosen first so that their residents get no grants (they are never imported).
@@ -322,11 +370,17 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
     rid_format = f"R%0{max(7, len(str(n)))}d"
     span = len(compact)
     id_seq = [0] * (len(_AREA_CODES) * span * 2)      # (area, birth date, sex) -> people numbered so far
-    incomes = st.incomes
+    incomes, sizes, head_ages = st.incomes, st.sizes, st.head_ages
+    streets, flats, house_numbers = st.streets, st.flats, st.house_numbers
+    n_streets, n_flats = len(streets), len(flats)
     rows: list[list[str]] = []
     grants: list[list[str]] = []
     append, gappend = rows.append, grants.append
-    this_year = today.year
+    # Days back (within 5 years) when farm subsidies (April-June) and disaster relief (June-September) are paid.
+    farm_days = [b for b in range(1, 1826) if 4 <= dt.month[b] <= 6]
+    flood_days = [b for b in range(1, 1826) if 6 <= dt.month[b] <= 9]
+    n_farm_days, n_flood_days = len(farm_days), len(flood_days)
+    p_disabled = [0.03 if age < 60 else 0.08 if age < 80 else 0.16 for age in range(_MAX_AGE + 1)]
 
     def styled_mobile(p: str) -> str:
         u = r()
@@ -359,28 +413,14 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
             return "信件" if u < 0.1 else "纸质" if u < 0.11 else "邮寄"
         return ""
 
-    def season_day(first_month: int, months: int) -> str:
-        """A day in the given months of one of the last 5 years (not after today)."""
-        while True:
-            d = date(this_year - gb(8) % 5, first_month + gb(8) % months, 1 + gb(8) % 28)
-            back = (today - d).days
-            if 0 < back <= 1826:
-                return iso[back]
-
     idx = 0
     while idx < n:
         # ---- one household: who is listed, and what they share -------------------------------
         v = vpool[gb(11)]
-        u = r()
-        size = 1 if u < 0.17 else 2 if u < 0.45 else 3 if u < 0.67 else 4 if u < 0.84 else 5 if u < 0.93 else 6 if u < 0.98 else 7
+        size = sizes[gb(7)]
         urban = r() < v.urban
-        if size == 1:
-            head_age = 24 + gb(16) % 50 if r() < 0.4 else 60 + int(r() * r() * 36)
-        elif size == 2 and r() < 0.5:                    # an elderly couple
-            head_age = 55 + int(r() * r() * 41)
-        else:
-            head_age = 26 + gb(16) % 46 if r() < 0.85 else 60 + int(r() * r() * 30)
-        head_sur, head_py = v.surname if v.surname and r() < 0.35 else surnames[gb(12)]
+        head_age = head_ages[size][gb(10)]
+        head_sur, head_py = v.surnames[gb(12)]
         head_male = r() < 0.85
         # Members: (age, male, surname, pinyin, ID area code, its digit sum, ID counter base).
         area, asum, ai = areas[gb(8)]
@@ -405,51 +445,52 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
                     age = gb(8) % max(1, head_age - 19)
             members.append((age, male, head_sur, head_py, area, asum, kb + male))
         listed = size if size == 1 or r() < 0.9 else size - 1     # one member registered elsewhere
+        if listed > n - idx:
+            listed = n - idx
 
-        income = incomes[gb(12)] * (2.0 if urban else 1.0)
+        income = incomes[gb(12)]
         u = r()
-        if not urban:
-            grade = "A" if u < 0.32 else "B" if u < 0.87 else "C" if u < 0.965 else "D"
-            if income < 7500 and grade in ("A", "B") and r() < 0.2:
-                grade = "C" if r() < 0.7 else "D"
-        else:
+        if urban:
+            income *= 2.0
             grade = "A" if u < 0.7 else "B" if u < 0.97 else "C"
+        else:
+            grade = "A" if u < 0.32 else "B" if u < 0.87 else "C" if u < 0.965 else "D"
+            if income < 7500 and u < 0.87 and r() < 0.2:
+                grade = "C" if r() < 0.7 else "D"
         if grade == "C" or grade == "D":
             income *= 0.7
-        income = min(60000.0, max(2000.0, income))
+        if income < 2000.0:
+            income = 2000.0
+        elif income > 60000.0:
+            income = 60000.0
         dibao = income < 6000 and r() < 0.35 or income < 9000 and r() < 0.08 or r() < 0.005
         if dibao:
             income = min(income, 2000 + r() * 5500)
         u = r()
         income_s = "" if u < 0.03 else f"{income:.2f}" if u < 0.13 else str(int(income) // 10 * 10)
-        dibao_amt = str(300 + 10 * (gb(8) % 61)) if dibao else ""
-        yes, no = v.yes_no
-        dibao_s = yes if dibao else no
+        yes, no = v.yes, v.no
+        if dibao:
+            dibao_s, dibao_amt = yes, str(300 + 10 * (gb(8) % 61))
+        else:
+            dibao_s, dibao_amt = no, ""
         if urban:
-            land = 0.0
-            land_s = ""
+            land, land_s, reg_s = 0.0, "", v.reg_urban
         else:
             land = 0.0 if r() < 0.06 else min(15.0, max(0.3, size * (0.6 + r() * 1.8)))
             land_s = f"{land:.1f}" if land else "0"
             land = float(land_s)
-        reg_s = v.reg[1] if urban else v.reg[0]
-        grade_s = grade + v.grade_suffix
-        town, vname = v.township, v.name
+            reg_s = v.reg_rural
+        grade_s = v.grades[grade]
         if v.community:
-            addr = (f"{v.prefix}{town}{_ROADS[gb(8) % len(_ROADS)]}{1 + gb(16) % 300}号{1 + gb(8) % 12}号楼"
-                    f"{1 + gb(8) % 4}单元{1 + gb(8) % 7}0{1 + gb(8) % 4}")
+            addr = v.addr_prefix + streets[gb(12) % n_streets] + flats[gb(11) % n_flats]
         else:
-            g = 1 + gb(8) % v.groups
-            addr = f"{v.prefix}{town}{vname}{_cn_number(g) if v.cn_groups else g}组{1 + gb(8) % 120}号"
+            addr = v.addr_prefix + v.groups[gb(8)] + house_numbers[gb(7)]
         size_s = str(size)
-        male_s, female_s = v.gender
-        birth_spelling = styles[v.date_style]
+        town, vname, male_s, female_s, birth_spelling = v.township, v.name, v.male, v.female, v.births
         head_contact = ("", "")
 
         # ---- its members, one row each ----------------------------------------------------------
         for k in range(listed):
-            if idx >= n:
-                break
             age, male, sur, sur_py, area, asum, key = members[k]
             gname, gpy = given[male][age][gb(11)]
             back = age_back[age] + gb(16) % 365
@@ -479,7 +520,7 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
                     head_contact = (phone, email)
             u = r()
             pref = preferred(u, phone, email, age) if u < 0.12 and age >= 16 else ""
-            disabled = r() < (0.03 if age < 60 else 0.08 if age < 80 else 0.16)
+            disabled = r() < p_disabled[age]
 
             rid = rid_format % (idx + 1)
             append([rid, sur + gname, male_s if male else female_s, birth_spelling[back], idno, reg_s, town, vname,
@@ -499,13 +540,13 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
                 if not k:                                    # household grants go to the head
                     if land and r() < 0.35:
                         for _ in range(1 + (r() < 0.2)):
-                            gappend([rid, "耕地地力保护补贴" if r() < 0.6 else "涉农补贴", season_day(4, 3),
+                            gappend([rid, "耕地地力保护补贴" if r() < 0.6 else "涉农补贴", iso[farm_days[gb(12) % n_farm_days]],
                                      f"{land * (100 + gb(8) % 11):.2f}"])
                     if not urban and (grade in ("C", "D") and r() < 0.3 or r() < 0.012):
                         thousands = 8 + gb(8) % 8 if grade != "D" else 18 + gb(8) % 17
                         gappend([rid, "农村危房改造" if r() < 0.6 else "危房改造", iso[1 + gb(16) % 1825], str(1000 * thousands)])
                     if r() < 0.04:
-                        gappend([rid, "自然灾害救助" if r() < 0.5 else "灾害救助", season_day(6, 4),
+                        gappend([rid, "自然灾害救助" if r() < 0.5 else "灾害救助", iso[flood_days[gb(12) % n_flood_days]],
                                  str(100 * (5 + gb(8) % 26))])
                     if urban and income < 15000 and r() < 0.2:
                         gappend([rid, "保障性住房", iso[1 + gb(16) % 1825], str(100 * (12 + gb(8) % 37))])

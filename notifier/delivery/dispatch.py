@@ -65,7 +65,6 @@ class _Job:
     message: OutboundMessage | None = None
     result: SendResult | None = None
     error: ProviderError | None = None
-    skip_reason: str | None = None
 
 
 class Dispatcher:
@@ -81,6 +80,7 @@ class Dispatcher:
         self.buckets = {p.name: TokenBucket(p.rate_per_second) for p in providers.values() if p.rate_per_second}
         self.limits = {p.name: asyncio.Semaphore(max(1, p.concurrency)) for p in providers.values()}
         self.postgres = app.engine.dialect.name == "postgresql"
+        self.skipped = 0  # rows skipped at claim time (opted out, window closed, ...)
 
     # -- run information from the snapshot ---------------------------------------------
     def _run(self, row: Any) -> _RunInfo:
@@ -122,6 +122,7 @@ class Dispatcher:
             ok, closed = self._sendable_runs(conn, run_id, local.date())
             for rid, why in closed.items():
                 self._skip_pending(conn, rid, why, now)
+            self._complete_runs(conn, set(closed), now)
             if not ok:
                 return []
             q = (sa.select(d.c.id, d.c.run_id, d.c.resident_id, d.c.channel, d.c.recipient, d.c.attempts,
@@ -138,7 +139,18 @@ class Dispatcher:
             rows = conn.execute(q).all()
             if not rows:
                 return []
-            jobs = [_Job(r, Channel(r.channel)) for r in rows]
+            jobs = []
+            for r in rows:  # checked before `sending`: a skipped row was never handed to a provider
+                why = ("resident no longer in the register" if r.r_resident_id is None else
+                       "number opted out of SMS" if r.channel == Channel.SMS and r.opted_out else None)
+                if why:
+                    self._skip(conn, [r.id], r.run_id, why, now)
+                    self.skipped += 1
+                else:
+                    jobs.append(_Job(r, Channel(r.channel)))
+            if not jobs:
+                self._complete_runs(conn, {r.run_id for r in rows}, now)
+                return self._claim(run_id) if len(rows) == self.batch_size else []
             ids = [j.row.id for j in jobs]
             conn.execute(d.update().where(d.c.id.in_(ids))
                          .values(status=S.SENDING, attempts=d.c.attempts + 1, updated_at=now))
@@ -149,10 +161,16 @@ class Dispatcher:
 
     def _skip_pending(self, conn: sa.Connection, run_id: int, why: str, now: datetime) -> None:
         d = deliveries
-        ids = conn.execute(sa.select(d.c.id).where(d.c.run_id == run_id, d.c.status == S.PENDING)).scalars().all()
-        if not ids:
-            return
-        conn.execute(d.update().where(d.c.id.in_(ids)).values(status=S.SKIPPED, reason=why, notice_key=None, updated_at=now))
+        ids = list(conn.execute(sa.select(d.c.id).where(d.c.run_id == run_id, d.c.status == S.PENDING)).scalars())
+        if ids:
+            self._skip(conn, ids, run_id, why, now)
+            self.skipped += len(ids)
+
+    def _skip(self, conn: sa.Connection, ids: list[int], run_id: int, why: str, now: datetime) -> None:
+        """pending -> skipped; the notice key is released since the resident was not reached."""
+        d = deliveries
+        conn.execute(d.update().where(d.c.id.in_(ids), d.c.status == S.PENDING)
+                     .values(status=S.SKIPPED, reason=why, notice_key=None, updated_at=now))
         audit.append(conn, [audit.AuditEvent(self.actor, "delivery.status", f"delivery:{i}",
                                              {"run": run_id, "from": "pending", "to": "skipped", "reason": why}) for i in ids],
                      now=now)
@@ -164,12 +182,6 @@ class Dispatcher:
 
     def _prepare(self, job: _Job) -> None:
         r = job.row
-        if r.r_resident_id is None:
-            job.skip_reason = "resident no longer in the register"
-            return
-        if job.channel is Channel.SMS and r.opted_out:
-            job.skip_reason = "number opted out of SMS"
-            return
         info = self.runs[r.run_id]
         rendered = info.templates.render(job.channel, self._context(job, info))
         segments = count_segments(rendered.body).segments if job.channel is Channel.SMS else None
@@ -185,8 +197,7 @@ class Dispatcher:
         except NotifierError as exc:
             job.error = ProviderError(f"cannot render: {exc.message}", "render", False, "render")
             return
-        if job.message is None:
-            return
+        assert job.message is not None
         provider = self.providers[job.channel]
         async with self.limits[provider.name]:
             bucket = self.buckets.get(provider.name)
@@ -210,10 +221,7 @@ class Dispatcher:
             values: dict[str, Any] = {"b_id": r.id, "provider": provider, "provider_message_id": None, "segments": None,
                                       "error_code": None, "reason": None, "sent_at": None, "next_attempt_at": None}
             payload: dict[str, Any] = {"run": r.run_id, "from": "sending", "provider": provider}
-            if j.skip_reason:
-                status, values["reason"] = S.SKIPPED, j.skip_reason
-                report.skipped += 1
-            elif j.result is not None:
+            if j.result is not None:
                 status = j.result.status
                 values.update(provider_message_id=j.result.provider_message_id, sent_at=now,
                               segments=j.message.segments if j.message else None)
@@ -245,9 +253,7 @@ class Dispatcher:
                     next_attempt_at=sa.bindparam("next_attempt_at"), updated_at=now)
         with self.app.engine.begin() as conn:
             stmt = d.update().where(d.c.id == sa.bindparam("b_id"), d.c.status == S.SENDING)
-            # A skipped row releases its notice key: it never reached the resident.
-            notice_key = sa.case((sa.bindparam("b_status") == S.SKIPPED, sa.null()), else_=d.c.notice_key)
-            conn.execute(stmt.values(**base, notice_key=notice_key), updates)
+            conn.execute(stmt.values(**base), updates)
             audit.append(conn, events, now=now)
             self._complete_runs(conn, {j.row.run_id for j in jobs}, now)
 
@@ -307,6 +313,7 @@ class Dispatcher:
     async def run(self, run_id: int | None = None, *, until_idle: bool = False,
                   progress: Progress | None = None) -> DispatchReport:
         report = DispatchReport()
+        self.skipped = 0
         self.recover_stale()
         for p in {id(p): p for p in self.providers.values()}.values():
             await p.open()
@@ -326,6 +333,7 @@ class Dispatcher:
         finally:
             for p in {id(p): p for p in self.providers.values()}.values():
                 await p.close()
+        report.skipped = self.skipped
         report.remaining = self.remaining(run_id)
         return report
 

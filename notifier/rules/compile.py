@@ -32,6 +32,16 @@ def years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
+def params_in_force(rule: Rule, on: date) -> dict[str, dict[str, Any]]:
+    """Every parameter's value on the date (templates may use ones no condition does)."""
+    out = {}
+    for name, p in rule.parameters.items():
+        value = p.value_on(on)
+        if value is not None:
+            out[name] = {"value": str(value), "unit": p.unit, "reference": p.reference}
+    return out
+
+
 def result_name(value: int | None) -> str:
     return REVIEW if value is None else MATCH if value else NO_MATCH
 
