@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 # Wide enough for the summary tables when output goes to a file or a pipe.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def emit_json(obj: dict[str, Any]) -> None:

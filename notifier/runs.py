@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from .app import App
 from .audience import evaluate
 from .audit import log as audit
-from .clock import utcnow
+from .clock import as_utc, utcnow
 from .errors import InputError, NotFound, StateError
 from .rendering.templates import item_context
 from .rules.compile import params_in_force
@@ -145,7 +145,7 @@ def list_runs(app: App) -> list[dict[str, Any]]:
     with app.engine.connect() as conn:
         rows = conn.execute(sa.select(runs.c.id, runs.c.rule_id, runs.c.status, runs.c.created_at, runs.c.audience,
                                       runs.c.created_by).order_by(runs.c.id)).all()
-    return [{"run": r.id, "rule": r.rule_id, "status": r.status, "created_at": r.created_at.isoformat(),
+    return [{"run": r.id, "rule": r.rule_id, "status": r.status, "created_at": as_utc(r.created_at).isoformat(),
              "audience": r.audience, "created_by": r.created_by} for r in rows]
 
 
@@ -161,8 +161,8 @@ def show_run(app: App, run_id: int) -> dict[str, Any]:
             by_channel.setdefault(channel, {})[status] = n
         appr = conn.execute(sa.select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.level)).all()
     return {"run": run.id, "rule": run.rule_id, "version": run.rule_version, "status": run.status,
-            "on": run.on_date.isoformat(), "created_by": run.created_by, "created_at": run.created_at.isoformat(),
+            "on": run.on_date.isoformat(), "created_by": run.created_by, "created_at": as_utc(run.created_at).isoformat(),
             "audience": run.audience, "review": run.review, "counts": counts, "by_channel": by_channel,
             "params": run.snapshot.get("params", {}),
             "approvals": [{"level": a.level, "level_name": a.level_name, "by": a.approved_by,
-                           "at": a.approved_at.isoformat()} for a in appr], "levels": list(run.levels)}
+                           "at": as_utc(a.approved_at).isoformat()} for a in appr], "levels": list(run.levels)}

@@ -28,7 +28,10 @@ class Rendered:
 
 
 def _env(autoescape: bool, sources: dict[str, str]) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(loader=jinja2.DictLoader(sources), undefined=jinja2.StrictUndefined,
+    # A FunctionLoader (unlike DictLoader) gives each template a file name, so errors raised
+    # while rendering can be traced back to the template's line.
+    loader = jinja2.FunctionLoader(lambda name: (sources[name], name, lambda: True) if name in sources else None)
+    env = SandboxedEnvironment(loader=loader, undefined=jinja2.StrictUndefined,
                                autoescape=autoescape, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(FILTERS)
     return env

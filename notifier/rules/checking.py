@@ -82,8 +82,8 @@ def _channel_of(rule: Rule, name: str | None) -> Any:
 def _test_engine(dictionary: DataDictionary) -> tuple[sa.Engine, sa.Table]:
     engine = sa.create_engine("sqlite://")
     table = residents_table(dictionary)
-    table.metadata.create_all(engine)
-    records.to_metadata(table.metadata).create(engine)
+    table.create(engine)
+    records.create(engine)
     return engine, table
 
 
