@@ -36,18 +36,18 @@ from notifier.samplegen import generate, write_csv  # noqa: E402
 
 BENCH_RULE = """\
 id: bench-everyone
-item: {title: 2026年耕地地力保护补贴发放公示, domain: farm_subsidy, department: 县农业农村局,
-       url: https://example.gov.cn/zwgk/2026/gdbt, publish: {from: 2026-01-01, until: 2030-12-31}, disclosure: public}
+item: {title: 2026年农村危房改造补助, domain: rural_housing_repair, department: 县住房和城乡建设局,
+       url: https://example.gov.cn/zwgk/2026/wf014, publish: {from: 2026-01-01, until: 2030-12-31}, disclosure: public}
 parameters:
-  subsidy_per_mu: {unit: 元/亩, reference: bench, values: {2026-01-01: 110}}
+  low_income_line: {unit: 元, reference: bench, values: {2026-01-01: 7440}}
 match:
   any:
     - {field: registration, in: [rural, urban]}
     - {field: registration, is_missing: true}
 channels: [sms, email, letter]
-templates: {sms: farm_subsidy.sms.j2, email: farm_subsidy.email.j2, letter: farm_subsidy.letter.j2}
+templates: {sms: housing_repair.sms.j2, email: housing_repair.email.j2, letter: housing_repair.letter.j2}
 """
-SMS_TEMPLATE = "【{{ item.department }}】{{ resident.name }}您好：您家承包耕地{{ resident.farmland_mu }}亩，补贴{{ (resident.farmland_mu * params.subsidy_per_mu) | money }}。核实请登录{{ item.url }}。回TD退订"
+SMS_TEMPLATE = (REPO / "templates" / "housing_repair.sms.j2").read_text(encoding="utf-8")
 
 
 def rate(n: int, seconds: float) -> float:
@@ -72,13 +72,12 @@ def floor_render(out: Path, n: int) -> float:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters.update(FILTERS)
     tmpl = env.from_string(SMS_TEMPLATE)
-    item = {"department": "县农业农村局", "url": "https://example.gov.cn/zwgk/2026/gdbt"}
-    from decimal import Decimal
+    item = {"department": "县住房和城乡建设局", "url": "https://example.gov.cn/zwgk/2026/wf014",
+            "title": "2026年农村危房改造补助", "publish_until": date(2030, 12, 31)}
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     for i in range(n):
-        body = tmpl.render(resident={"name": "王建国", "farmland_mu": Decimal("6.5")}, item=item,
-                           params={"subsidy_per_mu": Decimal(110)})
+        body = tmpl.render(resident={"name": "王建国", "township": "城关镇"}, item=item)
         (out / f"{i:08d}.txt").write_text(body, encoding="utf-8")
     return time.perf_counter() - t0
 

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import csv
 import gc
-import math
 import random
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from statistics import NormalDist
+from typing import Any
 
 __all__ = ["SampleData", "RESIDENTS_HEADER", "GRANTS_HEADER", "generate", "write_csv", "write_xlsx",
            "id_check_char"]
@@ -138,7 +137,7 @@ def _wsum(digits: str, start: int) -> int:
     return sum(int(d) * _ID_WEIGHTS[start + i] for i, d in enumerate(digits))
 
 
-def _pool(items: list[tuple[object, float]], bits: int) -> list[object]:
+def _pool(items: list[tuple[Any, float]], bits: int) -> list[Any]:
     """Exactly 2**bits slots, each item in proportion to its weight (at least once), for picks
     with `pool[getrandbits(bits)]`: a third of the cost of `pool[int(random() * len(pool))]`."""
     size = 1 << bits
@@ -150,25 +149,32 @@ def _pool(items: list[tuple[object, float]], bits: int) -> list[object]:
     by_remainder = sorted(range(len(items)), key=lambda i: int(quotas[i]) - quotas[i])
     for i in range(size - sum(counts)):
         counts[by_remainder[i % len(items)]] += 1
-    out: list[object] = []
+    out: list[Any] = []
     for (item, _), c in zip(items, counts):
         out.extend([item] * c)
     return out
 
 
+# A household's shape: its size (家庭人口数) and the members listed in the register, head first,
+# each (age, male, is the spouse). An economy: (income cell, income, house grade, dibao, dibao cell).
+Shape = tuple[int, str, tuple[tuple[int, bool, bool], ...]]
+Economy = tuple[str, float, str, bool, str]
+
+
 @dataclass(frozen=True)
 class _Static:
+    """Seed-independent pools, built once per process (~0.1 s); picks from them are seeded."""
+
     surnames: list[tuple[str, str]]                  # 4096 weighted (surname, pinyin)
-    surname_pinyin: dict[str, str]
+    village_surnames: dict[str, list[tuple[str, str]]]   # 4096, a third the village's own (李庄村 -> 李)
     given: list[list[list[tuple[str, str]]]]        # [male][age] -> 2048 (given name, pinyin)
     areas: list[tuple[str, int, int]]                # 256 weighted (area code, weighted digit sum, index)
     seqs: list[list[tuple[str, int]]]                # [male] -> 500 (3-digit sequence, weighted digit sum)
     mobiles: list[int]                               # 256 weighted prefixes, e.g. 138_0000_0000
     domains: list[str]                               # 128 weighted e-mail domains
-    incomes: list[float]                             # 4096 quantiles of a log-normal income distribution
-    surname_weights: list[tuple[tuple[str, str], float]]
-    sizes: list[int]                                 # 128 weighted household sizes
-    head_ages: list[list[int]]                       # [household size] -> 1024 ages of its head
+    shapes: list[Shape]                              # 8192
+    economies: list[list[Economy]]                   # [urban] -> 8192
+    lands: list[list[tuple[float, str]]]             # [household size] -> 1024 (mu, cell)
     streets: list[str]                               # 建设路58号
     flats: list[str]                                 # 3号楼2单元402
     house_numbers: list[str]                         # 128: 1号 ...
@@ -176,11 +182,19 @@ class _Static:
 
 @lru_cache(maxsize=1)
 def _static() -> _Static:
-    surnames: list[tuple[object, float]] = []
+    surnames: list[tuple[tuple[str, str], float]] = []
     for tok in _SURNAMES.split():
         i = next(k for k, ch in enumerate(tok) if ch.isascii())
         j = next(k for k, ch in enumerate(tok) if ch.isdigit())
         surnames.append(((tok[:i], tok[i:j]), float(tok[j:])))
+    pinyin = dict(sur for sur, _ in surnames)
+    village_surnames = {}
+    for _, villages in _TOWNSHIPS:
+        for name, _ in villages:
+            first = name[1] if name.startswith("大") else name[0]
+            if first in pinyin and not name.endswith("社区"):
+                village_surnames[name] = _pool([((first, pinyin[first]), 0.35)] +
+                                               [(s, w * 0.65) for s, w in surnames], 12)
     given: dict[tuple[str, int], list[tuple[str, str]]] = {}
     for key, text in _GIVEN_CHARS.items():
         chars = list(dict.fromkeys((tok[0], tok[1:]) for tok in text.split()))
@@ -189,40 +203,94 @@ def _static() -> _Static:
             pairs += [(a + a, pa + pa) for a, pa in chars[:12]]
         share = _SINGLE_SHARE[key[1]]
         singles = [(c, len(pairs) * share / (1 - share) / len(chars)) for c in chars]
-        given[key] = _pool([(p, 1.0) for p in pairs] + singles, 11)  # type: ignore[assignment]
+        given[key] = _pool([(p, 1.0) for p in pairs] + singles, 11)
     by_age = [[given[(g, 0 if age >= 55 else 1 if age >= 25 else 2)] for age in range(_MAX_AGE + 1)] for g in "fm"]
     areas = [((code, _wsum(code, 0), i), w) for i, (code, w) in enumerate(_AREA_CODES)]
     seqs = [[(f"{s:03d}", _wsum(f"{s:03d}", 14)) for s in range(1000) if s % 2 == male] for male in (0, 1)]
     return _Static(
-        surnames=_pool(surnames, 12),  # type: ignore[arg-type]
-        surname_pinyin={s: p for (s, p), _ in surnames},  # type: ignore[misc]
-        given=by_age,
-        areas=_pool(areas, 8),  # type: ignore[arg-type]
-        seqs=seqs,
-        mobiles=_pool([(int(p) * 100_000_000, w) for p, w in _MOBILE_PREFIXES], 8),  # type: ignore[arg-type]
-        domains=_pool(list(_EMAIL_DOMAINS), 7),  # type: ignore[arg-type]
-        incomes=[math.exp(9.25 + 0.55 * NormalDist().inv_cdf((i + 0.5) / 4096)) for i in range(4096)],
-        surname_weights=surnames,  # type: ignore[arg-type]
-        sizes=_pool([(1, 17), (2, 28), (3, 22), (4, 17), (5, 9), (6, 5), (7, 2)], 7),  # type: ignore[arg-type]
-        head_ages=[[], *(_head_ages(size) for size in range(1, 8))],
+        surnames=_pool(surnames, 12), village_surnames=village_surnames, given=by_age, areas=_pool(areas, 8),
+        seqs=seqs, mobiles=_pool([(int(p) * 100_000_000, w) for p, w in _MOBILE_PREFIXES], 8),
+        domains=_pool(list(_EMAIL_DOMAINS), 7), shapes=_shapes(), economies=[_economies(False), _economies(True)],
+        lands=[[], *(_lands(size) for size in range(1, 8))],
         streets=[f"{road}{num}号" for road in _ROADS for num in range(1, 301)],
         flats=[f"{b}号楼{u}单元{f}0{k}" for b in range(1, 13) for u in range(1, 5) for f in range(1, 8) for k in range(1, 5)],
         house_numbers=[f"{i}号" for i in range(1, 129)],
     )
 
 
-def _head_ages(size: int) -> list[int]:
-    """1024 ages of heads of households of this size: a fixed, seed-independent sample."""
-    rng = random.Random(size)
+def _shapes() -> list[Shape]:
+    """8192 households: size, and the ages and sexes of head, spouse, (grand)children, a parent."""
+    rng = random.Random(1)
     r = rng.random
+    sizes = _pool([(1, 17), (2, 28), (3, 22), (4, 17), (5, 9), (6, 5), (7, 2)], 10)
+    out: list[Shape] = []
+    for _ in range(8192):
+        size = sizes[int(r() * 1024)]
+        if size == 1:
+            head_age = 24 + int(r() * 50) if r() < 0.4 else 60 + int(r() * r() * 36)
+        elif size == 2 and r() < 0.5:                    # an elderly couple
+            head_age = 55 + int(r() * r() * 41)
+        else:
+            head_age = 26 + int(r() * 46) if r() < 0.85 else 60 + int(r() * r() * 30)
+        head_male = r() < 0.85
+        members = [(head_age, head_male, False)]
+        if size >= 2 and r() < 0.85:
+            spouse_age = head_age + (int(r() * 9) - 5 if head_male else int(r() * 9) - 2)
+            members.append((min(_MAX_AGE, max(20, spouse_age)), not head_male, True))
+        has_parent = False
+        while len(members) < size:
+            male = r() < 0.52
+            if not has_parent and 40 <= head_age <= 68 and r() < 0.18:
+                has_parent = True
+                age = min(_MAX_AGE, head_age + 22 + int(r() * 10))
+            elif head_age >= 58 and r() < 0.5:            # grandchildren
+                age = max(0, head_age - 45 - int(r() * 15))
+            else:
+                age = head_age - 22 - int(r() * 14)
+                if age < 0:
+                    age = int(r() * max(1, head_age - 19))
+            members.append((age, male, False))
+        listed = size if size == 1 or r() < 0.9 else size - 1     # one member registered elsewhere
+        out.append((size, str(size), tuple(members[:listed])))
+    return out
+
+
+def _economies(urban: bool) -> list[Economy]:
+    """8192 household economies: skewed per-capita income (log-normal, 2,000-60,000, ~3% not
+    recorded), house grade (C/D mostly rural and poorer), low-income status (~8%) and amount."""
+    rng = random.Random(2 + urban)
+    r = rng.random
+    out: list[Economy] = []
+    for _ in range(8192):
+        income = rng.lognormvariate(9.25, 0.55)
+        u = r()
+        if urban:
+            income *= 2.0
+            grade = "A" if u < 0.7 else "B" if u < 0.97 else "C"
+        else:
+            grade = "A" if u < 0.32 else "B" if u < 0.87 else "C" if u < 0.965 else "D"
+            if income < 7500 and u < 0.87 and r() < 0.2:
+                grade = "C" if r() < 0.7 else "D"
+        if grade in ("C", "D"):
+            income *= 0.7
+        income = min(60000.0, max(2000.0, income))
+        dibao = income < 6000 and r() < 0.35 or income < 9000 and r() < 0.08 or r() < 0.005
+        if dibao:
+            income = min(income, 2000 + r() * 5500)
+        income = round(income, 2)
+        u = r()
+        income_s = "" if u < 0.03 else f"{income:.2f}" if u < 0.13 else str(int(income) // 10 * 10)
+        out.append((income_s, income, grade, dibao, str(300 + 10 * int(r() * 61)) if dibao else ""))
+    return out
+
+
+def _lands(size: int) -> list[tuple[float, str]]:
+    """1024 contracted farmland areas (mu, one decimal) of rural households of this size."""
+    rng = random.Random(10 + size)
     out = []
     for _ in range(1024):
-        if size == 1:
-            out.append(24 + int(r() * 50) if r() < 0.4 else 60 + int(r() * r() * 36))
-        elif size == 2 and r() < 0.5:                    # an elderly couple
-            out.append(55 + int(r() * r() * 41))
-        else:
-            out.append(26 + int(r() * 46) if r() < 0.85 else 60 + int(r() * r() * 30))
+        land = 0.0 if rng.random() < 0.06 else round(min(15.0, max(0.3, size * rng.uniform(0.6, 2.4))), 1)
+        out.append((land, f"{land:.1f}" if land else "0"))
     return out
 
 
@@ -248,7 +316,10 @@ def _dates(today: date) -> _Dates:
     compact = [s.replace("-", "") for s in iso]
     slash = [f"{d.year}/{d.month}/{d.day}" for d in ds]
     chinese = [f"{d.year}年{d.month}月{d.day}日" for d in ds]
-    wsum = [_wsum(c, 6) for c in compact]
+    ysum = {y: _wsum(f"{y:04d}", 6) for y in range(ds[-1].year, today.year + 1)}
+    msum = [0] + [_wsum(f"{m:02d}", 10) for m in range(1, 13)]
+    dsum = [0] + [_wsum(f"{d:02d}", 12) for d in range(1, 32)]
+    wsum = [ysum[d.year] + msum[d.month] + dsum[d.day] for d in ds]
     dibao_days = []
     y, m = today.year, today.month
     for _ in range(60):
@@ -269,46 +340,39 @@ class _Village:
     urban: float                        # share of households with urban registration
     weight: float
     community: bool
-    surnames: list[tuple[str, str]]     # 4096 weighted; a third have the village's surname (李庄村 -> 李)
+    surnames: list[tuple[str, str]]
     reg_rural: str
     reg_urban: str
     yes: str
     no: str
     grades: dict[str, str]              # A -> A or A级
-    date_style: int                     # 1980-02-03, 1980/2/3, 1980年2月3日, 19800203
+    births: list[str]                   # by days back: 1980-02-03, 1980/2/3, 1980年2月3日 or 19800203
     male: str
     female: str
     addr_prefix: str                    # [省县]乡镇[村]
     groups: list[str]                   # 256 slots: 3组 or 三组
-    births: list[str] = field(default_factory=list)
 
 
-def _villages(rng: random.Random, st: _Static) -> list[_Village]:
+def _villages(rng: random.Random, st: _Static, dt: _Dates) -> list[_Village]:
     out = []
     for town, villages in _TOWNSHIPS:
         for name, urban in villages:
             community = name.endswith("社区")
-            first = name[1] if name.startswith("大") else name[0]
-            if first in st.surname_pinyin and not community:
-                sur = (first, st.surname_pinyin[first])
-                surnames = _pool([(sur, 0.35)] + [(s, w * 0.65) for s, w in st.surname_weights], 12)
-            else:
-                surnames = st.surnames
             reg = rng.choices([("农业户口", "非农业户口"), ("农业", "非农业"), ("农村", "城镇"), ("农村", "城市")],
                               [45, 25, 20, 10])[0]
             yes_no = rng.choices([("是", "否"), ("1", "0"), ("Y", "N")], [70, 15, 15])[0]
             suffix = rng.choices(["", "级"], [60, 40])[0]
             male_female = rng.choices([("男", "女"), ("M", "F")], [95, 5])[0]
             prefix = rng.choices(["", COUNTY, PROVINCE + COUNTY], [50, 30, 20])[0]
+            births = rng.choices(dt.styles, [60, 20, 10, 10])[0]
             cn_groups = rng.random() < 0.4
             n_groups = rng.randint(4, 12)
             groups = [(_cn_number(g) if cn_groups else str(g)) + "组" for g in range(1, n_groups + 1)]
             out.append(_Village(
                 township=town, name=name, urban=urban, weight=rng.uniform(0.6, 1.6) * (1.6 if community else 1.0),
-                community=community, surnames=surnames,  # type: ignore[arg-type]
+                community=community, surnames=st.village_surnames.get(name, st.surnames),
                 reg_rural=reg[0], reg_urban=reg[1], yes=yes_no[0], no=yes_no[1],
-                grades={g: g + suffix for g in "ABCD"}, date_style=rng.choices(range(4), [60, 20, 10, 10])[0],
-                male=male_female[0], female=male_female[1],
+                grades={g: g + suffix for g in "ABCD"}, births=births, male=male_female[0], female=male_female[1],
                 addr_prefix=prefix + town + ("" if community else name),
                 groups=[groups[i % n_groups] for i in range(256)]))
     return out
@@ -344,10 +408,7 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
     r, gb = rng.random, rng.getrandbits
     st = _static()
     dt = _dates(today)
-    villages = _villages(rng, st)
-    for v in villages:
-        v.births = dt.styles[v.date_style]
-    vpool: list[_Village] = _pool([(v, v.weight) for v in villages], 11)  # type: ignore[assignment]
+    vpool: list[_Village] = _pool([(v, v.weight) for v in _villages(rng, st, dt)], 11)
 
     # Rows to spoil, chosen first so that their residents get no grants (they are never imported).
     spoiled = rng.sample(range(n), invalid) if invalid else []
@@ -361,26 +422,24 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
         warned.append(k)
     no_grants = set(spoiled)
 
-    surnames, given, areas, seqs = st.surnames, st.given, st.areas, st.seqs
-    mobiles, domains = st.mobiles, st.domains
-    iso, styles, compact, dsum, years = dt.iso, dt.styles, dt.compact, dt.wsum, dt.year
-    dibao_days = dt.dibao_days
-    age_back = [int(age * 365.2425) for age in range(_MAX_AGE + 1)]
-    check = _ID_CHECK
-    rid_format = f"R%0{max(7, len(str(n)))}d"
-    span = len(compact)
-    id_seq = [0] * (len(_AREA_CODES) * span * 2)      # (area, birth date, sex) -> people numbered so far
-    incomes, sizes, head_ages = st.incomes, st.sizes, st.head_ages
+    surnames, given, areas, seqs, mobiles, domains = st.surnames, st.given, st.areas, st.seqs, st.mobiles, st.domains
+    shapes, (econ_rural, econ_urban), lands = st.shapes, st.economies, st.lands
     streets, flats, house_numbers = st.streets, st.flats, st.house_numbers
     n_streets, n_flats = len(streets), len(flats)
-    rows: list[list[str]] = []
-    grants: list[list[str]] = []
-    append, gappend = rows.append, grants.append
+    iso, compact, dsum, years, dibao_days = dt.iso, dt.compact, dt.wsum, dt.year, dt.dibao_days
+    age_back = [int(age * 365.2425) for age in range(_MAX_AGE + 1)]
+    p_disabled = [0.03 if age < 60 else 0.08 if age < 80 else 0.16 for age in range(_MAX_AGE + 1)]
     # Days back (within 5 years) when farm subsidies (April-June) and disaster relief (June-September) are paid.
     farm_days = [b for b in range(1, 1826) if 4 <= dt.month[b] <= 6]
     flood_days = [b for b in range(1, 1826) if 6 <= dt.month[b] <= 9]
-    n_farm_days, n_flood_days = len(farm_days), len(flood_days)
-    p_disabled = [0.03 if age < 60 else 0.08 if age < 80 else 0.16 for age in range(_MAX_AGE + 1)]
+    n_farm_days, n_flood_days, n_dibao_days = len(farm_days), len(flood_days), len(dibao_days)
+    check = _ID_CHECK
+    rids = list(map(f"R%0{max(7, len(str(n)))}d".__mod__, range(1, n + 1)))
+    span2 = len(compact) * 2
+    id_seq = [0] * (len(_AREA_CODES) * span2)       # (area, birth date, sex) -> people numbered so far
+    rows: list[list[str]] = []
+    grants: list[list[str]] = []
+    append, gappend = rows.append, grants.append
 
     def styled_mobile(p: str) -> str:
         u = r()
@@ -413,92 +472,66 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
             return "信件" if u < 0.1 else "纸质" if u < 0.11 else "邮寄"
         return ""
 
+    def household_grants(rid: str, land: float, urban: bool, grade: str, income: float) -> None:
+        """Grants paid to a household (recorded against its head)."""
+        if land and r() < 0.35:
+            for _ in range(1 + (r() < 0.2)):
+                gappend([rid, "耕地地力保护补贴" if r() < 0.6 else "涉农补贴", iso[farm_days[gb(12) % n_farm_days]],
+                         f"{land * (100 + gb(8) % 11):.2f}"])
+        if not urban and (grade in ("C", "D") and r() < 0.3 or r() < 0.012):
+            thousands = 8 + gb(8) % 8 if grade != "D" else 18 + gb(8) % 17
+            gappend([rid, "农村危房改造" if r() < 0.6 else "危房改造", iso[1 + gb(16) % 1825], str(1000 * thousands)])
+        if r() < 0.04:
+            gappend([rid, "自然灾害救助" if r() < 0.5 else "灾害救助", iso[flood_days[gb(12) % n_flood_days]],
+                     str(100 * (5 + gb(8) % 26))])
+        if urban and income < 15000 and r() < 0.2:
+            gappend([rid, "保障性住房", iso[1 + gb(16) % 1825], str(100 * (12 + gb(8) % 37))])
+
     idx = 0
     while idx < n:
-        # ---- one household: who is listed, and what they share -------------------------------
+        # ---- one household: who is listed, and what they share -----------------------------------
         v = vpool[gb(11)]
-        size = sizes[gb(7)]
+        size, size_s, shape = shapes[gb(13)]
         urban = r() < v.urban
-        head_age = head_ages[size][gb(10)]
-        head_sur, head_py = v.surnames[gb(12)]
-        head_male = r() < 0.85
-        # Members: (age, male, surname, pinyin, ID area code, its digit sum, ID counter base).
-        area, asum, ai = areas[gb(8)]
-        kb = ai * span * 2
-        members = [(head_age, head_male, head_sur, head_py, area, asum, kb + head_male)]
-        if size >= 2 and r() < 0.85:
-            spouse_age = min(_MAX_AGE, max(20, head_age + (gb(8) % 9 - 5 if head_male else gb(8) % 9 - 2)))
-            sp_sur, sp_py = surnames[gb(12)]
-            sp_area, sp_asum, sp_ai = areas[gb(8)] if r() < 0.3 else (area, asum, ai)   # married in
-            members.append((spouse_age, not head_male, sp_sur, sp_py, sp_area, sp_asum, sp_ai * span * 2 + (not head_male)))
-        has_parent = False
-        while len(members) < size:
-            male = r() < 0.52
-            if not has_parent and 40 <= head_age <= 68 and r() < 0.18:
-                has_parent = True
-                age = min(_MAX_AGE, head_age + 22 + gb(8) % 10)
-            elif head_age >= 58 and r() < 0.5:            # grandchildren
-                age = max(0, head_age - 45 - gb(8) % 15)
-            else:
-                age = head_age - 22 - gb(8) % 14
-                if age < 0:
-                    age = gb(8) % max(1, head_age - 19)
-            members.append((age, male, head_sur, head_py, area, asum, kb + male))
-        listed = size if size == 1 or r() < 0.9 else size - 1     # one member registered elsewhere
-        if listed > n - idx:
-            listed = n - idx
-
-        income = incomes[gb(12)]
-        u = r()
         if urban:
-            income *= 2.0
-            grade = "A" if u < 0.7 else "B" if u < 0.97 else "C"
-        else:
-            grade = "A" if u < 0.32 else "B" if u < 0.87 else "C" if u < 0.965 else "D"
-            if income < 7500 and u < 0.87 and r() < 0.2:
-                grade = "C" if r() < 0.7 else "D"
-        if grade == "C" or grade == "D":
-            income *= 0.7
-        if income < 2000.0:
-            income = 2000.0
-        elif income > 60000.0:
-            income = 60000.0
-        dibao = income < 6000 and r() < 0.35 or income < 9000 and r() < 0.08 or r() < 0.005
-        if dibao:
-            income = min(income, 2000 + r() * 5500)
-        u = r()
-        income_s = "" if u < 0.03 else f"{income:.2f}" if u < 0.13 else str(int(income) // 10 * 10)
-        yes, no = v.yes, v.no
-        if dibao:
-            dibao_s, dibao_amt = yes, str(300 + 10 * (gb(8) % 61))
-        else:
-            dibao_s, dibao_amt = no, ""
-        if urban:
+            income_s, income, grade, dibao, dibao_amt = econ_urban[gb(13)]
             land, land_s, reg_s = 0.0, "", v.reg_urban
         else:
-            land = 0.0 if r() < 0.06 else min(15.0, max(0.3, size * (0.6 + r() * 1.8)))
-            land_s = f"{land:.1f}" if land else "0"
-            land = float(land_s)
+            income_s, income, grade, dibao, dibao_amt = econ_rural[gb(13)]
+            land, land_s = lands[size][gb(10)]
             reg_s = v.reg_rural
+        yes, no = v.yes, v.no
+        dibao_s = yes if dibao else no
         grade_s = v.grades[grade]
         if v.community:
             addr = v.addr_prefix + streets[gb(12) % n_streets] + flats[gb(11) % n_flats]
         else:
             addr = v.addr_prefix + v.groups[gb(8)] + house_numbers[gb(7)]
-        size_s = str(size)
-        town, vname, male_s, female_s, birth_spelling = v.township, v.name, v.male, v.female, v.births
+        town, vname, male_s, female_s, births = v.township, v.name, v.male, v.female, v.births
+        # Head and children share surname and ID area code; (sur, pinyin, area, its digit sum, ID counter base).
+        head_sur, head_py = v.surnames[gb(12)]
+        area, asum, ai = areas[gb(8)]
+        as_male = (head_sur, head_py, area, asum, ai * span2 + 1)
+        as_female = (head_sur, head_py, area, asum, ai * span2)
         head_contact = ("", "")
+        if len(shape) > n - idx:
+            shape = shape[:n - idx]
 
-        # ---- its members, one row each ----------------------------------------------------------
-        for k in range(listed):
-            age, male, sur, sur_py, area, asum, key = members[k]
+        # ---- its members, one row each --------------------------------------------------------------
+        for k, (age, male, spouse) in enumerate(shape):
+            if spouse:                                      # own surname; married in from elsewhere?
+                sur, sur_py = surnames[gb(12)]
+                p_area, p_asum, p_ai = areas[gb(8)] if r() < 0.3 else (area, asum, ai)
+                key = p_ai * span2 + male
+            else:
+                sur, sur_py, p_area, p_asum, key = as_male if male else as_female
             gname, gpy = given[male][age][gb(11)]
             back = age_back[age] + gb(16) % 365
             key += back * 2                                 # (area, birth date, sex): numbered in turn
             c = id_seq[key]
             id_seq[key] = c + 1
             seq, ssum = seqs[male][(key + 37 * c) % 500]
-            idno = area + compact[back] + seq + check[(asum + dsum[back] + ssum) % 11]
+            idno = f"{p_area}{compact[back]}{seq}{check[(p_asum + dsum[back] + ssum) % 11]}"
 
             if age < 16 and k:                              # children are reached through the head
                 phone, email = head_contact
@@ -506,7 +539,8 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
                 u = r()
                 old = age >= 60
                 if u < (0.72 if old else 0.85):             # a mobile; a fifth written with spaces, dashes, +86
-                    phone = str(mobiles[gb(8)] + gb(27) % 100_000_000)
+                    x = gb(35)
+                    phone = str(mobiles[x >> 27] + (x & 0x7FF_FFFF) % 100_000_000)
                     if u > (0.576 if old else 0.68):
                         phone = styled_mobile(phone)
                     email = email_for(sur_py, gpy, years[back]) if r() < (0.06 if old else 0.33) else ""
@@ -522,34 +556,22 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
             pref = preferred(u, phone, email, age) if u < 0.12 and age >= 16 else ""
             disabled = r() < p_disabled[age]
 
-            rid = rid_format % (idx + 1)
-            append([rid, sur + gname, male_s if male else female_s, birth_spelling[back], idno, reg_s, town, vname,
-                    addr, phone, email, pref, size_s, income_s, grade_s, dibao_s, dibao_amt,
-                    yes if disabled else no, land_s])
+            rid = rids[idx]
+            append([rid, sur + gname, male_s if male else female_s, births[back], idno, reg_s, town, vname, addr,
+                    phone, email, pref, size_s, income_s, grade_s, dibao_s, dibao_amt, yes if disabled else no, land_s])
 
-            # ---- past grants (none for rows that will be rejected: never imported) -------------
+            # ---- past grants (none for rows that will be rejected: never imported) ---------------
             if (dibao or disabled or not k or age >= 80) and idx not in no_grants:
                 if dibao and r() < 0.7:                      # paid on the 5th of each month
                     for _ in range(1 + (r() < 0.3) + (r() < 0.1)):
                         gappend([rid, "低保" if r() < 0.6 else "最低生活保障",
-                                 iso[dibao_days[gb(8) % len(dibao_days)]], dibao_amt])
+                                 iso[dibao_days[gb(8) % n_dibao_days]], dibao_amt])
                 if disabled and r() < 0.45:
                     gappend([rid, "残疾人两项补贴", iso[1 + gb(16) % 1825], str(60 + 10 * (gb(8) % 10))])
                 if age >= 80 and r() < 0.55:
                     gappend([rid, "养老服务补贴", iso[1 + gb(16) % 1825], str(100 * (1 + gb(8) % 3) * (1 if r() < 0.7 else 6))])
-                if not k:                                    # household grants go to the head
-                    if land and r() < 0.35:
-                        for _ in range(1 + (r() < 0.2)):
-                            gappend([rid, "耕地地力保护补贴" if r() < 0.6 else "涉农补贴", iso[farm_days[gb(12) % n_farm_days]],
-                                     f"{land * (100 + gb(8) % 11):.2f}"])
-                    if not urban and (grade in ("C", "D") and r() < 0.3 or r() < 0.012):
-                        thousands = 8 + gb(8) % 8 if grade != "D" else 18 + gb(8) % 17
-                        gappend([rid, "农村危房改造" if r() < 0.6 else "危房改造", iso[1 + gb(16) % 1825], str(1000 * thousands)])
-                    if r() < 0.04:
-                        gappend([rid, "自然灾害救助" if r() < 0.5 else "灾害救助", iso[flood_days[gb(12) % n_flood_days]],
-                                 str(100 * (5 + gb(8) % 26))])
-                    if urban and income < 15000 and r() < 0.2:
-                        gappend([rid, "保障性住房", iso[1 + gb(16) % 1825], str(100 * (12 + gb(8) % 37))])
+                if not k:
+                    household_grants(rid, land, urban, grade, income)
             idx += 1
 
     invalid_rows: dict[int, str] = {}

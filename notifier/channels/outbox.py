@@ -20,10 +20,13 @@ class OutboxProvider(Provider):
         super().__init__(name, settings)
         d = Path(settings.get("dir", "outbox"))
         self.dir = d if d.is_absolute() else base_dir / d
+        self._made: set[Path] = set()
 
     async def send(self, message: OutboundMessage) -> SendResult:
         folder = self.dir / f"run-{message.run_id}"
-        folder.mkdir(parents=True, exist_ok=True)
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
         path = folder / f"{message.delivery_id:08d}.{message.channel.value}.txt"
         lines = [f"Delivery-Id: {message.delivery_id}", f"Run: {message.run_id}", f"Channel: {message.channel.value}",
                  f"Resident: {message.resident_id}", f"To: {message.recipient}"]
@@ -34,10 +37,15 @@ class OutboxProvider(Provider):
         text = "\n".join(lines) + "\n\n" + message.body + ("" if message.body.endswith("\n") else "\n")
         if message.html:
             text += "\n--- html ---\n" + message.html + "\n"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        _write_atomic(path, text)  # temporary file + rename: a crash never leaves half a message
         return SendResult(DeliveryStatus.DELIVERED, f"outbox:{path.name}", {"file": str(path)})
 
     def describe(self) -> str:
         return f"outbox ({self.dir})"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -23,7 +23,7 @@ from ..channels.ratelimit import TokenBucket
 from ..clock import as_utc, utcnow
 from ..errors import NotifierError, ProviderError
 from ..rendering.segments import count_segments
-from ..rendering.context import resident_context
+from ..rendering.context import ResidentContext
 from ..rendering.templates import TemplateSet, display_value
 from ..status import Channel, DeliveryStatus as S, RunStatus, can_transition
 from ..storage.schema import deliveries, opt_outs, runs
@@ -81,6 +81,7 @@ class Dispatcher:
         self.limits = {p.name: asyncio.Semaphore(max(1, p.concurrency)) for p in providers.values()}
         self.postgres = app.engine.dialect.name == "postgresql"
         self.skipped = 0  # rows skipped at claim time (opted out, window closed, ...)
+        self.resident = ResidentContext(app.dictionary, "r_")
 
     # -- run information from the snapshot ---------------------------------------------
     def _run(self, row: Any) -> _RunInfo:
@@ -177,7 +178,7 @@ class Dispatcher:
 
     # -- render and send ---------------------------------------------------------------
     def _context(self, job: _Job, info: _RunInfo) -> dict[str, Any]:
-        return {"resident": resident_context(self.app.dictionary, job.row, "r_"), "item": info.item, "params": info.params,
+        return {"resident": self.resident(job.row), "item": info.item, "params": info.params,
                 "run": {"id": info.id, "rule": info.rule_id, "on_date": info.on}}
 
     def _prepare(self, job: _Job) -> None:

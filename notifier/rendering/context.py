@@ -11,12 +11,21 @@ from .templates import display_value
 _MASKS = {"name": mask_name, "phone": mask_phone, "id_number": mask_id_number, "email": mask_email}
 
 
+class ResidentContext:
+    """Every resident field by name (built-in and declared), read from a row whose columns are
+    `prefix + column`. The name -> attribute list is worked out once, not per message."""
+
+    def __init__(self, dictionary: DataDictionary, prefix: str = "", *, masked: bool = False) -> None:
+        self.pairs = [(name, prefix + column_name(spec)) for name, spec in dictionary.all_fields().items()]
+        self.masks = _MASKS if masked else {}
+
+    def __call__(self, row: Any) -> dict[str, Any]:
+        out = {name: display_value(getattr(row, attr, None)) for name, attr in self.pairs}
+        for name, mask in self.masks.items():
+            if out.get(name):
+                out[name] = mask(out[name])
+        return out
+
+
 def resident_context(dictionary: DataDictionary, row: Any, prefix: str = "", *, masked: bool = False) -> dict[str, Any]:
-    """Every resident field by name (built-in and declared), from a row whose columns are `prefix + column`."""
-    out: dict[str, Any] = {}
-    for name, spec in dictionary.all_fields().items():
-        value = display_value(getattr(row, prefix + column_name(spec), None))
-        if masked and name in _MASKS and value:
-            value = _MASKS[name](value)
-        out[name] = value
-    return out
+    return ResidentContext(dictionary, prefix, masked=masked)(row)

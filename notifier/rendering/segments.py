@@ -36,9 +36,19 @@ def _pack(sizes: list[int], single: int, part: int) -> int:
     return parts
 
 
+GSM_ALL = GSM_BASIC | GSM_EXTENDED
+
+
 def count_segments(text: str) -> SegmentInfo:
-    if all(ch in GSM_BASIC or ch in GSM_EXTENDED for ch in text):
-        sizes = [2 if ch in GSM_EXTENDED else 1 for ch in text]
-        return SegmentInfo("GSM-7", sum(sizes), _pack(sizes, 160, 153))
-    sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
-    return SegmentInfo("UCS-2", sum(sizes), _pack(sizes, 70, 67))
+    if GSM_ALL.issuperset(text):
+        double = sum(text.count(ch) for ch in GSM_EXTENDED)
+        units, single, part, encoding = len(text) + double, 160, 153, "GSM-7"
+        sizes = [2 if ch in GSM_EXTENDED else 1 for ch in text] if double else None
+    else:
+        units, single, part, encoding = len(text.encode("utf-16-le")) // 2, 70, 67, "UCS-2"
+        sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in text] if units != len(text) else None
+    if units <= single:
+        return SegmentInfo(encoding, units, 1 if units else 0)
+    if sizes is None:  # every character is one unit: plain division
+        return SegmentInfo(encoding, units, -(-units // part))
+    return SegmentInfo(encoding, units, _pack(sizes, single, part))

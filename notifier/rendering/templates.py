@@ -83,7 +83,7 @@ class TemplateSet:
             html_t = self._html[channel]
             html = _block(html_t, "html", context).strip() if "html" in html_t.blocks else None
             return Rendered(body, subject, html)
-        except jinja2.TemplateError as exc:
+        except Exception as exc:  # any error inside a template (undefined variable, None * 2, ...)
             name = self.names[channel]
             raise RuleError(f"{name}: cannot render", [Problem(f"{exc.__class__.__name__}: {exc}", file=name,
                                                                line=_template_line(exc, name), column=1)]) from None

@@ -86,42 +86,39 @@ def _map_columns(header: list[str], specs: dict[str, FieldSpec], file: str,
 
 def _parse(table_rows: Iterator[tuple[int, list[Any]]], header: list[str],
            mapping: list[tuple[int, FieldSpec]]) -> Iterator[ParsedRow]:
+    contact = {"phone", "email"}
+    special = {"phone": normalize_phone, "email": normalize_email, "id_number": check_id_number,
+               "resident_id": lambda raw: str(raw).strip()}
+    columns = [(idx, spec.name, header[idx], special.get(spec.name) or spec.converter()) for idx, spec in mapping]
+    rid_col = next(title for _, name, title, _ in columns if name == "resident_id")
     for rownum, cells in table_rows:
         values: dict[str, Any] = {}
         errors: list[Problem] = []
         warnings: list[Problem] = []
-        for idx, spec in mapping:
-            raw = cells[idx] if idx < len(cells) else None
+        width = len(cells)
+        for idx, name, title, convert in columns:
+            raw = cells[idx] if idx < width else None
             if isinstance(raw, str):
                 raw = raw.strip() or None
-            name = spec.name
             if raw is None:
                 values[name] = None
                 continue
-            col = header[idx]
             try:
-                if name == "phone":
-                    values["phone"], values["phone_kind"] = normalize_phone(raw)
-                elif name == "email":
-                    values["email"] = normalize_email(raw)
-                elif name == "id_number":
-                    values["id_number"] = check_id_number(raw)
-                elif name == "resident_id":
-                    values[name] = str(raw).strip()
-                else:
-                    values[name] = spec.parse(raw)
+                values[name] = convert(raw)
             except ValueError as exc:
-                if name in ("phone", "email"):
+                if name in contact:
                     values[name] = None
-                    if name == "phone":
-                        values["phone_kind"] = None
-                    warnings.append(Problem(f"{mask_text(str(raw))}: {exc}; dropped, row imported", row=rownum, column=col))
+                    warnings.append(Problem(f"{mask_text(str(raw))}: {exc}; dropped, row imported", row=rownum, column=title))
                 elif name == "id_number":
-                    errors.append(Problem(f"{mask_id_number(str(raw))}: {exc}", row=rownum, column=col))
+                    errors.append(Problem(f"{mask_id_number(str(raw))}: {exc}", row=rownum, column=title))
                 else:
-                    errors.append(Problem(mask_text(str(exc)), row=rownum, column=col))
+                    errors.append(Problem(mask_text(str(exc)), row=rownum, column=title))
+        phone = values.get("phone")
+        if phone is not None:
+            values["phone"], values["phone_kind"] = phone
+        elif "phone" in values:
+            values["phone_kind"] = None
         if not values.get("resident_id"):
-            rid_col = next(header[i] for i, s in mapping if s.name == "resident_id")
             errors.insert(0, Problem("resident id is missing", row=rownum, column=rid_col))
         yield ParsedRow(rownum, values, errors, warnings)
 

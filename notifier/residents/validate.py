@@ -1,6 +1,7 @@
 """Contact and identity checks for imported rows: phone numbers, e-mail, PRC ID numbers."""
 from __future__ import annotations
 
+import operator
 import re
 from datetime import date
 from functools import lru_cache
@@ -16,6 +17,10 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
 
+_CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+_CN_MOBILE_PATTERN = re.compile(_CN.mobile.national_number_pattern)
+
+
 @lru_cache(maxsize=4096)
 def _classify(number: str, region: str) -> tuple[str, str]:
     p = phonenumbers.parse(number, region)
@@ -28,9 +33,9 @@ def _classify(number: str, region: str) -> tuple[str, str]:
 def normalize_phone(raw: str, region: str = "CN") -> tuple[str, str]:
     """(E.164, 'mobile' | 'landline'); ValueError if unusable.
 
-    phonenumbers decides validity. For 11-digit mainland mobiles its verdict depends only on
-    the leading digits, so it is asked once per 7-digit prefix and the answer reused: the
-    full parse costs ~50 µs, which would otherwise dominate a large import.
+    phonenumbers' metadata decides validity. An 11-digit mainland number is matched against
+    its compiled mobile pattern directly (~1 µs); anything else takes the full parse (~50 µs),
+    which would otherwise dominate a large import.
     """
     text = _SEPARATORS.sub("", str(raw))
     national = text
@@ -40,9 +45,8 @@ def normalize_phone(raw: str, region: str = "CN") -> tuple[str, str]:
         national = national[4:]
     elif national.startswith("86") and len(national) == 13:
         national = national[2:]
-    if region == "CN" and _CN_MOBILE.fullmatch(national):
-        _, kind = _classify(national[:7] + "0000", "CN")
-        return "+86" + national, kind
+    if region == "CN" and _CN_MOBILE.fullmatch(national) and _CN_MOBILE_PATTERN.fullmatch(national):
+        return "+86" + national, "mobile"
     try:
         return _classify(text, region)
     except phonenumbers.NumberParseException:
@@ -68,7 +72,7 @@ def check_id_number(raw: str) -> str:
         raise ValueError("the birth date inside the ID number is not a real date") from None
     if born.year < 1890 or born > date.today():
         raise ValueError("the birth date inside the ID number is out of range")
-    total = sum(int(d) * w for d, w in zip(text[:17], _ID_WEIGHTS))
+    total = sum(map(operator.mul, map(int, text[:17]), _ID_WEIGHTS))
     if _ID_CHECK[total % 11] != text[17]:
         raise ValueError("the ID number's check digit is wrong")
     return text
