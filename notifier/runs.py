@@ -23,6 +23,7 @@ from .rendering.templates import item_context
 from .rules.compile import params_in_force
 from .rules.model import Rule, jsonable
 from .status import DeliveryStatus, RunStatus
+from .storage.bulk import executemany
 from .storage.schema import approvals, deliveries, runs
 
 
@@ -75,8 +76,7 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
             rows.append({"run_id": run_id, "resident_id": m.resident_id, "channel": m.channel.value if m.channel else "none",
                          "status": status, "notice_key": k, "recipient": m.recipient, "reason": reason,
                          "attempts": 0, "created_at": now, "updated_at": now})
-        if rows:
-            conn.execute(deliveries.insert(), rows)
+        executemany(conn, deliveries.insert(), rows)
         digest = hashlib.sha256("\n".join(f"{r['resident_id']}\t{r['channel']}\t{r['status']}" for r in rows).encode()).hexdigest()
         skipped = sum(1 for r in rows if r["status"] == DeliveryStatus.SKIPPED)
         audit.record(conn, by, "run.created", f"run:{run_id}", rule=rule.id, version=rule.version, on=on.isoformat(),

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..clock import as_utc, utcnow
+from ..storage.bulk import executemany
 from ..storage.schema import audit_events, audit_head
 
 GENESIS = "0" * 64
@@ -60,7 +61,7 @@ def append(conn: sa.Connection, events: Iterable[AuditEvent], *, now: datetime |
         rows.append({"seq": seq, "ts": ts, "actor": ev.actor, "action": ev.action, "subject": ev.subject,
                      "payload": payload, "prev_hash": prev, "hash": h})
         prev = h
-    conn.execute(audit_events.insert(), rows)
+    executemany(conn, audit_events.insert(), rows)
     conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev))
     return seq
 

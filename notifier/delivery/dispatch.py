@@ -26,6 +26,7 @@ from ..rendering.segments import count_segments
 from ..rendering.context import ResidentContext
 from ..rendering.templates import TemplateSet, display_value
 from ..status import Channel, DeliveryStatus as S, RunStatus, can_transition
+from ..storage.bulk import executemany
 from ..storage.schema import deliveries, opt_outs, runs
 
 Progress = Callable[[int], None]
@@ -254,7 +255,7 @@ class Dispatcher:
                     next_attempt_at=sa.bindparam("next_attempt_at"), updated_at=now)
         with self.app.engine.begin() as conn:
             stmt = d.update().where(d.c.id == sa.bindparam("b_id"), d.c.status == S.SENDING)
-            conn.execute(stmt.values(**base), updates)
+            executemany(conn, stmt.values(**base), updates)
             audit.append(conn, events, now=now)
             self._complete_runs(conn, {j.row.run_id for j in jobs}, now)
 

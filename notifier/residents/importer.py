@@ -21,6 +21,7 @@ from ..clock import utcnow
 from ..errors import InputError, Problem
 from ..fields import BUILTIN_FIELDS, FieldSpec, header_map, norm_header
 from ..masking import mask_id_number, mask_text
+from ..storage.bulk import executemany
 from ..storage.fieldcols import column_name
 from ..storage.schema import records
 from .readers import read_table
@@ -175,11 +176,11 @@ def import_residents(app: App, path: Path, *, actor: str = "import", dry_run: bo
             if dry_run:
                 continue
             if new:
-                conn.execute(t.insert(), [{cols[n]: r.values.get(n) for n in present} | {"created_at": now, "updated_at": now}
-                                          for r in new])
+                executemany(conn, t.insert(), [{cols[n]: r.values.get(n) for n in present} | {"created_at": now, "updated_at": now}
+                                               for r in new])
             if old and len(present) > 1:
-                conn.execute(upd, [{"b_id": r.values["resident_id"]} | {f"b_{cols[n]}": r.values.get(n) for n in present if n != "resident_id"}
-                                   for r in old])
+                executemany(conn, upd, [{"b_id": r.values["resident_id"]} | {f"b_{cols[n]}": r.values.get(n) for n in present
+                                                                            if n != "resident_id"} for r in old])
         if not dry_run:
             audit.record(conn, actor, "residents.import", path.name, file_sha256=_sha256(path),
                          imported=report.imported, updated=report.updated, rejected=report.rejected,
