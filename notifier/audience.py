@@ -32,6 +32,7 @@ class Audience:
     compiled: CompiledRule
     counts: dict[str, int]
     members: list[Member] = field(default_factory=list)
+    review_conditions: list[dict[str, object]] = field(default_factory=list)
 
     def by_channel(self) -> dict[str, int]:
         c = Counter(m.channel.value if m.channel else "none" for m in self.members)
@@ -69,6 +70,11 @@ def evaluate(app: App, rule: Rule, on: date, *, members: bool = True) -> Audienc
         for result, n in conn.execute(sa.select(q.c.result, sa.func.count()).group_by(q.c.result)):
             counts[result_name(result)] += n
         audience = Audience(compiled, counts)
+        if counts[REVIEW]:  # which conditions lacked data, among the residents left for review
+            cols = [sa.func.sum(sa.case((q.c[f"cond_{leaf.id}"].is_(None), 1), else_=0)) for leaf in compiled.leaves]
+            missing = conn.execute(sa.select(*cols).where(q.c.result.is_(None))).one()
+            audience.review_conditions = [{"id": leaf.id, "label": leaf.label, "missing": int(n or 0)}
+                                          for leaf, n in zip(compiled.leaves, missing) if n]
         if members:
             t = app.residents
             opted = sa.exists().where(opt_outs.c.phone == t.c.phone)

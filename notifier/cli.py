@@ -189,6 +189,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
         t.add_row(*map(str, (out["match"], out["no_match"], out["review"], bc["sms"], bc["email"], bc["letter"], bc["none"],
                              out["sms_segments"], f"¥{out['sms_cost']:.2f}")))
         console.print(t)
+        if out["review_conditions"]:
+            console.print("review (data missing): " + ", ".join(f"{c['label']} {c['missing']}" for c in out["review_conditions"]))
         for s in out["samples"]:
             console.print(f"[bold]{s['channel']}[/bold] → {s['resident']}" + (f"  ({s['segments']} segment(s))" if "segments" in s else ""))
             if s.get("subject"):
@@ -199,14 +201,10 @@ def cmd_rules(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(out)
         return 0
-    words = {"match": "符合条件（将被通知）", "no_match": "不符合条件", "review": "资料不全，需人工复核"}
-    console.print(f"{rule.id} / {args.resident_id} on {on}: [bold]{out['result']}[/bold] — {words[out['result']]}")
-    t = Table()
-    for col in ("condition", "label", "value", "threshold", "result"):
-        t.add_column(col)
+    console.print(f"{rule.id} / {args.resident_id} on {on}: [bold]{out['result']}[/bold] — {out['summary']}")
     for c in out["conditions"]:
-        t.add_row(c["id"], c["label"], str(c.get("value", "")), str(c.get("threshold", "")), c["result"])
-    console.print(t)
+        mark = {"pass": "✓", "fail": "✗", "unknown": "?"}[c["result"]]
+        console.print(f"  {mark} {c['text']}", markup=False)
     return 0
 
 

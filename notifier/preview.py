@@ -9,14 +9,14 @@ import sqlalchemy as sa
 from .app import App
 from .audience import evaluate
 from .errors import NotFound
-from .fields import BUILTIN_FIELDS
 from .rendering.context import resident_context
 from .rendering.segments import count_segments
 from .rendering.templates import TemplateSet, display_value, item_context
-from .rules.compile import params_in_force, result_name
-from .rules.model import FieldCondition, Rule
+from .rules.compile import compile_rule, params_in_force, result_name
+from .rules.model import FieldCondition, ParamRef, Rule
 from .status import Channel
 from .storage.fieldcols import column_name
+from .storage.schema import records
 
 
 def _context(app: App, rule: Rule, on: date, params: dict[str, Any], row: Any, masked: bool) -> dict[str, Any]:
@@ -50,47 +50,92 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:
         assert m.channel is not None
         rendered = templates.render(m.channel, _context(app, rule, on, params, rows[m.resident_id], True))
         seg = count_segments(rendered.body) if m.channel is Channel.SMS else None
-        samples.append({"resident": _mask_id(m.resident_id), "channel": m.channel.value, "subject": rendered.subject,
+        samples.append({"resident": m.resident_id, "channel": m.channel.value, "subject": rendered.subject,
                         "body": rendered.body, **({"segments": seg.segments, "encoding": seg.encoding} if seg else {})})
     price = app.config.channels.get(Channel.SMS)
     return {"rule": rule.id, "version": rule.version, "on": on.isoformat(), **aud.counts, "by_channel": aud.by_channel(),
             "sms_segments": segments, "sms_cost": round(segments * (price.price_per_segment if price else 0.0), 2),
-            "params": params, "samples": samples,
+            "review_conditions": aud.review_conditions, "params": params, "samples": samples,
             "no_contact": sum(1 for m in by_id.values() if m.channel is None)}
 
 
-def _mask_id(resident_id: str) -> str:
-    return resident_id  # resident ids are register keys, not personal data
+OP_WORDS = {"equals": "为", "not_equals": "不为", "in": "属于", "not_in": "不属于", "less_than": "低于", "at_most": "不高于",
+            "greater_than": "高于", "at_least": "不低于", "between": "介于", "is_missing": "缺少", "age_at_least": "年满",
+            "age_below": "未满"}
+RESULT_WORDS = {"pass": "符合", "fail": "不符合", "unknown": "无法判断（缺少数据）"}
+
+
+def _label(spec: Any, value: Any) -> str:
+    """A value as staff wrote it: enum values by their first spelling (农村, not rural), with the unit."""
+    if value is None:
+        return "无数据"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if spec.values and value in spec.values and spec.values[value]:
+        return spec.values[value][0]
+    text = value.isoformat() if isinstance(value, date) else str(display_value(value))
+    return f"{text}{spec.unit}" if spec.unit else text
 
 
 def explain(app: App, rule: Rule, resident_id: str, on: date) -> dict[str, Any]:
-    aud = evaluate(app, rule, on, members=False)
-    c = aud.compiled
+    """Each condition with the resident's value, the threshold in force and its source, and the
+    outcome in words a resident could be told. Uses the same compiled query as runs."""
+    c = compile_rule(rule, app.dictionary, app.residents, on)
     q = c.query.subquery("rq")
     t = app.residents
     with app.engine.connect() as conn:
         got = conn.execute(sa.select(q).where(q.c.resident_id == resident_id)).one_or_none()
         person = conn.execute(sa.select(t).where(t.c.resident_id == resident_id)).one_or_none()
+        recs = conn.execute(sa.select(records.c.kind, records.c.record_date, records.c.data)
+                            .where(records.c.resident_id == resident_id).order_by(records.c.record_date)).all()
     if got is None or person is None:
         raise NotFound(f"no resident {resident_id!r} in the register")
     conditions = []
     for leaf in c.leaves:
         value = getattr(got, f"cond_{leaf.id}")
-        entry: dict[str, Any] = {"id": leaf.id, "label": leaf.label,
-                                 "result": "unknown" if value is None else "pass" if value else "fail"}
+        outcome = "unknown" if value is None else "pass" if value else "fail"
+        entry: dict[str, Any] = {"id": leaf.id, "label": leaf.label, "result": outcome}
         if isinstance(leaf, FieldCondition):
             spec = app.dictionary.all_fields()[leaf.field]
             raw = getattr(person, column_name(spec))
-            entry.update(field=leaf.field, op=leaf.op, value=None if raw is None else str(display_value(raw)),
-                         threshold=_show(c.thresholds.get(leaf.id)))
-            if spec.name in BUILTIN_FIELDS and spec.name in ("phone", "id_number", "name", "email"):
-                entry["value"] = "***"
+            private = spec.name in PRIVATE
+            threshold = c.thresholds.get(leaf.id)
+            shown = ("、".join(_label(spec, v) for v in threshold) if isinstance(threshold, tuple)
+                     else f"{threshold}岁" if leaf.op.startswith("age_") else _label(spec, threshold)
+                     if leaf.op != "is_missing" else "")
+            ref = next((rule.parameters[v.name] for v in (leaf.value if isinstance(leaf.value, tuple) else (leaf.value,))
+                        if isinstance(v, ParamRef)), None)
+            entry.update(field=leaf.field, op=leaf.op, value=None if raw is None else "***" if private else _show(raw),
+                         threshold=_show(threshold))
+            if ref is not None:
+                entry["parameter"] = {"name": ref.name, "reference": ref.reference, "unit": ref.unit}
+            value_text = "***" if private and raw is not None else _label(spec, raw)
+            entry["text"] = (f"{leaf.label}：{spec.label}{value_text}，要求{OP_WORDS[leaf.op]}{shown}"
+                             + (f"（依据{ref.reference}）" if ref is not None and ref.reference else "")
+                             + f" — {RESULT_WORDS[outcome]}")
         else:
-            entry.update(records=leaf.kind, within_years=leaf.within_years)
+            kind = app.dictionary.records[leaf.kind]
+            wanted = dict(leaf.where)
+            cutoff = c.thresholds.get(leaf.id)
+            found = [r for r in recs if r.kind == leaf.kind and all(str(r.data.get(k)) == str(v) for k, v in wanted.items())
+                     and (cutoff is None or (r.record_date is not None and r.record_date >= cutoff))]
+            entry.update(records=leaf.kind, within_years=leaf.within_years,
+                         value=[r.record_date.isoformat() if r.record_date else None for r in found])
+            since = f"{cutoff.isoformat()}以来" if cutoff else ""
+            entry["text"] = (f"{leaf.label}：{since}{kind.label}{len(found)}条"
+                             + (f"（{'、'.join(e for e in entry['value'] if e)}）" if found else "") + f" — {RESULT_WORDS[outcome]}")
         conditions.append(entry)
     result = result_name(got.result)
+    failing = [x["label"] for x in conditions if x["result"] == "fail"]
+    unknown = [x["label"] for x in conditions if x["result"] == "unknown"]
+    summary = {"match": "符合全部条件，将收到本项通知。",
+               "no_match": f"不符合条件：{'、'.join(failing)}。" if failing else "不符合条件。",
+               "review": f"因缺少数据无法判断（{'、'.join(unknown)}），需工作人员核实后确定。"}[result]
     return {"rule": rule.id, "version": rule.version, "resident": resident_id, "on": on.isoformat(), "result": result,
-            "conditions": conditions, "params": c.params_used}
+            "summary": summary, "conditions": conditions, "params": c.params_used}
+
+
+PRIVATE = frozenset({"phone", "id_number", "name", "email", "address"})
 
 
 def _show(value: Any) -> Any:
