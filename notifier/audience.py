@@ -66,15 +66,15 @@ def evaluate(app: App, rule: Rule, on: date, *, members: bool = True) -> Audienc
     compiled = compile_rule(rule, app.dictionary, app.residents, on)
     q = compiled.query.subquery("rq")
     with app.engine.connect() as conn:
+        # One pass gives the counts and, for residents left for review, which conditions lacked data.
+        missing = [sa.func.sum(sa.case((q.c[f"cond_{leaf.id}"].is_(None), 1), else_=0)) for leaf in compiled.leaves]
         counts = {MATCH: 0, NO_MATCH: 0, REVIEW: 0}
-        for result, n in conn.execute(sa.select(q.c.result, sa.func.count()).group_by(q.c.result)):
-            counts[result_name(result)] += n
         audience = Audience(compiled, counts)
-        if counts[REVIEW]:  # which conditions lacked data, among the residents left for review
-            cols = [sa.func.sum(sa.case((q.c[f"cond_{leaf.id}"].is_(None), 1), else_=0)) for leaf in compiled.leaves]
-            missing = conn.execute(sa.select(*cols).where(q.c.result.is_(None))).one()
-            audience.review_conditions = [{"id": leaf.id, "label": leaf.label, "missing": int(n or 0)}
-                                          for leaf, n in zip(compiled.leaves, missing) if n]
+        for result, n, *lacking in conn.execute(sa.select(q.c.result, sa.func.count(), *missing).group_by(q.c.result)):
+            counts[result_name(result)] += n
+            if result is None:
+                audience.review_conditions = [{"id": leaf.id, "label": leaf.label, "missing": int(k or 0)}
+                                              for leaf, k in zip(compiled.leaves, lacking) if k]
         if members:
             t = app.residents
             opted = sa.exists().where(opt_outs.c.phone == t.c.phone)
