@@ -154,3 +154,32 @@ def test_column_names_are_stable() -> None:
     assert column_name(BUILTIN_FIELDS["phone"]) == "phone"
     assert column_name(FieldSpec("income", FieldType.DECIMAL, "收入")) == "f_income"
     assert sa is not None
+
+
+def test_embedded_tests_run_through_the_compiled_sql(tmp_path: Path) -> None:
+    from notifier.rules.checking import check_rules
+    rule = tmp_path / "r.yaml"
+    rule.write_text(BASE + textwrap.dedent("""\
+        match:
+          all:
+            - {id: rural, field: registration, equals: rural}
+            - {id: nf, none: {records: grants, where: {item_domain: rural_housing_repair}, within_years: 3}}
+        tests:
+          - {name: ok, on: 2026-03-02, resident: {registration: 农村}, expect: match}
+          - name: funded
+            on: 2026-03-02
+            resident: {registration: rural}
+            grants: [{item_domain: 危房改造, granted_on: 2024-01-01}]
+            expect: match
+          - {name: typo, on: 2026-03-02, resident: {registraton: rural}, expect: review}
+        """), encoding="utf-8")
+    report = check_rules([rule], REPO / "rules" / "fields.yaml", REPO / "templates")
+    assert any(p.line == 19 and "has no field 'registraton'" in p.message and 'did you mean "registration"' in p.message
+               for p in report.errors), report.errors
+    rule.write_text(rule.read_text(encoding="utf-8").replace("registraton", "registration"), encoding="utf-8")
+    report = check_rules([rule], REPO / "rules" / "fields.yaml", REPO / "templates")
+    assert (report.passed, report.failed) == (1, 2)
+    failures = {p.message.split(":")[0]: p for p in report.errors}
+    assert "expected match, got no_match (rural pass, nf fail)" in failures["test 'funded'"].message
+    assert failures["test 'funded'"].line == 14
+    assert "expected review, got match" in failures["test 'typo'"].message

@@ -350,16 +350,7 @@ class _Checker:
             if not isinstance(resident, YMap):
                 self.bad(t.where("resident"), "resident: must be a mapping of field: value")
                 continue
-            values: dict[str, Any] = {}
-            for fname, raw in resident.items():
-                spec = self.d.field(fname)
-                if spec is None:
-                    self.bad(resident.key_where(fname), f"unknown field {fname!r}{did_you_mean(fname, self.d.all_fields())}")
-                    continue
-                try:
-                    values[fname] = None if raw is None else spec.parse(raw if not isinstance(raw, Decimal) else str(raw))
-                except ValueError as exc:
-                    self.bad(resident.where(fname), f"{fname}: {exc}")
+            values = self.typed_values(resident, self.d.all_fields(), "the register")
             recs: dict[str, list[dict[str, Any]]] = {}
             for kind in self.d.records:
                 rows = t.get(kind)
@@ -368,25 +359,28 @@ class _Checker:
                 if not isinstance(rows, YList):
                     self.bad(t.where(kind), f"{kind}: must be a list of records")
                     continue
-                spec_kind = self.d.records[kind]
                 parsed = []
                 for j, row in enumerate(rows):
                     if not isinstance(row, YMap):
                         self.bad(rows.where(j), "each record is a mapping of field: value")
                         continue
-                    rec: dict[str, Any] = {}
-                    for fname, raw in row.items():
-                        fspec = spec_kind.fields.get(fname)
-                        if fspec is None:
-                            self.bad(row.key_where(fname), f"{kind!r} has no field {fname!r}{did_you_mean(fname, spec_kind.fields)}")
-                            continue
-                        try:
-                            rec[fname] = fspec.parse(raw if not isinstance(raw, Decimal) else str(raw))
-                        except ValueError as exc:
-                            self.bad(row.where(fname), f"{fname}: {exc}")
-                    parsed.append(rec)
+                    parsed.append(self.typed_values(row, self.d.records[kind].fields, repr(kind)))
                 recs[kind] = parsed
             out.append(RuleTest(str(t.get("name") or f"test {i + 1}"), on, values, recs, expect, t.mark))
+        return out
+
+    def typed_values(self, node: YMap, specs: dict[str, FieldSpec], owner: str) -> dict[str, Any]:
+        """A test resident's or record's `field: value` pairs, read as the importer reads cells."""
+        out: dict[str, Any] = {}
+        for fname, raw in node.items():
+            spec = specs.get(fname)
+            if spec is None:
+                self.bad(node.key_where(fname), f"{owner} has no field {fname!r}{did_you_mean(fname, specs)}")
+                continue
+            try:
+                out[fname] = None if raw is None else spec.parse(str(raw) if isinstance(raw, Decimal) else raw)
+            except ValueError as exc:
+                self.bad(node.where(fname), f"{fname}: {exc}")
         return out
 
 
