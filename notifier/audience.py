@@ -13,7 +13,7 @@ from datetime import date
 import sqlalchemy as sa
 
 from .app import App
-from .rules.compile import MATCH, NO_MATCH, REVIEW, CompiledRule, compile_rule, result_name
+from .rules.compile import MATCH, NO_MATCH, PASS, REVIEW, UNKNOWN, CompiledRule, combine, compile_rule, result_name
 from .rules.model import Rule
 from .status import Channel
 from .storage.schema import opt_outs
@@ -66,22 +66,29 @@ def evaluate(app: App, rule: Rule, on: date, *, members: bool = True) -> Audienc
     compiled = compile_rule(rule, app.dictionary, app.residents, on)
     q = compiled.query.subquery("rq")
     with app.engine.connect() as conn:
-        # One pass gives the counts and, for residents left for review, which conditions lacked data.
-        missing = [sa.func.sum(sa.case((q.c[f"cond_{leaf.id}"].is_(None), 1), else_=0)) for leaf in compiled.leaves]
+        # One pass: group by the condition values (at most 3^n groups), then combine each group
+        # as the SQL `result` does. Gives the counts and, for review, which conditions lacked data.
+        leaf_cols = [q.c[f"cond_{leaf.id}"] for leaf in compiled.leaves]
         counts = {MATCH: 0, NO_MATCH: 0, REVIEW: 0}
-        audience = Audience(compiled, counts)
-        for result, n, *lacking in conn.execute(sa.select(q.c.result, sa.func.count(), *missing).group_by(q.c.result)):
+        lacking: dict[str, int] = {}
+        for *values, n in conn.execute(sa.select(*leaf_cols, sa.func.count()).group_by(*leaf_cols)):
+            by_id = {leaf.id: v for leaf, v in zip(compiled.leaves, values)}
+            result = combine(rule.match, by_id)
             counts[result_name(result)] += n
-            if result is None:
-                audience.review_conditions = [{"id": leaf.id, "label": leaf.label, "missing": int(k or 0)}
-                                              for leaf, k in zip(compiled.leaves, lacking) if k]
+            if result == UNKNOWN:
+                for leaf_id, v in by_id.items():
+                    if v == UNKNOWN:
+                        lacking[leaf_id] = lacking.get(leaf_id, 0) + n
+        audience = Audience(compiled, counts)
+        audience.review_conditions = [{"id": leaf.id, "label": leaf.label, "missing": lacking[leaf.id]}
+                                      for leaf in compiled.leaves if leaf.id in lacking]
         if members:
             t = app.residents
             opted = sa.exists().where(opt_outs.c.phone == t.c.phone)
             rows = conn.execute(
                 sa.select(t.c.resident_id, t.c.preferred_channel, t.c.phone, t.c.phone_kind, t.c.email, t.c.address,
                           opted.label("opted_out"))
-                .join(q, q.c.resident_id == t.c.resident_id).where(q.c.result == 1).order_by(t.c.resident_id))
+                .join(q, q.c.resident_id == t.c.resident_id).where(q.c.result == PASS).order_by(t.c.resident_id))
             for r in rows:
                 ch, recipient, reason = choose_channel(rule.channels, r.preferred_channel, r.phone, r.phone_kind,
                                                        r.email, r.address, bool(r.opted_out))

@@ -12,7 +12,7 @@ from .errors import NotFound
 from .rendering.context import resident_context
 from .rendering.segments import count_segments
 from .rendering.templates import TemplateSet, display_value, item_context
-from .rules.compile import compile_rule, params_in_force, result_name
+from .rules.compile import OUTCOME, compile_rule, params_in_force, result_name
 from .rules.model import FieldCondition, ParamRef, Rule
 from .status import Channel
 from .storage.fieldcols import column_name
@@ -92,8 +92,7 @@ def explain(app: App, rule: Rule, resident_id: str, on: date) -> dict[str, Any]:
         raise NotFound(f"no resident {resident_id!r} in the register")
     conditions = []
     for leaf in c.leaves:
-        value = getattr(got, f"cond_{leaf.id}")
-        outcome = "unknown" if value is None else "pass" if value else "fail"
+        outcome = OUTCOME[getattr(got, f"cond_{leaf.id}")]
         entry: dict[str, Any] = {"id": leaf.id, "label": leaf.label, "result": outcome}
         if isinstance(leaf, FieldCondition):
             spec = app.dictionary.all_fields()[leaf.field]

@@ -22,7 +22,7 @@ from ..rendering.context import resident_context
 from ..rendering.templates import TemplateSet, display_value, item_context
 from ..storage.fieldcols import column_name, residents_table
 from ..storage.schema import records
-from .compile import compile_rule, result_name
+from .compile import OUTCOME, compile_rule, result_name
 from .load import load_rules, rule_files
 from .model import Rule, jsonable
 
@@ -107,14 +107,10 @@ def run_tests(rule: Rule, dictionary: DataDictionary, engine: sa.Engine, table: 
             got = conn.execute(compiled.query).one()
         result = result_name(got.result)
         if result != test.expect:
-            conds = ", ".join(f"{leaf.id} {_word(getattr(got, f'cond_{leaf.id}'))}" for leaf in compiled.leaves)
+            conds = ", ".join(f"{leaf.id} {OUTCOME[getattr(got, f'cond_{leaf.id}')]}" for leaf in compiled.leaves)
             problems.append(Problem(f"test {test.name!r}: expected {test.expect}, got {result} ({conds})",
                                     file=rule.file, line=test.mark[0], column=test.mark[1]))
     return problems
-
-
-def _word(value: int | None) -> str:
-    return "unknown" if value is None else "pass" if value else "fail"
 
 
 def check_rules(paths: list[Path], fields_file: Path, templates_dir: Path) -> CheckReport:

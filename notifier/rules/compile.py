@@ -1,10 +1,11 @@
 """A rule, a date and the residents table -> one SQL query with one column per condition.
 
-Each condition column is 1 (pass), 0 (fail) or NULL (unknown: data missing); `if_missing`
-turns unknown into pass or fail. `all`/`any`/`not` combine in three-valued logic, so a
-NULL never silently drops anyone: the overall `result` is 1 (match), 0 (no_match) or NULL
-(review). The same query gives counts, the audience, and per-resident explanations.
-Only bound parameters reach the SQL.
+Each condition column is 2 (pass), 1 (unknown: data missing) or 0 (fail); `if_missing` turns
+unknown into pass or fail. In this order Kleene's three-valued logic is plain arithmetic:
+`all` is the minimum of its parts, `any` the maximum, `not` is 2 - x. So a missing value never
+silently drops anyone (the overall `result` is 2 match, 0 no_match or 1 review), no NULL
+reaches the combination, and each condition is computed once per resident. The same query gives
+counts, the audience and per-resident explanations. Only bound parameters reach the SQL.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
 
 from ..errors import RuleError, Problem
 from ..fields import DataDictionary, FieldType
@@ -22,6 +25,9 @@ from ..storage.schema import records
 from .model import Combinator, Condition, FieldCondition, Leaf, ParamRef, RecordCondition, Rule
 
 MATCH, NO_MATCH, REVIEW = "match", "no_match", "review"
+FAIL, UNKNOWN, PASS = 0, 1, 2
+OUTCOME = {PASS: "pass", FAIL: "fail", UNKNOWN: "unknown"}
+RESULT = {PASS: MATCH, FAIL: NO_MATCH, UNKNOWN: REVIEW}
 
 
 def years_before(day: date, years: int) -> date:
@@ -42,8 +48,16 @@ def params_in_force(rule: Rule, on: date) -> dict[str, dict[str, Any]]:
     return out
 
 
-def result_name(value: int | None) -> str:
-    return REVIEW if value is None else MATCH if value else NO_MATCH
+def result_name(value: int) -> str:
+    return RESULT[value]
+
+
+def combine(cond: Condition, values: dict[str, int]) -> int:
+    """The overall value from the condition values (for grouped counts), as the SQL combines them."""
+    if isinstance(cond, Combinator):
+        parts = [combine(c, values) for c in cond.children]
+        return PASS - parts[0] if cond.op == "not" else min(parts) if cond.op == "all" else max(parts)
+    return values[cond.id]
 
 
 @dataclass
@@ -59,8 +73,28 @@ class CompiledRule:
         return f"cond_{leaf_id}"
 
 
-def _tri(test: sa.ColumnElement[bool], missing: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-    return sa.case((missing, sa.null()), (test, 1), else_=0)
+class least(GenericFunction[int]):
+    """Scalar minimum of its arguments: LEAST on PostgreSQL, multi-argument min() on SQLite."""
+    inherit_cache = True
+
+
+class greatest(GenericFunction[int]):
+    inherit_cache = True
+
+
+@compiles(least, "sqlite")
+def _least_sqlite(element: least, compiler: Any, **kw: Any) -> str:
+    return f"min({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(greatest, "sqlite")
+def _greatest_sqlite(element: greatest, compiler: Any, **kw: Any) -> str:
+    return f"max({compiler.process(element.clauses, **kw)})"
+
+
+def _tri(test: sa.ColumnElement[bool], missing: sa.ColumnElement[bool], if_missing: str) -> sa.ColumnElement[Any]:
+    when_missing = {"review": UNKNOWN, "fail": FAIL, "pass": PASS}[if_missing]
+    return sa.case((missing, when_missing), (test, PASS), else_=FAIL)
 
 
 class _Compiler:
@@ -88,14 +122,13 @@ class _Compiler:
         missing = col.is_(None)
         op, raw = c.op, c.value
         if op == "is_missing":
-            expr: sa.ColumnElement[Any] = sa.case((missing, 1 if raw else 0), else_=0 if raw else 1)
             self.thresholds[c.id] = raw
-            return expr
+            return sa.case((missing, PASS if raw else FAIL), else_=FAIL if raw else PASS)
         if op in ("age_at_least", "age_below"):
             cutoff = years_before(self.on, raw)
             self.thresholds[c.id] = raw
             test = col <= cutoff if op == "age_at_least" else col > cutoff
-            return self.missing_policy(_tri(test, missing), c)
+            return _tri(test, missing, c.if_missing)
         val: Any = tuple(self.value(v, c) for v in raw) if isinstance(raw, tuple) else self.value(raw, c)
         self.thresholds[c.id] = val
         if spec.type is FieldType.BOOL and op in ("equals", "not_equals"):
@@ -107,7 +140,7 @@ class _Compiler:
             "greater_than": lambda: col > val, "at_least": lambda: col >= val,
             "between": lambda: col.between(val[0], val[1]),
         }
-        return self.missing_policy(_tri(tests[op](), missing), c)
+        return _tri(tests[op](), missing, c.if_missing)
 
     def record_leaf(self, c: RecordCondition) -> sa.ColumnElement[Any]:
         r = records
@@ -119,24 +152,17 @@ class _Compiler:
             conds.append(r.c.record_date >= cutoff)
             self.thresholds[c.id] = cutoff
         exists = sa.exists().where(*conds)
-        return sa.case((exists, 1 if c.quantifier == "any" else 0), else_=0 if c.quantifier == "any" else 1)
-
-    def missing_policy(self, expr: sa.ColumnElement[Any], c: FieldCondition) -> sa.ColumnElement[Any]:
-        if c.if_missing == "pass":
-            return sa.func.coalesce(expr, 1)
-        if c.if_missing == "fail":
-            return sa.func.coalesce(expr, 0)
-        return expr
+        return sa.case((exists, PASS if c.quantifier == "any" else FAIL), else_=FAIL if c.quantifier == "any" else PASS)
 
     def combine(self, cond: Condition, cols: sa.ColumnCollection) -> sa.ColumnElement[Any]:
         if isinstance(cond, (FieldCondition, RecordCondition)):
             return cols[f"cond_{cond.id}"]
         parts = [self.combine(ch, cols) for ch in cond.children]
         if cond.op == "not":
-            return 1 - parts[0]
-        decisive, other = (0, 1) if cond.op == "all" else (1, 0)
-        return sa.case((sa.or_(*[p == decisive for p in parts]), decisive),
-                       (sa.or_(*[p.is_(None) for p in parts]), sa.null()), else_=other)
+            return PASS - parts[0]
+        if len(parts) == 1:
+            return parts[0]
+        return (least if cond.op == "all" else greatest)(*parts)
 
 
 def compile_rule(rule: Rule, dictionary: DataDictionary, table: sa.Table, on: date) -> CompiledRule:
