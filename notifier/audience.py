@@ -13,7 +13,7 @@ from datetime import date
 import sqlalchemy as sa
 
 from .app import App
-from .rules.compile import MATCH, NO_MATCH, PASS, REVIEW, UNKNOWN, CompiledRule, combine, compile_rule, result_name
+from .rules.compile import MATCH, NO_MATCH, PASS, REVIEW, UNKNOWN, CompiledRule, compile_rule, result_name
 from .rules.model import Rule
 from .status import Channel
 from .storage.schema import opt_outs
@@ -66,22 +66,15 @@ def evaluate(app: App, rule: Rule, on: date, *, members: bool = True) -> Audienc
     compiled = compile_rule(rule, app.dictionary, app.residents, on)
     q = compiled.query.subquery("rq")
     with app.engine.connect() as conn:
-        # One pass: group by the condition values (at most 3^n groups), then combine each group
-        # as the SQL `result` does. Gives the counts and, for review, which conditions lacked data.
-        leaf_cols = [q.c[f"cond_{leaf.id}"] for leaf in compiled.leaves]
         counts = {MATCH: 0, NO_MATCH: 0, REVIEW: 0}
-        lacking: dict[str, int] = {}
-        for *values, n in conn.execute(sa.select(*leaf_cols, sa.func.count()).group_by(*leaf_cols)):
-            by_id = {leaf.id: v for leaf, v in zip(compiled.leaves, values)}
-            result = combine(rule.match, by_id)
+        for result, n in conn.execute(sa.select(q.c.result, sa.func.count()).group_by(q.c.result)):
             counts[result_name(result)] += n
-            if result == UNKNOWN:
-                for leaf_id, v in by_id.items():
-                    if v == UNKNOWN:
-                        lacking[leaf_id] = lacking.get(leaf_id, 0) + n
         audience = Audience(compiled, counts)
-        audience.review_conditions = [{"id": leaf.id, "label": leaf.label, "missing": lacking[leaf.id]}
-                                      for leaf in compiled.leaves if leaf.id in lacking]
+        if counts[REVIEW]:  # which conditions lacked data, among the residents left for review
+            lacking = conn.execute(sa.select(*[sa.func.sum(sa.case((q.c[f"cond_{leaf.id}"] == UNKNOWN, 1), else_=0))
+                                               for leaf in compiled.leaves]).where(q.c.result == UNKNOWN)).one()
+            audience.review_conditions = [{"id": leaf.id, "label": leaf.label, "missing": int(k)}
+                                          for leaf, k in zip(compiled.leaves, lacking) if k]
         if members:
             t = app.residents
             opted = sa.exists().where(opt_outs.c.phone == t.c.phone)

@@ -52,14 +52,6 @@ def result_name(value: int) -> str:
     return RESULT[value]
 
 
-def combine(cond: Condition, values: dict[str, int]) -> int:
-    """The overall value from the condition values (for grouped counts), as the SQL combines them."""
-    if isinstance(cond, Combinator):
-        parts = [combine(c, values) for c in cond.children]
-        return PASS - parts[0] if cond.op == "not" else min(parts) if cond.op == "all" else max(parts)
-    return values[cond.id]
-
-
 @dataclass
 class CompiledRule:
     rule: Rule
@@ -157,12 +149,23 @@ class _Compiler:
     def combine(self, cond: Condition, cols: sa.ColumnCollection) -> sa.ColumnElement[Any]:
         if isinstance(cond, (FieldCondition, RecordCondition)):
             return cols[f"cond_{cond.id}"]
-        parts = [self.combine(ch, cols) for ch in cond.children]
         if cond.op == "not":
-            return PASS - parts[0]
-        if len(parts) == 1:
-            return parts[0]
-        return (least if cond.op == "all" else greatest)(*parts)
+            return PASS - self.combine(cond.children[0], cols)
+        # Cheap conditions first, related-records lookups last, and stop at the first decisive
+        # part (fail for all, pass for any) as SQL's AND/OR would: the last part appears once.
+        parts = [self.combine(ch, cols) for ch in sorted(cond.children, key=_costly)]
+        decisive, pick = (FAIL, least) if cond.op == "all" else (PASS, greatest)
+        expr = parts[-1]
+        for part in reversed(parts[:-1]):
+            expr = sa.case((part == decisive, decisive), else_=pick(part, expr))
+        return expr
+
+
+def _costly(cond: Condition) -> bool:
+    """Whether a condition needs a related-records lookup (evaluated after the cheap ones)."""
+    if isinstance(cond, Combinator):
+        return any(_costly(c) for c in cond.children)
+    return isinstance(cond, RecordCondition)
 
 
 def compile_rule(rule: Rule, dictionary: DataDictionary, table: sa.Table, on: date) -> CompiledRule:
