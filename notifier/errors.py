@@ -73,13 +73,16 @@ class StateError(NotifierError):
 
 @dataclass
 class ProviderError(NotifierError):
-    """A provider could not take a message. `retryable` says whether trying again can help."""
+    """A provider could not take a message. `retryable`: trying again can help and cannot send
+    twice. `ambiguous`: the provider may have accepted the message (the answer was lost), so it
+    must not be resent blindly; the delivery ends `unknown` until reconciled."""
 
     message: str
     provider: str
     retryable: bool
     code: str | None = None
     raw: Any = field(default=None, repr=False)
+    ambiguous: bool = False
 
     def __post_init__(self) -> None:
         NotifierError.__init__(self, self.message)

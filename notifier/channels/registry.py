@@ -8,8 +8,10 @@ from .base import Provider
 from .letter import LetterProvider
 from .outbox import OutboxProvider
 from .smtp import SmtpProvider
+from .twilio import TwilioProvider
 
-KINDS: dict[str, type[Provider]] = {"outbox": OutboxProvider, "letter": LetterProvider, "smtp": SmtpProvider}
+KINDS: dict[str, type[Provider]] = {"outbox": OutboxProvider, "letter": LetterProvider, "smtp": SmtpProvider,
+                                 "twilio": TwilioProvider}
 
 
 def build_provider(config: Config, name: str) -> Provider:

@@ -85,8 +85,10 @@ class SmtpProvider(Provider):
         except aiosmtplib.SMTPResponseException as exc:
             raise ProviderError(f"SMTP server answered {exc.code} {exc.message}", self.name, exc.code < 500, str(exc.code)) from None
         except (OSError, asyncio.TimeoutError, aiosmtplib.SMTPException) as exc:
+            # The server may have taken the message before the connection dropped.
             healthy = False
-            raise ProviderError(f"SMTP connection failed: {exc}", self.name, True, "connection") from None
+            raise ProviderError(f"SMTP connection failed mid-send: {exc}", self.name, False, "connection",
+                                ambiguous=True) from None
         finally:
             if healthy:
                 self._idle.put_nowait(client)

@@ -38,12 +38,13 @@ class DispatchReport:
     failed: int = 0
     skipped: int = 0
     retried: int = 0
+    unknown: int = 0
     remaining: int = 0
     by_channel: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"sent": self.sent, "failed": self.failed, "skipped": self.skipped, "retried": self.retried,
-                "remaining": self.remaining, "by_channel": self.by_channel}
+                "unknown": self.unknown, "remaining": self.remaining, "by_channel": self.by_channel}
 
 
 @dataclass
@@ -235,7 +236,10 @@ class Dispatcher:
                 assert err is not None
                 values.update(error_code=err.code, reason=err.message)
                 payload.update(code=err.code, reason=err.message, retryable=err.retryable)
-                if err.retryable and r.attempts + 1 < self.max_attempts:
+                if err.ambiguous:  # maybe accepted: never resend blindly
+                    status = S.UNKNOWN
+                    report.unknown += 1
+                elif err.retryable and r.attempts + 1 < self.max_attempts:
                     status = S.PENDING
                     delay = self.retry_base * (2 ** r.attempts) * random.uniform(0.5, 1.5)
                     values["next_attempt_at"] = now + timedelta(seconds=delay)
