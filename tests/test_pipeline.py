@@ -46,8 +46,11 @@ PEOPLE = [
 class Inbox:
     messages: list[email.message.EmailMessage] = field(default_factory=list)
     fail_next: int = 0
+    refuse: set[str] = field(default_factory=set)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
         if self.fail_next:
             self.fail_next -= 1
             return "451 4.3.0 try again later"
@@ -285,3 +288,22 @@ def test_preview_names_missing_data_and_explain_tells_why(papp: App, tmp_path: P
     assert funded["result"] == "fail" and funded["value"] == ["2025-06-01"]
     low = next(c for c in housing["conditions"] if c["id"] == "low_income")
     assert low["parameter"]["reference"] == "某县民发〔2025〕3号" and low["threshold"] == "14880"
+
+
+def test_unreachable_channel_falls_back_once(papp: App, smtp: tuple[Inbox, int], tmp_path: Path) -> None:
+    inbox, _ = smtp
+    inbox.refuse = {"wang2@example.com"}
+    run_id = runs.create_run(papp, rule(papp), ON, "clerk").run
+    approve_all(papp, run_id)
+    report = send(papp, run_id)
+    assert (report.failed, report.by_channel) == (1, {"sms": 1, "email": 1, "letter": 2})
+    with papp.engine.connect() as conn:
+        rows = conn.execute(sa.select(deliveries).where(deliveries.c.resident_id == "F02")
+                            .order_by(deliveries.c.id)).all()
+        fallback_events = conn.execute(sa.select(audit_events.c.payload).where(audit_events.c.action == "delivery.fallback")).all()
+    assert [(r.channel, r.status, r.error_code) for r in rows] == [("email", "failed", "550"), ("letter", "sent", None)]
+    assert rows[1].fallback_of == rows[0].id and rows[1].recipient == "东村2号"
+    assert len(fallback_events) == 1
+    assert "王二" in (tmp_path / "letters" / f"run-{run_id}.html").read_text(encoding="utf-8")
+    assert runs.show_run(papp, run_id)["status"] == "completed"
+    assert send(papp, run_id).sent == 0   # nothing more, no second fallback

@@ -15,8 +15,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..app import App
+from ..audience import choose_channel
 from ..audit import log as audit
 from ..channels.base import OutboundMessage, Provider, SendResult
 from ..channels.ratelimit import TokenBucket
@@ -58,6 +60,8 @@ class _RunInfo:
     publish_from: date | None
     publish_until: date | None
     restricted: bool
+    notice_key: str
+    channels: list[Channel]
 
 
 @dataclass
@@ -97,7 +101,8 @@ class Dispatcher:
                 item[k] = date.fromisoformat(item[k]) if item.get(k) else None
             params = {k: display_value(_dec(v["value"])) for k, v in snap.get("params", {}).items()}
             info = self.runs[row.id] = _RunInfo(row.id, row.rule_id, row.on_date, TemplateSet(names, sources), item, params,
-                                                item["publish_from"], item["publish_until"], snap.get("disclosure") == "restricted")
+                                                item["publish_from"], item["publish_until"], snap.get("disclosure") == "restricted",
+                                                row.notice_key, [Channel(c) for c in snap["channels"]])
         return info
 
     def _sendable_runs(self, conn: sa.Connection, run_id: int | None, today: date) -> tuple[list[int], dict[int, str]]:
@@ -218,6 +223,7 @@ class Dispatcher:
     def _record(self, jobs: list[_Job], report: DispatchReport) -> None:
         now = self.now()
         updates, events = [], []
+        fallbacks: list[_Job] = []
         for j in jobs:
             r = j.row
             provider = self.providers[j.channel].name
@@ -248,6 +254,7 @@ class Dispatcher:
                 else:
                     status = S.FAILED
                     report.failed += 1
+                    fallbacks.append(j)
             assert can_transition(S.SENDING, status), status
             values["b_status"] = status
             updates.append(values)
@@ -261,7 +268,32 @@ class Dispatcher:
             stmt = d.update().where(d.c.id == sa.bindparam("b_id"), d.c.status == S.SENDING)
             executemany(conn, stmt.values(**base), updates)
             audit.append(conn, events, now=now)
+            self._fall_back(conn, fallbacks, now)
             self._complete_runs(conn, {j.row.run_id for j in jobs}, now)
+
+    def _fall_back(self, conn: sa.Connection, failed: list[_Job], now: datetime) -> None:
+        """A resident the channel could not reach gets the rule's next reachable channel, once
+        (the run x resident x channel key makes a second attempt a no-op), linked to the first."""
+        rows, events = [], []
+        for j in failed:
+            r, info = j.row, self.runs[j.row.run_id]
+            later = info.channels[info.channels.index(j.channel) + 1:] if j.channel in info.channels else []
+            channel, recipient, _ = choose_channel(later, None, r.r_phone, r.r_phone_kind, r.r_email, r.r_address,
+                                                   bool(r.opted_out))
+            if channel is None:
+                continue
+            rows.append({"run_id": r.run_id, "resident_id": r.resident_id, "channel": channel.value, "status": S.PENDING,
+                         "notice_key": info.notice_key, "recipient": recipient, "fallback_of": r.id, "attempts": 0,
+                         "created_at": now, "updated_at": now})
+        if not rows:
+            return
+        insert = (postgresql.insert if self.postgres else sqlite.insert)(deliveries)
+        created = conn.execute(insert.on_conflict_do_nothing().returning(deliveries.c.id, deliveries.c.fallback_of,
+                                                                         deliveries.c.channel, deliveries.c.run_id), rows).all()
+        for new_id, first, channel, run_id in created:
+            events.append(audit.AuditEvent(self.actor, "delivery.fallback", f"delivery:{new_id}",
+                                           {"run": run_id, "fallback_of": first, "channel": channel, "to": "pending"}))
+        audit.append(conn, events, now=now)
 
     def _complete_runs(self, conn: sa.Connection, run_ids: set[int], now: datetime) -> None:
         d = deliveries
