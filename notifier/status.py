@@ -1,8 +1,9 @@
 """Delivery statuses, channels and the one transition table.
 
-A status never moves backwards. The single exception is `sending -> pending`, used only
-when the provider definitely did not accept the message (a transient refusal such as a
-429 or 5xx answered before acceptance), so that it can be retried later.
+A status never moves backwards. The exceptions are `sending -> pending` and `unknown -> pending`,
+used only when the provider definitely did not accept the message (a transient refusal such
+as a 429 answered before acceptance, or a lookup at the provider that finds no such message),
+so that it can be sent later.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ ALLOWED_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     S.PENDING: frozenset({S.SENDING, S.SKIPPED, S.FAILED}),
     S.SENDING: frozenset({S.SENT, S.DELIVERED, S.FAILED, S.UNDELIVERED, S.UNKNOWN, S.PENDING}),
     S.SENT: frozenset({S.DELIVERED, S.UNDELIVERED, S.FAILED}),
-    S.UNKNOWN: frozenset({S.SENT, S.DELIVERED, S.UNDELIVERED, S.FAILED}),
+    S.UNKNOWN: frozenset({S.SENT, S.DELIVERED, S.UNDELIVERED, S.FAILED, S.PENDING}),
     S.DELIVERED: frozenset(),
     S.FAILED: frozenset(),
     S.UNDELIVERED: frozenset(),

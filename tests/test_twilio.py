@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
+from datetime import datetime, timezone
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,7 +26,7 @@ from notifier.config import load_config
 from notifier.errors import ConfigError, ProviderError
 from notifier.residents.importer import import_residents
 from notifier.status import FINAL_STATUSES, Channel, DeliveryStatus
-from notifier.storage.schema import deliveries
+from notifier.storage.schema import audit_events, deliveries
 
 from .conftest import free_port, write_config
 from .test_pipeline import HEADER, ON, approve_all, rule, send
@@ -292,9 +294,11 @@ def test_campaign_through_twilio_with_faults(tmp_path: Path, db_url: str, tserve
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
         approve_all(app, run_id)
         report = send(app, run_id)
-        assert (report.sent, report.failed, report.retried, report.remaining) == (9, 1, 4, 0)
-        rows = sms_rows(app, run_id)
-        assert len(rows) == 10 and all(r.channel == "sms" for r in rows.values())
+        # The invalid number fails on SMS and falls back to a letter (the rule's next channel).
+        assert (report.sent, report.failed, report.retried, report.remaining) == (10, 1, 4, 0)
+        assert report.by_channel == {"sms": 9, "letter": 1}
+        rows = {k: r for k, r in sms_rows(app, run_id).items() if r.channel == "sms"}
+        assert len(rows) == 10
         assert all(DeliveryStatus(r.status) in FINAL_STATUSES for r in rows.values())
         # Exactly one accepted message per reachable resident; none for the invalid number.
         valid = {"+86" + p for p in PHONES} - {INVALID}
@@ -344,7 +348,33 @@ def test_lost_answer_ends_unknown_and_is_never_resent(tmp_path: Path, sqlite_url
         assert (report.sent, report.unknown, report.retried) == (9, 1, 0)
         unknown = [r for r in sms_rows(app, run_id).values() if r.status == "unknown"]
         assert len(unknown) == 1 and unknown[0].error_code == "timeout"
+        # The next send reconciles it with Twilio first: found there, so it is `sent`, not resent.
         assert send(app, run_id).sent == 0
+        settled = sms_rows(app, run_id)[unknown[0].recipient]
+        sid = next(m.sid for m in tserver.messages if m.to == unknown[0].recipient)
+        assert (settled.status, settled.provider_message_id) == ("sent", sid) and "reconciled" in settled.reason
         assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}   # nobody twice
+    finally:
+        app.close()
+
+
+def test_unknown_that_twilio_never_took_is_sent_again(tmp_path: Path, sqlite_url: str, tserver: TwilioServer) -> None:
+    """A row stuck in `sending` by a crash (no message at Twilio) goes out exactly once after restart."""
+    app = campaign(tmp_path, sqlite_url, tserver)
+    try:
+        run_id = runs.create_run(app, rule(app), ON, "clerk").run
+        approve_all(app, run_id)
+        with app.engine.begin() as conn:   # as a process killed right after marking the row `sending`
+            conn.execute(deliveries.update().where(deliveries.c.recipient == "+86" + PHONES[0]).values(
+                status="sending", updated_at=datetime(2026, 1, 1, tzinfo=timezone.utc)))
+        report = send(app, run_id)
+        assert (report.sent, report.remaining) == (10, 0)
+        row = sms_rows(app, run_id)["+86" + PHONES[0]]
+        with app.engine.connect() as conn:
+            reasons = [json.loads(p)["reason"] for p in conn.execute(
+                sa.select(audit_events.c.payload).where(audit_events.c.subject == f"delivery:{row.id}")).scalars()
+                if "reason" in json.loads(p)]
+        assert row.status == "sent" and reasons == ["reconciled: the provider never took it; sent again"]
+        assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}
     finally:
         app.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from ..status import Channel, DeliveryStatus
@@ -38,6 +39,8 @@ class SendResult:
 class Provider(abc.ABC):
     kind: ClassVar[str]
     channels: ClassVar[frozenset[Channel]]
+    idempotent: ClassVar[bool] = False   # sending the same delivery twice produces one message
+    can_lookup: ClassVar[bool] = False   # `lookup` can tell whether a message was accepted
 
     def __init__(self, name: str, settings: dict[str, Any]) -> None:
         self.name = name
@@ -54,6 +57,10 @@ class Provider(abc.ABC):
 
     async def close(self) -> None:
         """Flush and disconnect; called once after the last send."""
+
+    async def lookup(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """The provider's record of this message sent at or after `since`, or None if it has none."""
+        raise NotImplementedError
 
     def describe(self) -> str:
         """Where messages go, without secrets."""

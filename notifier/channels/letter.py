@@ -26,6 +26,7 @@ _PAGE_FILE = re.compile(r"(\d+)\.html")
 
 class LetterProvider(Provider):
     kind = "letter"
+    idempotent = True
     channels = frozenset({Channel.LETTER})
 
     def __init__(self, name: str, settings: dict, base_dir: Path) -> None:  # type: ignore[type-arg]

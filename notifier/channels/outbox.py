@@ -14,6 +14,7 @@ from .base import OutboundMessage, Provider, SendResult
 
 class OutboxProvider(Provider):
     kind = "outbox"
+    idempotent = True
     channels = frozenset({Channel.SMS, Channel.EMAIL, Channel.LETTER})
 
     def __init__(self, name: str, settings: dict, base_dir: Path) -> None:  # type: ignore[type-arg]

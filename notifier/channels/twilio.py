@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -53,6 +54,7 @@ class _HttpClient(AsyncTwilioHttpClient):
 
 class TwilioProvider(Provider):
     kind = "twilio"
+    can_lookup = True
     channels = frozenset({Channel.SMS})
 
     def __init__(self, name: str, settings: dict[str, Any], base_dir: Any = None) -> None:
@@ -90,6 +92,22 @@ class TwilioProvider(Provider):
         if self._http is not None:
             await self._http.close()
         self._http = self._client = None
+
+    async def lookup(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """Did Twilio take this message? Lists messages to the recipient sent since `since` and
+        compares the text: the reconciliation of a send whose answer was lost."""
+        await self.open()
+        assert self._client is not None
+        try:
+            found = await self._client.messages.list_async(to=message.recipient, date_sent_after=since)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise self._rest_error(exc, message) from None
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise ProviderError(f"cannot list Twilio messages: {exc.__class__.__name__}", self.name, True, "lookup") from None
+        for m in found:
+            if m.body == message.body:
+                return SendResult(DeliveryStatus.SENT, m.sid, {"status": m.status, "reconciled": True})
+        return None
 
     def status_callback(self, delivery_id: int) -> str | None:
         """The receipt URL, tagged with the delivery id so a receipt finds its row even if the

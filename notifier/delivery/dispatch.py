@@ -122,6 +122,14 @@ class Dispatcher:
         return ok, closed
 
     # -- claim -------------------------------------------------------------------------
+    def _rows(self) -> sa.Select[Any]:
+        """Deliveries with what rendering needs: the resident's fields and the opt-out flag."""
+        d, t = deliveries, self.app.residents
+        return (sa.select(d.c.id, d.c.run_id, d.c.resident_id, d.c.channel, d.c.status, d.c.recipient, d.c.attempts,
+                          d.c.created_at, *[c.label(f"r_{c.name}") for c in t.c if c.name not in ("created_at", "updated_at")],
+                          sa.exists().where(opt_outs.c.phone == d.c.recipient).label("opted_out"))
+                .join(t, t.c.resident_id == d.c.resident_id, isouter=True))
+
     def _claim(self, run_id: int | None) -> list[_Job]:
         now = self.now()
         local = now.astimezone(self.app.config.timezone)
@@ -133,11 +141,7 @@ class Dispatcher:
             self._complete_runs(conn, set(closed), now)
             if not ok:
                 return []
-            q = (sa.select(d.c.id, d.c.run_id, d.c.resident_id, d.c.channel, d.c.recipient, d.c.attempts,
-                           *[c.label(f"r_{c.name}") for c in t.c if c.name not in ("created_at", "updated_at")],
-                           sa.exists().where(opt_outs.c.phone == d.c.recipient).label("opted_out"))
-                 .join(t, t.c.resident_id == d.c.resident_id, isouter=True)
-                 .where(d.c.status == S.PENDING, d.c.run_id.in_(ok),
+            q = (self._rows().where(d.c.status == S.PENDING, d.c.run_id.in_(ok),
                         sa.or_(d.c.next_attempt_at.is_(None), d.c.next_attempt_at <= now))
                  .order_by(d.c.id).limit(self.batch_size))
             if self.app.config.quiet_hours.contains(local):
@@ -306,29 +310,54 @@ class Dispatcher:
                 audit.record(conn, self.actor, "run.completed", f"run:{rid}")
 
     # -- recovery and the loop -----------------------------------------------------------
-    def recover_stale(self) -> int:
-        """Rows left in `sending` by a process that died. Providers whose sends are idempotent
-        (files named by delivery id) are retried; for others the outcome cannot be known here,
-        so the row ends `unknown` and is reported, never silently resent."""
+    async def reconcile(self) -> int:
+        """Settle deliveries whose outcome is not known before anything is resent: rows left in
+        `sending` by a process that died (older than `stale_seconds`) and rows ended `unknown`.
+        A provider that can look messages up (by recipient, time and text) decides: found means
+        sent, not found means it was never accepted and may go again. Idempotent providers
+        (files named by delivery id) simply go again. Otherwise the row stays / ends `unknown`
+        and is reported, never silently resent."""
         now = self.now()
-        cutoff = now - timedelta(seconds=self.stale_seconds)
         d = deliveries
-        with self.app.engine.begin() as conn:
-            rows = conn.execute(sa.select(d.c.id, d.c.run_id, d.c.channel)
-                                .where(d.c.status == S.SENDING, d.c.updated_at < cutoff)).all()
-            events = []
-            for r in rows:
-                provider = self.providers.get(Channel(r.channel))
-                idempotent = provider is not None and provider.kind in ("outbox", "letter")
-                new = S.PENDING if idempotent else S.UNKNOWN
-                why = "interrupted; provider is idempotent, retried" if idempotent else \
-                      "interrupted while sending; outcome unknown, not resent"
-                conn.execute(d.update().where(d.c.id == r.id, d.c.status == S.SENDING)
-                             .values(status=new, reason=why, updated_at=now))
-                events.append(audit.AuditEvent(self.actor, "delivery.status", f"delivery:{r.id}",
-                                               {"run": r.run_id, "from": "sending", "to": new.value, "reason": why}))
-            audit.append(conn, events, now=now)
-        return len(rows)
+        cutoff = now - timedelta(seconds=self.stale_seconds)
+        with self.app.engine.connect() as conn:
+            rows = conn.execute(self._rows().where(sa.or_(sa.and_(d.c.status == S.SENDING, d.c.updated_at < cutoff),
+                                                          d.c.status == S.UNKNOWN))).all()
+            for run in conn.execute(sa.select(runs).where(runs.c.id.in_({r.run_id for r in rows}))):
+                self._run(run)
+        decided: list[tuple[Any, S, str, SendResult | None]] = []
+        for r in rows:
+            job = _Job(r, Channel(r.channel))
+            provider = self.providers.get(job.channel)
+            if provider is None:
+                continue
+            if provider.idempotent:
+                decided.append((r, S.PENDING, "interrupted; the provider is idempotent, sent again", None))
+            elif provider.can_lookup and r.r_resident_id is not None:
+                try:
+                    self._prepare(job)
+                    assert job.message is not None
+                    found = await provider.lookup(job.message, as_utc(r.created_at))
+                except (NotifierError, ProviderError):
+                    continue  # cannot tell now: left as it is, tried again next time
+                if found:
+                    decided.append((r, S.SENT, "reconciled: the provider has the message", found))
+                else:
+                    decided.append((r, S.PENDING, "reconciled: the provider never took it; sent again", None))
+            elif r.status == S.SENDING:
+                decided.append((r, S.UNKNOWN, "interrupted while sending; outcome unknown, not resent", None))
+        if decided:
+            with self.app.engine.begin() as conn:
+                for r, new, why, found in decided:
+                    assert can_transition(S(r.status), new), (r.status, new)
+                    conn.execute(d.update().where(d.c.id == r.id, d.c.status == r.status).values(
+                        status=new, reason=why, updated_at=now, **({"provider_message_id": found.provider_message_id,
+                                                                   "sent_at": now} if found else {})))
+                audit.append(conn, [audit.AuditEvent(self.actor, "delivery.status", f"delivery:{r.id}",
+                                                     {"run": r.run_id, "from": r.status, "to": new.value, "reason": why,
+                                                      **({"message_id": found.provider_message_id} if found else {})})
+                                    for r, new, why, found in decided], now=now)
+        return len(decided)
 
     def remaining(self, run_id: int | None) -> int:
         d = deliveries
@@ -352,10 +381,10 @@ class Dispatcher:
                   progress: Progress | None = None) -> DispatchReport:
         report = DispatchReport()
         self.skipped = 0
-        self.recover_stale()
         for p in {id(p): p for p in self.providers.values()}.values():
             await p.open()
         try:
+            await self.reconcile()
             while True:
                 jobs = self._claim(run_id)
                 if not jobs:
