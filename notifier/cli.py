@@ -80,7 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--until-idle", action="store_true", help="also wait for retries until nothing is pending")
 
     aud = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action", required=True, metavar="ACTION")
-    aud.add_parser("verify", parents=[common], help="recompute the hash chain")
+    s = aud.add_parser("verify", parents=[common], help="recompute the hash chain; compare with the head and the checkpoints")
+    s.add_argument("--from-checkpoint", action="store_true", help="start after the newest checkpoint instead of the first event")
+    aud.add_parser("checkpoint", parents=[common], help="append the chain head to the checkpoint file")
+    s = aud.add_parser("export", parents=[common], help="events as csv, jsonl or xlsx, masked, ending with the chain head")
+    s.add_argument("--run", type=int)
+    s.add_argument("--resident", metavar="ID")
+    s.add_argument("--from", dest="date_from", type=_date, metavar="DATE", help="first day (configured timezone)")
+    s.add_argument("--to", dest="date_to", type=_date, metavar="DATE", help="last day, included")
+    s.add_argument("--format", required=True, choices=("csv", "jsonl", "xlsx"))
+    s.add_argument("-o", "--output", required=True, type=Path, metavar="FILE")
+    s.add_argument("--unmask", action="store_true", help="personal data in full (needs [audit] unmask_allowed; audited)")
+    s.add_argument("--by", metavar="USER", help="who exports (required with --unmask)")
+    s = aud.add_parser("coverage", parents=[common], help="every resident of a run with their outcome; totals = audience")
+    s.add_argument("run", type=int)
+    s.add_argument("--format", choices=("csv", "xlsx"), help="write the per-resident list to -o FILE")
+    s.add_argument("-o", "--output", type=Path, metavar="FILE")
+    s = aud.add_parser("resident", parents=[common], help="every delivery to one resident across runs")
+    s.add_argument("resident_id")
 
     s = sub.add_parser("demo", parents=[common], help="the whole flow on generated sample data with local sinks")
     s.add_argument("--dir", type=Path, default=Path("demo"), help="where the demo writes (default: ./demo)")
@@ -254,16 +271,85 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .audit import log as audit
+    from .audit import checkpoints, coverage, export
     app = _open(args)
-    with app.engine.connect() as conn:
-        r = audit.verify(conn)
-    out = {"ok": r.ok, "events": r.events, "first_bad": r.first_bad, "reason": r.reason}
-    if args.json:
-        emit_json(out)
+    if args.action == "verify":
+        r, path, n = checkpoints.verify_log(app, from_checkpoint=args.from_checkpoint)
+        out = r.as_json() | {"checkpoints": {"file": str(path), "count": n, "matched": r.checkpoints_matched}}
+        if args.json:
+            emit_json(out)
+        else:
+            console.print(f"audit log: {r.events} events, {r.checkpoints_matched} of {n} checkpoint(s) matched, "
+                          + ("intact" if r.ok else f"BROKEN at event {r.first_bad} ({r.kind}): {r.reason}"), markup=False)
+        return 0 if r.ok else 1
+    if args.action == "checkpoint":
+        out = checkpoints.take_checkpoint(app)
+        if args.json:
+            emit_json(out)
+        else:
+            console.print(f"checkpoint: event {out['seq']} hash {out['hash']} at {out['at']} -> {out['file']}", markup=False)
+        return 0
+    if args.action == "export":
+        f = export.ExportFilter(args.run, args.resident, args.date_from, args.date_to)
+        out = export.export_events(app, args.output, args.format, f, unmask=args.unmask, by=args.by)
+        if args.json:
+            emit_json(out)
+        else:
+            console.print(f"{out['events']} event(s) {'unmasked' if args.unmask else 'masked'} -> {out['file']}; "
+                          f"chain head {out['head']['seq']} {out['head']['hash']}", markup=False)
+        return 0
+    if args.action == "resident":
+        out = coverage.resident_history(app, args.resident_id)
+        if args.json:
+            emit_json(out)
+            return 0
+        t = Table(title=f"resident {args.resident_id}" + ("" if out["in_register"] else " (not in the register)"))
+        for col in ("run", "rule", "channel", "status", "recipient", "at", "reason"):
+            t.add_column(col)
+        for d in out["deliveries"]:
+            t.add_row(str(d["run"]), d["rule"], d["channel"], d["status"], d["recipient"] or "", (d["at"] or "")[:19],
+                      d["reason"] or "")
+        console.print(t)
+        return 0
+    return _audit_coverage(app, args)
+
+
+def _audit_coverage(app: Any, args: argparse.Namespace) -> int:
+    import json
+    from .audit.coverage import RESIDENT_COLUMNS, coverage
+    from .audit.sheets import table_writer
+    if bool(args.format) != bool(args.output):
+        raise InputError("--format and -o FILE go together")
+    cov, residents = coverage(app, args.run)
+    if args.output:
+        with table_writer(args.output, args.format, RESIDENT_COLUMNS, sheet=f"run {args.run}") as write:
+            for r in residents:
+                write([r[c] for c in RESIDENT_COLUMNS])
+        out = cov.as_json() | {"file": str(args.output)}
+        if args.json:
+            emit_json(out)
+    elif args.json:  # one object, the resident list streamed into it (constant memory for any run size)
+        sys.stdout.write('{"residents":[')
+        for i, r in enumerate(residents):
+            sys.stdout.write(("," if i else "") + json.dumps(r, ensure_ascii=False))
+        sys.stdout.write("]," + json.dumps(cov.as_json(), ensure_ascii=False)[1:] + "\n")
     else:
-        console.print(f"audit log: {r.events} events, " + ("intact" if r.ok else f"BROKEN at event {r.first_bad}: {r.reason}"))
-    return 0 if r.ok else 1
+        for _ in residents:
+            pass
+    if not args.json:
+        t = Table(title=f"run {cov.run} ({cov.rule}, {cov.status}): audience {cov.audience}, review {cov.review}")
+        for col in (*cov.totals, "total"):
+            t.add_column(col, justify="right")
+        t.add_row(*map(str, cov.totals.values()), str(cov.counted))
+        console.print(t)
+        skipped = {k: v for k, v in cov.skipped_by_reason.items() if v}
+        if skipped:
+            console.print("skipped: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))
+        if args.output:
+            console.print(f"per-resident list -> {args.output}", markup=False)
+        if not cov.balanced:
+            err_console.print(f"error: {cov.counted} residents accounted for, audience is {cov.audience}")
+    return 0 if cov.balanced else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

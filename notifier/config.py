@@ -27,7 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "timezone": {"name": "Asia/Shanghai"},
     "quiet_hours": {"enabled": True, "start": "21:00", "end": "08:00"},
     "approval": {"levels": ["科室审核", "分管领导审批"]},
-    "sending": {"batch_size": 500, "max_attempts": 5, "retry_base_seconds": 30, "stale_seconds": 120},
+    "sending": {"batch_size": 500, "max_attempts": 5, "retry_base_seconds": 30, "stale_seconds": 120,
+                "failover_after": 3, "failover_cooldown_seconds": 60},
     "channels": {
         "sms": {"providers": ["outbox"], "price_per_segment": 0.05},
         "email": {"providers": ["outbox"]},
@@ -40,9 +41,10 @@ DEFAULTS: dict[str, Any] = {
                  "from": "notice@example.gov.cn", "rate_per_second": 50, "connections": 4, "timeout": 30},
         "twilio": {"account_sid": "env:TWILIO_ACCOUNT_SID", "auth_token": "env:TWILIO_AUTH_TOKEN",
                    "from": "", "messaging_service_sid": "", "rate_per_second": 10,
-                   "status_callback_url": "", "base_url": ""},
+                   "status_callback_url": "", "base_url": "", "timeout": 10},
     },
-    "audit": {"checkpoint_file": "audit-checkpoints.jsonl", "unmask_allowed": False},
+    "audit": {"checkpoint_file": "audit-checkpoints.jsonl", "unmask_allowed": False,
+              "signing_key_env": "NOTIFIER_AUDIT_KEY"},
 }
 _SECTIONS = set(DEFAULTS)
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")

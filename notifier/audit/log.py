@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,12 +36,12 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _ts_text(ts: datetime) -> str:
+def ts_text(ts: datetime) -> str:
     return as_utc(ts).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event_hash(prev_hash: str, seq: int, ts: datetime, actor: str, action: str, subject: str, payload: str) -> str:
-    body = canonical_json([seq, _ts_text(ts), actor, action, subject, payload, prev_hash])
+    body = canonical_json([seq, ts_text(ts), actor, action, subject, payload, prev_hash])
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
@@ -71,38 +72,169 @@ def record(conn: sa.Connection, actor: str, action: str, subject: str, **payload
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """A chain head recorded outside the database: (seq, hash) at a time, from the checkpoint file."""
+    seq: int
+    hash: str
+    at: str = ""
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     ok: bool
-    events: int
+    events: int                 # events in good order (before the first bad one)
     first_bad: int | None
     reason: str | None
+    kind: str | None = None     # changed | missing | inserted | reordered | rewritten
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    from_seq: int = 0           # verification started after this event (a trusted checkpoint)
+    checkpoints_matched: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "events": self.events, "first_bad": self.first_bad, "kind": self.kind,
+                "reason": self.reason, "head": {"seq": self.head_seq, "hash": self.head_hash},
+                "from_seq": self.from_seq, "checkpoints_matched": self.checkpoints_matched}
 
 
-def iter_events(conn: sa.Connection, batch: int = 5000) -> Iterator[sa.Row[Any]]:
+def iter_events(conn: sa.Connection, batch: int = 5000, *, after: int = 0,
+                where: sa.ColumnElement[bool] | None = None) -> Iterator[sa.Row[Any]]:
     """Stream events in sequence order with keyset pagination (constant memory)."""
-    last = 0
+    last = after
     while True:
-        rows = conn.execute(sa.select(audit_events).where(audit_events.c.seq > last)
-                            .order_by(audit_events.c.seq).limit(batch)).all()
+        q = sa.select(audit_events).where(audit_events.c.seq > last)
+        if where is not None:
+            q = q.where(where)
+        rows = conn.execute(q.order_by(audit_events.c.seq).limit(batch)).all()
         if not rows:
             return
         yield from rows
         last = rows[-1].seq
 
 
-def verify(conn: sa.Connection) -> VerifyResult:
-    """Recompute the chain from the start and compare with the stored head."""
-    prev, expected_seq, count = GENESIS, 1, 0
-    for row in iter_events(conn):
-        if row.seq != expected_seq:
-            return VerifyResult(False, count, expected_seq, f"event {expected_seq} is missing (next stored is {row.seq})")
-        if row.prev_hash != prev:
-            return VerifyResult(False, count, row.seq, "previous-hash link does not match the event before it")
-        if event_hash(prev, row.seq, row.ts, row.actor, row.action, row.subject, row.payload) != row.hash:
-            return VerifyResult(False, count, row.seq, "event content does not match its hash (changed)")
-        prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
+@contextmanager
+def snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection that sees one consistent state of the log while it is read end to end.
+
+    PostgreSQL: a REPEATABLE READ transaction (appends committed meanwhile stay invisible, so a
+    half-read chain never looks broken). SQLite: the connection's transaction is a snapshot already.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+def read_head(conn: sa.Connection) -> tuple[int, str]:
     head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
-    if head.seq != count or head.hash != prev:
-        return VerifyResult(False, count, count + 1 if head.seq > count else head.seq,
-                            f"chain head says {head.seq} events, {count} found")
-    return VerifyResult(True, count, None, None)
+    return int(head.seq), str(head.hash)
+
+
+def _rehash(row: sa.Row[Any], *, seq: int | None = None, prev: str | None = None, content: sa.Row[Any] | None = None,
+            payload: str | None = None) -> str:
+    """The hash `row` would have at another position or with another row's content (for diagnosis)."""
+    c = row if content is None else content
+    return event_hash(row.prev_hash if prev is None else prev, row.seq if seq is None else seq, c.ts, c.actor,
+                      c.action, c.subject, c.payload if payload is None else payload)
+
+
+def _self_ok(row: sa.Row[Any]) -> bool:
+    return _rehash(row) == row.hash
+
+
+def _diagnose(conn: sa.Connection, row: sa.Row[Any], nxt: sa.Row[Any] | None, prev: str,
+              prev_prev: str | None, trusted: int) -> tuple[int, str, str]:
+    """Name what happened at the first event that breaks the chain: (first bad seq, kind, reason).
+
+    `prev` is the hash of the last good event before `row`, `prev_prev` the one before that;
+    events up to `trusted` match a checkpoint. Runs only once the chain is known to be broken,
+    so it may scan ahead.
+    """
+    s = row.seq
+    self_ok, link_ok = _self_ok(row), row.prev_hash == prev
+    if link_ok:  # in place, but its content no longer hashes: changed, or swapped with a later event
+        for other in iter_events(conn, after=s):
+            if (_rehash(row, content=other) == row.hash and _rehash(other, content=row) == other.hash or
+                    _rehash(row, payload=other.payload) == row.hash and _rehash(other, payload=row.payload) == other.hash):
+                return s, "reordered", _swapped(s, other.seq)
+        return s, "changed", f"event {s} was changed: its content does not match its hash"
+    if prev_prev is not None and row.prev_hash == prev_prev and (self_ok or _rehash(row, seq=s - 1) == row.hash):
+        return s - 1, "inserted", f"event {s - 1} was inserted: the event after it links to event {s - 2}, not to it"
+    if nxt is not None and nxt.prev_hash == prev and _rehash(row, seq=nxt.seq) != row.hash:
+        return s, "inserted", f"event {s} was inserted: it does not link to event {s - 1}, and event {nxt.seq} does"
+    if self_ok and s - 1 <= trusted:
+        return s, "changed", f"event {s} was changed and its hash recomputed: it no longer links to event {s - 1}"
+    if self_ok:
+        return s - 1, "changed", (f"event {s - 1} was changed and its hash recomputed: event {s} recorded a "
+                                  f"different hash for it")
+    for other in iter_events(conn, after=s):
+        if other.prev_hash == prev and _rehash(row, seq=other.seq) == row.hash:
+            return s, "reordered", _swapped(s, other.seq)
+    if _rehash(row, seq=s + 1) == row.hash:
+        return s, "missing", f"event {s} was deleted and the later events renumbered: event {s} was recorded as {s + 1}"
+    return s, "changed", f"event {s} was changed: it does not match its hash and does not link to event {s - 1}"
+
+
+def _swapped(a: int, b: int) -> str:
+    return f"events {a} and {b} were swapped: event {a} holds what was recorded as event {b}"
+
+
+def verify(conn: sa.Connection, checkpoints: Iterable[Checkpoint] = (), *, start: Checkpoint | None = None) -> VerifyResult:
+    """Recompute the chain, compare it with the stored head and with every checkpoint; name the first bad event.
+
+    A chain rewritten wholesale (every hash recomputed) verifies internally; only a checkpoint kept
+    outside the database shows it. Such a rewrite is located to the events after the last checkpoint
+    that still matches. `start`, a checkpoint verified earlier, skips the events up to it: the stored
+    event there must still carry the checkpoint's hash. Call inside one snapshot (a single transaction,
+    REPEATABLE READ on PostgreSQL) so concurrent appends cannot look like tampering.
+    """
+    head_seq, head_hash = read_head(conn)
+    marks: dict[int, list[Checkpoint]] = {}
+    for cp in checkpoints:
+        if cp.seq > 0:
+            marks.setdefault(cp.seq, []).append(cp)
+    good_mark, matched, prev_prev = 0, 0, None
+    prev, count = GENESIS, 0
+
+    def bad(first: int, kind: str, reason: str) -> VerifyResult:
+        return VerifyResult(False, first - 1, first, reason, kind, head_seq, head_hash, start.seq if start else 0,
+                            matched)
+
+    if start is not None and start.seq > 0:
+        at = conn.execute(sa.select(audit_events).where(audit_events.c.seq == start.seq)).one_or_none()
+        same = marks.get(start.seq, [start])
+        if at is None or not _self_ok(at) or any(cp.hash != at.hash for cp in same):
+            return verify(conn, [cp for cps in marks.values() for cp in cps])  # the trusted point itself is gone: the full check says where
+        prev, count, good_mark, matched = start.hash, start.seq, start.seq, len(same)
+    rows = iter_events(conn, after=count)
+    row = next(rows, None)
+    while row is not None:
+        nxt = next(rows, None)
+        expected = count + 1
+        if row.seq != expected:
+            gap = f"event {expected}" if row.seq == expected + 1 else f"events {expected}..{row.seq - 1}"
+            return bad(expected, "missing", f"{gap} {'is' if row.seq == expected + 1 else 'are'} missing "
+                                            f"(the next stored event is {row.seq})")
+        if row.prev_hash != prev or not _self_ok(row):
+            return bad(*_diagnose(conn, row, nxt, prev, prev_prev, good_mark))
+        for cp in marks.get(row.seq, ()):
+            if cp.hash != row.hash:
+                return bad(good_mark + 1, "rewritten", (
+                    f"the chain was rewritten after event {good_mark}: the checkpoint taken {cp.at or '(no time)'} "
+                    f"recorded event {cp.seq} with hash {cp.hash[:16]}…, the log now has {row.hash[:16]}…"))
+            good_mark, matched = row.seq, matched + 1
+        prev_prev, prev, count = prev, row.hash, expected
+        row = nxt
+    beyond = [cp for cps in marks.values() for cp in cps if cp.seq > count]
+    if beyond:
+        cp = min(beyond, key=lambda c: c.seq)
+        return bad(count + 1, "missing", f"the checkpoint taken {cp.at or '(no time)'} recorded {cp.seq} events; "
+                                         f"the log ends at event {count}")
+    if head_seq > count:
+        return bad(count + 1, "missing", f"the chain head says {head_seq} events; the log ends at event {count}")
+    if head_seq < count:
+        return bad(head_seq + 1, "inserted", f"events {head_seq + 1}..{count} were added after the chain head")
+    if head_hash != prev:
+        return bad(count, "changed", f"event {count} was changed and its hash recomputed: the chain head has another hash")
+    return VerifyResult(True, count, None, None, None, head_seq, head_hash, start.seq if start else 0, matched)
