@@ -1,10 +1,13 @@
 """Building providers from config: `[providers.NAME]`, kind = its `kind` key or NAME."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from ..config import Config
 from ..errors import ConfigError
 from ..status import Channel
 from .base import Provider
+from .failover import ProviderChain
 from .letter import LetterProvider
 from .outbox import OutboxProvider
 from .smtp import SmtpProvider
@@ -23,14 +26,18 @@ def build_provider(config: Config, name: str) -> Provider:
     return cls(name, settings, config.base_dir)  # type: ignore[call-arg]
 
 
-def providers_for(config: Config) -> dict[Channel, Provider]:
-    """The first configured provider of each channel (failover between several comes later)."""
-    out: dict[Channel, Provider] = {}
+def providers_for(config: Config) -> dict[Channel, ProviderChain]:
+    """Each channel's providers in configured order, one instance per provider name."""
+    out: dict[Channel, ProviderChain] = {}
     built: dict[str, Provider] = {}
+    s = config.sending
     for channel, settings in config.channels.items():
-        name = settings.providers[0]
-        provider = built.get(name) or build_provider(config, name)
-        if channel not in provider.channels:
-            raise ConfigError(f"{config.where()}: provider {name!r} cannot send {channel.value}")
-        built[name] = out[channel] = provider
+        chain = []
+        for name in settings.providers:
+            provider = built.get(name) or build_provider(config, name)
+            if channel not in provider.channels:
+                raise ConfigError(f"{config.where()}: provider {name!r} cannot send {channel.value}")
+            built[name] = provider
+            chain.append(provider)
+        out[channel] = ProviderChain(chain, s.get("failover_after", 3), timedelta(seconds=s.get("failover_cooldown_seconds", 60)))
     return out

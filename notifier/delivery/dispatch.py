@@ -21,6 +21,7 @@ from ..app import App
 from ..audience import choose_channel
 from ..audit import log as audit
 from ..channels.base import OutboundMessage, Provider, SendResult
+from ..channels.failover import ProviderChain
 from ..channels.ratelimit import TokenBucket
 from ..clock import as_utc, utcnow
 from ..errors import NotifierError, ProviderError
@@ -68,23 +69,26 @@ class _RunInfo:
 class _Job:
     row: Any
     channel: Channel
+    provider: Provider | None = None
     message: OutboundMessage | None = None
     result: SendResult | None = None
     error: ProviderError | None = None
 
 
 class Dispatcher:
-    def __init__(self, app: App, providers: dict[Channel, Provider], *, now: Callable[[], datetime] = utcnow,
+    def __init__(self, app: App, providers: dict[Channel, ProviderChain], *, now: Callable[[], datetime] = utcnow,
                  actor: str = "dispatcher") -> None:
         self.app, self.providers, self.now, self.actor = app, providers, now, actor
+        self.all_providers = {p.name: p for chain in providers.values() for p in chain.providers}
+        self.failovers: list[audit.AuditEvent] = []
         s = app.config.sending
         self.batch_size = s.get("batch_size", 500)
         self.max_attempts = s.get("max_attempts", 5)
         self.retry_base = s.get("retry_base_seconds", 30)
         self.stale_seconds = s.get("stale_seconds", 120)
         self.runs: dict[int, _RunInfo] = {}
-        self.buckets = {p.name: TokenBucket(p.rate_per_second) for p in providers.values() if p.rate_per_second}
-        self.limits = {p.name: asyncio.Semaphore(max(1, p.concurrency)) for p in providers.values()}
+        self.buckets = {p.name: TokenBucket(p.rate_per_second) for p in self.all_providers.values() if p.rate_per_second}
+        self.limits = {p.name: asyncio.Semaphore(max(1, p.concurrency)) for p in self.all_providers.values()}
         self.postgres = app.engine.dialect.name == "postgresql"
         self.skipped = 0  # rows skipped at claim time (opted out, window closed, ...)
         self.resident = ResidentContext(app.dictionary, "r_")
@@ -125,7 +129,7 @@ class Dispatcher:
     def _rows(self) -> sa.Select[Any]:
         """Deliveries with what rendering needs: the resident's fields and the opt-out flag."""
         d, t = deliveries, self.app.residents
-        return (sa.select(d.c.id, d.c.run_id, d.c.resident_id, d.c.channel, d.c.status, d.c.recipient, d.c.attempts,
+        return (sa.select(d.c.id, d.c.run_id, d.c.resident_id, d.c.channel, d.c.status, d.c.recipient, d.c.attempts, d.c.provider,
                           d.c.created_at, *[c.label(f"r_{c.name}") for c in t.c if c.name not in ("created_at", "updated_at")],
                           sa.exists().where(opt_outs.c.phone == d.c.recipient).label("opted_out"))
                 .join(t, t.c.resident_id == d.c.resident_id, isouter=True))
@@ -163,9 +167,15 @@ class Dispatcher:
             if not jobs:
                 self._complete_runs(conn, {r.run_id for r in rows}, now)
                 return self._claim(run_id) if len(rows) == self.batch_size else []
-            ids = [j.row.id for j in jobs]
-            conn.execute(d.update().where(d.c.id.in_(ids))
-                         .values(status=S.SENDING, attempts=d.c.attempts + 1, updated_at=now))
+            # The provider is chosen (and recorded) before sending, so a crash leaves the row
+            # with the provider to reconcile against.
+            by_provider: dict[str, list[int]] = {}
+            for j in jobs:
+                j.provider = self.providers[j.channel].current(now)
+                by_provider.setdefault(j.provider.name, []).append(j.row.id)
+            for name, ids in by_provider.items():
+                conn.execute(d.update().where(d.c.id.in_(ids))
+                             .values(status=S.SENDING, provider=name, attempts=d.c.attempts + 1, updated_at=now))
             audit.append(conn, [audit.AuditEvent(self.actor, "delivery.status", f"delivery:{j.row.id}",
                                                  {"run": j.row.run_id, "from": "pending", "to": "sending",
                                                   "attempt": j.row.attempts + 1}) for j in jobs], now=now)
@@ -210,15 +220,23 @@ class Dispatcher:
             job.error = ProviderError(f"cannot render: {exc.message}", "render", False, "render")
             return
         assert job.message is not None
-        provider = self.providers[job.channel]
+        provider = job.provider
+        assert provider is not None
         async with self.limits[provider.name]:
             bucket = self.buckets.get(provider.name)
             if bucket:
                 await bucket.acquire()
+            chain = self.providers[job.channel]
             try:
                 job.result = await provider.send(job.message)
+                chain.succeeded(provider)
             except ProviderError as exc:
                 job.error = exc
+                if exc.retryable and chain.failed(provider, self.now()):
+                    nxt = chain.current(self.now())
+                    self.failovers.append(audit.AuditEvent(self.actor, "provider.failover", f"channel:{job.channel.value}", {
+                        "provider": provider.name, "next": nxt.name, "reason": exc.message, "code": exc.code,
+                        "until": chain.resting_until[provider.name].isoformat()}))
             except Exception as exc:  # a provider bug must not leave the row in `sending`
                 job.error = ProviderError(f"{provider.name}: unexpected error {exc.__class__.__name__}: {exc}",
                                           provider.name, False, "internal")
@@ -230,7 +248,8 @@ class Dispatcher:
         fallbacks: list[_Job] = []
         for j in jobs:
             r = j.row
-            provider = self.providers[j.channel].name
+            assert j.provider is not None
+            provider = j.provider.name
             values: dict[str, Any] = {"b_id": r.id, "provider": provider, "provider_message_id": None, "segments": None,
                                       "error_code": None, "reason": None, "sent_at": None, "next_attempt_at": None}
             payload: dict[str, Any] = {"run": r.run_id, "from": "sending", "provider": provider}
@@ -271,7 +290,8 @@ class Dispatcher:
         with self.app.engine.begin() as conn:
             stmt = d.update().where(d.c.id == sa.bindparam("b_id"), d.c.status == S.SENDING)
             executemany(conn, stmt.values(**base), updates)
-            audit.append(conn, events, now=now)
+            audit.append(conn, events + self.failovers, now=now)
+            self.failovers.clear()
             self._fall_back(conn, fallbacks, now)
             self._complete_runs(conn, {j.row.run_id for j in jobs}, now)
 
@@ -328,9 +348,10 @@ class Dispatcher:
         decided: list[tuple[Any, S, str, SendResult | None]] = []
         for r in rows:
             job = _Job(r, Channel(r.channel))
-            provider = self.providers.get(job.channel)
-            if provider is None:
+            chain = self.providers.get(job.channel)
+            if chain is None:
                 continue
+            provider = chain.named(r.provider) or chain.current(now)
             if provider.idempotent:
                 decided.append((r, S.PENDING, "interrupted; the provider is idempotent, sent again", None))
             elif provider.can_lookup and r.r_resident_id is not None:
@@ -381,7 +402,7 @@ class Dispatcher:
                   progress: Progress | None = None) -> DispatchReport:
         report = DispatchReport()
         self.skipped = 0
-        for p in {id(p): p for p in self.providers.values()}.values():
+        for p in self.all_providers.values():
             await p.open()
         try:
             await self.reconcile()
@@ -398,7 +419,7 @@ class Dispatcher:
                 if progress:
                     progress(len(jobs))
         finally:
-            for p in {id(p): p for p in self.providers.values()}.values():
+            for p in self.all_providers.values():
                 await p.close()
         report.skipped = self.skipped
         report.remaining = self.remaining(run_id)
