@@ -378,3 +378,26 @@ def test_unknown_that_twilio_never_took_is_sent_again(tmp_path: Path, sqlite_url
         assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}
     finally:
         app.close()
+
+
+def test_failover_to_the_next_provider_when_twilio_keeps_failing(tmp_path: Path, sqlite_url: str,
+                                                                 tserver: TwilioServer) -> None:
+    tserver.random_faults(100, seed=1)   # every request answered 429 or 5xx
+    app = campaign(tmp_path, sqlite_url, tserver, "max_attempts = 10\nfailover_after = 3")
+    cfg = tmp_path / "notifier.toml"
+    cfg.write_text(cfg.read_text().replace('providers = ["twilio"]', 'providers = ["twilio", "outbox"]'))
+    app.close()
+    app = App.open(cfg)
+    try:
+        run_id = runs.create_run(app, rule(app), ON, "clerk").run
+        approve_all(app, run_id)
+        report = send(app, run_id)
+        assert (report.sent, report.failed, report.remaining) == (10, 0, 0)
+        assert tserver.messages == [] and len(list((tmp_path / "outbox" / f"run-{run_id}").glob("*.sms.txt"))) == 10
+        assert {r.provider for r in sms_rows(app, run_id).values()} == {"outbox"}
+        with app.engine.connect() as conn:
+            events = [json.loads(p) for p in conn.execute(
+                sa.select(audit_events.c.payload).where(audit_events.c.action == "provider.failover")).scalars()]
+        assert [(e["provider"], e["next"]) for e in events] == [("twilio", "outbox")]
+    finally:
+        app.close()
