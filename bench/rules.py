@@ -24,7 +24,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import sqlalchemy as sa  # noqa: E402
 
 from notifier.app import App  # noqa: E402
 from notifier.audience import evaluate  # noqa: E402

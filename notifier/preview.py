@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from .app import App
 from .audience import evaluate
 from .errors import NotFound
-from .rendering.context import resident_context
+from .rendering.context import params_context, resident_context
 from .rendering.segments import count_segments
 from .rendering.templates import TemplateSet, display_value, item_context
 from .rules.compile import OUTCOME, compile_rule, params_in_force, result_name
@@ -21,13 +21,8 @@ from .storage.schema import records
 
 def _context(app: App, rule: Rule, on: date, params: dict[str, Any], row: Any, masked: bool) -> dict[str, Any]:
     return {"resident": resident_context(app.dictionary, row, masked=masked), "item": item_context(rule.item, app.dictionary.domains),
-            "params": {k: display_value(_d(v["value"])) for k, v in params.items()},
+            "params": params_context(params),
             "run": {"id": None, "rule": rule.id, "on_date": on}}
-
-
-def _d(v: Any) -> Any:
-    from decimal import Decimal
-    return Decimal(str(v))
 
 
 def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from notifier.fields import BUILTIN_FIELDS, DataDictionary, header_map, load_dictionary, norm_header, parse_date
+from notifier.fields import DataDictionary, header_map, load_dictionary, norm_header, parse_date
 from notifier.residents.validate import check_id_number, normalize_email, normalize_phone
 from notifier.samplegen import (GRANTS_HEADER, REASON_BIRTH_DATE, REASON_CHECK_DIGIT, REASON_INCOME,
                                 REASON_MISSING_ID, RESIDENTS_HEADER, WARN_EMAIL, WARN_PHONE, SampleData, generate,

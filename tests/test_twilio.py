@@ -20,7 +20,7 @@ from twilio.request_validator import RequestValidator
 from notifier import runs
 from notifier.app import App
 from notifier.channels.base import OutboundMessage
-from notifier.channels.registry import build_provider, providers_for
+from notifier.channels.registry import build_provider
 from notifier.channels.twilio import TwilioProvider
 from notifier.config import load_config
 from notifier.errors import ConfigError, ProviderError
@@ -257,14 +257,16 @@ def tserver() -> Iterator[TwilioServer]:
         yield s
 
 
-def campaign(tmp_path: Path, db_url: str, server: TwilioServer, sending: str = "") -> App:
+def campaign(tmp_path: Path, db_url: str, server: TwilioServer, sending: str = "", twilio: str = "",
+             providers: str = '["twilio"]') -> App:
     cfg = write_config(tmp_path, db_url, f"""
 [sending]
 retry_base_seconds = 0
 {sending}
 [channels.sms]
-providers = ["twilio"]
+providers = {providers}
 [providers.twilio]
+{twilio}
 account_sid = "{ACCOUNT_SID}"
 auth_token = "{AUTH_TOKEN}"
 from = "{SENDER}"
@@ -336,11 +338,7 @@ def test_campaign_under_random_faults_is_exactly_once(tmp_path: Path, sqlite_url
 def test_lost_answer_ends_unknown_and_is_never_resent(tmp_path: Path, sqlite_url: str, tserver: TwilioServer) -> None:
     """Twilio took the message but the answer came too late: the delivery is `unknown`, not retried."""
     tserver.fail_next(Fault.slow(3))
-    app = campaign(tmp_path, sqlite_url, tserver, "")
-    cfg = tmp_path / "notifier.toml"
-    cfg.write_text(cfg.read_text().replace('rate_per_second = 1000', 'rate_per_second = 1000\ntimeout = 0.5'))
-    app.close()
-    app = App.open(cfg)
+    app = campaign(tmp_path, sqlite_url, tserver, twilio="timeout = 0.5")
     try:
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
         approve_all(app, run_id)
@@ -383,11 +381,8 @@ def test_unknown_that_twilio_never_took_is_sent_again(tmp_path: Path, sqlite_url
 def test_failover_to_the_next_provider_when_twilio_keeps_failing(tmp_path: Path, sqlite_url: str,
                                                                  tserver: TwilioServer) -> None:
     tserver.random_faults(100, seed=1)   # every request answered 429 or 5xx
-    app = campaign(tmp_path, sqlite_url, tserver, "max_attempts = 10\nfailover_after = 3")
-    cfg = tmp_path / "notifier.toml"
-    cfg.write_text(cfg.read_text().replace('providers = ["twilio"]', 'providers = ["twilio", "outbox"]'))
-    app.close()
-    app = App.open(cfg)
+    app = campaign(tmp_path, sqlite_url, tserver, "max_attempts = 10\nfailover_after = 3",
+                   providers='["twilio", "outbox"]')
     try:
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
         approve_all(app, run_id)

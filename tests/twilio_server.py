@@ -20,7 +20,7 @@ import secrets
 import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from email.utils import format_datetime
 from typing import Any

@@ -26,8 +26,8 @@ from ..channels.ratelimit import TokenBucket
 from ..clock import as_utc, utcnow
 from ..errors import NotifierError, ProviderError
 from ..rendering.segments import count_segments
-from ..rendering.context import ResidentContext
-from ..rendering.templates import TemplateSet, display_value
+from ..rendering.context import ResidentContext, params_context
+from ..rendering.templates import TemplateSet
 from ..status import Channel, DeliveryStatus as S, RunStatus, can_transition
 from ..storage.bulk import executemany
 from ..storage.schema import deliveries, opt_outs, runs
@@ -103,7 +103,7 @@ class Dispatcher:
             item = dict(snap["item"])
             for k in ("publish_from", "publish_until"):
                 item[k] = date.fromisoformat(item[k]) if item.get(k) else None
-            params = {k: display_value(_dec(v["value"])) for k, v in snap.get("params", {}).items()}
+            params = params_context(snap.get("params", {}))
             info = self.runs[row.id] = _RunInfo(row.id, row.rule_id, row.on_date, TemplateSet(names, sources), item, params,
                                                 item["publish_from"], item["publish_until"], snap.get("disclosure") == "restricted",
                                                 row.notice_key, [Channel(c) for c in snap["channels"]])
@@ -137,7 +137,7 @@ class Dispatcher:
     def _claim(self, run_id: int | None) -> list[_Job]:
         now = self.now()
         local = now.astimezone(self.app.config.timezone)
-        d, t = deliveries, self.app.residents
+        d = deliveries
         with self.app.engine.begin() as conn:
             ok, closed = self._sendable_runs(conn, run_id, local.date())
             for rid, why in closed.items():
@@ -424,8 +424,3 @@ class Dispatcher:
         report.skipped = self.skipped
         report.remaining = self.remaining(run_id)
         return report
-
-
-def _dec(value: Any) -> Any:
-    from decimal import Decimal
-    return Decimal(str(value))

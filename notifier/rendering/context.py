@@ -1,6 +1,7 @@
 """The variables a template sees for one resident, built the same way for previews and sends."""
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from ..fields import DataDictionary
@@ -25,6 +26,11 @@ class ResidentContext:
             if out.get(name):
                 out[name] = mask(out[name])
         return out
+
+
+def params_context(params: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A run's recorded parameter values ({name: {value, unit, reference}}) as template numbers."""
+    return {name: display_value(Decimal(str(p["value"]))) for name, p in params.items()}
 
 
 def resident_context(dictionary: DataDictionary, row: Any, prefix: str = "", *, masked: bool = False) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..audit.log import canonical_json
 from ..errors import InputError, NotifierError, Problem
 from ..fields import DataDictionary, FieldType, load_dictionary
 from ..rendering.context import resident_context
@@ -142,4 +141,4 @@ def check_rules(paths: list[Path], fields_file: Path, templates_dir: Path) -> Ch
     return report
 
 
-__all__ = ["CheckReport", "check_rules", "canonical_json"]
+__all__ = ["CheckReport", "check_rules"]
