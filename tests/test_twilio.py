@@ -396,3 +396,16 @@ def test_failover_to_the_next_provider_when_twilio_keeps_failing(tmp_path: Path,
         assert [(e["provider"], e["next"]) for e in events] == [("twilio", "outbox")]
     finally:
         app.close()
+
+
+def test_retries_stop_at_the_deadline(tmp_path: Path, sqlite_url: str, tserver: TwilioServer) -> None:
+    tserver.random_faults(100, seed=2)
+    app = campaign(tmp_path, sqlite_url, tserver, "max_attempts = 100\nretry_deadline_seconds = 0")
+    try:
+        run_id = runs.create_run(app, rule(app), ON, "clerk").run
+        approve_all(app, run_id)
+        report = send(app, run_id, now=datetime.now(timezone.utc))   # the real clock: past the deadline at once
+        assert (report.failed, report.retried, report.by_channel) == (10, 0, {"letter": 10})   # letters instead
+        assert {r.status for r in sms_rows(app, run_id).values() if r.channel == "sms"} == {"failed"}
+    finally:
+        app.close()

@@ -86,6 +86,7 @@ class Dispatcher:
         self.max_attempts = s.get("max_attempts", 5)
         self.retry_base = s.get("retry_base_seconds", 30)
         self.stale_seconds = s.get("stale_seconds", 120)
+        self.deadline = timedelta(seconds=s.get("retry_deadline_seconds", 6 * 3600))
         self.runs: dict[int, _RunInfo] = {}
         self.buckets = {p.name: TokenBucket(p.rate_per_second) for p in self.all_providers.values() if p.rate_per_second}
         self.limits = {p.name: asyncio.Semaphore(max(1, p.concurrency)) for p in self.all_providers.values()}
@@ -268,7 +269,7 @@ class Dispatcher:
                 if err.ambiguous:  # maybe accepted: never resend blindly
                     status = S.UNKNOWN
                     report.unknown += 1
-                elif err.retryable and r.attempts + 1 < self.max_attempts:
+                elif err.retryable and r.attempts + 1 < self.max_attempts and now - as_utc(r.created_at) < self.deadline:
                     status = S.PENDING
                     delay = self.retry_base * (2 ** r.attempts) * random.uniform(0.5, 1.5)
                     values["next_attempt_at"] = now + timedelta(seconds=delay)
