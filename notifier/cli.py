@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("rule")
     s.add_argument("resident_id")
     s.add_argument("--on", type=_date)
+    s = rules.add_parser("approve", parents=[common], help="approve the rule's current version for scheduled sending "
+                                                            "(one review level)")
+    s.add_argument("rule")
+    s.add_argument("--by", required=True, metavar="USER")
+
+    sched = sub.add_parser("schedule", help="scheduled notices").add_subparsers(dest="action", required=True, metavar="ACTION")
+    sched.add_parser("list", parents=[common], help="each notice's next and last firing, approval state and version")
 
     runs = sub.add_parser("runs", help="create, approve, cancel and inspect runs").add_subparsers(dest="action", required=True, metavar="ACTION")
     s = runs.add_parser("create", parents=[common], help="freeze a rule's audience into a run awaiting approval")
@@ -78,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("send", parents=[common], help="dispatch due deliveries of approved runs")
     s.add_argument("--run", type=int)
     s.add_argument("--until-idle", action="store_true", help="also wait for retries until nothing is pending")
+
+    s = sub.add_parser("serve", help="run the dispatcher loop and the Twilio webhooks, /healthz and /metrics")
+    s.add_argument("--host", help="address to listen on (default: [serve] host)")
+    s.add_argument("--port", type=int, help="port to listen on (default: [serve] port; 0 = any free port)")
 
     aud = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action", required=True, metavar="ACTION")
     s = aud.add_parser("verify", parents=[common], help="recompute the hash chain; compare with the head and the checkpoints")
@@ -176,6 +187,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
+    if args.action == "approve":
+        from .scheduling.approval import approve_rule
+        app = _open(args)
+        state = approve_rule(app, _rule(app, args.rule), args.by)
+        if args.json:
+            emit_json(state.as_json())
+        else:
+            console.print(f"{args.rule} version {state.version[:12]}: {len(state.approvals)} of {len(state.levels)} "
+                          f"levels approved" + (" — scheduled firings will be sent" if state.approved else ""))
+        return 0
     if args.action == "check":
         from .config import load_config
         from .rules.checking import check_rules
@@ -270,6 +291,18 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+    from .serve import ServeSettings, serve
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = _open(args)
+    try:
+        return asyncio.run(serve(app, ServeSettings.from_config(app, args.host, args.port)))
+    finally:
+        app.close()
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import checkpoints, coverage, export
     app = _open(args)
@@ -357,8 +390,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.dir, args.residents, as_json=args.json)
 
 
-COMMANDS = {"init": cmd_init, "residents": cmd_import, "records": cmd_import, "rules": cmd_rules, "runs": cmd_runs,
-            "send": cmd_send, "audit": cmd_audit, "demo": cmd_demo}
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from .clock import as_utc, utcnow
+    from .rules.load import load_rules, rule_files
+    from .scheduling.approval import approval_state
+    from .scheduling.firing import last_firings
+    from .scheduling.scheduler import next_fire
+    app = _open(args)
+    rules, problems = load_rules(rule_files(app.config.rules_dir), app.dictionary, app.config.templates_dir)
+    last = last_firings(app)
+    now = utcnow()
+    out = []
+    with app.engine.connect() as conn:
+        for rid, rule in sorted(rules.items()):
+            if not rule.schedule:
+                continue
+            state = approval_state(conn, rule, app.config.approval_levels)
+            nxt = next_fire(rule, app.config.timezone, now)
+            f = last.get(rid)
+            out.append({"rule": rid, "schedule": {k: str(v) for k, v in rule.schedule.items()},
+                        "next": nxt.isoformat() if nxt else None, "version": rule.version, "approved": state.approved,
+                        "approvals": len(state.approvals), "levels": len(state.levels),
+                        "last": None if f is None else {"scheduled_at": as_utc(f.scheduled_at).isoformat(),
+                                                        "status": f.status, "run": f.run_id, "reason": f.reason}})
+    if args.json:
+        emit_json({"notices": out, "errors": [p.as_json() for p in problems]})
+        return 0
+    t = Table(title="scheduled notices")
+    for col in ("rule", "schedule", "next", "approved", "version", "last firing"):
+        t.add_column(col)
+    for n in out:
+        last_text = f"{n['last']['scheduled_at'][:16]} {n['last']['status']}" if n["last"] else ""
+        t.add_row(n["rule"], " ".join(f"{k} {v}" for k, v in n["schedule"].items()), (n["next"] or "")[:16],
+                  f"{n['approvals']}/{n['levels']}", n["version"][:12], last_text)
+    console.print(t)
+    return 0
+
+
+COMMANDS = {"schedule": cmd_schedule, "init": cmd_init, "residents": cmd_import, "records": cmd_import, "rules": cmd_rules, "runs": cmd_runs,
+            "send": cmd_send, "serve": cmd_serve, "audit": cmd_audit, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

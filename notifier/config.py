@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "paths": {"rules": "rules", "templates": "templates", "fields": "rules/fields.yaml"},
     "timezone": {"name": "Asia/Shanghai"},
     "quiet_hours": {"enabled": True, "start": "21:00", "end": "08:00"},
-    "approval": {"levels": ["科室审核", "分管领导审批"]},
+    "approval": {"levels": ["科室审核", "分管领导审批"], "per_run": False},
     "sending": {"batch_size": 500, "max_attempts": 5, "retry_base_seconds": 30, "stale_seconds": 120,
                 "failover_after": 3, "failover_cooldown_seconds": 60, "retry_deadline_seconds": 21600},
     "channels": {
@@ -45,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     },
     "audit": {"checkpoint_file": "audit-checkpoints.jsonl", "unmask_allowed": False,
               "signing_key_env": "NOTIFIER_AUDIT_KEY"},
+    # `notifier serve`: webhook endpoints + dispatcher loop. public_url is the base URL Twilio
+    # calls (its signature covers the full URL); empty = the origin of status_callback_url.
+    "serve": {"host": "127.0.0.1", "port": 8080, "public_url": "", "dispatch_interval_seconds": 30,
+              "shutdown_timeout_seconds": 30},
 }
 _SECTIONS = set(DEFAULTS)
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")

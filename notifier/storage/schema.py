@@ -132,3 +132,38 @@ audit_head = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
+
+rule_approvals = sa.Table(
+    "rule_approvals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rule_id", sa.String(128), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("level_name", sa.Text, nullable=False),
+    sa.Column("approved_by", sa.String(128), nullable=False),
+    sa.Column("approved_at", TS, nullable=False),
+    sa.UniqueConstraint("rule_id", "version", "level", name="uq_rule_approvals_level"),
+    sa.UniqueConstraint("rule_id", "version", "approved_by", name="uq_rule_approvals_approver"),
+)
+
+firings = sa.Table(
+    "firings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rule_id", sa.String(128), nullable=False),
+    sa.Column("scheduled_at", TS, nullable=False),          # the schedule's time, not when it ran
+    sa.Column("version", sa.String(64)),
+    sa.Column("status", sa.String(24), nullable=False),     # created | unapproved | outside_window | missed
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id")),
+    sa.Column("reason", sa.Text),
+    sa.Column("fired_at", TS, nullable=False),
+    # One firing per (rule, scheduled time): restarts, a second process or a clock jump never
+    # create a second run for it.
+    sa.UniqueConstraint("rule_id", "scheduled_at", name="uq_firings_rule_time"),
+)
+
+leases = sa.Table(
+    "leases", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+)
