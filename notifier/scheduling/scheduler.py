@@ -61,7 +61,7 @@ def run_firing(app_key: str, rule_id: str) -> None:
     if rule is None:
         log.warning("rule %s no longer exists or has errors; firing skipped", rule_id)
         return
-    grace = timedelta(seconds=app.config.raw.get("schedule", {}).get("misfire_grace_seconds", 3600))
+    grace = timedelta(seconds=app.config.raw["schedule"]["misfire_grace_seconds"])
     when = due_time(rule, app.config.timezone, utcnow(), grace)
     if when is not None:
         result = fire(app, rule, when, grace=grace)
