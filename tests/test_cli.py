@@ -107,3 +107,17 @@ def test_demo_runs_offline(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     emails = sum(r["by_channel"].get("email", 0) for r in out["runs"])
     assert emails > 0 and out["mailbox"]["messages"] == emails
     assert len(list((tmp_path / "demo" / "mailbox").glob("*.eml"))) == emails
+
+
+def test_rules_approve_and_schedule_list(capsys: pytest.CaptureFixture[str], cfg: str) -> None:
+    code, out, _ = run(capsys, "--config", cfg, "rules", "approve", "dibao-monthly-payment", "--by", "li", "--json")
+    assert code == 0 and out["approved"] is False and out["approvals"][0]["level_name"] == "科室审核"
+    code, out, _ = run(capsys, "--config", cfg, "rules", "approve", "dibao-monthly-payment", "--by", "wang", "--json")
+    assert out["approved"] is True
+    code, out, _ = run(capsys, "--config", cfg, "schedule", "list", "--json")
+    by_rule = {n["rule"]: n for n in out["notices"]}
+    assert set(by_rule) == {"dibao-monthly-payment", "farm-subsidy-2026", "rural-housing-repair-2026"}
+    dibao = by_rule["dibao-monthly-payment"]
+    assert dibao["approved"] and dibao["schedule"] == {"cron": "0 9 5 * *"} and dibao["last"] is None
+    assert dibao["next"].endswith("T09:00:00+08:00") and dibao["next"][8:10] == "05"
+    assert by_rule["farm-subsidy-2026"]["approved"] is False
