@@ -1,4 +1,10 @@
-"""A token bucket per provider: at most `rate` messages per second, bursts up to `burst`."""
+"""A rate limit per provider: at most `rate` messages per second, bursts up to `burst`.
+
+Virtual scheduling (GCRA): each acquisition takes the next slot, 1/rate after the previous one,
+so late wake-ups never lose time and the long-run rate is exact. After an idle spell at most
+`burst` slots may be taken at once; the default burst of 1 means a steady pace from the start
+(a bucket that starts full would let a fresh process exceed the provider's limit at once).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -6,20 +12,17 @@ import time
 
 
 class TokenBucket:
-    def __init__(self, rate: float, burst: float | None = None) -> None:
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
         self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate)
-        self.tokens = self.capacity
-        self.updated = time.monotonic()
+        self.capacity = max(1.0, burst)
+        self.next_at = 0.0
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
         async with self._lock:
-            while True:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
+            now = time.monotonic()
+            self.next_at = max(self.next_at, now - (self.capacity - 1) / self.rate)
+            wait = self.next_at - now
+            self.next_at += 1 / self.rate
+        if wait > 0:
+            await asyncio.sleep(wait)

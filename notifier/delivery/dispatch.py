@@ -88,7 +88,8 @@ class Dispatcher:
         self.stale_seconds = s.get("stale_seconds", 120)
         self.deadline = timedelta(seconds=s.get("retry_deadline_seconds", 6 * 3600))
         self.runs: dict[int, _RunInfo] = {}
-        self.buckets = {p.name: TokenBucket(p.rate_per_second) for p in self.all_providers.values() if p.rate_per_second}
+        self.buckets = {p.name: TokenBucket(p.rate_per_second, float(p.settings.get("burst", 1)))
+                        for p in self.all_providers.values() if p.rate_per_second}
         self.limits = {p.name: asyncio.Semaphore(max(1, p.concurrency)) for p in self.all_providers.values()}
         self.postgres = app.engine.dialect.name == "postgresql"
         self.skipped = 0  # rows skipped at claim time (opted out, window closed, ...)
