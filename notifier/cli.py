@@ -296,6 +296,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .serve import ServeSettings, serve
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)   # "Context impl ..." on every start is noise
     app = _open(args)
     try:
         return asyncio.run(serve(app, ServeSettings.from_config(app, args.host, args.port)))

@@ -1,0 +1,67 @@
+"""SMS opt-out: a resident replies TD / 退订 / STOP ... and is never texted again.
+
+The sender's number is stored in E.164 (the same form as `residents.phone` and
+`deliveries.recipient`), so the existing gates apply with no further work: run creation chooses
+another channel for an opted-out resident, and the dispatcher skips pending SMS to the number
+at claim time. Adding is idempotent: a second 退订 changes nothing and is only audited.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .app import App
+from .audit import log as audit
+from .clock import utcnow
+from .errors import InputError
+from .masking import mask_phone
+from .residents.validate import normalize_phone
+from .storage.schema import opt_outs
+
+KEYWORDS = frozenset({"td", "t", "退订", "stop", "n", "unsubscribe", "取消"})
+"""Whole-message replies that mean "no more SMS" (trimmed, case-insensitive). Chinese carriers'
+convention is TD / 退订 (the templates end with 回TD退订); STOP / UNSUBSCRIBE are Twilio's."""
+
+
+def is_opt_out(body: str) -> bool:
+    """Only a reply that is exactly a keyword counts: "不要退订" or a question must not opt out."""
+    return body.strip().casefold() in KEYWORDS
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    opted_out: bool      # the message was an opt-out keyword
+    added: bool          # and the number was not on the list before
+    phone: str | None    # E.164
+
+    def as_json(self) -> dict[str, Any]:
+        return {"opted_out": self.opted_out, "added": self.added, "phone": mask_phone(self.phone)}
+
+
+def add_opt_out(app: App, phone: str, *, source: str, actor: str, detail: dict[str, Any] | None = None) -> bool:
+    """Put an E.164 number on the opt-out list; True if it was not there yet. Audited either way
+    (`optout.added` / `optout.repeated`), in the same transaction as the insert."""
+    insert = (postgresql.insert if app.engine.dialect.name == "postgresql" else sqlite.insert)(opt_outs)
+    with app.engine.begin() as conn:
+        added = conn.execute(insert.values(phone=phone, source=source, created_at=utcnow())
+                             .on_conflict_do_nothing(index_elements=["phone"])
+                             .returning(opt_outs.c.phone)).first() is not None
+        audit.record(conn, actor, "optout.added" if added else "optout.repeated", f"phone:{phone}",
+                     source=source, **(detail or {}))
+    return added
+
+
+def handle_inbound_sms(app: App, sender: str, body: str, *, message_sid: str = "", actor: str = "twilio") -> InboundResult:
+    """An inbound SMS: an opt-out keyword puts the sender on the list; other text is ignored here
+    (staff read replies in Twilio's console). InputError if the sender is not a usable number."""
+    if not is_opt_out(body):
+        return InboundResult(False, False, None)
+    try:
+        phone, _ = normalize_phone(sender)
+    except ValueError:
+        raise InputError(f"inbound SMS From {mask_phone(sender)!r} is not a valid phone number") from None
+    added = add_opt_out(app, phone, source=f"sms reply {body.strip()!r}", actor=actor,
+                        detail={"message_sid": message_sid, "keyword": body.strip()})
+    return InboundResult(True, added, phone)

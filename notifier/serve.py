@@ -1,0 +1,177 @@
+"""`notifier serve`: the long-running process. One event loop runs the HTTP app (uvicorn) and a
+dispatcher loop that sends due deliveries every `dispatch_interval_seconds`.
+
+Stopping (SIGTERM / SIGINT) is what makes a deploy safe: new work stops at once (no new batch is
+claimed, the HTTP server stops accepting), the batch in flight finishes and is recorded, and the
+process exits 0 with no delivery left `sending`. If that takes longer than
+`shutdown_timeout_seconds` the batch is abandoned and the exit status is 1; the rows it left
+`sending` are reconciled against the provider by the next start, never blindly resent.
+
+uvicorn's own signal handling is replaced (it re-raises the signal after shutting down, which
+would turn a clean stop into death by SIGTERM); this module owns the signals and tells uvicorn.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+import uvicorn
+
+from .app import App
+from .channels.failover import ProviderChain
+from .channels.registry import providers_for
+from .delivery.dispatch import Dispatcher, DispatchReport
+from .errors import ConfigError
+from .status import Channel, DeliveryStatus
+from .storage.schema import deliveries
+from .web import build_web_app
+
+log = logging.getLogger("notifier.serve")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    host: str
+    port: int
+    interval: float
+    shutdown_timeout: float
+
+    @classmethod
+    def from_config(cls, app: App, host: str | None = None, port: int | None = None) -> "ServeSettings":
+        s = app.config.raw["serve"]
+        where = f"{app.config.where()}: [serve]"
+        try:
+            settings = cls(str(host or s["host"]), int(port if port is not None else s["port"]),
+                           float(s["dispatch_interval_seconds"]), float(s["shutdown_timeout_seconds"]))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where} has a value of the wrong type: {exc}") from None
+        if not 0 <= settings.port <= 65535:
+            raise ConfigError(f"{where} port must be 0..65535, not {settings.port}")
+        if settings.interval <= 0 or settings.shutdown_timeout <= 0:
+            raise ConfigError(f"{where} dispatch_interval_seconds and shutdown_timeout_seconds must be positive")
+        return settings
+
+
+class _StoppableDispatcher(Dispatcher):
+    """A Dispatcher that claims nothing more once `stopping` is set. The batch already claimed is
+    sent and recorded by Dispatcher.run as usual, so nothing is left `sending`."""
+
+    def __init__(self, app: App, providers: dict[Channel, ProviderChain], stopping: asyncio.Event, **kw: Any) -> None:
+        super().__init__(app, providers, **kw)
+        self.stopping = stopping
+
+    def _claim(self, run_id: int | None) -> list[Any]:
+        if self.stopping.is_set():
+            return []
+        return super()._claim(run_id)
+
+
+class DispatchLoop:
+    """Sends due deliveries every `interval` seconds until stopped. Providers are built once, so
+    failover state (a resting provider) carries over from one round to the next."""
+
+    def __init__(self, app: App, interval: float) -> None:
+        self.app, self.interval = app, interval
+        self.providers = providers_for(app.config)
+        self.stopping = asyncio.Event()
+        self.rounds = 0
+        self.last: DispatchReport | None = None
+
+    async def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                dispatcher = _StoppableDispatcher(self.app, self.providers, self.stopping, actor="serve")
+                self.last = await dispatcher.run()
+                self.rounds += 1
+                if self.last.sent or self.last.failed or self.last.skipped:
+                    log.info("dispatch: sent %d, failed %d, skipped %d, retrying %d, remaining %d", self.last.sent,
+                             self.last.failed, self.last.skipped, self.last.retried, self.last.remaining)
+            except Exception:  # a bad round (database briefly away, ...) must not end the service
+                log.exception("dispatch round failed; trying again in %gs", self.interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.interval)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # signals are ours (see the module docstring)
+        yield
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before anything starts, so a taken port is a clear error, not uvicorn's sys.exit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def count_sending(app: App) -> int:
+    with app.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).where(
+            deliveries.c.status == DeliveryStatus.SENDING)).scalar_one())
+
+
+async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> int:
+    """Run until SIGTERM / SIGINT; 0 after a clean stop, 1 if the in-flight batch overran the timeout."""
+    sock = _listen(settings.host, settings.port)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    config = uvicorn.Config(build_web_app(app), lifespan="off", log_config=None, access_log=False,
+                            timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout)))
+    server = _Server(config)
+    dispatch = DispatchLoop(app, settings.interval)
+    tasks = {asyncio.create_task(server.serve(sockets=[sock]), name="http"),
+             asyncio.create_task(dispatch.run(), name="dispatch")}
+    # The scheduler (APScheduler: fire due runs, holder of the `scheduler` lease) starts here as
+    # one more task in this loop, and is stopped below before the dispatcher drains.
+    host, port = sock.getsockname()[:2]
+    log.info("serving on http://%s:%d; dispatching every %gs", host, port, settings.interval)
+    if on_ready is not None:
+        on_ready(host, port)
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait(tasks | {waiter}, return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in done if t is not waiter and t.exception() is not None]
+    for t in failed:
+        log.error("%s stopped: %r", t.get_name(), t.exception())
+    log.info("stopping: no new work; waiting up to %gs for the batch in flight", settings.shutdown_timeout)
+    dispatch.stopping.set()
+    server.should_exit = True
+    waiter.cancel()
+    pending = {t for t in tasks if not t.done()}
+    clean = True
+    if pending:
+        _, late = await asyncio.wait(pending, timeout=settings.shutdown_timeout)
+        for t in late:
+            clean = False
+            t.cancel()
+        if late:
+            await asyncio.wait(late, timeout=5)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    sock.close()
+    left = await asyncio.to_thread(count_sending, app)
+    if not clean:
+        log.error("shutdown timeout: the batch in flight was abandoned; %d deliveries are `sending` and will be "
+                  "reconciled at the next start", left)
+        return 1
+    if left:  # another worker's batch, or one abandoned earlier: not ours to settle here
+        log.warning("%d deliveries are `sending` (another worker, or an earlier crash)", left)
+    log.info("stopped cleanly after %d dispatch round(s)", dispatch.rounds)
+    return 1 if failed else 0
