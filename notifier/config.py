@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
                    "from": "", "messaging_service_sid": "", "rate_per_second": 10,
                    "status_callback_url": "", "base_url": "", "timeout": 10},
     },
-    "schedule": {"misfire_grace_seconds": 3600},
+    "schedule": {"misfire_grace_seconds": 3600, "lease_seconds": 30},
     "audit": {"checkpoint_file": "audit-checkpoints.jsonl", "unmask_allowed": False,
               "signing_key_env": "NOTIFIER_AUDIT_KEY"},
     # `notifier serve`: webhook endpoints + dispatcher loop. public_url is the base URL Twilio

@@ -29,6 +29,7 @@ from .channels.failover import ProviderChain
 from .channels.registry import providers_for
 from .delivery.dispatch import Dispatcher, DispatchReport
 from .errors import ConfigError
+from .scheduling.service import SchedulerLoop
 from .status import Channel, DeliveryStatus
 from .storage.schema import deliveries
 from .web import build_web_app
@@ -133,14 +134,15 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    scheduling = SchedulerLoop(app, float(app.config.raw["schedule"].get("lease_seconds", 30)))
+    loop.add_signal_handler(signal.SIGHUP, scheduling.resync.set)   # re-read rules now
     config = uvicorn.Config(build_web_app(app), lifespan="off", log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout)))
     server = _Server(config)
     dispatch = DispatchLoop(app, settings.interval)
     tasks = {asyncio.create_task(server.serve(sockets=[sock]), name="http"),
-             asyncio.create_task(dispatch.run(), name="dispatch")}
-    # The scheduler (APScheduler: fire due runs, holder of the `scheduler` lease) starts here as
-    # one more task in this loop, and is stopped below before the dispatcher drains.
+             asyncio.create_task(dispatch.run(), name="dispatch"),
+             asyncio.create_task(scheduling.run(), name="scheduler")}
     host, port = sock.getsockname()[:2]
     log.info("serving on http://%s:%d; dispatching every %gs", host, port, settings.interval)
     if on_ready is not None:
@@ -151,6 +153,7 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     for t in failed:
         log.error("%s stopped: %r", t.get_name(), t.exception())
     log.info("stopping: no new work; waiting up to %gs for the batch in flight", settings.shutdown_timeout)
+    scheduling.stopping.set()   # no new firings, lease released for a standby
     dispatch.stopping.set()
     server.should_exit = True
     waiter.cancel()
@@ -163,7 +166,7 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
             t.cancel()
         if late:
             await asyncio.wait(late, timeout=5)
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.remove_signal_handler(sig)
     sock.close()
     left = await asyncio.to_thread(count_sending, app)

@@ -15,6 +15,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -419,3 +421,49 @@ def test_a_batch_overrunning_the_shutdown_timeout_is_abandoned_with_exit_1(tmp_p
     assert code == 1 and time.monotonic() - started < 6, err
     assert "shutdown timeout" in err and "reconciled at the next start" in err and "Traceback" not in err
     assert statuses(cfg) == {"sending": 2, "pending": 8}
+
+
+def test_two_serves_fire_a_scheduled_notice_once_and_the_standby_takes_over(tmp_path: Path, sqlite_url: str,
+                                                                             tserver: TwilioServer) -> None:
+    """A notice scheduled a few seconds ahead, two `serve` processes on one database: one run for
+    the firing, sent once; killing the lease holder makes the standby take the lease."""
+    from notifier.scheduling.approval import approve_rule
+    from notifier.storage.schema import firings, leases, runs as runs_table
+    port_a, port_b = free_port(), free_port()
+    cfg = project(tmp_path, sqlite_url, tserver, port_a, "[schedule]\nlease_seconds = 3\n")
+    soon = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(seconds=8)).replace(microsecond=0, tzinfo=None)
+    rule_file = tmp_path / "rules" / "farm-subsidy-2026.yaml"
+    rule_file.write_text(rule_file.read_text(encoding="utf-8").replace("schedule: {once: 2026-04-01T09:00}",
+                                                                       f"schedule: {{once: {soon.isoformat()}}}"), encoding="utf-8")
+    app = App.open(cfg)
+    import_residents(app, cfg.parent / "p.csv")
+    for who in ("reviewer1", "reviewer2"):
+        approve_rule(app, rule(app), who)
+    app.close()
+    a = start_serve(cfg, port_a)
+    b = start_serve(cfg, port_b)
+    try:
+        wait_for(lambda: statuses(cfg).get("sent") == 10, 40, "the scheduled run to be sent")
+        app = App.open(cfg)
+        with app.engine.connect() as conn:
+            fired = conn.execute(sa.select(firings.c.status, firings.c.run_id)).all()
+            made = conn.execute(sa.select(runs_table.c.id, runs_table.c.created_by)).all()
+            holder = conn.execute(sa.select(leases.c.holder).where(leases.c.name == "scheduler")).scalar_one()
+        assert [f.status for f in fired] == ["created"] and [(r.id, r.created_by) for r in made] == [(fired[0].run_id, "scheduler")]
+        assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}
+        active, standby = (a, b) if f":{a.pid}:" in holder else (b, a)
+        active.kill()   # kill -9: no lease release
+        active.wait()
+
+        def taken_over() -> bool:
+            with app.engine.connect() as conn:
+                h = conn.execute(sa.select(leases.c.holder).where(leases.c.name == "scheduler")).scalar_one()
+            return f":{standby.pid}:" in h
+        wait_for(taken_over, 20, "the standby to take the scheduler lease")
+        app.close()
+        code, err = stop_serve(standby)
+        assert code == 0, err
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.kill()
