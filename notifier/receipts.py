@@ -21,6 +21,7 @@ from .app import App
 from .audit import log as audit
 from .clock import utcnow
 from .errors import InputError, NotFound
+from .delivery.fallback import fall_back
 from .status import DeliveryStatus as S, can_transition
 from .storage.schema import deliveries
 
@@ -150,6 +151,8 @@ def apply_receipt(app: App, receipt: Receipt, *, actor: str = ACTOR) -> ReceiptR
                                         + (f" [{code}]" if code else ""))
                 conn.execute(deliveries.update().where(deliveries.c.id == row.id, deliveries.c.status == old.value)
                              .values(**values))
+                if receipt.status in (S.UNDELIVERED, S.FAILED):   # the carrier could not reach them: next channel
+                    fall_back(conn, app, [row.id], now, actor)
             audit.record(conn, actor, "delivery.receipt", f"delivery:{row.id}", run=row.run_id, outcome=outcome.value,
                          **{"from": old.value, "to": receipt.status.value if outcome is Outcome.APPLIED else old.value},
                          **payload)

@@ -215,6 +215,13 @@ def test_undelivered_receipt_keeps_the_error_code(sent: tuple[App, WebThread], t
     assert (row.status, row.error_code) == ("undelivered", "30003") and "手机无法接通" in row.reason
     [(_, event)] = [e for e in audit_rows(app, "delivery.receipt") if e[1]["outcome"] == "applied"]
     assert (event["error_code"], event["raw"]["ErrorCode"]) == ("30003", "30003")
+    # The carrier could not reach them: the rule's next reachable channel (a letter) is queued once.
+    with app.engine.connect() as conn:
+        fallbacks = conn.execute(sa.select(deliveries).where(deliveries.c.fallback_of == row.id)).all()
+    assert [(f.channel, f.status, f.recipient) for f in fallbacks] == [("letter", "pending", "南村3号")]
+    tserver.send_status_callbacks_sync(sid, ("undelivered",), error_code=30003)   # duplicate: no second fallback
+    with app.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).where(deliveries.c.fallback_of == row.id)).scalar_one() == 1
 
 
 def test_receipt_found_by_message_sid_without_delivery_id(sent: tuple[App, WebThread], tserver: TwilioServer) -> None:

@@ -15,10 +15,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..app import App
-from ..audience import choose_channel
 from ..audit import log as audit
 from ..channels.base import OutboundMessage, Provider, SendResult
 from ..channels.failover import ProviderChain
@@ -30,6 +28,7 @@ from ..rendering.context import ResidentContext, params_context
 from ..rendering.templates import TemplateSet
 from ..status import Channel, DeliveryStatus as S, RunStatus, can_transition
 from ..storage.bulk import executemany
+from .fallback import fall_back
 from ..storage.schema import deliveries, opt_outs, runs
 
 Progress = Callable[[int], None]
@@ -294,32 +293,8 @@ class Dispatcher:
             executemany(conn, stmt.values(**base), updates)
             audit.append(conn, events + self.failovers, now=now)
             self.failovers.clear()
-            self._fall_back(conn, fallbacks, now)
+            fall_back(conn, self.app, [j.row.id for j in fallbacks], now, self.actor)
             self._complete_runs(conn, {j.row.run_id for j in jobs}, now)
-
-    def _fall_back(self, conn: sa.Connection, failed: list[_Job], now: datetime) -> None:
-        """A resident the channel could not reach gets the rule's next reachable channel, once
-        (the run x resident x channel key makes a second attempt a no-op), linked to the first."""
-        rows, events = [], []
-        for j in failed:
-            r, info = j.row, self.runs[j.row.run_id]
-            later = info.channels[info.channels.index(j.channel) + 1:] if j.channel in info.channels else []
-            channel, recipient, _ = choose_channel(later, None, r.r_phone, r.r_phone_kind, r.r_email, r.r_address,
-                                                   bool(r.opted_out))
-            if channel is None:
-                continue
-            rows.append({"run_id": r.run_id, "resident_id": r.resident_id, "channel": channel.value, "status": S.PENDING,
-                         "notice_key": info.notice_key, "recipient": recipient, "fallback_of": r.id, "attempts": 0,
-                         "created_at": now, "updated_at": now})
-        if not rows:
-            return
-        insert = (postgresql.insert if self.postgres else sqlite.insert)(deliveries)
-        created = conn.execute(insert.on_conflict_do_nothing().returning(deliveries.c.id, deliveries.c.fallback_of,
-                                                                         deliveries.c.channel, deliveries.c.run_id), rows).all()
-        for new_id, first, channel, run_id in created:
-            events.append(audit.AuditEvent(self.actor, "delivery.fallback", f"delivery:{new_id}",
-                                           {"run": run_id, "fallback_of": first, "channel": channel, "to": "pending"}))
-        audit.append(conn, events, now=now)
 
     def _complete_runs(self, conn: sa.Connection, run_ids: set[int], now: datetime) -> None:
         d = deliveries
