@@ -24,13 +24,14 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
 from .app import App
+from .clock import as_utc
 from .config import Config
 from .errors import ConfigError, InputError, NotFound
 from .masking import mask_phone
 from .optouts import handle_inbound_sms
 from .receipts import Receipt, apply_receipt
 from .status import Channel, DeliveryStatus, RunStatus
-from .storage.schema import deliveries, runs
+from .storage.schema import deliveries, firings, runs
 
 log = logging.getLogger("notifier.web")
 
@@ -202,6 +203,10 @@ def prometheus_text(app: App) -> str:
         queue = conn.execute(sa.select(sa.func.count()).select_from(d.join(runs, runs.c.id == d.c.run_id)).where(
             d.c.status == DeliveryStatus.PENDING, runs.c.status == RunStatus.APPROVED)).scalar_one()
         by_run = dict(conn.execute(sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)).tuples().all())
+        errors = conn.execute(sa.select(d.c.provider, d.c.error_code, sa.func.count()).where(d.c.error_code.is_not(None))
+                              .group_by(d.c.provider, d.c.error_code)).all()
+        last = conn.execute(sa.select(firings.c.rule_id, sa.func.max(firings.c.scheduled_at))
+                            .where(firings.c.status == "created").group_by(firings.c.rule_id)).all()
     channels = [c.value for c in Channel] + sorted({c for _, c in by} - {c.value for c in Channel})
     dm = _Metric("notifier_deliveries", "Deliveries by status and channel.")
     for s in DeliveryStatus:
@@ -210,5 +215,9 @@ def prometheus_text(app: App) -> str:
     qm = _Metric("notifier_queue_depth", "Pending deliveries of approved runs (waiting to be sent).", [({}, int(queue))])
     rm = _Metric("notifier_runs", "Runs by status.",
                  [({"status": s.value}, int(by_run.get(s.value, 0))) for s in RunStatus])
-    return "\n".join(m.render() for m in (dm, qm, rm)) + "\n"
+    em = _Metric("notifier_provider_errors", "Deliveries whose last provider answer was an error, by provider and code.",
+                 [({"provider": p or "", "code": c}, int(n)) for p, c, n in errors])
+    fm = _Metric("notifier_last_firing_timestamp_seconds", "Scheduled time of each rule's last firing that created a run.",
+                 [({"rule": r}, int(as_utc(t).timestamp())) for r, t in last])
+    return "\n".join(m.render() for m in (dm, qm, rm, em, fm)) + "\n"
 

@@ -120,6 +120,30 @@ def test_apscheduler_fires_a_notice_once(papp: App, tmp_path: Path) -> None:
             sched.shutdown()
     asyncio.run(main())
     with papp.engine.connect() as conn:
-        rows = conn.execute(sa.select(firings)).all()
-    assert [(r.rule_id, r.status) for r in rows] == [("farm-subsidy-2026", "created")]
+        rows = conn.execute(sa.select(firings).where(firings.c.rule_id == "farm-subsidy-2026")).all()
+    assert [r.status for r in rows] == ["created"]
     assert len(all_runs(papp)) == 1 and all_runs(papp)[0].status == "approved"
+
+
+def test_a_firing_missed_beyond_the_grace_period_is_recorded(papp: App, tmp_path: Path) -> None:
+    papp.config.raw["schedule"]["misfire_grace_seconds"] = 1
+    past = (datetime.now(timezone.utc) - timedelta(seconds=30)).astimezone(papp.config.timezone).replace(microsecond=0)
+    path = tmp_path / "rules" / "farm-subsidy-2026.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "schedule: {once: 2026-04-01T09:00}", f"schedule: {{once: {past.replace(tzinfo=None).isoformat()}}}"), encoding="utf-8")
+    approve(papp)
+
+    async def main() -> None:
+        sched = NoticeScheduler(papp, "missed")
+        sched.start()
+        try:
+            await asyncio.sleep(2)
+        finally:
+            sched.shutdown()
+    asyncio.run(main())
+    with papp.engine.connect() as conn:
+        rows = {r.rule_id: r for r in conn.execute(sa.select(firings))}
+    # The sample housing-repair notice (once, 2026-03-02) is long past too: also recorded as missed.
+    assert {k: (r.status, r.run_id) for k, r in rows.items()} == {
+        "farm-subsidy-2026": ("missed", None), "rural-housing-repair-2026": ("missed", None)}
+    assert all_runs(papp) == []

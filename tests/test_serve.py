@@ -453,7 +453,8 @@ def test_two_serves_fire_a_scheduled_notice_once_and_the_standby_takes_over(tmp_
         wait_for(lambda: statuses(cfg).get("sent") == 10, 40, "the scheduled run to be sent")
         app = App.open(cfg)
         with app.engine.connect() as conn:
-            fired = conn.execute(sa.select(firings.c.status, firings.c.run_id)).all()
+            fired = conn.execute(sa.select(firings.c.status, firings.c.run_id)
+                                 .where(firings.c.rule_id == "farm-subsidy-2026")).all()
             made = conn.execute(sa.select(runs_table.c.id, runs_table.c.created_by)).all()
             holder = conn.execute(sa.select(leases.c.holder).where(leases.c.name == "scheduler")).scalar_one()
         assert [f.status for f in fired] == ["created"] and [(r.id, r.created_by) for r in made] == [(fired[0].run_id, "scheduler")]

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -69,8 +70,9 @@ def run_firing(app_key: str, rule_id: str) -> None:
 
 
 class NoticeScheduler:
-    def __init__(self, app: App, key: str, grace_seconds: int = 3600) -> None:
-        self.app, self.key, self.grace = app, key, grace_seconds
+    def __init__(self, app: App, key: str) -> None:
+        self.app, self.key = app, key
+        self.grace = grace_seconds = int(app.config.raw["schedule"]["misfire_grace_seconds"])
         _APPS[key] = app
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=app.engine, tablename="apscheduler_jobs")},
@@ -103,8 +105,17 @@ class NoticeScheduler:
         return changed
 
     def start(self) -> None:
+        self.scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
         self.scheduler.start()
         self.sync()
+
+    def _missed(self, event: JobExecutionEvent) -> None:
+        """APScheduler skipped a firing (past the grace period, e.g. while stopped): record it as missed."""
+        rules, _ = load_rules(rule_files(self.app.config.rules_dir), self.app.dictionary, self.app.config.templates_dir)
+        rule = rules.get(event.job_id)
+        if rule is not None:
+            result = fire(self.app, rule, event.scheduled_run_time, grace=timedelta(seconds=self.grace))
+            log.warning("firing of %s at %s was missed: %s", event.job_id, event.scheduled_run_time, result.status)
 
     def shutdown(self) -> None:
         if self.scheduler.running:
