@@ -64,24 +64,22 @@ def choose_channel(channels: list[Channel], preferred: str | None, phone: str | 
 
 def evaluate(app: App, rule: Rule, on: date, *, members: bool = True) -> Audience:
     compiled = compile_rule(rule, app.dictionary, app.residents, on)
-    q = compiled.query.subquery("rq")
+    t, result = app.residents, compiled.result
     with app.engine.connect() as conn:
         counts = {MATCH: 0, NO_MATCH: 0, REVIEW: 0}
-        for result, n in conn.execute(sa.select(q.c.result, sa.func.count()).group_by(q.c.result)):
-            counts[result_name(result)] += n
+        for value, n in conn.execute(sa.select(result.label("result"), sa.func.count()).select_from(t).group_by(sa.text("1"))):
+            counts[result_name(value)] += n
         audience = Audience(compiled, counts)
         if counts[REVIEW]:  # which conditions lacked data, among the residents left for review
-            lacking = conn.execute(sa.select(*[sa.func.sum(sa.case((q.c[f"cond_{leaf.id}"] == UNKNOWN, 1), else_=0))
-                                               for leaf in compiled.leaves]).where(q.c.result == UNKNOWN)).one()
+            lacking = conn.execute(sa.select(*[sa.func.sum(sa.case((cond == UNKNOWN, 1), else_=0))
+                                               for cond in compiled.conditions.values()]).where(result == UNKNOWN)).one()
             audience.review_conditions = [{"id": leaf.id, "label": leaf.label, "missing": int(k)}
                                           for leaf, k in zip(compiled.leaves, lacking) if k]
         if members:
-            t = app.residents
             opted = sa.exists().where(opt_outs.c.phone == t.c.phone)
             rows = conn.execute(
                 sa.select(t.c.resident_id, t.c.preferred_channel, t.c.phone, t.c.phone_kind, t.c.email, t.c.address,
-                          opted.label("opted_out"))
-                .join(q, q.c.resident_id == t.c.resident_id).where(q.c.result == PASS).order_by(t.c.resident_id))
+                          opted.label("opted_out")).where(result == PASS).order_by(t.c.resident_id))
             for r in rows:
                 ch, recipient, reason = choose_channel(rule.channels, r.preferred_channel, r.phone, r.phone_kind,
                                                        r.email, r.address, bool(r.opted_out))

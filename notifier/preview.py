@@ -76,10 +76,9 @@ def explain(app: App, rule: Rule, resident_id: str, on: date) -> dict[str, Any]:
     """Each condition with the resident's value, the threshold in force and its source, and the
     outcome in words a resident could be told. Uses the same compiled query as runs."""
     c = compile_rule(rule, app.dictionary, app.residents, on)
-    q = c.query.subquery("rq")
     t = app.residents
     with app.engine.connect() as conn:
-        got = conn.execute(sa.select(q).where(q.c.resident_id == resident_id)).one_or_none()
+        got = conn.execute(c.query.where(t.c.resident_id == resident_id)).one_or_none()
         person = conn.execute(sa.select(t).where(t.c.resident_id == resident_id)).one_or_none()
         recs = conn.execute(sa.select(records.c.kind, records.c.record_date, records.c.data)
                             .where(records.c.resident_id == resident_id).order_by(records.c.record_date)).all()

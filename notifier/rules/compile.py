@@ -56,8 +56,10 @@ def result_name(value: int) -> str:
 class CompiledRule:
     rule: Rule
     on: date
-    query: sa.Select           # resident_id, cond_<id>..., result
+    query: sa.Select           # resident_id, cond_<id>..., result: for explanations and tests
     leaves: list[Leaf]
+    conditions: dict[str, sa.ColumnElement[Any]]   # condition id -> its value over the residents table
+    result: sa.ColumnElement[Any]                  # the overall value over the residents table
     thresholds: dict[str, Any]  # condition id -> value in force (for explanations)
     params_used: dict[str, dict[str, Any]]
 
@@ -146,7 +148,7 @@ class _Compiler:
         exists = sa.exists().where(*conds)
         return sa.case((exists, PASS if c.quantifier == "any" else FAIL), else_=FAIL if c.quantifier == "any" else PASS)
 
-    def combine(self, cond: Condition, cols: sa.ColumnCollection) -> sa.ColumnElement[Any]:
+    def combine(self, cond: Condition, cols: Any) -> sa.ColumnElement[Any]:
         if isinstance(cond, (FieldCondition, RecordCondition)):
             return cols[f"cond_{cond.id}"]
         if cond.op == "not":
@@ -171,11 +173,12 @@ def _costly(cond: Condition) -> bool:
 def compile_rule(rule: Rule, dictionary: DataDictionary, table: sa.Table, on: date) -> CompiledRule:
     comp = _Compiler(rule, dictionary, table, on)
     leaves = rule.leaves()
-    leaf_cols = [(comp.field_leaf(leaf) if isinstance(leaf, FieldCondition) else comp.record_leaf(leaf))
-                 .label(f"cond_{leaf.id}") for leaf in leaves]
+    conditions = {leaf.id: comp.field_leaf(leaf) if isinstance(leaf, FieldCondition) else comp.record_leaf(leaf)
+                  for leaf in leaves}
     if comp.problems:
         raise RuleError(f"{rule.file}: cannot be evaluated on {on}", comp.problems)
-    inner = sa.select(table.c.resident_id, *leaf_cols).subquery("conds")
-    result = comp.combine(rule.match, inner.c).label("result")
-    query = sa.select(inner.c.resident_id, *[inner.c[f"cond_{leaf.id}"] for leaf in leaves], result)
-    return CompiledRule(rule, on, query, leaves, comp.thresholds, comp.params_used)
+    # Counts and audiences filter on `result` straight over the table (no subquery to join back):
+    # SQLite then stops at the first decisive condition of each resident, as AND/OR would.
+    result = comp.combine(rule.match, {f"cond_{k}": v for k, v in conditions.items()})
+    query = sa.select(table.c.resident_id, *[v.label(f"cond_{k}") for k, v in conditions.items()], result.label("result"))
+    return CompiledRule(rule, on, query, leaves, conditions, result, comp.thresholds, comp.params_used)
