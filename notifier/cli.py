@@ -308,13 +308,22 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import checkpoints, coverage, export
     app = _open(args)
     if args.action == "verify":
-        r, path, n = checkpoints.verify_log(app, from_checkpoint=args.from_checkpoint)
-        out = r.as_json() | {"checkpoints": {"file": str(path), "count": n, "matched": r.checkpoints_matched}}
+        r, path, cps = checkpoints.verify_log(app, from_checkpoint=args.from_checkpoint)
+        out = r.as_json() | {"checkpoints": cps | {"matched": r.checkpoints_matched}}
         if args.json:
             emit_json(out)
         else:
-            console.print(f"audit log: {r.events} events, {r.checkpoints_matched} of {n} checkpoint(s) matched, "
-                          + ("intact" if r.ok else f"BROKEN at event {r.first_bad} ({r.kind}): {r.reason}"), markup=False)
+            n = cps["count"]
+            if r.ok:
+                verdict = "intact"
+            elif r.first_bad is None:
+                verdict = f"BROKEN ({r.kind}): {r.reason}"
+            else:
+                verdict = f"BROKEN at event {r.first_bad} ({r.kind}): {r.reason}"
+            console.print(f"audit log: {r.events} events, {r.checkpoints_matched} of {n} checkpoint(s) matched "
+                          f"({cps['signed']} signed), " + verdict, markup=False)
+            for p in r.problems[1 if r.kind == checkpoints.SIGNATURE_PROBLEM else 0:]:
+                console.print(f"  {p['file']}:{p['line']}: {p['message']}", markup=False)
         return 0 if r.ok else 1
     if args.action == "checkpoint":
         out = checkpoints.take_checkpoint(app)

@@ -197,6 +197,26 @@ def test_tampering_is_found_at_the_right_event(sent: tuple[App, int], case: str)
     assert (r.ok, r.first_bad, r.kind, r.events) == (False, where, kind, where - 1), r.reason
 
 
+def test_verification_across_pages_with_checkpoints(sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast pass reads the driver's rows in pages; checkpoints inside it are matched, and tampering
+    on a later page still goes to the diagnosis."""
+    app, _ = sent
+    monkeypatch.setattr(audit, "_PAGE", 4)
+    take_checkpoint(app)
+    with app.engine.begin() as conn:
+        for i in range(9):
+            audit.record(conn, "clerk", "note", "run:1", text=f"later {i}")
+    take_checkpoint(app)
+    r = check(app)
+    assert r.ok and r.checkpoints_matched == 2 and r.events == r.head_seq
+    with app.engine.begin() as conn:
+        drop_triggers(conn)
+        where = r.head_seq - 3
+        set_event(conn, where, payload=event(conn, where).payload.replace("later", "sooner"))
+    r = check(app)
+    assert (r.ok, r.first_bad, r.kind, r.checkpoints_matched) == (False, where, "changed", 1), r.reason
+
+
 def test_untouched_log_verifies_and_the_database_refuses_changes(sent: tuple[App, int]) -> None:
     app, _ = sent
     r = check(app)
@@ -271,7 +291,114 @@ def test_damaged_checkpoint_file_and_signing_key(sent: tuple[App, int], monkeypa
     path.unlink()
     monkeypatch.setenv("NOTIFIER_AUDIT_KEY", "00" * 32)
     code = main(["--config", str(app.config.path), "audit", "checkpoint", "--json"])
-    assert code == 1 and "cryptography" in capsys.readouterr().err and not path.exists()
+    assert code == 0 and json.loads(capsys.readouterr().out)["signed"] is True and path.exists()
+
+
+# -- signed checkpoints ---------------------------------------------------------------------
+
+KEY = bytes(range(1, 33))
+OTHER_KEY = bytes(range(101, 133))
+
+
+def public_of(key: bytes) -> str:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    return Ed25519PrivateKey.from_private_bytes(key).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    code = main(list(argv) + ["--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else None
+
+
+def rewrite_line(path: Path, n: int, **changes: Any) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    obj = json.loads(lines[n - 1]) | changes
+    lines[n - 1] = json.dumps({k: v for k, v in obj.items() if v is not None}, sort_keys=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_signed_checkpoint_verifies(sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import base64
+    app, _ = sent
+    cfg = str(app.config.path)
+    monkeypatch.setenv("NOTIFIER_AUDIT_KEY", KEY.hex())
+    code, cp = cli_json(capsys, "--config", cfg, "audit", "checkpoint")
+    assert code == 0 and cp["signed"] is True and cp["public_key"] == public_of(KEY)
+    line = json.loads(Path(cp["file"]).read_text(encoding="utf-8").splitlines()[0])
+    assert set(line) == {"seq", "hash", "at", "sig", "public_key"} and len(base64.b64decode(line["sig"])) == 64
+    with app.engine.begin() as conn:
+        audit.record(conn, "clerk", "note", "run:1", text="later")
+    monkeypatch.setenv("NOTIFIER_AUDIT_KEY", base64.b64encode(KEY).decode())  # base64 works as well
+    assert cli_json(capsys, "--config", cfg, "audit", "checkpoint")[0] == 0
+    code, out = cli_json(capsys, "--config", cfg, "audit", "verify")
+    assert code == 0 and out["ok"] and out["problems"] == []
+    assert out["checkpoints"] | {"file": None} == {
+        "file": None, "count": 2, "signed": 2, "matched": 2, "bad_signatures": 0,
+        "signatures_checked_with": "line_public_key", "verify_public_key": None}
+    # With the public key configured, the lines are checked against it instead of their own.
+    Path(cfg).write_text(Path(cfg).read_text() + f'\n[audit]\nverify_public_key = "{public_of(KEY)}"\n')
+    code, out = cli_json(capsys, "--config", cfg, "audit", "verify", "--from-checkpoint")
+    assert code == 0 and out["checkpoints"]["signatures_checked_with"] == "verify_public_key"
+    assert out["checkpoints"]["verify_public_key"] == public_of(KEY) and out["from_seq"] == cp["seq"] + 1
+
+
+@pytest.mark.parametrize("field", ["seq", "hash", "at"])
+def test_tampered_signed_checkpoint_fails(sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str], field: str) -> None:
+    app, _ = sent
+    cfg = str(app.config.path)
+    monkeypatch.setenv("NOTIFIER_AUDIT_KEY", KEY.hex())
+    cp = take_checkpoint(app)
+    path = Path(cp["file"])
+    with app.engine.connect() as conn:
+        other = event(conn, cp["seq"] - 1)
+    # An edit that is consistent with the log (an earlier head), so only the signature shows it.
+    rewrite_line(path, 1, **{"seq": {"seq": other.seq, "hash": other.hash}, "hash": {"hash": other.hash},
+                             "at": {"at": "2020-01-01T00:00:00Z"}}[field])
+    code, out = cli_json(capsys, "--config", cfg, "audit", "verify")
+    assert code == 1 and not out["ok"] and out["kind"] == "checkpoint_signature" and out["first_bad"] is None
+    [p] = out["problems"]
+    assert (p["kind"], p["line"], p["file"]) == ("checkpoint_signature", 1, str(path))
+    assert "bad signature: seq, hash or at was changed after signing" in p["message"]
+    assert p["message"] in out["reason"] and out["checkpoints"]["bad_signatures"] == 1
+    assert main(["--config", cfg, "audit", "verify"]) == 1
+    assert "BROKEN (checkpoint_signature)" in capsys.readouterr().out
+    with pytest.raises(StateError, match="no checkpoint written"):
+        take_checkpoint(app)
+
+
+def test_signature_checked_against_the_configured_key(sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    app, _ = sent
+    cfg = str(app.config.path)
+    take_checkpoint(app)  # unsigned
+    monkeypatch.setenv("NOTIFIER_AUDIT_KEY", OTHER_KEY.hex())
+    path = Path(take_checkpoint(app)["file"])  # signed, but by a key nobody configured
+    Path(cfg).write_text(Path(cfg).read_text() + f'\n[audit]\nverify_public_key = "{public_of(KEY)}"\n')
+    code, out = cli_json(capsys, "--config", cfg, "audit", "verify")
+    assert code == 1 and out["kind"] == "checkpoint_signature" and out["checkpoints"]["bad_signatures"] == 2
+    assert [p["line"] for p in out["problems"]] == [1, 2]
+    assert "not signed, but [audit] verify_public_key is set" in out["problems"][0]["message"]
+    assert "signed with another key" in out["problems"][1]["message"]
+    # A signing key that does not belong to the configured public key is refused before writing.
+    before = path.read_text()
+    code = main(["--config", cfg, "audit", "checkpoint"])
+    err = capsys.readouterr().err
+    assert code == 1 and "does not belong to [audit] verify_public_key" in err and path.read_text() == before
+
+
+@pytest.mark.parametrize("value", ["zz" * 32, "00" * 31, "00" * 64, "c2hvcnQ=", "not a key at all"])
+def test_wrong_signing_key_is_a_clear_error(sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str], value: str) -> None:
+    app, _ = sent
+    monkeypatch.setenv("NOTIFIER_AUDIT_KEY", value)
+    code = main(["--config", str(app.config.path), "audit", "checkpoint", "--json"])
+    err = capsys.readouterr().err
+    assert code == 1 and "NOTIFIER_AUDIT_KEY does not hold an Ed25519 private key" in err and value not in err
+    assert "64 hex digits" in err and not (Path(app.config.path).parent / "audit-checkpoints.jsonl").exists()
 
 
 def test_cli_verify_and_checkpoint(sent: tuple[App, int], capsys: pytest.CaptureFixture[str]) -> None:

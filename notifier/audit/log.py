@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,8 +33,14 @@ class AuditEvent:
     payload: dict[str, Any]
 
 
+# One encoder, made once: json.dumps with these options builds a new JSONEncoder on every call.
+# Same output as json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).
+_encode = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str).encode
+_sha256 = hashlib.sha256
+
+
 def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _encode(obj)
 
 
 def ts_text(ts: datetime) -> str:
@@ -41,8 +48,8 @@ def ts_text(ts: datetime) -> str:
 
 
 def event_hash(prev_hash: str, seq: int, ts: datetime, actor: str, action: str, subject: str, payload: str) -> str:
-    body = canonical_json([seq, ts_text(ts), actor, action, subject, payload, prev_hash])
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+    body = _encode([seq, ts_text(ts), actor, action, subject, payload, prev_hash])
+    return _sha256(body.encode("utf-8")).hexdigest()
 
 
 def append(conn: sa.Connection, events: Iterable[AuditEvent], *, now: datetime | None = None) -> int:
@@ -53,12 +60,13 @@ def append(conn: sa.Connection, events: Iterable[AuditEvent], *, now: datetime |
     if not batch:
         return int(head.seq)
     ts = now or utcnow()
+    tstext = ts_text(ts)  # event_hash, inlined: the whole batch shares its time
     seq, prev = int(head.seq), head.hash
     rows = []
     for ev in batch:
         seq += 1
-        payload = canonical_json(ev.payload)
-        h = event_hash(prev, seq, ts, ev.actor, ev.action, ev.subject, payload)
+        payload = _encode(ev.payload)
+        h = _sha256(_encode([seq, tstext, ev.actor, ev.action, ev.subject, payload, prev]).encode("utf-8")).hexdigest()
         rows.append({"seq": seq, "ts": ts, "actor": ev.actor, "action": ev.action, "subject": ev.subject,
                      "payload": payload, "prev_hash": prev, "hash": h})
         prev = h
@@ -73,10 +81,15 @@ def record(conn: sa.Connection, actor: str, action: str, subject: str, **payload
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A chain head recorded outside the database: (seq, hash) at a time, from the checkpoint file."""
+    """A chain head recorded outside the database: (seq, hash) at a time, from the checkpoint file.
+
+    `sig` (base64) and `public_key` (hex) are set on a signed line; `line` is its line in the file."""
     seq: int
     hash: str
     at: str = ""
+    sig: str = ""
+    public_key: str = ""
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,11 +103,13 @@ class VerifyResult:
     head_hash: str = GENESIS
     from_seq: int = 0           # verification started after this event (a trusted checkpoint)
     checkpoints_matched: int = 0
+    problems: tuple[dict[str, Any], ...] = ()   # checkpoint file problems (kind "checkpoint_signature")
 
     def as_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "events": self.events, "first_bad": self.first_bad, "kind": self.kind,
                 "reason": self.reason, "head": {"seq": self.head_seq, "hash": self.head_hash},
-                "from_seq": self.from_seq, "checkpoints_matched": self.checkpoints_matched}
+                "from_seq": self.from_seq, "checkpoints_matched": self.checkpoints_matched,
+                "problems": list(self.problems)}
 
 
 def iter_events(conn: sa.Connection, batch: int = 5000, *, after: int = 0,
@@ -110,6 +125,57 @@ def iter_events(conn: sa.Connection, batch: int = 5000, *, after: int = 0,
             return
         yield from rows
         last = rows[-1].seq
+
+
+_PAGE = 20_000
+# SQLAlchemy's storage format for DateTime on SQLite; ASCII digits only.
+_SQLITE_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}")
+
+
+def _raw_pages(conn: sa.Connection, after: int, page: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
+    """Events after `after` in sequence order as the driver's own tuples (keyset pages), read on the
+    connection's DBAPI connection, so inside its transaction. The ts column comes as the driver gives
+    it: text on SQLite, a datetime on PostgreSQL (see _ts_texts)."""
+    page = page or _PAGE
+    e = audit_events
+    stmt = (sa.select(e.c.seq, e.c.ts, e.c.actor, e.c.action, e.c.subject, e.c.payload, e.c.prev_hash, e.c.hash)
+            .where(e.c.seq > sa.bindparam("after")).order_by(e.c.seq).limit(page))
+    compiled = stmt.compile(dialect=conn.dialect)
+    cur = conn.connection.cursor()
+    try:
+        while True:
+            params = compiled.construct_params({"after": after})
+            cur.execute(compiled.string, tuple(params[n] for n in compiled.positiontup or ())
+                        if compiled.positional else params)
+            rows = cur.fetchall()
+            if not rows:
+                return
+            yield rows
+            after = rows[-1][0]
+            if len(rows) < page:
+                return
+    finally:
+        cur.close()
+
+
+def _ts_texts(conn: sa.Connection) -> Any:
+    """raw ts value -> ts_text(the datetime SQLAlchemy would have read), without building it when the
+    value is SQLite's canonical text (checked to be a real date and time, as reading it would)."""
+    proc = audit_events.c.ts.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
+    canonical, fromiso = _SQLITE_TS.fullmatch, datetime.fromisoformat
+    last: list[Any] = [None, ""]
+
+    def text(raw: Any) -> str:
+        if raw == last[0] and type(raw) is type(last[0]):  # events appended together share their time
+            return last[1]
+        if type(raw) is str and canonical(raw):
+            fromiso(raw)  # raises for an impossible date, as SQLAlchemy's reader does
+            out = f"{raw[:10]}T{raw[11:]}Z"
+        else:
+            out = ts_text(proc(raw) if proc is not None else raw)
+        last[0], last[1] = raw, out
+        return out
+    return text
 
 
 @contextmanager
@@ -207,6 +273,27 @@ def verify(conn: sa.Connection, checkpoints: Iterable[Checkpoint] = (), *, start
         if at is None or not _self_ok(at) or any(cp.hash != at.hash for cp in same):
             return verify(conn, [cp for cps in marks.values() for cp in cps])  # the trusted point itself is gone: the full check says where
         prev, count, good_mark, matched = start.hash, start.seq, start.seq, len(same)
+    # Fast pass over the driver's rows while every event is in place, links and hashes right; the
+    # first one that does not (and every checkpoint mismatch) goes to the loop below, which reads
+    # from there through iter_events and names what happened.
+    text, encode, sha256 = _ts_texts(conn), _encode, _sha256
+    stopped = False
+    for page in _raw_pages(conn, count):
+        for seq, ts, actor, action, subject, payload, prev_hash, h in page:
+            if (seq != count + 1 or prev_hash != prev or
+                    sha256(encode([seq, text(ts), actor, action, subject, payload, prev_hash]).encode("utf-8"))
+                    .hexdigest() != h):
+                stopped = True
+                break
+            if seq in marks:
+                cps = marks[seq]
+                if any(cp.hash != h for cp in cps):
+                    stopped = True
+                    break
+                good_mark, matched = seq, matched + len(cps)
+            prev_prev, prev, count = prev, h, seq
+        if stopped:
+            break
     rows = iter_events(conn, after=count)
     row = next(rows, None)
     while row is not None:
