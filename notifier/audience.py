@@ -13,7 +13,7 @@ from datetime import date
 import sqlalchemy as sa
 
 from .app import App
-from .rules.compile import MATCH, NO_MATCH, PASS, REVIEW, UNKNOWN, CompiledRule, compile_rule, result_name
+from .rules.compile import MATCH, NO_MATCH, REVIEW, UNKNOWN, CompiledRule, compile_rule
 from .rules.model import Rule
 from .status import Channel
 from .storage.schema import opt_outs
@@ -62,24 +62,29 @@ def choose_channel(channels: list[Channel], preferred: str | None, phone: str | 
     return None, None, "no usable contact: " + ", ".join(reasons)
 
 
+def _count_if(predicate: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.func.coalesce(sa.func.sum(sa.case((predicate, 1), else_=0)), 0)
+
+
 def evaluate(app: App, rule: Rule, on: date, *, members: bool = True) -> Audience:
     compiled = compile_rule(rule, app.dictionary, app.residents, on)
-    t, result = app.residents, compiled.result
+    t = app.residents
     with app.engine.connect() as conn:
-        counts = {MATCH: 0, NO_MATCH: 0, REVIEW: 0}
-        for value, n in conn.execute(sa.select(result.label("result"), sa.func.count()).select_from(t).group_by(sa.text("1"))):
-            counts[result_name(value)] += n
+        matched, failed, total = conn.execute(sa.select(_count_if(compiled.matches), _count_if(compiled.fails),
+                                                        sa.func.count()).select_from(t)).one()
+        counts = {MATCH: int(matched), NO_MATCH: int(failed), REVIEW: int(total - matched - failed)}
         audience = Audience(compiled, counts)
         if counts[REVIEW]:  # which conditions lacked data, among the residents left for review
             lacking = conn.execute(sa.select(*[sa.func.sum(sa.case((cond == UNKNOWN, 1), else_=0))
-                                               for cond in compiled.conditions.values()]).where(result == UNKNOWN)).one()
+                                               for cond in compiled.conditions.values()])
+                                   .where(sa.not_(compiled.matches), sa.not_(compiled.fails))).one()
             audience.review_conditions = [{"id": leaf.id, "label": leaf.label, "missing": int(k)}
                                           for leaf, k in zip(compiled.leaves, lacking) if k]
         if members:
             opted = sa.exists().where(opt_outs.c.phone == t.c.phone)
             rows = conn.execute(
                 sa.select(t.c.resident_id, t.c.preferred_channel, t.c.phone, t.c.phone_kind, t.c.email, t.c.address,
-                          opted.label("opted_out")).where(result == PASS).order_by(t.c.resident_id))
+                          opted.label("opted_out")).where(compiled.matches).order_by(t.c.resident_id))
             for r in rows:
                 ch, recipient, reason = choose_channel(rule.channels, r.preferred_channel, r.phone, r.phone_kind,
                                                        r.email, r.address, bool(r.opted_out))

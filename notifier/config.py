@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "schedule": {"misfire_grace_seconds": 3600, "lease_seconds": 30},
     "audit": {"checkpoint_file": "audit-checkpoints.jsonl", "unmask_allowed": False,
-              "signing_key_env": "NOTIFIER_AUDIT_KEY", "verify_public_key": ""},
+              "signing_key_env": "NOTIFIER_AUDIT_KEY", "verify_public_key": "", "checkpoint_interval_seconds": 3600},
     # `notifier serve`: webhook endpoints + dispatcher loop. public_url is the base URL Twilio
     # calls (its signature covers the full URL); empty = the origin of status_callback_url.
     "serve": {"host": "127.0.0.1", "port": 8080, "public_url": "", "dispatch_interval_seconds": 30,

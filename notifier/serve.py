@@ -29,7 +29,7 @@ from .channels.failover import ProviderChain
 from .channels.registry import providers_for
 from .delivery.dispatch import Dispatcher, DispatchReport
 from .errors import ConfigError
-from .scheduling.service import SchedulerLoop
+from .scheduling.service import CheckpointLoop, SchedulerLoop
 from .status import Channel, DeliveryStatus
 from .storage.schema import deliveries
 from .web import build_web_app
@@ -135,6 +135,7 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     scheduling = SchedulerLoop(app, float(app.config.raw["schedule"].get("lease_seconds", 30)))
+    checkpoints = CheckpointLoop(app)
     loop.add_signal_handler(signal.SIGHUP, scheduling.resync.set)   # re-read rules now
     config = uvicorn.Config(build_web_app(app), lifespan="off", log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout)))
@@ -142,7 +143,8 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     dispatch = DispatchLoop(app, settings.interval)
     tasks = {asyncio.create_task(server.serve(sockets=[sock]), name="http"),
              asyncio.create_task(dispatch.run(), name="dispatch"),
-             asyncio.create_task(scheduling.run(), name="scheduler")}
+             asyncio.create_task(scheduling.run(), name="scheduler"),
+             asyncio.create_task(checkpoints.run(), name="checkpoints")}
     host, port = sock.getsockname()[:2]
     log.info("serving on http://%s:%d; dispatching every %gs", host, port, settings.interval)
     if on_ready is not None:
@@ -154,6 +156,7 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
         log.error("%s stopped: %r", t.get_name(), t.exception())
     log.info("stopping: no new work; waiting up to %gs for the batch in flight", settings.shutdown_timeout)
     scheduling.stopping.set()   # no new firings, lease released for a standby
+    checkpoints.stopping.set()
     dispatch.stopping.set()
     server.should_exit = True
     waiter.cancel()

@@ -99,9 +99,11 @@ def to_yaml(obj: Any) -> Any:
 
 
 def evaluate_counts(app: App, rule: Any) -> dict[str, int]:
-    """The grouped counts previews and runs use (combined per group in Python) must agree too."""
+    """Previews and runs count and select with plain predicates: they must agree too."""
     from notifier.audience import evaluate as audience
-    return audience(app, rule, ON, members=False).counts
+    aud = audience(app, rule, ON)
+    assert len(aud.members) == aud.counts["match"]
+    return aud.counts
 
 
 HEAD = {"id": "prop", "item": {"title": "t", "domain": "farm_subsidy"}, "channels": ["sms"],
@@ -125,6 +127,8 @@ def test_sql_agrees_with_reference(app: App, tmp_path: Path, rule_tree: dict[str
     want = {f"p{i}": evaluate(rule_tree, p) for i, p in enumerate(people)}
     assert {k: {0: False, 1: None, 2: True}[v] for k, v in got.items()} == want
     counts = evaluate_counts(app, rule)
+    from notifier.audience import evaluate as audience
+    assert {m.resident_id for m in audience(app, rule, ON).members} == {k for k, v in want.items() if v is True}
     assert counts == {"match": sum(v is True for v in want.values()), "no_match": sum(v is False for v in want.values()),
                       "review": sum(v is None for v in want.values())}
 

@@ -475,3 +475,20 @@ def test_two_serves_fire_a_scheduled_notice_once_and_the_standby_takes_over(tmp_
         for p in (a, b):
             if p.poll() is None:
                 p.kill()
+
+
+def test_serve_writes_audit_checkpoints_periodically(tmp_path: Path, sqlite_url: str, tserver: TwilioServer) -> None:
+    port = free_port()
+    cfg = project(tmp_path, sqlite_url, tserver, port)
+    cfg.write_text(cfg.read_text(encoding="utf-8") + "\n[audit]\ncheckpoint_interval_seconds = 1\n", encoding="utf-8")
+    approved_run(cfg)
+    proc = start_serve(cfg, port)
+    try:
+        wait_for(lambda: (tmp_path / "audit-checkpoints.jsonl").exists(), 20, "a checkpoint to be written")
+        code, err = stop_serve(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, err
+    lines = [json.loads(x) for x in (tmp_path / "audit-checkpoints.jsonl").read_text().splitlines() if x.strip()]
+    assert lines and all(x["seq"] > 0 and len(x["hash"]) == 64 for x in lines)

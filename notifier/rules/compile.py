@@ -60,6 +60,8 @@ class CompiledRule:
     leaves: list[Leaf]
     conditions: dict[str, sa.ColumnElement[Any]]   # condition id -> its value over the residents table
     result: sa.ColumnElement[Any]                  # the overall value over the residents table
+    matches: sa.ColumnElement[bool]                # result is match, as a plain predicate
+    fails: sa.ColumnElement[bool]                  # result is no_match, as a plain predicate
     thresholds: dict[str, Any]  # condition id -> value in force (for explanations)
     params_used: dict[str, dict[str, Any]]
 
@@ -86,9 +88,23 @@ def _greatest_sqlite(element: greatest, compiler: Any, **kw: Any) -> str:
     return f"max({compiler.process(element.clauses, **kw)})"
 
 
-def _tri(test: sa.ColumnElement[bool], missing: sa.ColumnElement[bool], if_missing: str) -> sa.ColumnElement[Any]:
+@dataclass(frozen=True)
+class _Leaf:
+    """A condition as its value (0/1/2) and as plain predicates "passes" / "fails": the
+    predicates let counts and audiences filter like hand-written AND/OR SQL."""
+
+    value: sa.ColumnElement[Any]
+    passes: sa.ColumnElement[bool]
+    fails: sa.ColumnElement[bool]
+
+
+def _tri(test: sa.ColumnElement[bool], col: sa.ColumnElement[Any], if_missing: str) -> _Leaf:
+    missing, present = col.is_(None), col.is_not(None)
     when_missing = {"review": UNKNOWN, "fail": FAIL, "pass": PASS}[if_missing]
-    return sa.case((missing, when_missing), (test, PASS), else_=FAIL)
+    value = sa.case((missing, when_missing), (test, PASS), else_=FAIL)
+    passes = sa.or_(missing, test) if if_missing == "pass" else sa.and_(present, test)
+    fails = sa.or_(missing, sa.not_(test)) if if_missing == "fail" else sa.and_(present, sa.not_(test))
+    return _Leaf(value, passes, fails)
 
 
 class _Compiler:
@@ -110,19 +126,20 @@ class _Compiler:
             return base * v.times
         return v
 
-    def field_leaf(self, c: FieldCondition) -> sa.ColumnElement[Any]:
+    def field_leaf(self, c: FieldCondition) -> _Leaf:
         spec = self.d.all_fields()[c.field]
         col = self.t.c[column_name(spec)]
-        missing = col.is_(None)
         op, raw = c.op, c.value
         if op == "is_missing":
             self.thresholds[c.id] = raw
-            return sa.case((missing, PASS if raw else FAIL), else_=FAIL if raw else PASS)
+            missing, present = col.is_(None), col.is_not(None)
+            return _Leaf(sa.case((missing, PASS if raw else FAIL), else_=FAIL if raw else PASS),
+                         missing if raw else present, present if raw else missing)
         if op in ("age_at_least", "age_below"):
             cutoff = years_before(self.on, raw)
             self.thresholds[c.id] = raw
             test = col <= cutoff if op == "age_at_least" else col > cutoff
-            return _tri(test, missing, c.if_missing)
+            return _tri(test, col, c.if_missing)
         val: Any = tuple(self.value(v, c) for v in raw) if isinstance(raw, tuple) else self.value(raw, c)
         self.thresholds[c.id] = val
         if spec.type is FieldType.BOOL and op in ("equals", "not_equals"):
@@ -134,9 +151,9 @@ class _Compiler:
             "greater_than": lambda: col > val, "at_least": lambda: col >= val,
             "between": lambda: col.between(val[0], val[1]),
         }
-        return _tri(tests[op](), missing, c.if_missing)
+        return _tri(tests[op](), col, c.if_missing)
 
-    def record_leaf(self, c: RecordCondition) -> sa.ColumnElement[Any]:
+    def record_leaf(self, c: RecordCondition) -> _Leaf:
         r = records
         conds = [r.c.kind == c.kind, r.c.resident_id == self.t.c.resident_id]
         for fname, value in c.where:
@@ -146,7 +163,20 @@ class _Compiler:
             conds.append(r.c.record_date >= cutoff)
             self.thresholds[c.id] = cutoff
         exists = sa.exists().where(*conds)
-        return sa.case((exists, PASS if c.quantifier == "any" else FAIL), else_=FAIL if c.quantifier == "any" else PASS)
+        passes, fails = (exists, sa.not_(exists)) if c.quantifier == "any" else (sa.not_(exists), exists)
+        return _Leaf(sa.case((passes, PASS), else_=FAIL), passes, fails)
+
+    def predicates(self, cond: Condition, leaves: dict[str, _Leaf]) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+        """(passes, fails) of a condition in plain SQL booleans; neither holds for `review`.
+        all passes when every part passes and fails when any part fails; any the other way round."""
+        if isinstance(cond, (FieldCondition, RecordCondition)):
+            return leaves[cond.id].passes, leaves[cond.id].fails
+        if cond.op == "not":
+            passes, fails = self.predicates(cond.children[0], leaves)
+            return fails, passes
+        parts = [self.predicates(ch, leaves) for ch in sorted(cond.children, key=_costly)]
+        every, some = (sa.and_, sa.or_) if cond.op == "all" else (sa.or_, sa.and_)
+        return every(*[p for p, _ in parts]), some(*[f for _, f in parts])
 
     def combine(self, cond: Condition, cols: Any) -> sa.ColumnElement[Any]:
         if isinstance(cond, (FieldCondition, RecordCondition)):
@@ -173,12 +203,14 @@ def _costly(cond: Condition) -> bool:
 def compile_rule(rule: Rule, dictionary: DataDictionary, table: sa.Table, on: date) -> CompiledRule:
     comp = _Compiler(rule, dictionary, table, on)
     leaves = rule.leaves()
-    conditions = {leaf.id: comp.field_leaf(leaf) if isinstance(leaf, FieldCondition) else comp.record_leaf(leaf)
-                  for leaf in leaves}
+    compiled = {leaf.id: comp.field_leaf(leaf) if isinstance(leaf, FieldCondition) else comp.record_leaf(leaf)
+                for leaf in leaves}
     if comp.problems:
         raise RuleError(f"{rule.file}: cannot be evaluated on {on}", comp.problems)
-    # Counts and audiences filter on `result` straight over the table (no subquery to join back):
-    # SQLite then stops at the first decisive condition of each resident, as AND/OR would.
+    conditions = {k: v.value for k, v in compiled.items()}
     result = comp.combine(rule.match, {f"cond_{k}": v for k, v in conditions.items()})
+    # Counts and audiences filter with the equivalent plain predicates straight over the table,
+    # so the database short-circuits them exactly as it would hand-written AND/OR.
+    matches, fails = comp.predicates(rule.match, compiled)
     query = sa.select(table.c.resident_id, *[v.label(f"cond_{k}") for k, v in conditions.items()], result.label("result"))
-    return CompiledRule(rule, on, query, leaves, conditions, result, comp.thresholds, comp.params_used)
+    return CompiledRule(rule, on, query, leaves, conditions, result, matches, fails, comp.thresholds, comp.params_used)

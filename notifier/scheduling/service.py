@@ -23,6 +23,30 @@ log = logging.getLogger("notifier.scheduler")
 LEASE = "scheduler"
 
 
+class CheckpointLoop:
+    """`serve` writes an audit checkpoint every `[audit] checkpoint_interval_seconds` (0: never),
+    so a rewrite of the log can be dated to within one interval."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.interval = float(app.config.raw["audit"].get("checkpoint_interval_seconds", 3600))
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        from ..audit.checkpoints import take_checkpoint
+        while self.interval > 0 and not self.stopping.is_set():
+            try:
+                await asyncio.wait_for(self.stopping.wait(), self.interval)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                cp = await asyncio.to_thread(take_checkpoint, self.app)
+                log.info("audit checkpoint at event %s", cp.get("seq"))
+            except Exception:  # a refused checkpoint (broken log) must not stop the service
+                log.exception("audit checkpoint failed")
+
+
 class SchedulerLoop:
     def __init__(self, app: App, ttl_seconds: float = 30.0) -> None:
         self.app = app
