@@ -124,7 +124,7 @@ def run_demo(target: Path, n: int, *, as_json: bool = False) -> int:
             return 1
         results = []
         for rule in rules.values():
-            pv = preview(app, rule, on, sample=1)
+            pv = preview(app, rule, on, sample=5)
             created = runs.create_run(app, rule, on, CREATOR)
             for reviewer in REVIEWERS:
                 runs.approve_run(app, created.run, reviewer)
@@ -135,7 +135,8 @@ def run_demo(target: Path, n: int, *, as_json: bool = False) -> int:
             results.append({"rule": rule.id, "run": created.run, "match": pv["match"], "review": pv["review"],
                             "sms_segments": pv["sms_segments"], "by_channel": report.by_channel,
                             "skipped": shown["counts"]["skipped"], "failed": shown["counts"]["failed"],
-                            "status": shown["status"], "sample": pv["samples"][0] if pv["samples"] else None})
+                            "status": shown["status"],
+                            "sample": next((s for s in pv["samples"] if s["channel"] == "sms"), None)})
         with app.engine.connect() as conn:
             verified = audit.verify(conn)
         app.close()
