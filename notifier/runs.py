@@ -58,10 +58,8 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
                 "item": jsonable(item_context(rule.item, app.dictionary.domains)), "disclosure": rule.item.disclosure,
                 "params": params_in_force(rule, on), "channels": [c.value for c in rule.channels]}
     with app.engine.begin() as conn:
-        done = {(r.resident_id, r.channel): r.run_id for r in conn.execute(
-            sa.select(deliveries.c.resident_id, deliveries.c.channel, deliveries.c.run_id)
-            .where(deliveries.c.notice_key == key))}
-        notified = {rid: run for (rid, _), run in done.items()}
+        notified = {r.resident_id: r.run_id for r in conn.execute(
+            sa.select(deliveries.c.resident_id, deliveries.c.run_id).where(deliveries.c.notice_key == key))}
         run_id = conn.execute(runs.insert().values(
             rule_id=rule.id, rule_version=rule.version, notice_key=key, on_date=on, status=RunStatus.AWAITING_APPROVAL,
             snapshot=snapshot, levels=app.config.approval_levels, audience=len(aud.members), review=aud.counts["review"],
@@ -81,7 +79,7 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
         skipped = sum(1 for r in rows if r["status"] == DeliveryStatus.SKIPPED)
         audit.record(conn, by, "run.created", f"run:{run_id}", rule=rule.id, version=rule.version, on=on.isoformat(),
                      notice_key=key, audience=len(rows), review=aud.counts["review"], skipped=skipped,
-                     by_channel=aud.by_channel(), params=aud.compiled.params_used, deliveries_sha256=digest)
+                     by_channel=aud.by_channel(), params=snapshot["params"], deliveries_sha256=digest)
     return RunCreated(run_id, RunStatus.AWAITING_APPROVAL, len(rows), aud.counts["review"], skipped, rule.version)
 
 
