@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .app import App
 from .audit import log as audit
@@ -18,6 +17,7 @@ from .clock import utcnow
 from .errors import InputError
 from .masking import mask_phone
 from .residents.validate import normalize_phone
+from .storage.bulk import insert_new
 from .storage.schema import opt_outs
 
 KEYWORDS = frozenset({"td", "t", "退订", "stop", "n", "unsubscribe", "取消"})
@@ -43,10 +43,9 @@ class InboundResult:
 def add_opt_out(app: App, phone: str, *, source: str, actor: str, detail: dict[str, Any] | None = None) -> bool:
     """Put an E.164 number on the opt-out list; True if it was not there yet. Audited either way
     (`optout.added` / `optout.repeated`), in the same transaction as the insert."""
-    insert = (postgresql.insert if app.engine.dialect.name == "postgresql" else sqlite.insert)(opt_outs)
+    insert = insert_new(app.engine, opt_outs, "phone")
     with app.engine.begin() as conn:
         added = conn.execute(insert.values(phone=phone, source=source, created_at=utcnow())
-                             .on_conflict_do_nothing(index_elements=["phone"])
                              .returning(opt_outs.c.phone)).first() is not None
         audit.record(conn, actor, "optout.added" if added else "optout.repeated", f"phone:{phone}",
                      source=source, **(detail or {}))

@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..app import App
 from ..audience import choose_channel
 from ..audit import log as audit
 from ..status import Channel, DeliveryStatus
+from ..storage.bulk import insert_new
 from ..storage.schema import deliveries, opt_outs, runs
 
 
@@ -39,8 +39,7 @@ def fall_back(conn: sa.Connection, app: App, delivery_ids: list[int], now: datet
                          "fallback_of": r.id, "attempts": 0, "created_at": now, "updated_at": now})
     if not rows:
         return []
-    insert = (postgresql.insert if app.engine.dialect.name == "postgresql" else sqlite.insert)(d)
-    created = conn.execute(insert.on_conflict_do_nothing().returning(d.c.id, d.c.fallback_of, d.c.channel, d.c.run_id),
+    created = conn.execute(insert_new(app.engine, d).returning(d.c.id, d.c.fallback_of, d.c.channel, d.c.run_id),
                            rows).all()
     audit.append(conn, [audit.AuditEvent(actor, "delivery.fallback", f"delivery:{new_id}",
                                          {"run": run_id, "fallback_of": first, "channel": channel, "to": "pending"})

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..app import App
 from ..audit import log as audit
@@ -21,7 +20,7 @@ from ..clock import utcnow
 from ..errors import InputError, Problem
 from ..fields import BUILTIN_FIELDS, FieldSpec, header_map, norm_header
 from ..masking import mask_id_number, mask_text
-from ..storage.bulk import executemany
+from ..storage.bulk import executemany, insert_new
 from ..storage.fieldcols import column_name
 from ..storage.schema import records
 from .readers import read_table
@@ -203,9 +202,8 @@ def import_records(app: App, kind: str, path: Path, *, actor: str = "import", dr
     mapping = _map_columns(table.header, specs, str(path), report)
     rt = app.residents
     now = utcnow()
-    ins = (postgresql.insert(records) if app.engine.dialect.name == "postgresql" else sqlite.insert(records))
     # RETURNING lists only the rows really inserted (executemany rowcounts differ between drivers).
-    ins = ins.on_conflict_do_nothing(index_elements=["kind", "fingerprint"]).returning(records.c.id)
+    ins = insert_new(app.engine, records, "kind", "fingerprint").returning(records.c.id)
 
     def keyed(rows: Iterator[ParsedRow]) -> Iterator[ParsedRow]:
         for r in rows:

@@ -36,3 +36,11 @@ def executemany(conn: sa.Connection, stmt: sa.Executable, rows: Iterable[Mapping
         params = [{n: value(r, n, p) for n, p in names_procs} for r in rows]
     conn.exec_driver_sql(compiled.string, params)  # type: ignore[arg-type]
     return len(rows)
+
+
+def insert_new(engine: sa.Engine, table: sa.Table, *conflict_columns: str) -> Any:
+    """INSERT that skips rows already present (ON CONFLICT DO NOTHING, on SQLite and PostgreSQL)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns) or None)
