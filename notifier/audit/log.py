@@ -47,9 +47,13 @@ def ts_text(ts: datetime) -> str:
     return as_utc(ts).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def chain_hash(prev_hash: str, seq: int, ts: str, actor: str, action: str, subject: str, payload: str) -> str:
+    """The one hash formula, over the time as text (callers that share a time format it once)."""
+    return _sha256(_encode([seq, ts, actor, action, subject, payload, prev_hash]).encode("utf-8")).hexdigest()
+
+
 def event_hash(prev_hash: str, seq: int, ts: datetime, actor: str, action: str, subject: str, payload: str) -> str:
-    body = _encode([seq, ts_text(ts), actor, action, subject, payload, prev_hash])
-    return _sha256(body.encode("utf-8")).hexdigest()
+    return chain_hash(prev_hash, seq, ts_text(ts), actor, action, subject, payload)
 
 
 def append(conn: sa.Connection, events: Iterable[AuditEvent], *, now: datetime | None = None) -> int:
@@ -60,13 +64,13 @@ def append(conn: sa.Connection, events: Iterable[AuditEvent], *, now: datetime |
     if not batch:
         return int(head.seq)
     ts = now or utcnow()
-    tstext = ts_text(ts)  # event_hash, inlined: the whole batch shares its time
+    tstext = ts_text(ts)  # the whole batch shares its time
     seq, prev = int(head.seq), head.hash
     rows = []
     for ev in batch:
         seq += 1
         payload = _encode(ev.payload)
-        h = _sha256(_encode([seq, tstext, ev.actor, ev.action, ev.subject, payload, prev]).encode("utf-8")).hexdigest()
+        h = chain_hash(prev, seq, tstext, ev.actor, ev.action, ev.subject, payload)
         rows.append({"seq": seq, "ts": ts, "actor": ev.actor, "action": ev.action, "subject": ev.subject,
                      "payload": payload, "prev_hash": prev, "hash": h})
         prev = h
@@ -276,13 +280,11 @@ def verify(conn: sa.Connection, checkpoints: Iterable[Checkpoint] = (), *, start
     # Fast pass over the driver's rows while every event is in place, links and hashes right; the
     # first one that does not (and every checkpoint mismatch) goes to the loop below, which reads
     # from there through iter_events and names what happened.
-    text, encode, sha256 = _ts_texts(conn), _encode, _sha256
+    text = _ts_texts(conn)
     stopped = False
     for page in _raw_pages(conn, count):
         for seq, ts, actor, action, subject, payload, prev_hash, h in page:
-            if (seq != count + 1 or prev_hash != prev or
-                    sha256(encode([seq, text(ts), actor, action, subject, payload, prev_hash]).encode("utf-8"))
-                    .hexdigest() != h):
+            if seq != count + 1 or prev_hash != prev or chain_hash(prev_hash, seq, text(ts), actor, action, subject, payload) != h:
                 stopped = True
                 break
             if seq in marks:
