@@ -27,5 +27,6 @@ def test_rate_is_held_and_never_exceeded() -> None:
 
     stamps = asyncio.run(go())
     assert abs(len(stamps) / seconds - rate) / rate < 0.02
-    # No 1-second window holds more than rate + 1 (the fencepost), not even at the start.
+    # No 1-second window holds more than the rate (+1 for the instant between release and stamp),
+    # not even at the start or after a late wake-up.
     assert max(sum(1 for s in stamps if a <= s < a + 1) for a in stamps) <= rate + 1
