@@ -115,7 +115,13 @@ def test_apscheduler_fires_a_notice_once(papp: App, tmp_path: Path) -> None:
         sched = NoticeScheduler(papp, "test")
         sched.start()
         try:
-            await asyncio.sleep(4)
+            # Wait for the firing (up to 30 s on a loaded machine), then a little longer for any second one.
+            for _ in range(300):
+                await asyncio.sleep(0.1)
+                with papp.engine.connect() as conn:
+                    if conn.execute(sa.select(firings.c.status).where(firings.c.rule_id == "farm-subsidy-2026")).scalar():
+                        break
+            await asyncio.sleep(1.5)
         finally:
             sched.shutdown()
     asyncio.run(main())
