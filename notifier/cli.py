@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("send", parents=[common], help="dispatch due deliveries of approved runs")
     s.add_argument("--run", type=int)
-    s.add_argument("--until-idle", action="store_true", help="also wait for retries until nothing is pending")
+    s.add_argument("--until-idle", action="store_true",
+                   help="also wait for retries, and for interrupted or timed-out sends to be settled with the "
+                        "provider, until nothing is pending (exit 3 if some outcomes stay unknown)")
 
     s = sub.add_parser("serve", help="run the dispatcher loop and the Twilio webhooks, /healthz and /metrics")
     s.add_argument("--host", help="address to listen on (default: [serve] host)")
@@ -278,16 +280,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     from .channels.registry import providers_for
     from .delivery.dispatch import Dispatcher
+    from .status import DeliveryStatus
     app = _open(args)
     dispatcher = Dispatcher(app, providers_for(app.config))
-    total = dispatcher.remaining(args.run)
+    total = dispatcher.count([DeliveryStatus.PENDING, DeliveryStatus.SENDING], args.run)
     with progress_bar("sending", total, not args.json) as (advance, _):
         report = asyncio.run(dispatcher.run(args.run, until_idle=args.until_idle, progress=advance))
     if args.json:
         emit_json(report.as_json())
     else:
         console.print(f"sent {report.sent}, failed {report.failed}, skipped {report.skipped}, "
-                      f"retrying {report.retried}, remaining {report.remaining}")
+                      f"retrying {report.retried}, reconciled {report.reconciled}, remaining {report.remaining}")
+    if report.unknown:
+        err_console.print(f"[yellow]{report.unknown} deliveries are `unknown`: the provider could not be asked whether "
+                          "it took them; they are not resent blindly (see `runs show`, the next `send` asks again)[/]")
+        return 3
     return 0
 
 

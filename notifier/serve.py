@@ -75,25 +75,26 @@ class _StoppableDispatcher(Dispatcher):
 
 
 class DispatchLoop:
-    """Sends due deliveries every `interval` seconds until stopped. Providers are built once, so
-    failover state (a resting provider) carries over from one round to the next."""
+    """Sends due deliveries every `interval` seconds until stopped. One dispatcher serves every
+    round, so failover state (a resting provider), rate limits and the backoff of lookups that
+    settle interrupted sends carry over from one round to the next."""
 
     def __init__(self, app: App, interval: float) -> None:
         self.app, self.interval = app, interval
-        self.providers = providers_for(app.config)
         self.stopping = asyncio.Event()
+        self.dispatcher = _StoppableDispatcher(app, providers_for(app.config), self.stopping, actor="serve")
         self.rounds = 0
         self.last: DispatchReport | None = None
 
     async def run(self) -> None:
         while not self.stopping.is_set():
             try:
-                dispatcher = _StoppableDispatcher(self.app, self.providers, self.stopping, actor="serve")
-                self.last = await dispatcher.run()
+                self.last = await self.dispatcher.run()
                 self.rounds += 1
-                if self.last.sent or self.last.failed or self.last.skipped:
-                    log.info("dispatch: sent %d, failed %d, skipped %d, retrying %d, remaining %d", self.last.sent,
-                             self.last.failed, self.last.skipped, self.last.retried, self.last.remaining)
+                if self.last.sent or self.last.failed or self.last.skipped or self.last.reconciled:
+                    log.info("dispatch: sent %d, failed %d, skipped %d, retrying %d, reconciled %d, remaining %d, "
+                             "unknown %d", self.last.sent, self.last.failed, self.last.skipped, self.last.retried,
+                             self.last.reconciled, self.last.remaining, self.last.unknown)
             except Exception:  # a bad round (database briefly away, ...) must not end the service
                 log.exception("dispatch round failed; trying again in %gs", self.interval)
             with contextlib.suppress(asyncio.TimeoutError):

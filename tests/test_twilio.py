@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,15 @@ from notifier.channels.base import OutboundMessage
 from notifier.channels.registry import build_provider
 from notifier.channels.twilio import TwilioProvider
 from notifier.config import load_config
+from notifier.delivery.workers import Worker, new_worker_id
 from notifier.errors import ConfigError, ProviderError
 from notifier.residents.importer import import_residents
 from notifier.status import FINAL_STATUSES, Channel, DeliveryStatus
 from notifier.storage.schema import audit_events, deliveries
 
 from .conftest import free_port, write_config
-from .test_pipeline import HEADER, ON, approve_all, rule, send
+from .test_pipeline import HEADER, NOON, ON, approve_all, rule, send
+from .test_workers import dead_pid
 from .twilio_server import ACCOUNT_SID, AUTH_TOKEN, Fault, TwilioServer
 
 SENDER = "+15005550006"
@@ -335,23 +338,51 @@ def test_campaign_under_random_faults_is_exactly_once(tmp_path: Path, sqlite_url
         app.close()
 
 
-def test_lost_answer_ends_unknown_and_is_never_resent(tmp_path: Path, sqlite_url: str, tserver: TwilioServer) -> None:
-    """Twilio took the message but the answer came too late: the delivery is `unknown`, not retried."""
+def test_lost_answer_is_settled_with_twilio_not_resent(tmp_path: Path, sqlite_url: str, tserver: TwilioServer) -> None:
+    """Twilio took the message but the answer came too late: the delivery is `unknown`, and once
+    it has settled the same `send --until-idle` asks Twilio, finds it and records it sent."""
     tserver.fail_next(Fault.slow(3))
-    app = campaign(tmp_path, sqlite_url, tserver, twilio="timeout = 0.5")
+    app = campaign(tmp_path, sqlite_url, tserver, "settle_seconds = 1", twilio="timeout = 0.5")
+    try:
+        run_id = runs.create_run(app, rule(app), ON, "clerk").run
+        approve_all(app, run_id)
+        started = time.monotonic()
+        report = send(app, run_id)
+        assert time.monotonic() - started >= 1   # waited for the request to settle before asking
+        assert (report.sent, report.reconciled, report.unknown, report.retried, report.remaining) == (9, 1, 0, 0, 0)
+        lost = next(r for r in sms_rows(app, run_id).values() if r.error_code == "timeout")
+        sid = next(m.sid for m in tserver.messages if m.to == lost.recipient)
+        assert (lost.status, lost.provider_message_id, lost.attempts) == ("sent", sid, 1) and "reconciled" in lost.reason
+        assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}   # nobody twice
+        with app.engine.connect() as conn:
+            moves = [(json.loads(p)["from"], json.loads(p)["to"]) for p in conn.execute(
+                sa.select(audit_events.c.payload).where(audit_events.c.subject == f"delivery:{lost.id}")
+                .order_by(audit_events.c.seq)).scalars()]
+        assert moves == [("pending", "sending"), ("sending", "unknown"), ("unknown", "sent")]
+        assert runs.show_run(app, run_id)["status"] == "completed"
+    finally:
+        app.close()
+
+
+def test_what_cannot_be_looked_up_stays_unknown_and_is_never_resent(tmp_path: Path, sqlite_url: str,
+                                                                     tserver: TwilioServer) -> None:
+    tserver.fail_next(Fault.slow(3))
+    tserver.fail_reads(1000)   # Twilio cannot be asked
+    app = campaign(tmp_path, sqlite_url, tserver, "settle_seconds = 0\nmax_attempts = 3", twilio="timeout = 0.5")
     try:
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
         approve_all(app, run_id)
         report = send(app, run_id)
-        assert (report.sent, report.unknown, report.retried) == (9, 1, 0)
-        unknown = [r for r in sms_rows(app, run_id).values() if r.status == "unknown"]
-        assert len(unknown) == 1 and unknown[0].error_code == "timeout"
-        # The next send reconciles it with Twilio first: found there, so it is `sent`, not resent.
-        assert send(app, run_id).sent == 0
-        settled = sms_rows(app, run_id)[unknown[0].recipient]
-        sid = next(m.sid for m in tserver.messages if m.to == unknown[0].recipient)
-        assert (settled.status, settled.provider_message_id) == ("sent", sid) and "reconciled" in settled.reason
-        assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}   # nobody twice
+        assert (report.sent, report.unknown, report.reconciled) == (9, 1, 0)
+        assert tserver.failing_reads == 1000 - 3          # asked max_attempts times, then gave up
+        assert runs.show_run(app, run_id)["status"] == "approved"   # not complete while an outcome is open
+        assert len(tserver.messages) == 10                # and nothing was sent twice
+        tserver.fail_reads(0)                             # Twilio answers again: the next send settles it
+        report = send(app, run_id)
+        assert (report.sent, report.reconciled, report.unknown) == (0, 1, 0)
+        assert {r.status for r in sms_rows(app, run_id).values()} == {"sent"}
+        assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}
+        assert runs.show_run(app, run_id)["status"] == "completed"
     finally:
         app.close()
 
@@ -374,6 +405,33 @@ def test_unknown_that_twilio_never_took_is_sent_again(tmp_path: Path, sqlite_url
                 if "reason" in json.loads(p)]
         assert row.status == "sent" and reasons == ["reconciled: the provider never took it; sent again"]
         assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}
+    finally:
+        app.close()
+
+
+def test_a_restart_settles_the_rows_of_a_dead_sender_but_not_of_a_live_one(tmp_path: Path, sqlite_url: str,
+                                                                             tserver: TwilioServer) -> None:
+    app = campaign(tmp_path, sqlite_url, tserver, "settle_seconds = 0")
+    try:
+        run_id = runs.create_run(app, rule(app), ON, "clerk").run
+        approve_all(app, run_id)
+        live = Worker(app.engine, timedelta(seconds=120), "other-host:4242:aaaaaaaa")
+        live.heartbeat(NOON)                     # another machine's `serve`, sending right now
+        dead = f"{new_worker_id().split(':')[0]}:{dead_pid()}:bbbbbbbb"   # a `send` on this host, killed
+        for phone, worker in ((PHONES[0], live.id), (PHONES[1], dead)):
+            with app.engine.begin() as conn:
+                conn.execute(deliveries.update().where(deliveries.c.recipient == "+86" + phone).values(
+                    status="sending", claimed_by=worker, attempts=1, updated_at=NOON))
+        report = send(app, run_id)
+        assert (report.sent, report.reconciled, report.remaining) == (9, 1, 1)
+        rows = sms_rows(app, run_id)
+        assert rows["+86" + PHONES[0]].status == "sending"   # left to its live worker
+        settled = rows["+86" + PHONES[1]]
+        with app.engine.connect() as conn:
+            moves = [(e["from"], e["to"]) for e in map(json.loads, conn.execute(sa.select(audit_events.c.payload).where(
+                audit_events.c.subject == f"delivery:{settled.id}").order_by(audit_events.c.seq)).scalars())]
+        assert settled.status == "sent" and moves == [("sending", "pending"), ("pending", "sending"), ("sending", "sent")]
+        assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES[1:]}
     finally:
         app.close()
 

@@ -129,6 +129,8 @@ class TwilioServer:
         self.messages: list[Message] = []          # accepted messages, in order
         self.attempts: list[tuple[str, int]] = []  # (To, HTTP status answered) for every create
         self._random: tuple[random.Random, float, Sequence[Fault]] | None = None
+        self.failing_reads = 0                     # answer the next N lists / fetches with 500
+        self._random_reads: tuple[random.Random, float] | None = None
         self._lock = threading.Lock()
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,6 +151,23 @@ class TwilioServer:
                       faults: Sequence[Fault] = (Fault.too_many_requests(), Fault.server_error())) -> None:
         """Answer about `percent` % of creates (not planned ones) with one of `faults`, reproducibly."""
         self._random = (random.Random(seed), percent, tuple(faults))
+
+    def fail_reads(self, count: int) -> None:
+        with self._lock:
+            self.failing_reads = count
+
+    def random_read_faults(self, percent: float, seed: int) -> None:
+        """Answer about `percent` % of lists and fetches with 500, reproducibly."""
+        self._random_reads = (random.Random(seed), percent)
+
+    def _read_fault(self) -> web.Response | None:
+        with self._lock:
+            failing = self.failing_reads > 0
+            self.failing_reads -= failing
+            if not failing and self._random_reads:
+                rng, percent = self._random_reads
+                failing = rng.random() * 100 < percent
+        return _error(500, None, "Internal Server Error") if failing else None
 
     def accepted_by_recipient(self) -> Counter[str]:
         with self._lock:
@@ -265,6 +284,8 @@ class TwilioServer:
     async def _fetch(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return _error(401, 20003, "Authenticate")
+        if fault := self._read_fault():
+            return fault
         sid = request.match_info["sid"]
         found = [m for m in self.messages if m.sid == sid]
         if not found:
@@ -274,6 +295,8 @@ class TwilioServer:
     async def _list(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return _error(401, 20003, "Authenticate")
+        if fault := self._read_fault():
+            return fault
         q = request.query
         with self._lock:
             rows = [m for m in reversed(self.messages)  # newest first, as Twilio lists

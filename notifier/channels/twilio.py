@@ -102,6 +102,8 @@ class TwilioProvider(Provider):
             found = await self._client.messages.list_async(to=message.recipient, date_sent_after=since)
         except (TwilioRestException, TwilioServiceException) as exc:
             raise self._rest_error(exc, message) from None
+        except TwilioException as exc:   # a page that could not be fetched (any HTTP error while listing)
+            raise ProviderError(f"cannot list Twilio messages: {exc}", self.name, True, "lookup") from None
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise ProviderError(f"cannot list Twilio messages: {exc.__class__.__name__}", self.name, True, "lookup") from None
         for m in found:

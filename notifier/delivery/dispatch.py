@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -28,8 +29,9 @@ from ..rendering.context import ResidentContext, params_context
 from ..rendering.templates import TemplateSet
 from ..status import Channel, DeliveryStatus as S, RunStatus, can_transition
 from ..storage.bulk import executemany
-from .fallback import fall_back
 from ..storage.schema import deliveries, opt_outs, runs
+from .fallback import fall_back
+from .workers import Worker
 
 Progress = Callable[[int], None]
 
@@ -40,13 +42,15 @@ class DispatchReport:
     failed: int = 0
     skipped: int = 0
     retried: int = 0
-    unknown: int = 0
+    reconciled: int = 0   # outcomes settled with the provider (found there: sent; not found: sent again)
+    unknown: int = 0      # still `unknown` when the command ended: reported, never resent blindly
     remaining: int = 0
     by_channel: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"sent": self.sent, "failed": self.failed, "skipped": self.skipped, "retried": self.retried,
-                "unknown": self.unknown, "remaining": self.remaining, "by_channel": self.by_channel}
+                "reconciled": self.reconciled, "unknown": self.unknown, "remaining": self.remaining,
+                "by_channel": self.by_channel}
 
 
 @dataclass
@@ -76,7 +80,7 @@ class _Job:
 
 class Dispatcher:
     def __init__(self, app: App, providers: dict[Channel, ProviderChain], *, now: Callable[[], datetime] = utcnow,
-                 actor: str = "dispatcher") -> None:
+                 actor: str = "dispatcher", worker: Worker | None = None) -> None:
         self.app, self.providers, self.now, self.actor = app, providers, now, actor
         self.all_providers = {p.name: p for chain in providers.values() for p in chain.providers}
         self.failovers: list[audit.AuditEvent] = []
@@ -85,6 +89,13 @@ class Dispatcher:
         self.max_attempts = s.get("max_attempts", 5)
         self.retry_base = s.get("retry_base_seconds", 30)
         self.stale_seconds = s.get("stale_seconds", 120)
+        self.settle_seconds = float(s.get("settle_seconds", 10))
+        self.worker = worker or Worker(app.engine, timedelta(seconds=self.stale_seconds))
+        # Reconciliation state of this process: when a row may be looked up (monotonic time) and
+        # how often its lookup failed; rows given up on stay `unknown` until the next command.
+        self._lookup_at: dict[int, float] = {}
+        self._lookup_failures: dict[int, int] = {}
+        self._reconcile_in: float | None = None
         self.deadline = timedelta(seconds=s.get("retry_deadline_seconds", 6 * 3600))
         self.runs: dict[int, _RunInfo] = {}
         self.buckets = {p.name: TokenBucket(p.rate_per_second, float(p.settings.get("burst", 1)))
@@ -92,6 +103,7 @@ class Dispatcher:
         self.limits = {p.name: asyncio.Semaphore(max(1, p.concurrency)) for p in self.all_providers.values()}
         self.postgres = app.engine.dialect.name == "postgresql"
         self.skipped = 0  # rows skipped at claim time (opted out, window closed, ...)
+        self.reconciled = 0
         self.resident = ResidentContext(app.dictionary, "r_")
 
     # -- run information from the snapshot ---------------------------------------------
@@ -131,7 +143,7 @@ class Dispatcher:
         """Deliveries with what rendering needs: the resident's fields and the opt-out flag."""
         d, t = deliveries, self.app.residents
         return (sa.select(d.c.id, d.c.run_id, d.c.resident_id, d.c.channel, d.c.status, d.c.recipient, d.c.attempts, d.c.provider,
-                          d.c.created_at, *[c.label(f"r_{c.name}") for c in t.c if c.name not in ("created_at", "updated_at")],
+                          d.c.claimed_by, d.c.created_at, d.c.updated_at, *[c.label(f"r_{c.name}") for c in t.c if c.name not in ("created_at", "updated_at")],
                           sa.exists().where(opt_outs.c.phone == d.c.recipient).label("opted_out"))
                 .join(t, t.c.resident_id == d.c.resident_id, isouter=True))
 
@@ -175,8 +187,8 @@ class Dispatcher:
                 j.provider = self.providers[j.channel].current(now)
                 by_provider.setdefault(j.provider.name, []).append(j.row.id)
             for name, ids in by_provider.items():
-                conn.execute(d.update().where(d.c.id.in_(ids))
-                             .values(status=S.SENDING, provider=name, attempts=d.c.attempts + 1, updated_at=now))
+                conn.execute(d.update().where(d.c.id.in_(ids)).values(
+                    status=S.SENDING, provider=name, attempts=d.c.attempts + 1, claimed_by=self.worker.id, updated_at=now))
             audit.append(conn, [audit.AuditEvent(self.actor, "delivery.status", f"delivery:{j.row.id}",
                                                  {"run": j.row.run_id, "from": "pending", "to": "sending",
                                                   "attempt": j.row.attempts + 1}) for j in jobs], now=now)
@@ -266,9 +278,10 @@ class Dispatcher:
                 assert err is not None
                 values.update(error_code=err.code, reason=err.message)
                 payload.update(code=err.code, reason=err.message, retryable=err.retryable)
-                if err.ambiguous:  # maybe accepted: never resend blindly
+                if err.ambiguous:  # maybe accepted: never resend blindly; looked up once it has settled
                     status = S.UNKNOWN
-                    report.unknown += 1
+                    self._lookup_at[r.id] = time.monotonic() + self.settle_seconds
+                    self._reconcile_in = min(self._reconcile_in or self.settle_seconds, self.settle_seconds)
                 elif err.retryable and r.attempts + 1 < self.max_attempts and now - as_utc(r.created_at) < self.deadline:
                     status = S.PENDING
                     delay = self.retry_base * (2 ** r.attempts) * random.uniform(0.5, 1.5)
@@ -299,8 +312,9 @@ class Dispatcher:
     def _complete_runs(self, conn: sa.Connection, run_ids: set[int], now: datetime) -> None:
         d = deliveries
         for rid in run_ids:
+            # `unknown` is open too: reconciliation may still find it was never sent and resend it.
             open_rows = conn.execute(sa.select(sa.func.count()).where(
-                d.c.run_id == rid, d.c.status.in_([S.PENDING, S.SENDING]))).scalar_one()
+                d.c.run_id == rid, d.c.status.in_([S.PENDING, S.SENDING, S.UNKNOWN]))).scalar_one()
             if open_rows == 0:
                 conn.execute(runs.update().where(runs.c.id == rid, runs.c.status == RunStatus.APPROVED)
                              .values(status=RunStatus.COMPLETED, completed_at=now))
@@ -309,58 +323,109 @@ class Dispatcher:
     # -- recovery and the loop -----------------------------------------------------------
     async def reconcile(self) -> int:
         """Settle deliveries whose outcome is not known before anything is resent: rows left in
-        `sending` by a process that died (older than `stale_seconds`) and rows ended `unknown`.
-        A provider that can look messages up (by recipient, time and text) decides: found means
-        sent, not found means it was never accepted and may go again. Idempotent providers
-        (files named by delivery id) simply go again. Otherwise the row stays / ends `unknown`
-        and is reported, never silently resent."""
-        now = self.now()
+        `sending` by a worker that is gone (see workers.py) and rows ended `unknown`.
+
+        A row is looked up only once it has settled (`settle_seconds` after its last change), so
+        a request the provider was still processing is not mistaken for one it never took. A
+        provider that can look messages up (by recipient, time and text) decides: found means
+        sent, not found means never accepted, so it may go again. Idempotent providers (files
+        named by delivery id) simply go again. Otherwise the row stays / ends `unknown` and is
+        reported, never silently resent. Failed lookups are retried with backoff, up to
+        `max_attempts` per command. Sets `_reconcile_in`: seconds until a row waiting to settle
+        or for its next lookup can be decided (None if none)."""
+        now, clock = self.now(), time.monotonic()
         d = deliveries
-        cutoff = now - timedelta(seconds=self.stale_seconds)
         with self.app.engine.connect() as conn:
-            rows = conn.execute(self._rows().where(sa.or_(sa.and_(d.c.status == S.SENDING, d.c.updated_at < cutoff),
-                                                          d.c.status == S.UNKNOWN))).all()
+            rows = conn.execute(self._rows().where(d.c.status.in_([S.SENDING, S.UNKNOWN]))).all()
+            dead = self.worker.dead_claimers(conn, {r.claimed_by for r in rows if r.status == S.SENDING and r.claimed_by},
+                                             now)
+            stale = now - timedelta(seconds=self.stale_seconds)
+            rows = [r for r in rows if r.status == S.UNKNOWN or
+                    (r.claimed_by in dead if r.claimed_by else as_utc(r.updated_at) < stale)]
             for run in conn.execute(sa.select(runs).where(runs.c.id.in_({r.run_id for r in rows}))):
                 self._run(run)
+        waits: list[float] = []
         decided: list[tuple[Any, S, str, SendResult | None]] = []
+        lookups: list[tuple[Any, Provider, _Job]] = []
         for r in rows:
-            job = _Job(r, Channel(r.channel))
-            chain = self.providers.get(job.channel)
-            if chain is None:
+            chain = self.providers.get(Channel(r.channel))
+            if chain is None or self._lookup_failures.get(r.id, 0) >= self.max_attempts:
                 continue
             provider = chain.named(r.provider) or chain.current(now)
-            if provider.idempotent:
+            if not (provider.idempotent or provider.can_lookup and r.r_resident_id is not None):
+                if r.status == S.SENDING:
+                    decided.append((r, S.UNKNOWN, "interrupted while sending; outcome unknown, not resent", None))
+                continue
+            # This process knows when its own rows settle (monotonic); others' go by their last change.
+            settled_in = (self._lookup_at[r.id] - clock if r.id in self._lookup_at
+                          else (as_utc(r.updated_at) - now).total_seconds() + self.settle_seconds)
+            if settled_in > 0:
+                waits.append(settled_in)
+            elif provider.idempotent:
                 decided.append((r, S.PENDING, "interrupted; the provider is idempotent, sent again", None))
-            elif provider.can_lookup and r.r_resident_id is not None:
-                try:
-                    self._prepare(job)
-                    assert job.message is not None
-                    found = await provider.lookup(job.message, as_utc(r.created_at))
-                except (NotifierError, ProviderError):
-                    continue  # cannot tell now: left as it is, tried again next time
-                if found:
-                    decided.append((r, S.SENT, "reconciled: the provider has the message", found))
-                else:
-                    decided.append((r, S.PENDING, "reconciled: the provider never took it; sent again", None))
-            elif r.status == S.SENDING:
-                decided.append((r, S.UNKNOWN, "interrupted while sending; outcome unknown, not resent", None))
+            else:
+                lookups.append((r, provider, _Job(r, Channel(r.channel))))
+        for (r, provider, job), found in zip(lookups, await asyncio.gather(*(self._lookup(p, j) for _, p, j in lookups))):
+            if isinstance(found, ProviderError):
+                failures = self._lookup_failures[r.id] = self._lookup_failures.get(r.id, 0) + 1
+                if failures < self.max_attempts:
+                    delay = self.retry_base * (2 ** (failures - 1)) * random.uniform(0.5, 1.5)
+                    self._lookup_at[r.id] = clock + delay
+                    waits.append(delay)
+                if r.status == S.SENDING:   # the worker is gone: say so while the outcome is open
+                    decided.append((r, S.UNKNOWN, f"interrupted while sending; cannot look it up yet: {found.message}", None))
+            elif found:
+                decided.append((r, S.SENT, "reconciled: the provider has the message", found))
+            else:
+                decided.append((r, S.PENDING, "reconciled: the provider never took it; sent again", None))
+        self._reconcile_in = min(waits, default=None)
         if decided:
-            with self.app.engine.begin() as conn:
-                for r, new, why, found in decided:
-                    assert can_transition(S(r.status), new), (r.status, new)
-                    conn.execute(d.update().where(d.c.id == r.id, d.c.status == r.status).values(
-                        status=new, reason=why, updated_at=now, **({"provider_message_id": found.provider_message_id,
-                                                                   "sent_at": now} if found else {})))
-                audit.append(conn, [audit.AuditEvent(self.actor, "delivery.status", f"delivery:{r.id}",
-                                                     {"run": r.run_id, "from": r.status, "to": new.value, "reason": why,
-                                                      **({"message_id": found.provider_message_id} if found else {})})
-                                    for r, new, why, found in decided], now=now)
+            self._settle(decided, now)
         return len(decided)
 
-    def remaining(self, run_id: int | None) -> int:
+    async def _lookup(self, provider: Provider, job: _Job) -> SendResult | ProviderError | None:
+        try:
+            self._prepare(job)
+            assert job.message is not None
+            async with self.limits[provider.name]:
+                return await provider.lookup(job.message, as_utc(job.row.created_at))
+        except ProviderError as exc:
+            return exc
+        except NotifierError as exc:  # cannot render it again (e.g. template gone): cannot compare
+            return ProviderError(f"cannot look it up: {exc.message}", provider.name, False, "render")
+
+    def _settle(self, decided: list[tuple[Any, S, str, SendResult | None]], now: datetime) -> None:
         d = deliveries
-        q = sa.select(sa.func.count()).select_from(d.join(runs, runs.c.id == d.c.run_id)).where(
-            d.c.status.in_([S.PENDING, S.SENDING]), runs.c.status == RunStatus.APPROVED)
+        with self.app.engine.begin() as conn:
+            for r, new, why, found in decided:
+                assert can_transition(S(r.status), new), (r.status, new)
+                conn.execute(d.update().where(d.c.id == r.id, d.c.status == r.status).values(
+                    status=new, reason=why, updated_at=now, **({"provider_message_id": found.provider_message_id,
+                                                               "sent_at": now} if found else {})))
+            audit.append(conn, [audit.AuditEvent(self.actor, "delivery.status", f"delivery:{r.id}",
+                                                 {"run": r.run_id, "from": r.status, "to": new.value, "reason": why,
+                                                  **({"message_id": found.provider_message_id} if found else {})})
+                                for r, new, why, found in decided], now=now)
+            self._complete_runs(conn, {r.run_id for r, _, _, _ in decided}, now)
+        self.reconciled += sum(1 for _, new, _, _ in decided if new is not S.UNKNOWN)
+
+    async def _keep_alive(self) -> None:
+        """Renew the worker's lease while it runs, batches in flight included: a batch held back
+        by a rate limit can take minutes, and a lapsed lease would let another worker settle (and
+        resend) rows this one is still sending."""
+        while True:
+            await asyncio.sleep(max(1.0, self.worker.ttl.total_seconds() / 4))
+            try:
+                await asyncio.to_thread(self.worker.heartbeat, self.now())
+            except sa.exc.OperationalError:   # database briefly busy: the next beat is well inside the lease
+                pass
+
+    def count(self, statuses: list[S], run_id: int | None, *, approved_runs: bool = True) -> int:
+        """Deliveries in these statuses (of one run, or all; of approved runs only, or any)."""
+        d = deliveries
+        q = sa.select(sa.func.count()).select_from(d.join(runs, runs.c.id == d.c.run_id)).where(d.c.status.in_(statuses))
+        if approved_runs:
+            q = q.where(runs.c.status == RunStatus.APPROVED)
         if run_id is not None:
             q = q.where(d.c.run_id == run_id)
         with self.app.engine.connect() as conn:
@@ -377,27 +442,42 @@ class Dispatcher:
 
     async def run(self, run_id: int | None = None, *, until_idle: bool = False,
                   progress: Progress | None = None) -> DispatchReport:
+        """Send what is due. With `until_idle`, also wait for retries that come due and for
+        open outcomes to be settled (see reconcile), and stop only when neither is left, or
+        what is left waits on a gate (quiet hours, an unapproved run)."""
         report = DispatchReport()
-        self.skipped = 0
+        self.skipped = self.reconciled = 0
         for p in self.all_providers.values():
             await p.open()
+        self.worker.heartbeat(self.now())
+        alive = asyncio.create_task(self._keep_alive())
         try:
             await self.reconcile()
             while True:
                 jobs = self._claim(run_id)
-                if not jobs:
-                    nxt = self._next_retry(run_id) if until_idle else None
-                    if nxt is None or nxt <= self.now():  # nothing left, or what is left waits on a gate
-                        break
-                    await asyncio.sleep(min(60.0, max(0.05, (nxt - self.now()).total_seconds())))
+                if jobs:
+                    await asyncio.gather(*(self._send_one(j) for j in jobs))
+                    self._record(jobs, report)
+                    if progress:
+                        progress(len(jobs))
                     continue
-                await asyncio.gather(*(self._send_one(j) for j in jobs))
-                self._record(jobs, report)
-                if progress:
-                    progress(len(jobs))
+                if not until_idle:
+                    break
+                nxt = self._next_retry(run_id)
+                waits = [w for w in (self._reconcile_in, (nxt - self.now()).total_seconds() if nxt else None)
+                         if w is not None]
+                if not waits or (self._reconcile_in is None and min(waits) <= 0):
+                    break  # nothing left, or what is left waits on a gate
+                await asyncio.sleep(min(60.0, max(0.05, min(waits))))
+                if self._reconcile_in is not None:
+                    await self.reconcile()
         finally:
+            alive.cancel()
+            await asyncio.gather(alive, return_exceptions=True)
+            self.worker.stop()
             for p in self.all_providers.values():
                 await p.close()
-        report.skipped = self.skipped
-        report.remaining = self.remaining(run_id)
+        report.skipped, report.reconciled = self.skipped, self.reconciled
+        report.remaining = self.count([S.PENDING, S.SENDING], run_id)
+        report.unknown = self.count([S.UNKNOWN], run_id, approved_runs=False)
         return report

@@ -96,6 +96,7 @@ deliveries = sa.Table(
     sa.Column("segments", sa.Integer),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", TS),
+    sa.Column("claimed_by", sa.String(200)),    # worker that marked it `sending` (see delivery/workers.py)
     sa.Column("reason", sa.Text),               # why skipped / failed, readable
     sa.Column("error_code", sa.String(64)),
     sa.Column("fallback_of", sa.Integer, sa.ForeignKey("deliveries.id")),

@@ -1,0 +1,71 @@
+"""Who is sending: each dispatcher process holds a heartbeat lease and stamps the rows it claims.
+
+After `kill -9` a restarted `send` must settle the rows the dead process left in `sending`
+before anything is resent, but it must not touch rows a live worker (another `send`, a `serve`)
+is sending right now. An age threshold alone cannot tell the two apart quickly; the claimer's
+liveness can: its lease has lapsed or was released, or it ran on this host and its process is
+gone.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from ..scheduling import lease
+from ..storage.schema import leases
+
+_HOST = socket.gethostname()[:40]
+
+
+def new_worker_id() -> str:
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _lease_name(worker: str) -> str:
+    return f"worker:{worker}"
+
+
+def _process_gone(worker: str) -> bool:
+    """True when `worker` ran on this host and its process no longer exists."""
+    host, _, pid = worker.rpartition(":")[0].rpartition(":")
+    if host != _HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:   # exists, owned by someone else
+        return False
+    return False
+
+
+class Worker:
+    """This process as a sender: a heartbeat lease of `ttl`, renewed at most every `ttl / 4`."""
+
+    def __init__(self, engine: sa.Engine, ttl: timedelta, worker_id: str | None = None) -> None:
+        self.engine, self.ttl = engine, ttl
+        self.id = worker_id or new_worker_id()
+        self._renewed: datetime | None = None
+
+    def heartbeat(self, now: datetime) -> None:
+        if self._renewed is None or now - self._renewed >= self.ttl / 4:
+            lease.acquire(self.engine, _lease_name(self.id), self.id, self.ttl, now)
+            self._renewed = now
+
+    def stop(self) -> None:
+        lease.release(self.engine, _lease_name(self.id), self.id)
+        self._renewed = None
+
+    def dead_claimers(self, conn: sa.Connection, claimers: set[str], now: datetime) -> set[str]:
+        """Which of these claimers can no longer be sending. This worker counts as dead too: it
+        asks only between batches, so a row of its own still `sending` was abandoned (a failed
+        round in `serve`)."""
+        if not claimers:
+            return set()
+        alive = set(conn.execute(sa.select(leases.c.holder).where(
+            leases.c.name.in_([_lease_name(c) for c in claimers]), leases.c.expires_at >= now)).scalars())
+        return {c for c in claimers if c == self.id or c not in alive or _process_gone(c)}
