@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from .config import Config, load_config
 from .fields import DataDictionary, load_dictionary
-from .storage.db import open_database
+from .storage.db import open_database, read_only
 from .storage.fieldcols import residents_table, sync_field_columns
 
 
@@ -26,6 +26,11 @@ class App:
         dictionary = load_dictionary(cfg.fields_file)
         sync_field_columns(engine, dictionary)
         return cls(cfg, engine, dictionary)
+
+    @cached_property
+    def reader(self) -> sa.Engine:
+        """For connections that only read: on SQLite they do not take the write lock."""
+        return read_only(self.engine)
 
     @cached_property
     def residents(self) -> sa.Table:

@@ -137,7 +137,7 @@ def run_demo(target: Path, n: int, *, as_json: bool = False) -> int:
                             "skipped": shown["counts"]["skipped"], "failed": shown["counts"]["failed"],
                             "status": shown["status"],
                             "sample": next((s for s in pv["samples"] if s["channel"] == "sms"), None)})
-        with app.engine.connect() as conn:
+        with app.reader.connect() as conn:
             verified = audit.verify(conn)
         app.close()
     finally:

@@ -140,7 +140,7 @@ def cancel_run(app: App, run_id: int, by: str) -> dict[str, Any]:
 
 
 def list_runs(app: App) -> list[dict[str, Any]]:
-    with app.engine.connect() as conn:
+    with app.reader.connect() as conn:
         rows = conn.execute(sa.select(runs.c.id, runs.c.rule_id, runs.c.status, runs.c.created_at, runs.c.audience,
                                       runs.c.created_by).order_by(runs.c.id)).all()
     return [{"run": r.id, "rule": r.rule_id, "status": r.status, "created_at": as_utc(r.created_at).isoformat(),
@@ -148,7 +148,7 @@ def list_runs(app: App) -> list[dict[str, Any]]:
 
 
 def show_run(app: App, run_id: int) -> dict[str, Any]:
-    with app.engine.connect() as conn:
+    with app.reader.connect() as conn:
         run = _load_run(conn, run_id)
         counts = {s.value: 0 for s in DeliveryStatus}
         by_channel: dict[str, dict[str, int]] = {}

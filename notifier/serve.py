@@ -123,7 +123,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def count_sending(app: App) -> int:
-    with app.engine.connect() as conn:
+    with app.reader.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).where(
             deliveries.c.status == DeliveryStatus.SENDING)).scalar_one())
 

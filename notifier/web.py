@@ -174,7 +174,7 @@ def build_web_app(app: App, auth: WebhookAuth | None = None) -> Starlette:
 
 
 def _ping(app: App) -> None:
-    with app.engine.connect() as conn:
+    with app.reader.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
 
 
@@ -197,7 +197,7 @@ def prometheus_text(app: App) -> str:
     status and channel (every combination, zeros included, so series never vanish), the queue
     (pending deliveries of approved runs) and runs by status."""
     d = deliveries
-    with app.engine.connect() as conn:
+    with app.reader.connect() as conn:
         by = {(s, c): n for s, c, n in conn.execute(
             sa.select(d.c.status, d.c.channel, sa.func.count()).group_by(d.c.status, d.c.channel))}
         queue = conn.execute(sa.select(sa.func.count()).select_from(d.join(runs, runs.c.id == d.c.run_id)).where(

@@ -104,7 +104,7 @@ def _rows_by_resident(conn: sa.Connection, run_id: int, batch: int = 5000) -> It
 
 def coverage(app: App, run_id: int) -> tuple[Coverage, Iterator[dict[str, Any]]]:
     """The run's header and a stream of one outcome per resident; totals fill in as the stream is read."""
-    with app.engine.connect() as conn:
+    with app.reader.connect() as conn:
         run = conn.execute(sa.select(runs.c.id, runs.c.rule_id, runs.c.status, runs.c.audience, runs.c.review)
                            .where(runs.c.id == run_id)).one_or_none()
     if run is None:
@@ -112,7 +112,7 @@ def coverage(app: App, run_id: int) -> tuple[Coverage, Iterator[dict[str, Any]]]
     cov = Coverage(run.id, run.rule_id, run.status, run.audience, run.review)
 
     def stream() -> Iterator[dict[str, Any]]:
-        with app.engine.connect() as conn:
+        with app.reader.connect() as conn:
             for group in _rows_by_resident(conn, run_id):
                 best = min(group, key=lambda r: (_RANK[_outcome(r)], r.id))
                 out = _outcome(best)
@@ -131,7 +131,7 @@ def resident_history(app: App, resident_id: str) -> dict[str, Any]:
     """Every delivery for one resident across runs, oldest first: what to look at when they complain."""
     d, r = deliveries, runs
     t = app.residents
-    with app.engine.connect() as conn:
+    with app.reader.connect() as conn:
         known = conn.execute(sa.select(t.c.resident_id).where(t.c.resident_id == resident_id)).first() is not None
         rows = conn.execute(sa.select(d, r.c.rule_id, r.c.status.label("run_status"))
                             .join(r, r.c.id == d.c.run_id).where(d.c.resident_id == resident_id)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from ..clock import as_utc, utcnow
 from ..storage.bulk import executemany
+from ..storage.db import read_only
 from ..storage.schema import audit_events, audit_head
 
 GENESIS = "0" * 64
@@ -187,9 +188,10 @@ def snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A connection that sees one consistent state of the log while it is read end to end.
 
     PostgreSQL: a REPEATABLE READ transaction (appends committed meanwhile stay invisible, so a
-    half-read chain never looks broken). SQLite: the connection's transaction is a snapshot already.
+    half-read chain never looks broken). SQLite: a deferred transaction is a snapshot already, and
+    it does not hold the write lock, so appends go on while an auditor verifies.
     """
-    with engine.connect() as conn:
+    with read_only(engine).connect() as conn:
         if engine.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():

@@ -335,7 +335,7 @@ class Dispatcher:
         or for its next lookup can be decided (None if none)."""
         now, clock = self.now(), time.monotonic()
         d = deliveries
-        with self.app.engine.connect() as conn:
+        with self.app.reader.connect() as conn:
             rows = conn.execute(self._rows().where(d.c.status.in_([S.SENDING, S.UNKNOWN]))).all()
             dead = self.worker.dead_claimers(conn, {r.claimed_by for r in rows if r.status == S.SENDING and r.claimed_by},
                                              now)
@@ -428,7 +428,7 @@ class Dispatcher:
             q = q.where(runs.c.status == RunStatus.APPROVED)
         if run_id is not None:
             q = q.where(d.c.run_id == run_id)
-        with self.app.engine.connect() as conn:
+        with self.app.reader.connect() as conn:
             return int(conn.execute(q).scalar_one())
 
     def _next_retry(self, run_id: int | None) -> datetime | None:
@@ -436,7 +436,7 @@ class Dispatcher:
         q = sa.select(sa.func.min(d.c.next_attempt_at)).where(d.c.status == S.PENDING, d.c.next_attempt_at.is_not(None))
         if run_id is not None:
             q = q.where(d.c.run_id == run_id)
-        with self.app.engine.connect() as conn:
+        with self.app.reader.connect() as conn:
             value = conn.execute(q).scalar_one()
         return as_utc(value) if value else None
 

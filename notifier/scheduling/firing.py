@@ -52,7 +52,7 @@ def fire(app: App, rule: Rule, scheduled_at: datetime, *, now: datetime | None =
         return Firing(rule.id, scheduled_at, "duplicate", reason="this firing already happened")
     day = scheduled_at.astimezone(app.config.timezone).date()
     run_id, reason = None, None
-    with app.engine.connect() as conn:
+    with app.reader.connect() as conn:
         state = approval_state(conn, rule, app.config.approval_levels)
     if now - scheduled_at > grace:
         status, reason = "missed", f"{now - scheduled_at} late, beyond the grace period of {grace}"
@@ -87,7 +87,7 @@ def _release(app: App, run_id: int, rule_approvals: list[dict[str, Any]]) -> Non
 def last_firings(app: App) -> dict[str, Any]:
     """The newest firing of each rule."""
     latest = sa.select(firings.c.rule_id, sa.func.max(firings.c.scheduled_at).label("at")).group_by(firings.c.rule_id).subquery()
-    with app.engine.connect() as conn:
+    with app.reader.connect() as conn:
         rows = conn.execute(sa.select(firings).join(latest, sa.and_(firings.c.rule_id == latest.c.rule_id,
                                                                     firings.c.scheduled_at == latest.c.at))).all()
     return {r.rule_id: r for r in rows}

@@ -1,7 +1,10 @@
 """Opening the database: engine settings per dialect and migrations to head.
 
 SQLite runs in WAL mode with one writer at a time: every transaction starts with
-BEGIN IMMEDIATE so two processes never both read-then-write into a deadlock.
+BEGIN IMMEDIATE so two processes never both read-then-write into a deadlock. Connections of
+`read_only(engine)` start a plain deferred BEGIN instead: a long read (a preview of a million
+residents, `audit verify`) then sees one consistent snapshot without holding the write lock, so
+the dispatcher keeps writing meanwhile.
 PostgreSQL is used as is; workers there claim rows with FOR UPDATE SKIP LOCKED.
 """
 from __future__ import annotations
@@ -41,8 +44,16 @@ def create_db_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
     return engine
+
+
+_READ_ONLY = "notifier_read_only"
+
+
+def read_only(engine: sa.Engine) -> sa.Engine:
+    """The same engine (same pool) for connections that only read: see the module docstring."""
+    return engine.execution_options(**{_READ_ONLY: True})
 
 
 def _alembic_config(engine: sa.Engine) -> AlembicConfig:
