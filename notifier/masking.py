@@ -1,4 +1,5 @@
-"""Masking personal data for logs, previews and error messages: 138****5678, 110101********1234, 张*.
+"""Masking personal data for logs, previews and error messages: 138****5678, 110101********1234, 张*,
+城关镇柳林村****.
 
 Residents' phone numbers, ID numbers, names and e-mail addresses must never reach a log, a
 preview or an error message in full; the masked forms still let an operator recognise which
@@ -69,6 +70,19 @@ def mask_email(value: str | None) -> str:
     if not at:
         return mask_name(domain)
     return f"{local[:1]}***@{domain}"
+
+
+_ADDRESS_AREA = re.compile(r".*(?:村|社区|街道|镇|乡)")
+
+
+def mask_address(value: str | None) -> str:
+    """城关镇柳林村****: the township and village stay (where the letter went), the house does not."""
+    if not value:
+        return ""
+    text = str(value).strip()
+    area = _ADDRESS_AREA.match(text)
+    keep = area.end() if area and area.end() < len(text) else len(text) // 3
+    return text[:keep] + "*" * (len(text) - keep)
 
 
 def mask_value(value: object) -> str:

@@ -560,6 +560,7 @@ def test_coverage_accounts_for_every_resident(smtp_app: App, tmp_path: Path) -> 
     hist = resident_history(app, "F02")
     assert [(d["channel"], d["status"]) for d in hist["deliveries"]] == [("email", "failed"), ("letter", "sent")]
     assert hist["deliveries"][0]["recipient"] == "w***@example.com" and hist["deliveries"][0]["rule"] == "farm-subsidy-2026"
+    assert hist["deliveries"][1]["recipient"] == "东村**"   # the postal address: village kept, house hidden
 
 
 def test_coverage_of_a_cancelled_run_and_the_cli(app: App, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

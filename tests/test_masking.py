@@ -6,7 +6,7 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
-from notifier.masking import mask_email, mask_id_number, mask_name, mask_phone, mask_text, mask_value
+from notifier.masking import mask_address, mask_email, mask_id_number, mask_name, mask_phone, mask_text, mask_value
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -72,6 +72,18 @@ def test_mask_email(value: str | None, expected: str) -> None:
 
 
 @pytest.mark.parametrize("value, expected", [
+    ("城关镇柳林村12号", "城关镇柳林村***"),
+    ("河口乡石桥村3组45号", "河口乡石桥村*****"),
+    ("东岭镇人民路8号院2单元", "东岭镇*********"),
+    ("柳林村", "柳**"),               # nothing after the village: most of it still hidden
+    ("Flat 3, 12 High Street", "Flat 3,***************"),   # no Chinese area: the first third stays
+    (None, ""),
+])
+def test_mask_address(value: str | None, expected: str) -> None:
+    assert mask_address(value) == expected
+
+
+@pytest.mark.parametrize("value, expected", [
     (None, "None"),
     (True, "True"),
     ("张三", "str '张*'"),
@@ -131,7 +143,7 @@ def test_mask_text_is_idempotent(text: str) -> None:
 
 @given(st.text(max_size=40))
 def test_masks_never_raise_and_never_show_long_values_whole(value: str) -> None:
-    for mask in (mask_phone, mask_id_number, mask_name, mask_email):
+    for mask in (mask_phone, mask_id_number, mask_name, mask_email, mask_address):
         out = mask(value)
         assert isinstance(out, str)
         if "*" not in value and len(value.strip()) >= 2:  # (an already masked value may mask to itself)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from ..app import App
 from ..clock import as_utc
 from ..errors import NotFound
-from ..masking import mask_email, mask_phone, mask_text
+from ..masking import mask_address, mask_email, mask_phone, mask_text
 from ..storage.schema import deliveries, runs
 
 OUTCOMES = ("delivered", "sent", "fallback", "failed", "skipped", "unknown", "pending")
@@ -149,4 +149,4 @@ def resident_history(app: App, resident_id: str) -> dict[str, Any]:
 def _mask_recipient(channel: str, value: str | None) -> str | None:
     if not value:
         return None
-    return mask_phone(value) if channel == "sms" else mask_email(value) if channel == "email" else mask_text(value)
+    return mask_phone(value) if channel == "sms" else mask_email(value) if channel == "email" else mask_address(value)
