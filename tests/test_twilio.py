@@ -8,6 +8,7 @@ import csv
 import json
 from datetime import datetime, timedelta, timezone
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from notifier.channels.twilio import TwilioProvider
 from notifier.config import load_config
 from notifier.delivery.workers import Worker, new_worker_id
 from notifier.errors import ConfigError, ProviderError
+from notifier.receipts import Receipt, apply_receipt
 from notifier.residents.importer import import_residents
 from notifier.status import FINAL_STATUSES, Channel, DeliveryStatus
 from notifier.storage.schema import audit_events, deliveries
@@ -432,6 +434,45 @@ def test_a_restart_settles_the_rows_of_a_dead_sender_but_not_of_a_live_one(tmp_p
                 audit_events.c.subject == f"delivery:{settled.id}").order_by(audit_events.c.seq)).scalars())]
         assert settled.status == "sent" and moves == [("sending", "pending"), ("pending", "sending"), ("sending", "sent")]
         assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES[1:]}
+    finally:
+        app.close()
+
+
+def test_a_receipt_before_the_answer_wins_and_the_answer_is_audited_as_such(tmp_path: Path, sqlite_url: str,
+                                                                           tserver: TwilioServer) -> None:
+    """Twilio can call back before its answer to the create arrives: the receipt settles the
+    row, and the late answer adds its facts without claiming a status change."""
+    tserver.fail_next(Fault(201, delay=1.0))
+    app = campaign(tmp_path, sqlite_url, tserver)
+    try:
+        run_id = runs.create_run(app, rule(app), ON, "clerk").run
+        approve_all(app, run_id)
+
+        def deliver_early() -> None:   # the webhook, while the answer is still on its way
+            while not tserver.messages:
+                time.sleep(0.01)
+            m = tserver.messages[0]
+            d = sms_rows(app, run_id)[m.to]
+            assert d.status == "sending"
+            apply_receipt(app, Receipt.from_twilio({"MessageSid": m.sid, "MessageStatus": "delivered"}, {"d": str(d.id)}))
+
+        early = threading.Thread(target=deliver_early)
+        early.start()
+        report = send(app, run_id)
+        early.join()
+        assert report.sent == 10
+        m = tserver.messages[0]
+        row = sms_rows(app, run_id)[m.to]
+        assert (row.status, row.provider_message_id, row.segments) == ("delivered", m.sid, m.num_segments)
+        assert row.sent_at is not None
+        with app.engine.connect() as conn:
+            events = [(a, json.loads(p)) for a, p in conn.execute(
+                sa.select(audit_events.c.action, audit_events.c.payload)
+                .where(audit_events.c.subject == f"delivery:{row.id}").order_by(audit_events.c.seq))]
+        assert [(a, e.get("from"), e.get("to")) for a, e in events] == [
+            ("delivery.status", "pending", "sending"), ("delivery.receipt", "sending", "delivered"),
+            ("delivery.send_result", None, None)]
+        assert (events[-1][1]["answer"], events[-1][1]["message_id"]) == ("sent", m.sid)
     finally:
         app.close()
 

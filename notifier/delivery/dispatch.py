@@ -302,12 +302,38 @@ class Dispatcher:
                     error_code=sa.bindparam("error_code"), reason=sa.bindparam("reason"), sent_at=sa.bindparam("sent_at"),
                     next_attempt_at=sa.bindparam("next_attempt_at"), updated_at=now)
         with self.app.engine.begin() as conn:
+            q = sa.select(d.c.id).where(d.c.id.in_([u["b_id"] for u in updates]), d.c.status == S.SENDING)
+            still = set(conn.execute(q.with_for_update() if self.postgres else q).scalars())
+            if len(still) < len(updates):
+                updates, events, fallbacks = self._overtaken(conn, still, updates, events, fallbacks, now)
             stmt = d.update().where(d.c.id == sa.bindparam("b_id"), d.c.status == S.SENDING)
             executemany(conn, stmt.values(**base), updates)
             audit.append(conn, events + self.failovers, now=now)
             self.failovers.clear()
             fall_back(conn, self.app, [j.row.id for j in fallbacks], now, self.actor)
             self._complete_runs(conn, {j.row.run_id for j in jobs}, now)
+
+    def _overtaken(self, conn: sa.Connection, still: set[int], updates: list[dict[str, Any]],
+                   events: list[audit.AuditEvent], fallbacks: list[_Job], now: datetime
+                   ) -> tuple[list[dict[str, Any]], list[audit.AuditEvent], list[_Job]]:
+        """Rows a receipt moved on while the provider's answer was on its way (Twilio can call
+        back before it answers): their status stays as the receipt set it, the answer's facts
+        (SID, segments, time) are kept where still empty, and the audit log records the answer
+        as what it is, not as a status change that did not happen."""
+        d = deliveries
+        late = [(u, e) for u, e in zip(updates, events) if u["b_id"] not in still]
+        for u, e in late:
+            if u["provider_message_id"]:
+                conn.execute(d.update().where(d.c.id == u["b_id"]).values(
+                    provider_message_id=sa.func.coalesce(d.c.provider_message_id, u["provider_message_id"]),
+                    segments=sa.func.coalesce(d.c.segments, u["segments"]),
+                    sent_at=sa.func.coalesce(d.c.sent_at, u["sent_at"]), provider=u["provider"]))
+        answers = [audit.AuditEvent(self.actor, "delivery.send_result", e.subject,
+                                    {k: v for k, v in e.payload.items() if k not in ("from", "to")}
+                                    | {"answer": e.payload["to"], "note": "a receipt had already settled the status"})
+                   for _, e in late]
+        kept = [(u, e) for u, e in zip(updates, events) if u["b_id"] in still]
+        return [u for u, _ in kept], [e for _, e in kept] + answers, [j for j in fallbacks if j.row.id in still]
 
     def _complete_runs(self, conn: sa.Connection, run_ids: set[int], now: datetime) -> None:
         d = deliveries
