@@ -477,6 +477,61 @@ def test_two_serves_fire_a_scheduled_notice_once_and_the_standby_takes_over(tmp_
                 p.kill()
 
 
+def test_editing_a_scheduled_rule_stops_its_sends_until_approved_again(tmp_path: Path, sqlite_url: str,
+                                                                       tserver: TwilioServer) -> None:
+    """Under `serve`: an approved notice fires and sends; after an edit (and SIGHUP) its next
+    firing is not released, so residents added meanwhile get nothing, until the new version is
+    approved."""
+    from notifier.scheduling.approval import approve_rule
+    from notifier.storage.schema import firings, runs as runs_table
+    port = free_port()
+    cfg = project(tmp_path, sqlite_url, tserver, port)
+    rule_file = tmp_path / "rules" / "farm-subsidy-2026.yaml"
+
+    def schedule_in(seconds: int, old: str) -> str:
+        at = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(seconds=seconds)).replace(microsecond=0, tzinfo=None)
+        new = f"schedule: {{once: {at.isoformat()}}}"
+        rule_file.write_text(rule_file.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+        return new
+
+    first = schedule_in(6, "schedule: {once: 2026-04-01T09:00}")
+    app = App.open(cfg)
+    import_residents(app, cfg.parent / "p.csv")
+    for who in ("reviewer1", "reviewer2"):
+        approve_rule(app, rule(app), who)
+    proc = start_serve(cfg, port)
+    try:
+        wait_for(lambda: statuses(cfg).get("sent") == 10, 40, "the first firing to be sent")
+        # New residents, and an edit (the schedule is part of the rule): a new, unapproved version.
+        late = [f"139000003{i:02d}" for i in range(1, 4)]
+        with (tmp_path / "late.csv").open("w", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows([HEADER, *[[f"L{i}", f"李{i}", p, "", f"北村{i}号", "城关镇", "北村", "农村", "2", ""]
+                                              for i, p in enumerate(late, 1)]])
+        import_residents(app, tmp_path / "late.csv")
+        schedule_in(4, first)
+        proc.send_signal(signal.SIGHUP)
+
+        def fired_twice() -> bool:
+            with app.engine.connect() as conn:
+                return len(conn.execute(sa.select(firings.c.id).where(firings.c.rule_id == "farm-subsidy-2026")).all()) == 2
+        wait_for(fired_twice, 30, "the edited rule's firing")
+        time.sleep(1.5)   # several dispatch rounds
+        with app.engine.connect() as conn:
+            fired = conn.execute(sa.select(firings.c.status, firings.c.run_id)
+                                 .where(firings.c.rule_id == "farm-subsidy-2026").order_by(firings.c.id)).all()
+            made = conn.execute(sa.select(runs_table.c.status)).scalars().all()
+        assert [f.status for f in fired] == ["created", "unapproved"] and fired[1].run_id is None
+        assert made == ["completed"] and statuses(cfg) == {"sent": 10}
+        assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}   # nobody new was told
+        assert not approve_rule(app, rule(app), "reviewer1").approved     # one level of two is not enough
+        code, err = stop_serve(proc)
+        assert code == 0, err
+    finally:
+        app.close()
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_serve_writes_audit_checkpoints_periodically(tmp_path: Path, sqlite_url: str, tserver: TwilioServer) -> None:
     port = free_port()
     cfg = project(tmp_path, sqlite_url, tserver, port)
