@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -35,5 +36,15 @@ def test_a_reader_with_an_open_transaction_does_not_block_a_writer(tmp_path: Pat
             writer.join()
         with app.reader.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(audit.audit_events)).scalar_one() == seen + 1
+    finally:
+        app.close()
+
+
+def test_postgresql_connections_run_without_jit(pg_server: Any, tmp_path: Path) -> None:
+    """JIT compiling each rule query costs more than it saves (docs/benchmarks.md, Rules)."""
+    app = App.open(write_config(tmp_path, pg_server.create_database("nojit")))
+    try:
+        with app.reader.connect() as conn:
+            assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
     finally:
         app.close()
