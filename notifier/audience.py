@@ -1,22 +1,34 @@
 """Who a rule reaches on a date, and through which channel.
 
-Counts come from one GROUP BY over the compiled rule query; the matched residents come from
-the same query joined with their contacts. Each resident gets the first reachable channel in
-the rule's order (their own preferred channel first, if the rule offers it).
+One scan of the residents table answers one rule or many. It keeps only the residents some rule
+matches or leaves for review (`NOT fails`, a few % per rule, short-circuited by the database
+like hand-written AND/OR), with their contacts, each rule's result and whether the data behind
+each review-able condition is missing. Counts are tallied from those rows and no_match is the
+rest of the register, so a rule costs one pass instead of a count, a review and a member query.
+Each matched resident gets the first reachable channel in the rule's order (their own preferred
+channel first, if the rule offers it).
 """
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import compress
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
 
 from .app import App
-from .rules.compile import MATCH, NO_MATCH, REVIEW, UNKNOWN, CompiledRule, compile_rule
+from .rules.compile import FAIL, MATCH, NO_MATCH, PASS, REVIEW, UNKNOWN, CompiledRule, compile_rule
 from .rules.model import Rule
 from .status import Channel
 from .storage.schema import opt_outs
+
+CONTACTS = ("resident_id", "preferred_channel", "phone", "phone_kind", "email", "address", "opted_out")
+CHUNK = 20_000   # rows fetched and tallied at a time: the kept rows are never all in memory at once
 
 
 @dataclass(frozen=True)
@@ -62,31 +74,129 @@ def choose_channel(channels: list[Channel], preferred: str | None, phone: str | 
     return None, None, "no usable contact: " + ", ".join(reasons)
 
 
-def _count_if(predicate: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-    return sa.func.coalesce(sa.func.sum(sa.case((predicate, 1), else_=0)), 0)
+class scan_order(GenericFunction[str]):
+    """An ORDER BY key that SQLite sorts the kept rows by instead of walking the whole table in
+    primary-key order: that walk reads pages at random unless rows were imported in id order."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(scan_order)
+def _scan_order(element: scan_order, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(scan_order, "sqlite")
+def _scan_order_sqlite(element: scan_order, compiler: Any, **kw: Any) -> str:
+    return f"+{compiler.process(element.clauses, **kw)}"   # unary + is a no-op that no index provides
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """The one query for a set of rules and where each value sits in its rows; the last value is
+    the register size, counted by the same statement so that counts always add up."""
+
+    query: sa.Select[Any]
+    code_at: dict[str, int]      # rule id -> index of its result (2 match, 1 review, 0 no_match)
+    null_at: dict[str, int]      # column name -> index of its "is NULL" flag
+
+
+def _register_size(t: sa.Table) -> sa.Select[tuple[int]]:
+    return sa.select(sa.func.count()).select_from(t)
+
+
+def _code(c: CompiledRule) -> sa.ColumnElement[int]:
+    """The rule's result (as `c.result`) from its plain predicates, which stop at the first
+    decisive condition: cheaper for the many rules a kept resident does not concern."""
+    return sa.case((c.fails, FAIL), (c.matches, PASS), else_=UNKNOWN)
+
+
+def _scan(t: sa.Table, compiled: Sequence[CompiledRule], members: bool) -> _Scan:
+    """Residents that some rule does not fail. Rules needing related-records lookups are tried
+    last, so a resident already kept by a cheap rule never pays for them in the filter."""
+    head: list[sa.ColumnElement[Any]] = []
+    if members:
+        opted = sa.exists().where(opt_outs.c.phone == t.c.phone)
+        head = [*(t.c[name] for name in CONTACTS[:-1]), opted.label(CONTACTS[-1])]
+    nullable = {str(col.key): col for c in compiled for col in c.unknown_when_null.values()}
+    codes = [_code(c) for c in compiled]
+    flags = [col.is_(None) for col in nullable.values()]
+    query = (sa.select(*head, *codes, *flags, _register_size(t).scalar_subquery().correlate(None)).select_from(t)
+             .where(sa.or_(*[sa.not_(c.fails) for c in sorted(compiled, key=lambda c: c.costly)])))
+    if members:
+        query = query.order_by(scan_order(t.c.resident_id))
+    code_at = {c.rule.id: len(head) + i for i, c in enumerate(compiled)}
+    null_at = {name: len(head) + len(codes) + i for i, name in enumerate(nullable)}
+    return _Scan(query, code_at, null_at)
+
+
+class _Members:
+    """Members of one chunk of rows, built once per resident and channel order: rules offering
+    the same channels share them (Member is immutable)."""
+
+    def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
+        self.rows = rows
+        self.cache: dict[tuple[Channel, ...], dict[int, Member]] = {}
+
+    def pick(self, channels: list[Channel], indexes: list[int]) -> list[Member]:
+        known = self.cache.setdefault(tuple(channels), {})
+        for i in indexes:
+            if i not in known:
+                rid, preferred, phone, kind, email, address, opted = self.rows[i][:len(CONTACTS)]
+                known[i] = Member(rid, *choose_channel(channels, preferred, phone, kind, email, address, bool(opted)))
+        return list(map(known.__getitem__, indexes))
+
+
+class _Tally:
+    """One rule's share of a scan: match and review rows, missing data among reviews, members."""
+
+    def __init__(self, compiled: CompiledRule, scan: _Scan) -> None:
+        self.compiled = compiled
+        self.code_at = scan.code_at[compiled.rule.id]
+        self.flag_at = {leaf_id: scan.null_at[str(col.key)] for leaf_id, col in compiled.unknown_when_null.items()}
+        self.matched = self.review = 0
+        self.missing: Counter[str] = Counter()
+        self.members: list[Member] = []
+
+    def add(self, columns: list[tuple[Any, ...]], members: _Members | None) -> None:
+        codes = columns[self.code_at]
+        kept = list(compress(range(len(codes)), codes))   # not FAIL (0): a few % of the chunk, found at C speed
+        matched, review = [i for i in kept if codes[i] == PASS], [i for i in kept if codes[i] == UNKNOWN]
+        self.matched += len(matched)
+        self.review += len(review)
+        for leaf_id, at in self.flag_at.items():
+            self.missing[leaf_id] += sum(map(columns[at].__getitem__, review))
+        if members is not None:
+            self.members += members.pick(self.compiled.rule.channels, matched)
+
+    def audience(self, total: int) -> Audience:
+        counts = {MATCH: self.matched, NO_MATCH: total - self.matched - self.review, REVIEW: self.review}
+        lacking = [{"id": leaf.id, "label": leaf.label, "missing": int(self.missing[leaf.id])}
+                   for leaf in self.compiled.leaves if self.missing[leaf.id]]
+        return Audience(self.compiled, counts, self.members, lacking)
+
+
+def evaluate_many(app: App, rules: Iterable[Rule], on: date, *, members: bool = True) -> dict[str, Audience]:
+    """Every rule's audience from one scan of the residents table; each equals `evaluate`'s."""
+    compiled = [compile_rule(rule, app.dictionary, app.residents, on) for rule in {r.id: r for r in rules}.values()]
+    if not compiled:
+        return {}
+    scan = _scan(app.residents, compiled, members)
+    tallies = [_Tally(c, scan) for c in compiled]
+    total = None
+    with app.reader.connect() as conn:   # one snapshot, without holding SQLite's write lock
+        for rows in conn.execution_options(yield_per=CHUNK).execute(scan.query).partitions():
+            columns = list(zip(*rows))
+            total = columns[-1][0]
+            chunk = _Members(rows) if members else None
+            for tally in tallies:
+                tally.add(columns, chunk)
+        if total is None:   # nobody kept: no_match is the whole register
+            total = conn.execute(_register_size(app.residents)).scalar_one()
+    return {t.compiled.rule.id: t.audience(int(total)) for t in tallies}
 
 
 def evaluate(app: App, rule: Rule, on: date, *, members: bool = True) -> Audience:
-    compiled = compile_rule(rule, app.dictionary, app.residents, on)
-    t = app.residents
-    with app.engine.connect() as conn:
-        matched, failed, total = conn.execute(sa.select(_count_if(compiled.matches), _count_if(compiled.fails),
-                                                        sa.func.count()).select_from(t)).one()
-        counts = {MATCH: int(matched), NO_MATCH: int(failed), REVIEW: int(total - matched - failed)}
-        audience = Audience(compiled, counts)
-        if counts[REVIEW]:  # which conditions lacked data, among the residents left for review
-            lacking = conn.execute(sa.select(*[sa.func.sum(sa.case((cond == UNKNOWN, 1), else_=0))
-                                               for cond in compiled.conditions.values()])
-                                   .where(sa.not_(compiled.matches), sa.not_(compiled.fails))).one()
-            audience.review_conditions = [{"id": leaf.id, "label": leaf.label, "missing": int(k)}
-                                          for leaf, k in zip(compiled.leaves, lacking) if k]
-        if members:
-            opted = sa.exists().where(opt_outs.c.phone == t.c.phone)
-            rows = conn.execute(
-                sa.select(t.c.resident_id, t.c.preferred_channel, t.c.phone, t.c.phone_kind, t.c.email, t.c.address,
-                          opted.label("opted_out")).where(compiled.matches).order_by(t.c.resident_id))
-            for r in rows:
-                ch, recipient, reason = choose_channel(rule.channels, r.preferred_channel, r.phone, r.phone_kind,
-                                                       r.email, r.address, bool(r.opted_out))
-                audience.members.append(Member(r.resident_id, ch, recipient, reason))
-    return audience
+    """One rule: the same single scan, filtered by that rule alone."""
+    return evaluate_many(app, [rule], on, members=members)[rule.id]

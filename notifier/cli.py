@@ -53,10 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     rules = sub.add_parser("rules", help="check, preview and explain rules").add_subparsers(dest="action", required=True, metavar="ACTION")
     s = rules.add_parser("check", parents=[common], help="check rule files, fields.yaml, templates and embedded tests")
     s.add_argument("paths", nargs="*", type=Path)
-    s = rules.add_parser("preview", parents=[common], help="audience counts, channels, SMS cost and sample messages")
-    s.add_argument("rule")
+    s = rules.add_parser("preview", parents=[common], help="audience counts, channels, SMS cost and sample messages; "
+                                                            "with several rules or --all, one summary table")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("rule", nargs="*", default=[], metavar="RULE")
+    which.add_argument("--all", action="store_true", help="every rule in the rules folder (one scan of the register)")
     s.add_argument("--on", type=_date, help="date the rule is evaluated for (default: today)")
-    s.add_argument("--sample", type=int, default=3, metavar="N")
+    s.add_argument("--sample", type=int, default=3, metavar="N", help="sample messages shown (one rule only)")
     s = rules.add_parser("explain", parents=[common], help="why a resident does or does not match")
     s.add_argument("rule")
     s.add_argument("resident_id")
@@ -215,7 +218,9 @@ def cmd_rules(args: argparse.Namespace) -> int:
         return 0 if report.ok else 1
     from .preview import explain, preview
     app = _open(args)
-    rule = _rule(app, args.rule)
+    if args.action == "preview" and (args.all or len(args.rule) > 1):
+        return _preview_many(app, args)
+    rule = _rule(app, args.rule[0] if args.action == "preview" else args.rule)
     on = args.on or _today(app)
     if args.action == "preview":
         out = preview(app, rule, on, args.sample)
@@ -246,6 +251,35 @@ def cmd_rules(args: argparse.Namespace) -> int:
         mark = {"pass": "✓", "fail": "✗", "unknown": "?"}[c["result"]]
         console.print(f"  {mark} {c['text']}", markup=False)
     return 0
+
+
+def _preview_many(app: Any, args: argparse.Namespace) -> int:
+    """Counts and channels of several rules (or --all) from one scan; with --all a broken rule
+    file is reported and the others are still previewed (exit 3)."""
+    from .preview import preview_many
+    from .rules.load import load_rules, rule_files
+    problems: list[Problem] = []
+    if args.all:
+        loaded, problems = load_rules(rule_files(app.config.rules_dir), app.dictionary, app.config.templates_dir)
+        rules = [loaded[k] for k in sorted(loaded)]
+    else:
+        rules = [_rule(app, rule_id) for rule_id in dict.fromkeys(args.rule)]
+    on = args.on or _today(app)
+    out = preview_many(app, rules, on) | {"errors": [p.as_json() for p in problems]}
+    if args.json:
+        emit_json(out)
+    else:
+        t = Table(title=f"{len(rules)} rules on {on}")
+        t.add_column("rule")
+        for col in ("match", "no_match", "review", "sms", "email", "letter", "no contact"):
+            t.add_column(col, justify="right")
+        for r in out["rules"]:
+            c, bc = r["counts"], r["by_channel"]
+            t.add_row(r["rule"], *map(str, (c["match"], c["no_match"], c["review"], bc["sms"], bc["email"], bc["letter"], bc["none"])))
+        console.print(t)
+        for p in problems:
+            err_console.print(str(p), markup=False)
+    return 3 if problems else 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

@@ -13,8 +13,11 @@ from notifier.app import App
 from notifier.errors import RuleError
 from notifier.rules.compile import compile_rule, result_name, years_before
 from notifier.rules.load import read_rule
+from notifier.status import Channel
 from notifier.storage.fieldcols import column_name
 from notifier.storage.schema import records
+
+from .conftest import write_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -183,3 +186,65 @@ def test_embedded_tests_run_through_the_compiled_sql(tmp_path: Path) -> None:
     assert "expected match, got no_match (rural pass, nf fail)" in failures["test 'funded'"].message
     assert failures["test 'funded'"].line == 14
     assert "expected review, got match" in failures["test 'typo'"].message
+
+
+BLANKED = ("户籍类型", "承包耕地面积", "家庭人均年收入", "低保金额", "房屋安全等级")
+
+
+def sample_register(folder: Path, n: int) -> tuple[Path, Path]:
+    """Generated residents and grants CSVs, with some cells the sample rules read left empty
+    (so some residents are `review`)."""
+    from notifier.samplegen import generate, write_csv
+    sample = generate(n, seed=11)
+    cols = [sample.residents_header.index(h) for h in BLANKED]
+    for i, row in enumerate(sample.residents_rows):
+        if i % 7 == 0:
+            row[cols[i // 7 % len(cols)]] = ""
+    write_csv(folder / "residents.csv", sample.residents_header, sample.residents_rows)
+    write_csv(folder / "grants.csv", sample.grants_header, sample.grants_rows)
+    return folder / "residents.csv", folder / "grants.csv"
+
+
+def test_sample_rules_in_one_scan_equal_one_at_a_time(app: App, tmp_path: Path) -> None:
+    """What `rules preview --all` shows (evaluate_many) is what each rule's preview and run get
+    (evaluate): counts, members in order with channel and recipient, missing-data counts."""
+    from notifier.audience import evaluate, evaluate_many
+    from notifier.residents.importer import import_records, import_residents
+    from notifier.rules.load import load_rules, rule_files
+    from notifier.storage.schema import opt_outs
+    people, grants = sample_register(tmp_path, 600)
+    import_residents(app, people)
+    import_records(app, "grants", grants)
+    with app.engine.begin() as conn:   # some residents opted out of SMS: they get a letter or e-mail
+        phones = conn.execute(sa.select(app.residents.c.phone).where(app.residents.c.phone.is_not(None))).scalars().all()
+        conn.execute(opt_outs.insert(), [{"phone": p, "source": "test", "created_at": datetime.now(timezone.utc)} for p in phones[::5]])
+    rules, problems = load_rules(rule_files(REPO / "rules"), app.dictionary, REPO / "templates")
+    assert problems == []
+    for on in (date(2026, 3, 2), date(2026, 12, 5)):
+        many = evaluate_many(app, rules.values(), on)
+        for rule in rules.values():
+            one, got = evaluate(app, rule, on), many[rule.id]
+            assert (got.counts, got.members, got.review_conditions) == (one.counts, one.members, one.review_conditions), rule.id
+            assert sum(got.counts.values()) == len(people.read_text(encoding="utf-8").splitlines()) - 1
+        assert all(a.counts["match"] and a.counts["review"] and a.review_conditions for a in many.values())
+        assert {m.channel for a in many.values() for m in a.members} >= {Channel.SMS, Channel.LETTER}
+
+
+def test_audiences_read_without_the_sqlite_write_lock(tmp_path: Path) -> None:
+    """A preview of the whole register must not wait for (or block) the dispatcher's writes: it
+    reads one snapshot through `app.reader`, so an open write transaction is neither waited for
+    nor seen."""
+    from notifier.audience import evaluate_many
+    from notifier.rules.load import find_rule
+    app = App.open(write_config(tmp_path, f"sqlite:///{tmp_path / 'n.db'}"))
+    try:
+        seed(app)
+        rule = find_rule("farm-subsidy-2026", app.config.rules_dir, app.dictionary, app.config.templates_dir)
+        before = evaluate_many(app, [rule], date(2026, 3, 2))[rule.id].counts
+        with app.engine.begin() as conn:   # BEGIN IMMEDIATE: holds the write lock until the end of the block
+            now = datetime.now(timezone.utc)
+            conn.execute(app.residents.insert().values(resident_id="z", created_at=now, updated_at=now, f_registration="rural"))
+            assert evaluate_many(app, [rule], date(2026, 3, 2))[rule.id].counts == before
+        assert sum(evaluate_many(app, [rule], date(2026, 3, 2))[rule.id].counts.values()) == sum(before.values()) + 1
+    finally:
+        app.close()

@@ -171,3 +171,107 @@ def test_every_operator_at_its_boundaries(app: App, tmp_path: Path, if_missing: 
             got = {r.resident_id: r.result for r in conn.execute(compile_rule(rule, app.dictionary, t, ON).query)}
         want = {f"v{i}": evaluate(cond, {field: v}) for i, v in enumerate(values)}
         assert {k: {0: False, 1: None, 2: True}[v] for k, v in got.items()} == want, cond
+
+
+# --- Many rules in one scan -----------------------------------------------------------------
+# `evaluate_many` keeps the residents that any rule does not fail and tallies every rule from
+# the same rows; each rule's audience must be exactly the one `evaluate` gives it alone, and both
+# must match the reference, including related records, contacts, opt-outs and missing data.
+
+GRANT_DATES = [date(2023, 2, 28), date(2023, 3, 1), date(2025, 6, 1)]     # 3 years before ON is 2023-03-01
+DOMAINS = ["rural_housing_repair", "farm_subsidy"]
+CHANNEL_ORDERS = st.permutations(["sms", "email", "letter"]).flatmap(lambda p: st.integers(1, 3).map(lambda k: list(p[:k])))
+
+record_leaf = st.builds(
+    lambda quantifier, domain, years: {quantifier: {"records": "grants", "where": {"item_domain": domain},
+                                                    **({"within_years": years} if years else {})}},
+    st.sampled_from(["any", "none"]), st.sampled_from(DOMAINS), st.sampled_from([None, 3]))
+tree_with_records = st.recursive(leaf() | record_leaf, lambda kids: st.one_of(
+    st.builds(lambda xs: {"all": xs}, st.lists(kids, min_size=1, max_size=3)),
+    st.builds(lambda xs: {"any": xs}, st.lists(kids, min_size=1, max_size=3)),
+    st.builds(lambda x: {"not": x}, kids)), max_leaves=5)
+person = st.fixed_dictionaries({
+    "fields": resident,
+    "grants": st.lists(st.tuples(st.sampled_from(DOMAINS), st.sampled_from(GRANT_DATES)), max_size=2),
+    "phone_kind": st.sampled_from([None, "mobile", "landline"]), "opted_out": st.booleans(),
+    "email": st.booleans(), "address": st.booleans(), "preferred_channel": st.sampled_from([None, "sms", "email", "letter"]),
+})
+
+
+def reference(cond: dict[str, Any], p: dict[str, Any]) -> bool | None:
+    """`evaluate` above, plus related records: any/none over grants with a where and a cutoff."""
+    quantifier = next((q for q in ("any", "none") if isinstance(cond.get(q), dict)), None)
+    if quantifier is None:
+        if "all" in cond or "any" in cond:
+            parts = [reference(c, p) for c in cond.get("all", cond.get("any"))]
+            decisive = False if "all" in cond else True
+            return decisive if decisive in parts else None if None in parts else not decisive
+        if "not" in cond:
+            inner = reference(cond["not"], p)
+            return None if inner is None else not inner
+        return evaluate(cond, p["fields"])
+    spec = cond[quantifier]
+    cutoff = date(ON.year - spec.get("within_years", 0), ON.month, ON.day) if "within_years" in spec else None
+    found = any(d == spec["where"]["item_domain"] and (cutoff is None or on >= cutoff) for d, on in p["grants"])
+    return found if quantifier == "any" else not found
+
+
+def lacking(rule: Any, people: list[dict[str, Any]], results: list[bool | None]) -> list[dict[str, object]]:
+    """Among review residents, how many miss the field of each condition that can be unknown."""
+    from notifier.rules.model import FieldCondition
+    review = [p["fields"] for p, r in zip(people, results) if r is None]
+    out: list[dict[str, object]] = []
+    for c in rule.leaves():
+        if isinstance(c, FieldCondition) and c.op != "is_missing" and c.if_missing == "review":
+            k = sum(1 for f in review if f[c.field] is None)
+            out += [{"id": c.id, "label": c.label, "missing": k}] if k else []
+    return out
+
+
+def seed_people(app: App, people: list[dict[str, Any]]) -> None:
+    from notifier.storage.schema import opt_outs, records
+    now = datetime.now(timezone.utc)
+    with app.engine.begin() as conn:
+        for table in (app.residents, records, opt_outs):
+            conn.execute(table.delete())
+        conn.execute(app.residents.insert(), [
+            {"resident_id": f"p{i}", "created_at": now, "updated_at": now, "phone": f"+8613800000{i:03d}" if p["phone_kind"] else None,
+             "phone_kind": p["phone_kind"], "email": f"p{i}@example.com" if p["email"] else None,
+             "address": f"{i}号" if p["address"] else None, "preferred_channel": p["preferred_channel"],
+             **{f"f_{k}": v for k, v in p["fields"].items()}} for i, p in enumerate(people)])
+        grants = [{"kind": "grants", "resident_id": f"p{i}", "record_date": on, "data": {"item_domain": d, "granted_on": on.isoformat()},
+                   "fingerprint": f"p{i}-{j}", "imported_at": now} for i, p in enumerate(people) for j, (d, on) in enumerate(p["grants"])]
+        if grants:
+            conn.execute(records.insert(), grants)
+        opted = [{"phone": f"+8613800000{i:03d}", "source": "test", "created_at": now}
+                 for i, p in enumerate(people) if p["phone_kind"] and p["opted_out"]]
+        if opted:
+            conn.execute(opt_outs.insert(), opted)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(specs=st.lists(st.tuples(tree_with_records, CHANNEL_ORDERS), min_size=1, max_size=4),
+       people=st.lists(person, min_size=1, max_size=8))
+def test_many_rules_in_one_scan_agree(app: App, tmp_path: Path, specs: list[tuple[dict[str, Any], list[str]]],
+                                      people: list[dict[str, Any]]) -> None:
+    from notifier.audience import evaluate as audience, evaluate_many
+    rules = []
+    for n, (rule_tree, channels) in enumerate(specs):
+        path = tmp_path / f"prop{n}.yaml"
+        doc = {**HEAD, "id": f"prop{n}", "match": to_yaml(rule_tree), "channels": channels,
+               "templates": {c: f"farm_subsidy.{c}.j2" for c in channels}}
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+        rules.append(read_rule(path, app.dictionary, REPO / "templates"))
+    seed_people(app, people)
+    many, counted = evaluate_many(app, rules, ON), evaluate_many(app, rules, ON, members=False)
+    assert list(many) == [r.id for r in rules]
+    for rule, (rule_tree, _) in zip(rules, specs):
+        want = [reference(rule_tree, p) for p in people]
+        one, got = audience(app, rule, ON), many[rule.id]
+        assert one.counts == {"match": want.count(True), "no_match": want.count(False), "review": want.count(None)}
+        assert [m.resident_id for m in one.members] == sorted(f"p{i}" for i, w in enumerate(want) if w is True)
+        assert one.review_conditions == lacking(rule, people, want)
+        assert (got.counts, got.members, got.by_channel(), got.review_conditions) == \
+               (one.counts, one.members, one.by_channel(), one.review_conditions)
+        assert (counted[rule.id].counts, counted[rule.id].members, counted[rule.id].review_conditions) == \
+               (one.counts, [], one.review_conditions)

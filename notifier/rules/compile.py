@@ -64,6 +64,10 @@ class CompiledRule:
     fails: sa.ColumnElement[bool]                  # result is no_match, as a plain predicate
     thresholds: dict[str, Any]  # condition id -> value in force (for explanations)
     params_used: dict[str, dict[str, Any]]
+    # Condition id -> the column whose missing value makes it unknown, for the conditions that
+    # can be unknown at all (if_missing: review): audiences tell which data review rows lack.
+    unknown_when_null: dict[str, sa.ColumnElement[Any]]
+    costly: bool                # needs related-records lookups: scans test it after cheap rules
 
     def column(self, leaf_id: str) -> str:
         return f"cond_{leaf_id}"
@@ -96,6 +100,7 @@ class _Leaf:
     value: sa.ColumnElement[Any]
     passes: sa.ColumnElement[bool]
     fails: sa.ColumnElement[bool]
+    unknown_when_null: sa.ColumnElement[Any] | None = None   # unknown exactly when this column is NULL
 
 
 def _tri(test: sa.ColumnElement[bool], col: sa.ColumnElement[Any], if_missing: str) -> _Leaf:
@@ -104,7 +109,7 @@ def _tri(test: sa.ColumnElement[bool], col: sa.ColumnElement[Any], if_missing: s
     value = sa.case((missing, when_missing), (test, PASS), else_=FAIL)
     passes = sa.or_(missing, test) if if_missing == "pass" else sa.and_(present, test)
     fails = sa.or_(missing, sa.not_(test)) if if_missing == "fail" else sa.and_(present, sa.not_(test))
-    return _Leaf(value, passes, fails)
+    return _Leaf(value, passes, fails, col if if_missing == "review" else None)
 
 
 class _Compiler:
@@ -213,4 +218,6 @@ def compile_rule(rule: Rule, dictionary: DataDictionary, table: sa.Table, on: da
     # so the database short-circuits them exactly as it would hand-written AND/OR.
     matches, fails = comp.predicates(rule.match, compiled)
     query = sa.select(table.c.resident_id, *[v.label(f"cond_{k}") for k, v in conditions.items()], result.label("result"))
-    return CompiledRule(rule, on, query, leaves, conditions, result, matches, fails, comp.thresholds, comp.params_used)
+    unknown = {k: v.unknown_when_null for k, v in compiled.items() if v.unknown_when_null is not None}
+    return CompiledRule(rule, on, query, leaves, conditions, result, matches, fails, comp.thresholds, comp.params_used,
+                        unknown, _costly(rule.match))
