@@ -3,6 +3,7 @@ auditor verifies or staff preview a large audience."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 
 from notifier.app import App
 from notifier.audit import log as audit
+from notifier.storage.schema import leases
 
 from .conftest import write_config
 
@@ -48,3 +50,38 @@ def test_postgresql_connections_run_without_jit(pg_server: Any, tmp_path: Path) 
             assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
     finally:
         app.close()
+
+
+def test_bulk_writes_store_times_as_sqlalchemy_does(tmp_path: Path) -> None:
+    """Rows written by storage/bulk.executemany and by plain SQLAlchemy keep one text format on
+    SQLite, so comparing times in SQL (due retries, stale rows) compares like with like."""
+    app = App.open(write_config(tmp_path, f"sqlite:///{tmp_path / 'n.db'}"))
+    try:
+        at = datetime(2026, 4, 1, 4, 0, tzinfo=timezone.utc)
+        with app.engine.begin() as conn:
+            audit.append(conn, [audit.AuditEvent("clerk", "test.bulk", "x", {})], now=at)    # executemany
+            conn.execute(leases.insert().values(name="n", holder="h", expires_at=at))      # SQLAlchemy
+        with app.engine.connect() as conn:
+            raw = conn.exec_driver_sql("SELECT (SELECT ts FROM audit_events ORDER BY seq DESC LIMIT 1), "
+                                       "(SELECT expires_at FROM leases)").one()
+        assert raw[0] == raw[1] == "2026-04-01 04:00:00.000000"
+    finally:
+        app.close()
+
+
+def test_migration_rewrites_times_stored_in_the_drivers_format(tmp_path: Path) -> None:
+    from alembic import command
+
+    from notifier.storage.db import _alembic_config, create_db_engine, migrate
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_db_engine(url)
+    command.upgrade(_alembic_config(engine), "0003")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO leases VALUES ('a', 'h', '2026-04-01 04:00:00+00:00'), "
+                             "('b', 'h', '2026-04-01 04:00:00.250000+00:00'), ('c', 'h', '2026-04-01 04:00:00.500000')")
+    migrate(engine)
+    with engine.connect() as conn:
+        stored = dict(conn.exec_driver_sql("SELECT name, expires_at FROM leases").all())
+    engine.dispose()
+    assert stored == {"a": "2026-04-01 04:00:00.000000", "b": "2026-04-01 04:00:00.250000",
+                      "c": "2026-04-01 04:00:00.500000"}
