@@ -421,19 +421,23 @@ class Dispatcher:
             return ProviderError(f"cannot look it up: {exc.message}", provider.name, False, "render")
 
     def _settle(self, decided: list[tuple[Any, S, str, SendResult | None]], now: datetime) -> None:
+        """Apply what reconciliation decided, to rows still as they were read: another worker
+        reconciling at the same time may have settled (and even resent) one already."""
         d = deliveries
         with self.app.engine.begin() as conn:
+            done = []
             for r, new, why, found in decided:
                 assert can_transition(S(r.status), new), (r.status, new)
-                conn.execute(d.update().where(d.c.id == r.id, d.c.status == r.status).values(
-                    status=new, reason=why, updated_at=now, **({"provider_message_id": found.provider_message_id,
-                                                               "sent_at": now} if found else {})))
+                if conn.execute(d.update().where(d.c.id == r.id, d.c.status == r.status).values(
+                        status=new, reason=why, updated_at=now, **({"provider_message_id": found.provider_message_id,
+                                                                   "sent_at": now} if found else {}))).rowcount:
+                    done.append((r, new, why, found))
             audit.append(conn, [audit.AuditEvent(self.actor, "delivery.status", f"delivery:{r.id}",
                                                  {"run": r.run_id, "from": r.status, "to": new.value, "reason": why,
                                                   **({"message_id": found.provider_message_id} if found else {})})
-                                for r, new, why, found in decided], now=now)
-            self._complete_runs(conn, {r.run_id for r, _, _, _ in decided}, now)
-        self.reconciled += sum(1 for _, new, _, _ in decided if new is not S.UNKNOWN)
+                                for r, new, why, found in done], now=now)
+            self._complete_runs(conn, {r.run_id for r, _, _, _ in done}, now)
+        self.reconciled += sum(1 for _, new, _, _ in done if new is not S.UNKNOWN)
 
     async def _keep_alive(self) -> None:
         """Renew the worker's lease while it runs, batches in flight included: a batch held back
