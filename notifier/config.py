@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "quiet_hours": {"enabled": True, "start": "21:00", "end": "08:00"},
     "approval": {"levels": ["科室审核", "分管领导审批"], "per_run": False},
     "sending": {"batch_size": 500, "max_attempts": 5, "retry_base_seconds": 30, "stale_seconds": 120,
-                "settle_seconds": 10, "failover_after": 3, "failover_cooldown_seconds": 60, "retry_deadline_seconds": 21600},
+                "settle_seconds": 30, "failover_after": 3, "failover_cooldown_seconds": 60, "retry_deadline_seconds": 21600},
     "channels": {
         "sms": {"providers": ["outbox"], "price_per_segment": 0.05},
         "email": {"providers": ["outbox"]},

@@ -89,7 +89,7 @@ class Dispatcher:
         self.max_attempts = s.get("max_attempts", 5)
         self.retry_base = s.get("retry_base_seconds", 30)
         self.stale_seconds = s.get("stale_seconds", 120)
-        self.settle_seconds = float(s.get("settle_seconds", 10))
+        self.settle_seconds = float(s.get("settle_seconds", 30))
         self.worker = worker or Worker(app.engine, timedelta(seconds=self.stale_seconds))
         # Reconciliation state of this process: when a row may be looked up (monotonic time) and
         # how often its lookup failed; rows given up on stay `unknown` until the next command.
