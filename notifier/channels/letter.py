@@ -2,7 +2,8 @@
 roster for the village committee that hands them out.
 
 Each page is first written as its own file named by delivery id (atomic, so a resend after a
-crash replaces it); `close()` assembles the run's printable file and roster from the pages.
+crash replaces it); `close()` assembles the run's printable file and roster from the pages, and
+`open()` assembles any run whose pages are newer than its file (a process killed before `close`).
 """
 from __future__ import annotations
 
@@ -55,6 +56,13 @@ class LetterProvider(Provider):
         os.replace(tmp, path)
         self.touched.add(message.run_id)
         return SendResult(DeliveryStatus.SENT, f"letter:{message.run_id}:{message.delivery_id}", {"page": str(path)})
+
+    async def open(self) -> None:
+        for pages in self.dir.glob("run-*/pages"):
+            run_id = int(pages.parent.name[4:]) if pages.parent.name[4:].isdigit() else None
+            out = self.dir / f"run-{run_id}.html"
+            if run_id is not None and (not out.exists() or pages.stat().st_mtime_ns > out.stat().st_mtime_ns):
+                self.assemble(run_id)
 
     async def close(self) -> None:
         for run_id in sorted(self.touched):
