@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import time
 import email
 import email.policy
 from collections.abc import Iterator
@@ -199,6 +200,19 @@ def test_cancelled_run_sends_nothing_and_frees_the_notice(papp: App) -> None:
         runs.approve_run(papp, run_id, "reviewer1")
     again = runs.create_run(papp, rule(papp), ON, "clerk")
     assert sum(1 for v in by_resident(papp, again.run).values() if v.status == "pending") == 4
+
+
+def test_a_batch_skipped_whole_is_passed_over(papp: App) -> None:
+    """The first batch is all opted out: the dispatcher goes on to the next one (it once claimed
+    it again inside its own open transaction, which on SQLite waited on its own lock)."""
+    papp.config.raw["sending"]["batch_size"] = 1
+    run_id = runs.create_run(papp, rule(papp), ON, "clerk").run
+    approve_all(papp, run_id)
+    with papp.engine.begin() as conn:
+        conn.execute(opt_outs.insert().values(phone="+8613800000001", source="test", created_at=NOON))
+    started = time.monotonic()
+    report = send(papp, run_id)
+    assert (report.skipped, report.sent) == (1, 3) and time.monotonic() - started < 30
 
 
 def test_gates_window_quiet_hours_opt_out(papp: App, tmp_path: Path) -> None:

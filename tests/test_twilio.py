@@ -391,7 +391,7 @@ def test_what_cannot_be_looked_up_stays_unknown_and_is_never_resent(tmp_path: Pa
 
 def test_unknown_that_twilio_never_took_is_sent_again(tmp_path: Path, sqlite_url: str, tserver: TwilioServer) -> None:
     """A row stuck in `sending` by a crash (no message at Twilio) goes out exactly once after restart."""
-    app = campaign(tmp_path, sqlite_url, tserver)
+    app = campaign(tmp_path, sqlite_url, tserver, "settle_seconds = 0")
     try:
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
         approve_all(app, run_id)

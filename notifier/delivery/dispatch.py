@@ -94,6 +94,7 @@ class Dispatcher:
         # Reconciliation state of this process: when a row may be looked up (monotonic time) and
         # how often its lookup failed; rows given up on stay `unknown` until the next command.
         self._lookup_at: dict[int, float] = {}
+        self._seen_change: dict[int, datetime] = {}   # the row's updated_at when _lookup_at was set
         self._lookup_failures: dict[int, int] = {}
         self._reconcile_in: float | None = None
         self.deadline = timedelta(seconds=s.get("retry_deadline_seconds", 6 * 3600))
@@ -148,6 +149,13 @@ class Dispatcher:
                 .join(t, t.c.resident_id == d.c.resident_id, isouter=True))
 
     def _claim(self, run_id: int | None) -> list[_Job]:
+        """The next batch to send; batches skipped whole (all opted out, ...) are passed over."""
+        while True:
+            jobs, skipped_whole_batch = self._claim_batch(run_id)
+            if jobs or not skipped_whole_batch:
+                return jobs
+
+    def _claim_batch(self, run_id: int | None) -> tuple[list[_Job], bool]:
         now = self.now()
         local = now.astimezone(self.app.config.timezone)
         d = deliveries
@@ -157,7 +165,7 @@ class Dispatcher:
                 self._skip_pending(conn, rid, why, now)
             self._complete_runs(conn, set(closed), now)
             if not ok:
-                return []
+                return [], False
             q = (self._rows().where(d.c.status == S.PENDING, d.c.run_id.in_(ok),
                         sa.or_(d.c.next_attempt_at.is_(None), d.c.next_attempt_at <= now))
                  .order_by(d.c.id).limit(self.batch_size))
@@ -167,7 +175,7 @@ class Dispatcher:
                 q = q.with_for_update(of=d, skip_locked=True)
             rows = conn.execute(q).all()
             if not rows:
-                return []
+                return [], False
             jobs = []
             for r in rows:  # checked before `sending`: a skipped row was never handed to a provider
                 why = ("resident no longer in the register" if r.r_resident_id is None else
@@ -179,7 +187,7 @@ class Dispatcher:
                     jobs.append(_Job(r, Channel(r.channel)))
             if not jobs:
                 self._complete_runs(conn, {r.run_id for r in rows}, now)
-                return self._claim(run_id) if len(rows) == self.batch_size else []
+                return [], len(rows) == self.batch_size
             # The provider is chosen (and recorded) before sending, so a crash leaves the row
             # with the provider to reconcile against.
             by_provider: dict[str, list[int]] = {}
@@ -192,7 +200,7 @@ class Dispatcher:
             audit.append(conn, [audit.AuditEvent(self.actor, "delivery.status", f"delivery:{j.row.id}",
                                                  {"run": j.row.run_id, "from": "pending", "to": "sending",
                                                   "attempt": j.row.attempts + 1}) for j in jobs], now=now)
-        return jobs
+        return jobs, False
 
     def _skip_pending(self, conn: sa.Connection, run_id: int, why: str, now: datetime) -> None:
         d = deliveries
@@ -239,6 +247,10 @@ class Dispatcher:
             bucket = self.buckets.get(provider.name)
             if bucket:
                 await bucket.acquire()
+            if not self.worker.fresh(self.now()):
+                job.error = ProviderError("not sent: this worker's lease could not be renewed in time", provider.name,
+                                          True, "lease")
+                return
             chain = self.providers[job.channel]
             try:
                 job.result = await provider.send(job.message)
@@ -280,7 +292,7 @@ class Dispatcher:
                 payload.update(code=err.code, reason=err.message, retryable=err.retryable)
                 if err.ambiguous:  # maybe accepted: never resend blindly; looked up once it has settled
                     status = S.UNKNOWN
-                    self._lookup_at[r.id] = time.monotonic() + self.settle_seconds
+                    self._lookup_at[r.id], self._seen_change[r.id] = time.monotonic() + self.settle_seconds, now
                     self._reconcile_in = min(self._reconcile_in or self.settle_seconds, self.settle_seconds)
                 elif err.retryable and r.attempts + 1 < self.max_attempts and now - as_utc(r.created_at) < self.deadline:
                     status = S.PENDING
@@ -302,11 +314,12 @@ class Dispatcher:
                     error_code=sa.bindparam("error_code"), reason=sa.bindparam("reason"), sent_at=sa.bindparam("sent_at"),
                     next_attempt_at=sa.bindparam("next_attempt_at"), updated_at=now)
         with self.app.engine.begin() as conn:
-            q = sa.select(d.c.id).where(d.c.id.in_([u["b_id"] for u in updates]), d.c.status == S.SENDING)
+            q = sa.select(d.c.id).where(d.c.id.in_([u["b_id"] for u in updates]), d.c.status == S.SENDING,
+                                        d.c.claimed_by == self.worker.id)
             still = set(conn.execute(q.with_for_update() if self.postgres else q).scalars())
             if len(still) < len(updates):
                 updates, events, fallbacks = self._overtaken(conn, still, updates, events, fallbacks, now)
-            stmt = d.update().where(d.c.id == sa.bindparam("b_id"), d.c.status == S.SENDING)
+            stmt = d.update().where(d.c.id == sa.bindparam("b_id"), d.c.status == S.SENDING, d.c.claimed_by == self.worker.id)
             executemany(conn, stmt.values(**base), updates)
             audit.append(conn, events + self.failovers, now=now)
             self.failovers.clear()
@@ -323,8 +336,8 @@ class Dispatcher:
         d = deliveries
         late = [(u, e) for u, e in zip(updates, events) if u["b_id"] not in still]
         for u, e in late:
-            if u["provider_message_id"]:
-                conn.execute(d.update().where(d.c.id == u["b_id"]).values(
+            if u["provider_message_id"]:   # only into a row a receipt settled, never one claimed again
+                conn.execute(d.update().where(d.c.id == u["b_id"], d.c.status.not_in([S.PENDING, S.SENDING, S.UNKNOWN])).values(
                     provider_message_id=sa.func.coalesce(d.c.provider_message_id, u["provider_message_id"]),
                     segments=sa.func.coalesce(d.c.segments, u["segments"]),
                     sent_at=sa.func.coalesce(d.c.sent_at, u["sent_at"]), provider=u["provider"]))
@@ -382,9 +395,12 @@ class Dispatcher:
                 if r.status == S.SENDING:
                     decided.append((r, S.UNKNOWN, "interrupted while sending; outcome unknown, not resent", None))
                 continue
-            # This process knows when its own rows settle (monotonic); others' go by their last change.
-            settled_in = (self._lookup_at[r.id] - clock if r.id in self._lookup_at
-                          else (as_utc(r.updated_at) - now).total_seconds() + self.settle_seconds)
+            # A dead worker's row was stamped when it was claimed, maybe long before its request
+            # went out: it settles `settle_seconds` after this process finds it (again, if another
+            # process changed it since), timed on this process's monotonic clock.
+            if self._seen_change.get(r.id) != as_utc(r.updated_at) or r.id not in self._lookup_at:
+                self._lookup_at[r.id], self._seen_change[r.id] = clock + self.settle_seconds, as_utc(r.updated_at)
+            settled_in = self._lookup_at[r.id] - clock
             if settled_in > 0:
                 waits.append(settled_in)
             elif provider.idempotent:
@@ -397,6 +413,8 @@ class Dispatcher:
                 if failures < self.max_attempts:
                     delay = self.retry_base * (2 ** (failures - 1)) * random.uniform(0.5, 1.5)
                     self._lookup_at[r.id] = clock + delay
+                    if r.status == S.SENDING:   # about to be marked `unknown` at `now`: not another's change
+                        self._seen_change[r.id] = now
                     waits.append(delay)
                 if r.status == S.SENDING:   # the worker is gone: say so while the outcome is open
                     decided.append((r, S.UNKNOWN, f"interrupted while sending; cannot look it up yet: {found.message}", None))
@@ -428,7 +446,9 @@ class Dispatcher:
             done = []
             for r, new, why, found in decided:
                 assert can_transition(S(r.status), new), (r.status, new)
-                if conn.execute(d.update().where(d.c.id == r.id, d.c.status == r.status).values(
+                unchanged = [d.c.id == r.id, d.c.status == r.status, d.c.attempts == r.attempts,
+                             d.c.claimed_by.is_(None) if r.claimed_by is None else d.c.claimed_by == r.claimed_by]
+                if conn.execute(d.update().where(*unchanged).values(
                         status=new, reason=why, updated_at=now, **({"provider_message_id": found.provider_message_id,
                                                                    "sent_at": now} if found else {}))).rowcount:
                     done.append((r, new, why, found))
@@ -443,12 +463,14 @@ class Dispatcher:
         """Renew the worker's lease while it runs, batches in flight included: a batch held back
         by a rate limit can take minutes, and a lapsed lease would let another worker settle (and
         resend) rows this one is still sending."""
+        delay = max(1.0, self.worker.ttl.total_seconds() / 4)
         while True:
-            await asyncio.sleep(max(1.0, self.worker.ttl.total_seconds() / 4))
+            await asyncio.sleep(delay)
             try:
                 await asyncio.to_thread(self.worker.heartbeat, self.now())
-            except sa.exc.OperationalError:   # database briefly busy: the next beat is well inside the lease
-                pass
+                delay = max(1.0, self.worker.ttl.total_seconds() / 4)
+            except sa.exc.OperationalError:   # database busy: try again soon; sends pause if the lease runs short
+                delay = 1.0
 
     def count(self, statuses: list[S], run_id: int | None, *, approved_runs: bool = True) -> int:
         """Deliveries in these statuses (of one run, or all; of approved runs only, or any)."""
@@ -494,9 +516,10 @@ class Dispatcher:
                 if not until_idle:
                     break
                 nxt = self._next_retry(run_id)
-                waits = [w for w in (self._reconcile_in, (nxt - self.now()).total_seconds() if nxt else None)
-                         if w is not None]
-                if not waits or (self._reconcile_in is None and min(waits) <= 0):
+                retry_in = (nxt - self.now()).total_seconds() if nxt else None
+                # A retry already due but not claimed waits on a gate (quiet hours, ...): not a reason to poll.
+                waits = [w for w in (self._reconcile_in, retry_in if retry_in and retry_in > 0 else None) if w is not None]
+                if not waits:
                     break  # nothing left, or what is left waits on a gate
                 await asyncio.sleep(min(60.0, max(0.05, min(waits))))
                 if self._reconcile_in is not None:

@@ -8,9 +8,11 @@ gone.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import uuid
+from pathlib import Path
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -18,7 +20,19 @@ import sqlalchemy as sa
 from ..scheduling import lease
 from ..storage.schema import leases
 
-_HOST = socket.gethostname()[:40]
+def _host() -> str:
+    """This host as seen from this process: the host name plus the boot and the PID namespace,
+    so containers sharing a host name (or a cloned VM) never judge each other's process ids."""
+    seen = []
+    for source in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            seen.append(os.readlink(source) if source.endswith("/pid") else Path(source).read_text().strip())
+        except OSError:
+            seen.append("")
+    return f"{socket.gethostname()[:30]}-{hashlib.sha256('|'.join(seen).encode()).hexdigest()[:8]}"
+
+
+_HOST = _host()
 
 
 def new_worker_id() -> str:
@@ -53,8 +67,14 @@ class Worker:
 
     def heartbeat(self, now: datetime) -> None:
         if self._renewed is None or now - self._renewed >= self.ttl / 4:
-            lease.acquire(self.engine, _lease_name(self.id), self.id, self.ttl, now)
-            self._renewed = now
+            if lease.acquire(self.engine, _lease_name(self.id), self.id, self.ttl, now):
+                self._renewed = now
+
+    def fresh(self, now: datetime) -> bool:
+        """Whether others still see this worker alive, with a margin: a worker whose lease may
+        have lapsed (the database was too busy to renew it) must not send, or a restarted
+        worker could settle and resend the same rows."""
+        return self.ttl <= timedelta(0) or (self._renewed is not None and now - self._renewed < self.ttl * 3 / 4)
 
     def stop(self) -> None:
         lease.release(self.engine, _lease_name(self.id), self.id)
