@@ -343,7 +343,7 @@ class Dispatcher:
                     sent_at=sa.func.coalesce(d.c.sent_at, u["sent_at"]), provider=u["provider"]))
         answers = [audit.AuditEvent(self.actor, "delivery.send_result", e.subject,
                                     {k: v for k, v in e.payload.items() if k not in ("from", "to")}
-                                    | {"answer": e.payload["to"], "note": "a receipt had already settled the status"})
+                                    | {"answer": e.payload["to"], "note": "the row had moved on (a receipt, or another worker)"})
                    for _, e in late]
         kept = [(u, e) for u, e in zip(updates, events) if u["b_id"] in still]
         return [u for u, _ in kept], [e for _, e in kept] + answers, [j for j in fallbacks if j.row.id in still]
