@@ -287,6 +287,15 @@ rate_per_second = 1000
     return app
 
 
+def moves(app: App, delivery_id: int) -> list[tuple[str, str]]:
+    """A delivery's audited status changes (from, to), in order."""
+    with app.engine.connect() as conn:
+        return [(e["from"], e["to"]) for e in map(json.loads, conn.execute(
+            sa.select(audit_events.c.payload).where(audit_events.c.action == "delivery.status",
+                                                    audit_events.c.subject == f"delivery:{delivery_id}")
+            .order_by(audit_events.c.seq)).scalars())]
+
+
 def sms_rows(app: App, run_id: int) -> dict[str, Any]:
     with app.engine.connect() as conn:
         return {r.recipient: r for r in conn.execute(sa.select(deliveries).where(deliveries.c.run_id == run_id))}
@@ -356,11 +365,7 @@ def test_lost_answer_is_settled_with_twilio_not_resent(tmp_path: Path, sqlite_ur
         sid = next(m.sid for m in tserver.messages if m.to == lost.recipient)
         assert (lost.status, lost.provider_message_id, lost.attempts) == ("sent", sid, 1) and "reconciled" in lost.reason
         assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}   # nobody twice
-        with app.engine.connect() as conn:
-            moves = [(json.loads(p)["from"], json.loads(p)["to"]) for p in conn.execute(
-                sa.select(audit_events.c.payload).where(audit_events.c.subject == f"delivery:{lost.id}")
-                .order_by(audit_events.c.seq)).scalars()]
-        assert moves == [("pending", "sending"), ("sending", "unknown"), ("unknown", "sent")]
+        assert moves(app, lost.id) == [("pending", "sending"), ("sending", "unknown"), ("unknown", "sent")]
         assert runs.show_run(app, run_id)["status"] == "completed"
     finally:
         app.close()
@@ -429,10 +434,8 @@ def test_a_restart_settles_the_rows_of_a_dead_sender_but_not_of_a_live_one(tmp_p
         rows = sms_rows(app, run_id)
         assert rows["+86" + PHONES[0]].status == "sending"   # left to its live worker
         settled = rows["+86" + PHONES[1]]
-        with app.engine.connect() as conn:
-            moves = [(e["from"], e["to"]) for e in map(json.loads, conn.execute(sa.select(audit_events.c.payload).where(
-                audit_events.c.subject == f"delivery:{settled.id}").order_by(audit_events.c.seq)).scalars())]
-        assert settled.status == "sent" and moves == [("sending", "pending"), ("pending", "sending"), ("sending", "sent")]
+        assert settled.status == "sent" and \
+            moves(app, settled.id) == [("sending", "pending"), ("pending", "sending"), ("sending", "sent")]
         assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES[1:]}
     finally:
         app.close()
