@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 import uvicorn
 
 from .app import App
@@ -31,7 +30,6 @@ from .delivery.dispatch import Dispatcher, DispatchReport
 from .errors import ConfigError
 from .scheduling.service import CheckpointLoop, SchedulerLoop
 from .status import Channel, DeliveryStatus
-from .storage.schema import deliveries
 from .web import build_web_app
 
 log = logging.getLogger("notifier.serve")
@@ -122,12 +120,6 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def count_sending(app: App) -> int:
-    with app.reader.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).where(
-            deliveries.c.status == DeliveryStatus.SENDING)).scalar_one())
-
-
 async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> int:
     """Run until SIGTERM / SIGINT; 0 after a clean stop, 1 if the in-flight batch overran the timeout."""
     sock = _listen(settings.host, settings.port)
@@ -173,7 +165,7 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.remove_signal_handler(sig)
     sock.close()
-    left = await asyncio.to_thread(count_sending, app)
+    left = await asyncio.to_thread(dispatch.dispatcher.count, [DeliveryStatus.SENDING], None, approved_runs=False)
     if not clean:
         log.error("shutdown timeout: the batch in flight was abandoned; %d deliveries are `sending` and will be "
                   "reconciled at the next start", left)
