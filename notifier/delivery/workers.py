@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from ..scheduling import lease
 from ..storage.schema import leases
 
+
 def _host() -> str:
     """This host as seen from this process: the host name plus the boot and the PID namespace,
     so containers sharing a host name (or a cloned VM) never judge each other's process ids."""
