@@ -80,6 +80,27 @@ approvals = sa.Table(
     sa.UniqueConstraint("run_id", "approved_by", name="uq_approvals_run_approver"),
 )
 
+# Every message of a run, rendered when the run is created from the data as it stood then:
+# the first channel's and those of the later channels a fallback may use. Approvers page
+# through these; the dispatcher sends exactly these texts (DESIGN §14, invariant 7).
+run_messages = sa.Table(
+    "run_messages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("resident_id", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("recipient", sa.Text, nullable=False),       # phone / e-mail / postal address at creation
+    sa.Column("recipient_name", sa.Text),
+    sa.Column("township", sa.Text),
+    sa.Column("village", sa.Text),
+    sa.Column("subject", sa.Text),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("html", sa.Text),
+    sa.Column("segments", sa.Integer),
+    sa.Column("sha256", sa.String(64), nullable=False),    # of subject, body and html (rendering.digest)
+    sa.UniqueConstraint("run_id", "resident_id", "channel", name="uq_run_messages_run_resident_channel"),
+)
+
 deliveries = sa.Table(
     "deliveries", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -100,6 +121,7 @@ deliveries = sa.Table(
     sa.Column("reason", sa.Text),               # why skipped / failed, readable
     sa.Column("error_code", sa.String(64)),
     sa.Column("fallback_of", sa.Integer, sa.ForeignKey("deliveries.id")),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("run_messages.id")),   # the stored text this row sends
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
     sa.Column("sent_at", TS),
