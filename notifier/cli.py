@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("run", type=int)
         s.add_argument("--by", required=True, metavar="USER")
     runs.add_parser("list", parents=[common], help="all runs")
+    s = runs.add_parser("messages", parents=[common], help="the stored messages of a run, exactly as they will be sent "
+                                                            "(masked unless --unmask)")
+    s.add_argument("run", type=int)
+    s.add_argument("--sample", type=int, metavar="N", help="show the first N messages only")
+    s.add_argument("--resident", metavar="ID", help="only this resident's messages")
+    s.add_argument("--unmask", action="store_true", help="personal data in full (needs [audit] unmask_allowed; audited)")
+    s.add_argument("--by", metavar="USER", help="who unmasks (required with --unmask)")
     s = runs.add_parser("show", parents=[common], help="one run with delivery counts by status")
     s.add_argument("run", type=int)
 
@@ -285,6 +292,8 @@ def _preview_many(app: Any, args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     from . import runs
     app = _open(args)
+    if args.action == "messages":
+        return _runs_messages(app, args)
     if args.action == "create":
         rule = _rule(app, args.rule)
         out = runs.create_run(app, rule, args.on or _today(app), args.by).as_json()
@@ -308,6 +317,25 @@ def cmd_runs(args: argparse.Namespace) -> int:
         emit_json(out)
     else:
         console.print_json(data=out)
+    return 0
+
+
+def _runs_messages(app: Any, args: argparse.Namespace) -> int:
+    from .runs import run_messages_page
+    out = run_messages_page(app, args.run, sample=args.sample, resident=args.resident, unmask=args.unmask, by=args.by)
+    if args.json:
+        emit_json(out)
+        return 0
+    for m in out["messages"]:
+        seg = f", {m['segments']} segment(s)" if m["segments"] else ""
+        console.print(f"[bold]{m['resident']}[/] {m['channel']} -> {m['recipient']} ({m['role']}"
+                      f"{', ' + m['status'] if m['status'] else ''}{seg}) sha256 {m['sha256'][:12]}", highlight=False)
+        if m["subject"]:
+            console.print(f"Subject: {m['subject']}", markup=False, highlight=False)
+        console.print(m["body"], markup=False, highlight=False)
+        console.print()
+    console.print(f"{out['shown']} of {out['total']} message(s) of run {out['run']}, "
+                  f"{'masked' if out['masked'] else 'UNMASKED (audited)'}", highlight=False)
     return 0
 
 

@@ -8,10 +8,10 @@ import sqlalchemy as sa
 
 from .app import App
 from .audience import evaluate, evaluate_many
-from .errors import NotFound
+from .errors import NotFound, RuleError
 from .rendering.context import params_context, resident_context
 from .rendering.segments import count_segments
-from .rendering.templates import TemplateSet, display_value, item_context
+from .rendering.templates import TemplateSet, display_value, item_context, template_context
 from .rules.compile import OUTCOME, compile_rule, params_in_force, result_name
 from .rules.model import FieldCondition, ParamRef, Rule
 from .status import Channel
@@ -20,12 +20,15 @@ from .storage.schema import records
 
 
 def _context(app: App, rule: Rule, on: date, params: dict[str, Any], row: Any, masked: bool) -> dict[str, Any]:
-    return {"resident": resident_context(app.dictionary, row, masked=masked), "item": item_context(rule.item, app.dictionary.domains),
-            "params": params_context(params),
-            "run": {"id": None, "rule": rule.id, "on_date": on}}
+    return template_context(resident_context(app.dictionary, row, masked=masked), item_context(rule.item, app.dictionary.domains),
+                            params_context(params), None, rule.id, on)
 
 
 def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:
+    """Counts, channels, SMS segments and masked samples. Rendering errors (a template that
+    cannot render for some resident) are listed, not raised: `runs create` refuses such a run."""
+    from .runs import window_problem
+    warnings = [f"{why}: `runs create --on {on.isoformat()}` would be refused"] if (why := window_problem(rule, on)) else []
     aud = evaluate(app, rule, on)
     templates = TemplateSet(rule.templates, rule.template_sources)
     by_id = {m.resident_id: m for m in aud.members}
@@ -34,16 +37,28 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:
     segments = 0
     samples: list[dict[str, Any]] = []
     params = params_in_force(rule, on)
+    failing: dict[str, int] = {}
     with app.engine.connect() as conn:
         for i in range(0, len(sms_ids), 5000):
             for row in conn.execute(sa.select(t).where(t.c.resident_id.in_(sms_ids[i:i + 5000]))):
-                body = templates.render(Channel.SMS, _context(app, rule, on, params, row, False)).body
+                try:
+                    body = templates.render(Channel.SMS, _context(app, rule, on, params, row, False)).body
+                except RuleError as exc:
+                    for p in exc.problems:
+                        where = f"{p.file}:{p.line}: {p.message}"
+                        failing[where] = failing.get(where, 0) + 1
+                    continue
                 segments += count_segments(body).segments
         chosen = [m for m in aud.members if m.channel][:sample]
         rows = {r.resident_id: r for r in conn.execute(sa.select(t).where(t.c.resident_id.in_([m.resident_id for m in chosen])))}
+    warnings += [f"{where} ({n} resident(s))" for where, n in failing.items()]
     for m in chosen:
         assert m.channel is not None
-        rendered = templates.render(m.channel, _context(app, rule, on, params, rows[m.resident_id], True))
+        try:
+            rendered = templates.render(m.channel, _context(app, rule, on, params, rows[m.resident_id], True))
+        except RuleError as exc:
+            samples.append({"resident": m.resident_id, "channel": m.channel.value, "error": str(exc)})
+            continue
         seg = count_segments(rendered.body) if m.channel is Channel.SMS else None
         samples.append({"resident": m.resident_id, "channel": m.channel.value, "subject": rendered.subject,
                         "body": rendered.body, **({"segments": seg.segments, "encoding": seg.encoding} if seg else {})})
@@ -51,7 +66,7 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:
     return {"rule": rule.id, "version": rule.version, "on": on.isoformat(), **aud.counts, "by_channel": aud.by_channel(),
             "sms_segments": segments, "sms_cost": round(segments * (price.price_per_segment if price else 0.0), 2),
             "review_conditions": aud.review_conditions, "params": params, "samples": samples,
-            "no_contact": sum(1 for m in by_id.values() if m.channel is None)}
+            "no_contact": sum(1 for m in by_id.values() if m.channel is None), "warnings": warnings}
 
 
 def preview_many(app: App, rules: list[Rule], on: date) -> dict[str, Any]:

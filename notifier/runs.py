@@ -1,7 +1,8 @@
 """Runs: a frozen audience (one delivery row per resident x channel), its approvals and state.
 
-Creating a run snapshots what will be sent (rule, templates, parameter values in force), so
-later edits to files never change an approved run. A notice reaches a resident at most once
+Creating a run snapshots what will be sent (rule, templates, parameter values in force) and
+renders and stores every message (messages.py), so later edits to files or re-imports of the
+register never change an approved run. A notice reaches a resident at most once
 per channel across runs: `notice_key` is the rule id (and the date, for recurring notices),
 unique per resident and channel in the deliveries table.
 """
@@ -14,17 +15,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .actors import actor_name, same_actor
 from .app import App
 from .audience import evaluate
 from .audit import log as audit
 from .clock import as_utc, utcnow
-from .errors import InputError, NotFound, StateError
+from .errors import NotFound, StateError
+from .messages import mask_message, render_messages
 from .rendering.templates import item_context
 from .rules.compile import params_in_force
 from .rules.model import Rule, jsonable
 from .status import DeliveryStatus, RunStatus
 from .storage.bulk import executemany
-from .storage.schema import approvals, deliveries, runs
+from .storage.schema import approvals, deliveries, run_messages, runs
 
 
 def notice_key(rule: Rule, on: date) -> str:
@@ -45,12 +48,26 @@ class RunCreated:
                 "skipped": self.skipped, "version": self.version}
 
 
+def window_problem(rule: Rule, on: date) -> str | None:
+    """Why `on` lies outside the item's publication window, or None."""
+    start, until = rule.item.publish_from, rule.item.publish_until
+    if (start and on < start) or (until and on > until):
+        return (f"{on.isoformat()} is outside the publication window of {rule.id!r} "
+                f"({start.isoformat() if start else '…'} to {until.isoformat() if until else '…'})")
+    return None
+
+
 def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
-    if not by.strip():
-        raise InputError("--by USER is required: runs record who created them")
+    """Freeze the audience and render its messages; refused, with nothing stored, when the
+    date is outside the item's window or any message cannot render."""
+    by = actor_name(by)
     if rule.item.disclosure == "restricted":
         raise StateError(f"rule {rule.id!r}: item is restricted; restricted items are never sent")
+    if (why := window_problem(rule, on)) is not None:
+        raise StateError(f"{why}: nothing dated outside it is created; pass --on a date inside the window")
     aud = evaluate(app, rule, on)
+    rendered = render_messages(app, rule, on, aud.members)
+    rendered.raise_for_failures(rule)
     key = notice_key(rule, on)
     now = utcnow()
     snapshot = {"rule": rule.document, "file": rule.file, "templates": {c.value: s for c, s in rule.template_sources.items()},
@@ -75,11 +92,19 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
                          "status": status, "notice_key": k, "recipient": m.recipient, "reason": reason,
                          "attempts": 0, "created_at": now, "updated_at": now})
         executemany(conn, deliveries.insert(), rows)
+        executemany(conn, run_messages.insert(), [m | {"run_id": run_id} for m in rendered.rows])
+        m = run_messages
+        conn.execute(deliveries.update().where(deliveries.c.run_id == run_id, deliveries.c.channel != "none").values(
+            message_id=sa.select(m.c.id).where(m.c.run_id == run_id, m.c.resident_id == deliveries.c.resident_id,
+                                               m.c.channel == deliveries.c.channel).scalar_subquery()))
         digest = hashlib.sha256("\n".join(f"{r['resident_id']}\t{r['channel']}\t{r['status']}" for r in rows).encode()).hexdigest()
+        texts = hashlib.sha256("\n".join(f"{r['resident_id']}\t{r['channel']}\t{r['sha256']}" for r in rendered.rows)
+                               .encode()).hexdigest()
         skipped = sum(1 for r in rows if r["status"] == DeliveryStatus.SKIPPED)
         audit.record(conn, by, "run.created", f"run:{run_id}", rule=rule.id, version=rule.version, on=on.isoformat(),
                      notice_key=key, audience=len(rows), review=aud.counts["review"], skipped=skipped,
-                     by_channel=aud.by_channel(), params=snapshot["params"], deliveries_sha256=digest)
+                     by_channel=aud.by_channel(), params=snapshot["params"], deliveries_sha256=digest,
+                     messages=len(rendered.rows), messages_sha256=texts)
     return RunCreated(run_id, RunStatus.AWAITING_APPROVAL, len(rows), aud.counts["review"], skipped, rule.version)
 
 
@@ -92,18 +117,18 @@ def _load_run(conn: sa.Connection, run_id: int, lock: bool = False) -> sa.Row[An
 
 
 def approve_run(app: App, run_id: int, by: str) -> dict[str, Any]:
-    """One review level. Never by the run's creator, never twice by the same person."""
-    if not by.strip():
-        raise InputError("--by USER is required: approvals record who approved")
+    """One review level. Never by the run's creator, never twice by the same person (names
+    compared as actors.same_actor does: case, width and stray spaces do not make a new person)."""
+    by = actor_name(by)
     with app.engine.begin() as conn:
         run = _load_run(conn, run_id, lock=True)
         if run.status != RunStatus.AWAITING_APPROVAL:
             raise StateError(f"run {run_id} is {run.status}; only runs awaiting approval can be approved")
-        if by == run.created_by:
-            raise StateError(f"run {run_id} was created by {by}; the creator cannot approve it")
+        if same_actor(by, run.created_by):
+            raise StateError(f"run {run_id} was created by {run.created_by}; the creator cannot approve it")
         done = conn.execute(sa.select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.level)).all()
-        if any(a.approved_by == by for a in done):
-            raise StateError(f"{by} already approved run {run_id} (level {next(a.level for a in done if a.approved_by == by)}); "
+        if (same := next((a for a in done if same_actor(a.approved_by, by)), None)) is not None:
+            raise StateError(f"{same.approved_by} already approved run {run_id} (level {same.level}); "
                              "each level needs a different person")
         levels = list(run.levels)
         level = len(done) + 1
@@ -121,8 +146,7 @@ def approve_run(app: App, run_id: int, by: str) -> dict[str, Any]:
 
 
 def cancel_run(app: App, run_id: int, by: str) -> dict[str, Any]:
-    if not by.strip():
-        raise InputError("--by USER is required")
+    by = actor_name(by)
     with app.engine.begin() as conn:
         run = _load_run(conn, run_id, lock=True)
         if run.status in (RunStatus.CANCELLED, RunStatus.COMPLETED):
@@ -158,9 +182,56 @@ def show_run(app: App, run_id: int) -> dict[str, Any]:
             counts[status] += n
             by_channel.setdefault(channel, {})[status] = n
         appr = conn.execute(sa.select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.level)).all()
+        changed = _changed_since(conn, app, run)
     return {"run": run.id, "rule": run.rule_id, "version": run.rule_version, "status": run.status,
             "on": run.on_date.isoformat(), "created_by": run.created_by, "created_at": as_utc(run.created_at).isoformat(),
             "audience": run.audience, "review": run.review, "counts": counts, "by_channel": by_channel,
             "params": run.snapshot.get("params", {}),
             "approvals": [{"level": a.level, "level_name": a.level_name, "by": a.approved_by,
-                           "at": as_utc(a.approved_at).isoformat()} for a in appr], "levels": list(run.levels)}
+                           "at": as_utc(a.approved_at).isoformat()} for a in appr], "levels": list(run.levels),
+            "changed_since_created": changed}
+
+
+def _changed_since(conn: sa.Connection, app: App, run: Any) -> int:
+    """Residents of the run whose register entry changed after it was created: their stored
+    messages do not show that change (staff can cancel and re-create the run)."""
+    t, d = app.residents, deliveries
+    return int(conn.execute(sa.select(sa.func.count(sa.distinct(d.c.resident_id))).select_from(
+        d.join(t, t.c.resident_id == d.c.resident_id)).where(d.c.run_id == run.id, t.c.updated_at > run.created_at)).scalar_one())
+
+
+def run_messages_page(app: App, run_id: int, *, sample: int | None = None, resident: str | None = None,
+                      unmask: bool = False, by: str | None = None) -> dict[str, Any]:
+    """The stored messages of a run as approvers read them: masked, unless unmasking is
+    allowed in the configuration and who unmasks is recorded in the audit log."""
+    m, t = run_messages, app.residents
+    if unmask:
+        if app.config.raw["audit"].get("unmask_allowed") is not True:
+            raise StateError(f"unmasked messages are not allowed: set [audit] unmask_allowed = true in {app.config.where()}")
+        who = actor_name(by, "--by USER (who unmasks)")
+    q = (sa.select(m, deliveries.c.status, deliveries.c.fallback_of, t.c.phone.label("r_phone"), t.c.id_number.label("r_id_number"),
+                   t.c.email.label("r_email"), t.c.address.label("r_address"))
+         .join(deliveries, deliveries.c.message_id == m.c.id, isouter=True)
+         .join(t, t.c.resident_id == m.c.resident_id, isouter=True)
+         .where(m.c.run_id == run_id).order_by(m.c.resident_id, m.c.id))
+    if resident is not None:
+        q = q.where(m.c.resident_id == resident)
+    if sample is not None:
+        q = q.limit(sample)
+    with app.engine.begin() as conn:
+        _load_run(conn, run_id)
+        rows = conn.execute(q).all()
+        total = conn.execute(sa.select(sa.func.count()).select_from(m).where(m.c.run_id == run_id)).scalar_one()
+        if unmask:
+            audit.record(conn, who, "run.messages_unmasked", f"run:{run_id}", resident=resident, messages=len(rows))
+    out = []
+    for r in rows:
+        personal = (r.recipient_name, r.recipient if r.channel == "sms" else r.r_phone, r.r_id_number,
+                    r.recipient if r.channel == "email" else r.r_email, r.recipient if r.channel == "letter" else r.r_address)
+        show = (lambda x: x) if unmask else (lambda x: mask_message(x, personal))
+        out.append({"resident": r.resident_id, "channel": r.channel, "recipient": show(r.recipient),
+                    "role": "fallback" if r.fallback_of else "first" if r.status else "fallback if needed",
+                    "status": r.status,
+                    "subject": show(r.subject), "body": show(r.body), "html": show(r.html), "segments": r.segments,
+                    "sha256": r.sha256})
+    return {"run": run_id, "total": int(total), "shown": len(out), "masked": not unmask, "messages": out}

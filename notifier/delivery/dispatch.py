@@ -1,4 +1,7 @@
-"""The dispatcher: claim due deliveries -> render -> send -> record the outcome -> audit.
+"""The dispatcher: claim due deliveries -> send their stored text -> record the outcome -> audit.
+
+Messages were rendered and stored when the run was created (messages.py): what is sent is
+what was approved, and nothing here renders or reads the register's current data.
 
 Claimed rows are marked `sending` in their own committed transaction before any provider
 is called, so a crash can never lose track of a message that may have gone out. Gates are
@@ -23,13 +26,10 @@ from ..channels.base import OutboundMessage, Provider, SendResult
 from ..channels.failover import ProviderChain
 from ..channels.ratelimit import TokenBucket
 from ..clock import as_utc, utcnow
-from ..errors import NotifierError, ProviderError
-from ..rendering.segments import count_segments
-from ..rendering.context import ResidentContext, params_context
-from ..rendering.templates import TemplateSet
+from ..errors import ProviderError
 from ..status import Channel, DeliveryStatus as S, RunStatus, can_transition
 from ..storage.bulk import executemany
-from ..storage.schema import deliveries, opt_outs, runs
+from ..storage.schema import deliveries, opt_outs, run_messages, runs
 from .fallback import fall_back
 from .workers import Worker
 
@@ -58,9 +58,7 @@ class _RunInfo:
     id: int
     rule_id: str
     on: date
-    templates: TemplateSet
     item: dict[str, Any]
-    params: dict[str, Any]
     publish_from: date | None
     publish_until: date | None
     restricted: bool
@@ -105,20 +103,16 @@ class Dispatcher:
         self.postgres = app.engine.dialect.name == "postgresql"
         self.skipped = 0  # rows skipped at claim time (opted out, window closed, ...)
         self.reconciled = 0
-        self.resident = ResidentContext(app.dictionary, "r_")
 
     # -- run information from the snapshot ---------------------------------------------
     def _run(self, row: Any) -> _RunInfo:
         info = self.runs.get(row.id)
         if info is None:
             snap = row.snapshot
-            names = {Channel(k): v for k, v in snap["template_names"].items()}
-            sources = {Channel(k): v for k, v in snap["templates"].items()}
             item = dict(snap["item"])
             for k in ("publish_from", "publish_until"):
                 item[k] = date.fromisoformat(item[k]) if item.get(k) else None
-            params = params_context(snap.get("params", {}))
-            info = self.runs[row.id] = _RunInfo(row.id, row.rule_id, row.on_date, TemplateSet(names, sources), item, params,
+            info = self.runs[row.id] = _RunInfo(row.id, row.rule_id, row.on_date, item,
                                                 item["publish_from"], item["publish_until"], snap.get("disclosure") == "restricted",
                                                 row.notice_key, [Channel(c) for c in snap["channels"]])
         return info
@@ -141,12 +135,15 @@ class Dispatcher:
 
     # -- claim -------------------------------------------------------------------------
     def _rows(self) -> sa.Select[Any]:
-        """Deliveries with what rendering needs: the resident's fields and the opt-out flag."""
-        d, t = deliveries, self.app.residents
+        """Deliveries with their stored message, whether the resident is still in the register
+        and the opt-out flag."""
+        d, t, m = deliveries, self.app.residents, run_messages
         return (sa.select(d.c.id, d.c.run_id, d.c.resident_id, d.c.channel, d.c.status, d.c.recipient, d.c.attempts, d.c.provider,
-                          d.c.claimed_by, d.c.created_at, d.c.updated_at, *[c.label(f"r_{c.name}") for c in t.c if c.name not in ("created_at", "updated_at")],
+                          d.c.claimed_by, d.c.created_at, d.c.updated_at, d.c.message_id, t.c.resident_id.label("r_resident_id"),
+                          m.c.recipient_name, m.c.township, m.c.village, m.c.subject, m.c.body, m.c.html, m.c.segments, m.c.sha256,
                           sa.exists().where(opt_outs.c.phone == d.c.recipient).label("opted_out"))
-                .join(t, t.c.resident_id == d.c.resident_id, isouter=True))
+                .join(t, t.c.resident_id == d.c.resident_id, isouter=True)
+                .join(m, m.c.id == d.c.message_id, isouter=True))
 
     def _claim(self, run_id: int | None) -> list[_Job]:
         """The next batch to send; batches skipped whole (all opted out, ...) are passed over."""
@@ -179,7 +176,9 @@ class Dispatcher:
             jobs = []
             for r in rows:  # checked before `sending`: a skipped row was never handed to a provider
                 why = ("resident no longer in the register" if r.r_resident_id is None else
-                       "number opted out of SMS" if r.channel == Channel.SMS and r.opted_out else None)
+                       "number opted out of SMS" if r.channel == Channel.SMS and r.opted_out else
+                       "no stored message (run created before messages were stored): cancel and re-create the run"
+                       if r.message_id is None else None)
                 if why:
                     self._skip(conn, [r.id], r.run_id, why, now)
                     self.skipped += 1
@@ -199,7 +198,8 @@ class Dispatcher:
                     status=S.SENDING, provider=name, attempts=d.c.attempts + 1, claimed_by=self.worker.id, updated_at=now))
             audit.append(conn, [audit.AuditEvent(self.actor, "delivery.status", f"delivery:{j.row.id}",
                                                  {"run": j.row.run_id, "from": "pending", "to": "sending",
-                                                  "attempt": j.row.attempts + 1}) for j in jobs], now=now)
+                                                  "attempt": j.row.attempts + 1, "sha256": j.row.sha256}) for j in jobs],
+                         now=now)
         return jobs, False
 
     def _skip_pending(self, conn: sa.Connection, run_id: int, why: str, now: datetime) -> None:
@@ -218,28 +218,19 @@ class Dispatcher:
                                              {"run": run_id, "from": "pending", "to": "skipped", "reason": why}) for i in ids],
                      now=now)
 
-    # -- render and send ---------------------------------------------------------------
-    def _context(self, job: _Job, info: _RunInfo) -> dict[str, Any]:
-        return {"resident": self.resident(job.row), "item": info.item, "params": info.params,
-                "run": {"id": info.id, "rule": info.rule_id, "on_date": info.on}}
-
-    def _prepare(self, job: _Job) -> None:
+    # -- send --------------------------------------------------------------------------
+    def _prepare(self, job: _Job) -> OutboundMessage:
+        """The stored message of a claimed (or reconciled) row, as the provider takes it."""
         r = job.row
-        info = self.runs[r.run_id]
-        rendered = info.templates.render(job.channel, self._context(job, info))
-        segments = count_segments(rendered.body).segments if job.channel is Channel.SMS else None
         job.message = OutboundMessage(
             delivery_id=r.id, run_id=r.run_id, channel=job.channel, resident_id=r.resident_id, recipient=r.recipient,
-            recipient_name=r.r_name or "", body=rendered.body, subject=rendered.subject, html=rendered.html,
-            segments=segments, meta={"township": r.r_township or "", "village": r.r_village or "",
-                                     "title": info.item.get("title", "")})
+            recipient_name=r.recipient_name or "", body=r.body, subject=r.subject, html=r.html,
+            segments=r.segments, meta={"township": r.township or "", "village": r.village or "",
+                                       "title": self.runs[r.run_id].item.get("title", "")})
+        return job.message
 
     async def _send_one(self, job: _Job) -> None:
-        try:
-            self._prepare(job)
-        except NotifierError as exc:
-            job.error = ProviderError(f"cannot render: {exc.message}", "render", False, "render")
-            return
+        self._prepare(job)
         assert job.message is not None
         provider = job.provider
         assert provider is not None
@@ -277,7 +268,7 @@ class Dispatcher:
             provider = j.provider.name
             values: dict[str, Any] = {"b_id": r.id, "provider": provider, "provider_message_id": None, "segments": None,
                                       "error_code": None, "reason": None, "sent_at": None, "next_attempt_at": None}
-            payload: dict[str, Any] = {"run": r.run_id, "from": "sending", "provider": provider}
+            payload: dict[str, Any] = {"run": r.run_id, "from": "sending", "provider": provider, "sha256": r.sha256}
             if j.result is not None:
                 status = j.result.status
                 values.update(provider_message_id=j.result.provider_message_id, sent_at=now,
@@ -391,7 +382,7 @@ class Dispatcher:
             if chain is None or self._lookup_failures.get(r.id, 0) >= self.max_attempts:
                 continue
             provider = chain.named(r.provider) or chain.current(now)
-            if not (provider.idempotent or provider.can_lookup and r.r_resident_id is not None):
+            if not (provider.idempotent or provider.can_lookup and r.message_id is not None):
                 if r.status == S.SENDING:
                     decided.append((r, S.UNKNOWN, "interrupted while sending; outcome unknown, not resent", None))
                 continue
@@ -428,15 +419,12 @@ class Dispatcher:
         return len(decided)
 
     async def _lookup(self, provider: Provider, job: _Job) -> SendResult | ProviderError | None:
+        """The provider's record of the stored message (never a re-render)."""
         try:
-            self._prepare(job)
-            assert job.message is not None
             async with self.limits[provider.name]:
-                return await provider.lookup(job.message, as_utc(job.row.created_at))
+                return await provider.lookup(self._prepare(job), as_utc(job.row.created_at))
         except ProviderError as exc:
             return exc
-        except NotifierError as exc:  # cannot render it again (e.g. template gone): cannot compare
-            return ProviderError(f"cannot look it up: {exc.message}", provider.name, False, "render")
 
     def _settle(self, decided: list[tuple[Any, S, str, SendResult | None]], now: datetime) -> None:
         """Apply what reconciliation decided, to rows still as they were read: another worker

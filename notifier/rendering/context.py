@@ -7,7 +7,7 @@ from typing import Any
 from ..fields import DataDictionary
 from ..masking import mask_email, mask_id_number, mask_name, mask_phone
 from ..storage.fieldcols import column_name
-from .templates import display_value
+from .templates import display_value, missing
 
 _MASKS = {"name": mask_name, "phone": mask_phone, "id_number": mask_id_number, "email": mask_email}
 
@@ -25,6 +25,9 @@ class ResidentContext:
         for name, mask in self.masks.items():
             if out.get(name):
                 out[name] = mask(out[name])
+        for name, value in out.items():
+            if value is None or value == "":
+                out[name] = missing(f"resident.{name}")
         return out
 
 

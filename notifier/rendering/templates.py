@@ -1,12 +1,24 @@
 """Rendering notices: sandboxed Jinja2, undefined variables are errors, not blanks.
 
-Templates come from a run's snapshot (their text as approved), never re-read from disk at
-send time. Plain-text parts (SMS, e-mail subject and body) render without escaping; HTML
-parts (the e-mail `html` block, letters) render from the same source with autoescape on.
+Messages are rendered once, when a run is created (see messages.py), and stored; the
+dispatcher sends the stored text. Plain-text parts (SMS, e-mail subject and body) render
+without escaping; HTML parts (the e-mail `html` block, letters) render from the same source
+with autoescape on.
+
+A value a resident lacks is a `MissingValue`: a template may test it (`{% if %}`, `default`)
+but printing it, or computing with it, is an error naming the variable, so "None" never reaches
+a resident. Every render is bounded in time and output size, so a template loop cannot hang a
+run's creation or fill memory.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import operator
+import time
 import traceback
+from functools import lru_cache
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -20,21 +32,109 @@ from ..status import Channel
 from .filters import FILTERS
 
 
+MAX_OUTPUT_CHARS = 100_000    # one message; a letter page is a few kB
+MAX_RENDER_SECONDS = 2.0      # one message
+
+
 @dataclass(frozen=True)
 class Rendered:
     body: str
     subject: str | None = None
     html: str | None = None
 
+    @property
+    def sha256(self) -> str:
+        return digest(self.subject, self.body, self.html)
 
-def _env(autoescape: bool, sources: dict[str, str]) -> SandboxedEnvironment:
+
+def digest(subject: str | None, body: str, html: str | None) -> str:
+    """SHA-256 of a message as stored and sent: the JSON array [subject, body, html] (UTF-8,
+    no spaces, non-ASCII as is), so an auditor can recompute it from an export."""
+    text = json.dumps([subject, body, html], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class MissingValue(jinja2.StrictUndefined):
+    """A field this resident has no value for. False in tests and `default` replaces it, but
+    printing it or computing with it raises an error that names it."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or isinstance(other, jinja2.Undefined)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return 0
+
+
+@lru_cache(maxsize=1024)
+def missing(name: str) -> MissingValue:
+    return MissingValue(hint=f"{name} has no value for this resident (it would print as nothing or 'None'); "
+                             f"write {{{{ {name}|default('…') }}}} or test it with {{% if {name} %}}")
+
+
+class RenderLimit(Exception):
+    """A template exceeded the time or output bound of one message."""
+
+
+class _BoundedEnvironment(SandboxedEnvironment):
+    """The sandbox plus a deadline checked on every call and attribute access, and `*`/`**`
+    that cannot build huge strings or numbers: the checks a loop or a repeat must pass through."""
+
+    intercepted_binops = frozenset({"*", "**"})
+    deadline: float = float("inf")
+
+    def _tick(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise RenderLimit(f"rendering took longer than {MAX_RENDER_SECONDS:g} s")
+
+    def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        self._tick()
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        self._tick()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        self._tick()
+        return super().getitem(obj, argument)
+
+    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        self._tick()
+        if operator_ == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise RenderLimit(f"exponent {right} is too large")
+        if operator_ == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_OUTPUT_CHARS:
+                    raise RenderLimit(f"a repeated value would exceed {MAX_OUTPUT_CHARS:,} characters")
+        return (operator.pow if operator_ == "**" else operator.mul)(left, right)
+
+
+def _env(autoescape: bool, sources: dict[str, str]) -> _BoundedEnvironment:
     # A FunctionLoader (unlike DictLoader) gives each template a file name, so errors raised
     # while rendering can be traced back to the template's line.
     loader = jinja2.FunctionLoader(lambda name: (sources[name], name, lambda: True) if name in sources else None)
-    env = SandboxedEnvironment(loader=loader, undefined=jinja2.StrictUndefined,
-                               autoescape=autoescape, trim_blocks=True, lstrip_blocks=True)
+    env = _BoundedEnvironment(loader=loader, undefined=jinja2.StrictUndefined,
+                              autoescape=autoescape, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(FILTERS)
     return env
+
+
+def _bounded(chunks: Iterator[str]) -> str:
+    out, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_OUTPUT_CHARS:
+            raise RenderLimit(f"the message would be longer than {MAX_OUTPUT_CHARS:,} characters")
+        out.append(chunk)
+    return "".join(out)
 
 
 def display_value(value: Any) -> Any:
@@ -72,12 +172,14 @@ class TemplateSet:
             raise RuleError("template errors", problems)
 
     def render(self, channel: Channel, context: dict[str, Any]) -> Rendered:
+        deadline = time.monotonic() + MAX_RENDER_SECONDS
+        self.text_env.deadline = self.html_env.deadline = deadline
         try:
             if channel is Channel.LETTER:
-                return Rendered(self._html[channel].render(context).strip())
+                return Rendered(_bounded(self._html[channel].generate(context)).strip())
             tmpl = self._text[channel]
             if channel is Channel.SMS:
-                return Rendered(" ".join(tmpl.render(context).split()))
+                return Rendered(" ".join(_bounded(tmpl.generate(context)).split()))
             subject = " ".join(_block(tmpl, "subject", context).split())
             body = _block(tmpl, "body", context).strip() + "\n"
             html_t = self._html[channel]
@@ -85,12 +187,19 @@ class TemplateSet:
             return Rendered(body, subject, html)
         except Exception as exc:  # any error inside a template (undefined variable, None * 2, ...)
             name = self.names[channel]
-            raise RuleError(f"{name}: cannot render", [Problem(f"{exc.__class__.__name__}: {exc}", file=name,
-                                                               line=_template_line(exc, name), column=1)]) from None
+            what = str(exc) if isinstance(exc, (jinja2.UndefinedError, RenderLimit)) else f"{exc.__class__.__name__}: {exc}"
+            raise RuleError(f"{name}: cannot render", [Problem(what, file=name, line=_template_line(exc, name),
+                                                               column=1)]) from None
+        finally:
+            self.text_env.deadline = self.html_env.deadline = float("inf")
 
 
 def _block(tmpl: jinja2.Template, name: str, context: dict[str, Any]) -> str:
-    return "".join(tmpl.blocks[name](tmpl.new_context(context)))
+    try:
+        return _bounded(tmpl.blocks[name](tmpl.new_context(context)))
+    except Exception:
+        tmpl.environment.handle_exception()   # re-raises with the traceback at template lines, as render() does
+        raise
 
 
 def _template_line(exc: BaseException, name: str) -> int | None:
@@ -107,5 +216,9 @@ def item_context(item: Any, domains: dict[str, str]) -> dict[str, Any]:
             "publish_from": item.publish_from, "publish_until": item.publish_until}
 
 
-def run_context(run_id: int | None, rule_id: str, on: date) -> dict[str, Any]:
-    return {"id": run_id, "rule": rule_id, "on_date": on}
+def template_context(resident: dict[str, Any], item: dict[str, Any], params: dict[str, Any], run_id: int | None,
+                     rule_id: str, on: date) -> dict[str, Any]:
+    """The variables every template sees, built the same way for checks, previews and runs:
+    an item field left empty in the rule file is missing, like a resident's."""
+    return {"resident": resident, "item": {k: missing(f"item.{k}") if v is None or v == "" else v for k, v in item.items()},
+            "params": params, "run": {"id": run_id, "rule": rule_id, "on_date": on}}

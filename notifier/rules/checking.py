@@ -2,7 +2,9 @@
 
 Embedded tests run through the same compiled SQL that production uses (on a throwaway
 in-memory SQLite database), so what was checked is what runs. Templates are rendered
-against a sample resident so a missing variable is found now, with its file and line.
+against a sample resident so a missing variable is found now, with its file and line, and
+against one who lacks every value the rule does not require, so a template that would print
+an empty or "None" value for some matched resident fails here rather than at `runs create`.
 """
 from __future__ import annotations
 
@@ -18,12 +20,13 @@ import sqlalchemy as sa
 from ..errors import InputError, NotifierError, Problem
 from ..fields import DataDictionary, FieldType, load_dictionary
 from ..rendering.context import resident_context
-from ..rendering.templates import TemplateSet, display_value, item_context
+from ..rendering.templates import TemplateSet, display_value, item_context, template_context
+from ..status import Channel
 from ..storage.fieldcols import column_name, residents_table
 from ..storage.schema import records
 from .compile import OUTCOME, compile_rule, result_name
 from .load import load_rules, rule_files
-from .model import Rule, jsonable
+from .model import Combinator, Condition, FieldCondition, Rule, jsonable
 
 SAMPLE_TEXT = {"name": "张三", "phone": "+8613800000000", "email": "zhangsan@example.com", "id_number": "110101199003070000",
                "address": "某县某镇某村1号", "village": "某村", "township": "某镇", "resident_id": "R0000000",
@@ -53,25 +56,57 @@ def sample_value(spec: Any) -> Any:
             FieldType.BOOL: True, FieldType.TEXT: "示例"}.get(spec.type, next(iter(spec.values), "示例"))
 
 
-def sample_context(rule: Rule, dictionary: DataDictionary, on: date) -> dict[str, Any]:
-    row = SimpleNamespace(**{column_name(s): SAMPLE_TEXT.get(n, sample_value(s)) for n, s in dictionary.all_fields().items()})
+CONTACT = {Channel.SMS: "phone", Channel.EMAIL: "email", Channel.LETTER: "address"}
+
+
+def present_when_matched(cond: Condition) -> set[str]:
+    """Fields every resident the condition matches has a value for: those its passing
+    requires (a condition with `if_missing: pass` or `is_missing: true` requires none)."""
+    if isinstance(cond, FieldCondition):
+        if cond.op == "is_missing":
+            return set() if cond.value else {cond.field}
+        return set() if cond.if_missing == "pass" else {cond.field}
+    if isinstance(cond, Combinator) and cond.children:
+        parts = [present_when_matched(c) for c in cond.children]
+        if cond.op == "all":
+            return set().union(*parts)
+        if cond.op == "any":
+            return set.intersection(*parts)
+    return set()
+
+
+def sample_context(rule: Rule, dictionary: DataDictionary, on: date, keep: set[str] | None = None) -> dict[str, Any]:
+    """A sample resident with every field filled, or (with `keep`) only those fields."""
+    row = SimpleNamespace(**{column_name(s): SAMPLE_TEXT.get(n, sample_value(s)) if keep is None or n in keep else None
+                             for n, s in dictionary.all_fields().items()})
     params = {name: display_value(p.value_on(on) or (p.values[-1][1] if p.values else Decimal(0)))
               for name, p in rule.parameters.items()}
-    return {"resident": resident_context(dictionary, row), "item": item_context(rule.item, dictionary.domains),
-            "params": params, "run": {"id": 0, "rule": rule.id, "on_date": on}}
+    return template_context(resident_context(dictionary, row), item_context(rule.item, dictionary.domains), params, 0,
+                            rule.id, on)
 
 
 def check_templates(rule: Rule, dictionary: DataDictionary) -> list[Problem]:
     on = rule.item.publish_from or date.today()
+    required = present_when_matched(rule.match) | {"resident_id"}
     try:
         ts = TemplateSet(rule.templates, rule.template_sources)
         ctx = sample_context(rule, dictionary, on)
         for ch in rule.templates:
             ts.render(ch, ctx)
     except NotifierError as exc:
-        return [Problem(p.message, file=rule.template_files.get(_channel_of(rule, p.file), p.file), line=p.line, column=p.column)
-                for p in getattr(exc, "problems", [])] or [Problem(exc.message, file=rule.file)]
-    return []
+        return _problems(rule, exc)
+    problems = []
+    for ch in rule.templates:
+        try:
+            ts.render(ch, sample_context(rule, dictionary, on, required | {CONTACT[ch]}))
+        except NotifierError as exc:
+            problems += _problems(rule, exc, "for a matched resident who lacks data the rule does not require: ")
+    return problems
+
+
+def _problems(rule: Rule, exc: NotifierError, prefix: str = "") -> list[Problem]:
+    return [Problem(prefix + p.message, file=rule.template_files.get(_channel_of(rule, p.file), p.file), line=p.line,
+                    column=p.column) for p in getattr(exc, "problems", [])] or [Problem(exc.message, file=rule.file)]
 
 
 def _channel_of(rule: Rule, name: str | None) -> Any:

@@ -1,0 +1,27 @@
+"""Who acted: the names typed after `--by`, compared the way people read them.
+
+Separation of duties (a run's creator never approves it, one person one level) must not be
+dodged by spelling: "Li", " li", "ｌｉ" (full-width) and "li\u200b" are one person. Names are
+stored NFKC-normalised and trimmed, and compared case-folded as well.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .errors import InputError
+
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff\u00ad]")
+_SPACES = re.compile(r"\s+")
+
+
+def actor_name(text: str | None, what: str = "--by USER") -> str:
+    """The name as stored: NFKC, invisible characters removed, inner spaces collapsed, trimmed."""
+    name = _SPACES.sub(" ", _INVISIBLE.sub("", unicodedata.normalize("NFKC", text or ""))).strip()
+    if not name:
+        raise InputError(f"{what} is required: it is recorded as who acted")
+    return name
+
+
+def same_actor(a: str, b: str) -> bool:
+    return actor_name(a).casefold() == actor_name(b).casefold()

@@ -1,0 +1,119 @@
+"""A run's messages: rendered once, when the run is created, from the register as it stands then.
+
+Approvers page through exactly what will be sent (`runs messages`), the dispatcher sends the
+stored text, and a fallback delivery takes the message rendered for its channel at the same
+moment, so nothing a resident receives comes from data changed after the run was approved
+(DESIGN §14, invariant 7). Rendering every channel a member could be reached on up front also
+means a template that cannot render for someone stops the run at creation, with the template,
+its line and the residents concerned, instead of failing (or falling back) at send time.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from .app import App
+from .audience import Member, choose_channel
+from .errors import Problem, RuleError
+from .masking import mask_address, mask_email, mask_id_number, mask_name, mask_phone, mask_text
+from .rendering.context import ResidentContext, params_context
+from .rendering.segments import count_segments
+from .rendering.templates import TemplateSet, item_context, template_context
+from .rules.compile import params_in_force
+from .rules.model import Rule
+from .status import Channel
+
+CHUNK = 5000        # residents fetched per query
+SHOWN = 5           # residents named per template problem
+
+
+def later_channels(order: Sequence[Channel], channel: Channel) -> list[Channel]:
+    """The rule's channels after `channel`: where a fallback may go."""
+    return list(order[order.index(channel) + 1:]) if channel in order else []
+
+
+@dataclass
+class RenderedRun:
+    """The stored messages of a run (run_messages rows without run_id) and what failed to render."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    failures: dict[tuple[str | None, int | None, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def raise_for_failures(self, rule: Rule) -> None:
+        if not self.failures:
+            return
+        problems = []
+        for (name, line, message), who in self.failures.items():
+            shown = "、".join(who[:SHOWN]) + (f" and {len(who) - SHOWN} more" if len(who) > SHOWN else "")
+            file = next((rule.template_files[ch] for ch, n in rule.templates.items() if n == name), name)
+            problems.append(Problem(f"{message} (residents: {shown})", file=file, line=line, column=1))
+        affected = len({w for who in self.failures.values() for w in who})
+        raise RuleError(f"rule {rule.id!r}: templates cannot render for {affected} resident(s); no run was created",
+                        problems)
+
+
+def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> RenderedRun:
+    """Render each member's channel and every later channel they have a contact for."""
+    templates = TemplateSet(rule.templates, rule.template_sources)
+    item = item_context(rule.item, app.dictionary.domains)
+    params = params_context(params_in_force(rule, on))
+    resident = ResidentContext(app.dictionary)
+    out = RenderedRun()
+    for row, member in _rows(app, [m for m in members if m.channel is not None]):
+        assert member.channel is not None
+        context = template_context(resident(row), item, params, None, rule.id, on)
+        targets = [(member.channel, member.recipient)]
+        for ch in later_channels(rule.channels, member.channel):
+            got, recipient, _ = choose_channel([ch], None, row.phone, row.phone_kind, row.email, row.address, False)
+            if got is not None:
+                targets.append((ch, recipient))
+        for channel, recipient in targets:
+            try:
+                rendered = templates.render(channel, context)
+            except RuleError as exc:
+                for p in exc.problems:
+                    out.failures[(p.file, p.line, p.message)].append(f"{row.resident_id} {mask_name(row.name)}".strip())
+                continue
+            out.rows.append({"resident_id": row.resident_id, "channel": channel.value, "recipient": recipient,
+                             "recipient_name": row.name, "township": row.township, "village": row.village,
+                             "subject": rendered.subject, "body": rendered.body, "html": rendered.html,
+                             "segments": count_segments(rendered.body).segments if channel is Channel.SMS else None,
+                             "sha256": rendered.sha256})
+    return out
+
+
+def _rows(app: App, members: list[Member]) -> Iterator[tuple[Any, Member]]:
+    t = app.residents
+    with app.reader.connect() as conn:
+        for i in range(0, len(members), CHUNK):
+            part = members[i:i + CHUNK]
+            rows = {r.resident_id: r for r in conn.execute(sa.select(t).where(t.c.resident_id.in_([m.resident_id for m in part])))}
+            for m in part:
+                if m.resident_id in rows:
+                    yield rows[m.resident_id], m
+
+
+def mask_message(text: str | None, personal: Sequence[str | None]) -> str | None:
+    """A stored message with the resident's own name, phone, ID number, e-mail and address
+    masked where they occur, then any other number or address that looks personal."""
+    if text is None:
+        return None
+    for value, masked in sorted(_masked_forms(personal), key=lambda p: -len(p[0])):
+        text = text.replace(value, masked)
+    return mask_text(text)
+
+
+def _masked_forms(personal: Sequence[str | None]) -> Iterator[tuple[str, str]]:
+    name, phone, id_number, email, address = personal
+    if phone:
+        yield phone, mask_phone(phone)
+        if phone.startswith("+86"):
+            yield phone[3:], mask_phone(phone[3:])
+    for value, mask in ((id_number, mask_id_number), (email, mask_email), (address, mask_address), (name, mask_name)):
+        if value:
+            yield value, mask(value)
