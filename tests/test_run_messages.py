@@ -232,3 +232,19 @@ def test_a_late_undelivered_receipt_reopens_the_run_and_the_fallback_goes_as_app
 def _run_status(app: App, run_id: int) -> str:
     with app.engine.connect() as conn:
         return str(conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar_one())
+
+
+@pytest.mark.parametrize("body, error", [
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}", "longer than 100,000"),
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "took longer than 2 s"),
+    ("{{ '好' * 1000000000 }}", "would exceed 100,000 characters"),
+    ("{{ 9 ** 999999 }}", "exponent"),
+])
+def test_rendering_is_bounded_in_time_and_size(tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str],
+                                               body: str, error: str) -> None:
+    cfg = county(tmp_path, sqlite_url)
+    write(tmp_path / "templates" / "farm_subsidy.sms.j2", "第一行\n" + body + "\n")
+    code, report, _ = cli(capsys, cfg, "rules", "check", "--json")
+    problems = [e for e in report["errors"] if e["file"].endswith("farm_subsidy.sms.j2")]
+    assert (code, len(problems)) == (1, 1), report
+    assert error in problems[0]["message"] and problems[0]["line"] == 2

@@ -127,12 +127,14 @@ def _env(autoescape: bool, sources: dict[str, str]) -> _BoundedEnvironment:
     return env
 
 
-def _bounded(chunks: Iterator[str]) -> str:
+def _bounded(chunks: Iterator[str], tmpl: jinja2.Template) -> str:
     out, size = [], 0
     for chunk in chunks:
         size += len(chunk)
         if size > MAX_OUTPUT_CHARS:
-            raise RenderLimit(f"the message would be longer than {MAX_OUTPUT_CHARS:,} characters")
+            exc = RenderLimit(f"the message would be longer than {MAX_OUTPUT_CHARS:,} characters")
+            exc.lineno = _paused_line(chunks, tmpl)   # type: ignore[attr-defined]
+            raise exc
         out.append(chunk)
     return "".join(out)
 
@@ -176,10 +178,10 @@ class TemplateSet:
         self.text_env.deadline = self.html_env.deadline = deadline
         try:
             if channel is Channel.LETTER:
-                return Rendered(_bounded(self._html[channel].generate(context)).strip())
+                return Rendered(_bounded(self._html[channel].generate(context), self._html[channel]).strip())
             tmpl = self._text[channel]
             if channel is Channel.SMS:
-                return Rendered(" ".join(_bounded(tmpl.generate(context)).split()))
+                return Rendered(" ".join(_bounded(tmpl.generate(context), tmpl).split()))
             subject = " ".join(_block(tmpl, "subject", context).split())
             body = _block(tmpl, "body", context).strip() + "\n"
             html_t = self._html[channel]
@@ -194,9 +196,20 @@ class TemplateSet:
             self.text_env.deadline = self.html_env.deadline = float("inf")
 
 
+def _paused_line(gen: Any, tmpl: jinja2.Template) -> int | None:
+    """The template line where a paused render produced its last output: the innermost
+    generator of the `yield from` chain that runs the template's own code."""
+    line = None
+    while gen is not None and getattr(gen, "gi_frame", None) is not None:
+        if gen.gi_frame.f_code.co_filename == tmpl.filename:
+            line = tmpl.get_corresponding_lineno(gen.gi_frame.f_lineno)
+        gen = gen.gi_yieldfrom
+    return line
+
+
 def _block(tmpl: jinja2.Template, name: str, context: dict[str, Any]) -> str:
     try:
-        return _bounded(tmpl.blocks[name](tmpl.new_context(context)))
+        return _bounded(tmpl.blocks[name](tmpl.new_context(context)), tmpl)
     except Exception:
         tmpl.environment.handle_exception()   # re-raises with the traceback at template lines, as render() does
         raise
