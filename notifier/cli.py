@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", type=Path)
     s.add_argument("--dry-run", action="store_true", help="validate and count, change nothing")
     s.add_argument("--by", default="import", help="who imports (recorded in the audit log)")
+    s.add_argument("--sheet", help="XLSX: the sheet to import (default: the first sheet with a header row)")
 
     rec = sub.add_parser("records", help="related records such as grants").add_subparsers(dest="action", required=True, metavar="ACTION")
     s = rec.add_parser("import", parents=[common], help="import related records of KIND (declared in fields.yaml)")
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", type=Path)
     s.add_argument("--dry-run", action="store_true")
     s.add_argument("--by", default="import")
+    s.add_argument("--sheet", help="XLSX: the sheet to import (default: the first sheet with a header row)")
 
     rules = sub.add_parser("rules", help="check, preview and explain rules").add_subparsers(dest="action", required=True, metavar="ACTION")
     s = rules.add_parser("check", parents=[common], help="check rule files, fields.yaml, templates and embedded tests")
@@ -181,16 +183,19 @@ def cmd_import(args: argparse.Namespace) -> int:
     app = _open(args)
     with progress_bar(f"importing {args.file.name}", None, not args.json) as (advance, set_total):
         if args.command == "residents":
-            report = import_residents(app, args.file, actor=args.by, dry_run=args.dry_run, progress=advance, on_total=set_total)
+            report = import_residents(app, args.file, actor=args.by, dry_run=args.dry_run, sheet=args.sheet,
+                                      progress=advance, on_total=set_total)
         else:
-            report = import_records(app, args.kind, args.file, actor=args.by, dry_run=args.dry_run,
+            report = import_records(app, args.kind, args.file, actor=args.by, dry_run=args.dry_run, sheet=args.sheet,
                                     progress=advance, on_total=set_total)
     if args.json:
         emit_json(report.as_json())
     else:
         verb = "would import" if args.dry_run else "imported"
-        console.print(f"{args.file}: {verb} {report.imported}, updated {report.updated}"
-                      + (f", unchanged {report.unchanged}" if report.unchanged else "") + f", rejected {report.rejected}")
+        console.print(f"{args.file}: {verb} {report.imported}, updated {report.updated}, unchanged {report.unchanged}"
+                      f", rejected {report.rejected}", markup=False)
+        console.print(f"header on row {report.header_row}" + (f" of sheet {report.sheet}" if report.sheet else "")
+                      + (f", encoding {report.encoding}" if report.encoding else ""), markup=False)
         if report.errors:
             _problems_table("rejected rows", report.errors)
         if report.warnings:

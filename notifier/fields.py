@@ -5,8 +5,9 @@ value is read into a typed value.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
@@ -26,15 +27,29 @@ class FieldType(StrEnum):
 
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
-TRUE_WORDS = frozenset({"是", "true", "1", "y", "yes", "有"})
-FALSE_WORDS = frozenset({"否", "false", "0", "n", "no", "无"})
+TRUE_WORDS = frozenset({"是", "true", "1", "y", "yes", "有", "√", "✓", "✔", "☑"})
+FALSE_WORDS = frozenset({"否", "false", "0", "n", "no", "无", "×", "✗", "✘"})
+PRECISIONS = ("day", "month")
 _DATE_RE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
 _COMPACT_DATE_RE = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_MONTH_RE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?|(\d{4})(\d{2})")
+_SERIAL_RE = re.compile(r"\d{4,5}(?:\.0+)?")
+_EXCEL_EPOCH = date(1899, 12, 30)      # Excel's day 0 (serials from 61 on, past its fictitious 1900-02-29)
+SERIALS = range(3000, 100000)          # 1908-03-18 .. 2173-10-14: below that, a number is a year or a typo
 _NUMBER_JUNK = str.maketrans("", "", ",，¥￥元 ")
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff\u00ad]")
+
+
+def norm_key(text: str) -> str:
+    """NFKC, invisible characters (zero-width spaces, BOM) removed, trimmed: how ids are compared."""
+    text = str(text)
+    if not text.isascii():
+        text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    return text.strip()
 
 
 def norm_header(text: str) -> str:
-    return re.sub(r"\s+", "", str(text)).replace("（", "(").replace("）", ")").casefold()
+    return re.sub(r"\s+", "", norm_key(text)).replace("（", "(").replace("）", ")").casefold()
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class FieldSpec:
     columns: tuple[str, ...] = ()
     values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     builtin: bool = False
+    precision: str = "day"               # dates: "month" accepts 1996.12 (stored as its first day)
     lookup: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -72,30 +88,37 @@ class FieldSpec:
             found = self.lookup.get(raw) if isinstance(raw, str) else None
             found = found or self.lookup.get(norm_header(str(raw)))
             if found is None:
-                raise ValueError(f"{raw!r} is not one of {', '.join(self.values)}")
+                raise ValueError(f"{raw!r} is not an accepted spelling: {self.spellings()}")
             return found
         if t is FieldType.BOOL:
             if isinstance(raw, bool):
                 return raw
             word = str(raw).casefold()
+            if not word.isascii():
+                word = norm_key(word)
             if word in TRUE_WORDS:
                 return True
             if word in FALSE_WORDS:
                 return False
-            raise ValueError(f"{raw!r} is not a yes/no value (是/否, true/false, 1/0, Y/N)")
+            raise ValueError(f"{raw!r} is not a yes/no value (是/否, 有/无, √/×, true/false, 1/0, Y/N)")
         if t is FieldType.DATE:
-            return parse_date(raw)
+            return parse_date(raw, month_ok=self.precision == "month", label=self.label)
         if t is FieldType.INT:
             if isinstance(raw, bool):
                 raise ValueError(f"{raw!r} is not a whole number")
             if isinstance(raw, int):
                 return raw
-            num = _decimal(raw)
+            num = _decimal(raw, self.unit)
             if num != num.to_integral_value():
                 raise ValueError(f"{raw!r} is not a whole number")
             return int(num)
-        return _decimal(raw)  # DECIMAL
+        return _decimal(raw, self.unit)  # DECIMAL
 
+    def spellings(self) -> str:
+        """The accepted enum spellings, for error messages."""
+        where = "built in" if self.builtin else "from fields.yaml"
+        listed = "; ".join(f"{c}: {'/'.join(dict.fromkeys((c, *s)))}" for c, s in self.values.items())
+        return f"{listed} ({where}, field {self.name})"
 
     def converter(self) -> Callable[[Any], Any]:
         """A fast cell reader for bulk imports: the common text forms first, `parse` for the rest."""
@@ -137,11 +160,15 @@ class FieldSpec:
         return read_int
 
 
-def _decimal(raw: Any) -> Decimal:
+def _decimal(raw: Any, unit: str = "") -> Decimal:
+    """A number, allowing thousands separators, currency signs and the field's own unit (8.5亩, 3人)."""
     if isinstance(raw, float):
         return Decimal(repr(raw))
+    text = str(raw).strip()
+    if unit and text.endswith(unit):
+        text = text[: -len(unit)]
     try:
-        value = Decimal(str(raw).translate(_NUMBER_JUNK))
+        value = Decimal(text.translate(_NUMBER_JUNK))
     except InvalidOperation:
         raise ValueError(f"{raw!r} is not a number") from None
     if not value.is_finite():
@@ -149,14 +176,40 @@ def _decimal(raw: Any) -> Decimal:
     return value
 
 
-def parse_date(raw: Any) -> date:
+def _serial(value: float, text: str) -> date:
+    """An Excel date serial (a date cell formatted as a number, or such a cell saved to CSV)."""
+    if value != int(value) or int(value) not in SERIALS:
+        raise ValueError(f"{text!r} is not a date (use 2026-03-02)")
+    return _EXCEL_EPOCH + timedelta(days=int(value))
+
+
+def parse_date(raw: Any, *, month_ok: bool = False, label: str = "this field") -> date:
+    """A date from a cell: a date, 2026-03-02 / 2026.3.2 / 2026年3月2日 / 20260302, an Excel serial,
+    or (when `month_ok`) a month such as 1996.12, read as its first day."""
     if isinstance(raw, datetime):
         return raw.date()
     if isinstance(raw, date):
         return raw
+    if isinstance(raw, bool):
+        raise ValueError(f"{raw!r} is not a date (use 2026-03-02)")
+    if isinstance(raw, (int, float)):
+        if 1890 <= raw < 2200 and raw != int(raw) and len(repr(raw)) == 7:   # 1996.12 typed into a number cell
+            return parse_date(repr(raw), month_ok=month_ok, label=label)
+        return _serial(raw, repr(raw))
     text = str(raw).strip()
     m = _DATE_RE.fullmatch(text) or _COMPACT_DATE_RE.fullmatch(text)
     if not m:
+        if _SERIAL_RE.fullmatch(text):
+            return _serial(float(text), text)
+        month = _MONTH_RE.fullmatch(text)
+        if month:
+            year, mon = (int(g) for g in (month.groups()[:2] if month.group(1) else month.groups()[2:]))
+            if not month_ok:
+                raise ValueError(f"{text!r} gives only a year and month; {label} needs a full date such as "
+                                 f"{year}-{mon:02d}-01 (a field may accept months: precision: month in fields.yaml)")
+            if not 1 <= mon <= 12:
+                raise ValueError(f"{text!r} is not a valid month")
+            return date(year, mon, 1)
         raise ValueError(f"{text!r} is not a date (use 2026-03-02)")
     try:
         return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
@@ -219,7 +272,7 @@ def _field_spec(name: str, body: Any, where: YMap, file: str, problems: list[Pro
     if not isinstance(body, YMap):
         bad(f"field {name!r} needs a mapping with type, label and columns", where.where(name))
         return None
-    known = {"type", "label", "unit", "columns", "values"}
+    known = {"type", "label", "unit", "columns", "values", "precision"}
     for key in body:
         if key not in known:
             bad(f"unknown key {key!r} in field {name!r}{did_you_mean(key, known)}", body.key_where(key))
@@ -245,7 +298,12 @@ def _field_spec(name: str, body: Any, where: YMap, file: str, problems: list[Pro
                     continue
                 values[canonical] = tuple(str(s) for s in spellings)
     label = str(body.get("label") or name)
-    return FieldSpec(name, ftype, label, str(body.get("unit") or ""), tuple([name, label, *columns]), values)
+    precision = str(body.get("precision", "day"))
+    if "precision" in body and (ftype is not FieldType.DATE or precision not in PRECISIONS):
+        bad(f"field {name!r}: precision applies to date fields and is one of {', '.join(PRECISIONS)}", body.where("precision"))
+        precision = "day"
+    return FieldSpec(name, ftype, label, str(body.get("unit") or ""), tuple([name, label, *columns]), values,
+                     precision=precision)
 
 
 def load_dictionary(path: Path) -> DataDictionary:
@@ -304,5 +362,5 @@ def header_map(specs: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
     return out
 
 
-__all__ = ["BUILTIN_FIELDS", "DataDictionary", "FieldSpec", "FieldType", "RecordKind", "YList",
+__all__ = ["BUILTIN_FIELDS", "norm_key", "DataDictionary", "FieldSpec", "FieldType", "RecordKind", "YList",
            "header_map", "load_dictionary", "norm_header", "parse_date"]

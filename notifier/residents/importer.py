@@ -1,8 +1,11 @@
 """`residents import` and `records import`: spreadsheet rows -> validated, typed rows -> bulk upsert.
 
 A bad row is rejected with its row number, column and reason and never blocks the good
-ones; an unusable phone or e-mail is only dropped from its row with a warning. Writes are
-Core executemany batches; one audit event records each import.
+ones; an unusable phone or e-mail is only dropped from its row with a warning. One person is
+one resident: an ID number already held by another resident id (earlier in the file or in the
+register) rejects the row. Writes are Core executemany batches inside one transaction, so a
+failure part-way leaves the register as it was; a row equal to what is stored is counted
+`unchanged` and not written. One audit event records each import. See docs/import.md.
 """
 from __future__ import annotations
 
@@ -17,16 +20,19 @@ import sqlalchemy as sa
 from ..app import App
 from ..audit import log as audit
 from ..clock import utcnow
-from ..errors import InputError, Problem
-from ..fields import BUILTIN_FIELDS, FieldSpec, header_map, norm_header
-from ..masking import mask_id_number, mask_text
+from ..errors import InputError, NotifierError, Problem
+from ..fields import BUILTIN_FIELDS, FieldSpec, FieldType, norm_key
+from ..masking import mask_id_number, mask_phone, mask_text
 from ..storage.bulk import executemany, insert_new
 from ..storage.fieldcols import column_name
 from ..storage.schema import records
-from .readers import read_table
-from .validate import check_id_number, normalize_email, normalize_phone
+from .header import HeaderMatcher
+from .readers import Table, read_table
+from .validate import check_id_number, first_phone, id_birth_date, normalize_email
 
 BATCH = 2000
+MAX_CELL = 10_000        # characters; a longer cell is a pasted document or an attack, not a roster value
+BIRTH_FIELD = "birth_date"   # a declared date field of this name is checked against, and filled from, the ID number
 Progress = Callable[[int], None]
 
 
@@ -40,6 +46,9 @@ class ImportReport:
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     dry_run: bool = False
+    encoding: str | None = None       # CSV: utf-8, utf-8-sig or gb18030; XLSX: None
+    header_row: int = 1
+    sheet: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -47,7 +56,8 @@ class ImportReport:
 
     def as_json(self) -> dict[str, Any]:
         return {"file": self.file, "dry_run": self.dry_run, "imported": self.imported, "updated": self.updated,
-                "unchanged": self.unchanged, "rejected": self.rejected,
+                "unchanged": self.unchanged, "rejected": self.rejected, "encoding": self.encoding,
+                "header_row": self.header_row, "sheet": self.sheet,
                 "errors": [_cell(p) for p in self.errors], "warnings": [_cell(p) for p in self.warnings]}
 
 
@@ -63,34 +73,49 @@ class ParsedRow:
     warnings: list[Problem]
 
 
-def _map_columns(header: list[str], specs: dict[str, FieldSpec], file: str,
+def _open(path: Path, matcher: HeaderMatcher, report: ImportReport, sheet: str | None) -> Table:
+    table = read_table(path, matcher, sheet)
+    report.encoding, report.header_row, report.sheet = table.encoding, table.header_row, table.sheet
+    return table
+
+
+def _map_columns(header: list[str], matcher: HeaderMatcher, file: str,
                  report: ImportReport) -> list[tuple[int, FieldSpec]]:
-    lookup = header_map(specs)
     mapping: list[tuple[int, FieldSpec]] = []
     seen: dict[str, str] = {}
     for idx, title in enumerate(header):
         if not title:
             continue
-        spec = lookup.get(norm_header(title))
+        spec = matcher.field(title)
         if spec is None:
-            report.warnings.append(Problem("column is not in the data dictionary and was ignored", row=1, column=title))
+            report.warnings.append(Problem("column is not in the data dictionary and was ignored",
+                                           row=report.header_row, column=title))
             continue
         if spec.name in seen:
             raise InputError(f"{file}: columns {seen[spec.name]!r} and {title!r} both hold {spec.label} ({spec.name})")
         seen[spec.name] = title
         mapping.append((idx, spec))
     if "resident_id" not in seen:
-        raise InputError(f"{file}: no resident id column (a header such as 居民编号 or resident_id is required)")
+        raise InputError(f"{file}: no resident id column (a header such as 居民编号 or resident_id is required "
+                         f"in one of the first rows; looked at rows 1-10)")
     return mapping
 
 
+def _birth_field(specs: dict[str, FieldSpec]) -> FieldSpec | None:
+    spec = specs.get(BIRTH_FIELD)
+    return spec if spec is not None and spec.type is FieldType.DATE else None
+
+
 def _parse(table_rows: Iterator[tuple[int, list[Any]]], header: list[str],
-           mapping: list[tuple[int, FieldSpec]]) -> Iterator[ParsedRow]:
+           mapping: list[tuple[int, FieldSpec]], birth: FieldSpec | None = None) -> Iterator[ParsedRow]:
     contact = {"phone", "email"}
-    special = {"phone": normalize_phone, "email": normalize_email, "id_number": check_id_number,
-               "resident_id": lambda raw: str(raw).strip()}
+    special = {"phone": first_phone, "email": normalize_email, "id_number": check_id_number,
+               "resident_id": norm_key}
     columns = [(idx, spec.name, header[idx], special.get(spec.name) or spec.converter()) for idx, spec in mapping]
-    rid_col = next(title for _, name, title, _ in columns if name == "resident_id")
+    titles = {name: title for _, name, title, _ in columns}
+    rid_col = titles["resident_id"]
+    if "id_number" not in titles:
+        birth = None
     for rownum, cells in table_rows:
         values: dict[str, Any] = {}
         errors: list[Problem] = []
@@ -100,6 +125,11 @@ def _parse(table_rows: Iterator[tuple[int, list[Any]]], header: list[str],
             raw = cells[idx] if idx < width else None
             if isinstance(raw, str):
                 raw = raw.strip() or None
+                if raw is not None and len(raw) > MAX_CELL:
+                    values[name] = None
+                    errors.append(Problem(f"the cell holds {len(raw):,} characters; at most {MAX_CELL:,} are accepted",
+                                          row=rownum, column=title))
+                    continue
             if raw is None:
                 values[name] = None
                 continue
@@ -115,12 +145,32 @@ def _parse(table_rows: Iterator[tuple[int, list[Any]]], header: list[str],
                     errors.append(Problem(mask_text(str(exc)), row=rownum, column=title))
         phone = values.get("phone")
         if phone is not None:
-            values["phone"], values["phone_kind"] = phone
+            (values["phone"], values["phone_kind"]), more = phone
+            if more:
+                warnings.append(Problem(f"the cell holds more than one number; the first usable one, "
+                                        f"{mask_phone(values['phone'])}, was used", row=rownum, column=titles["phone"]))
         elif "phone" in values:
             values["phone_kind"] = None
         if not values.get("resident_id"):
             errors.insert(0, Problem("resident id is missing", row=rownum, column=rid_col))
+        if birth is not None and values.get("id_number"):
+            _check_birth(values, birth, titles.get(birth.name), rownum, warnings)
         yield ParsedRow(rownum, values, errors, warnings)
+
+
+def _check_birth(values: dict[str, Any], birth: FieldSpec, title: str | None, rownum: int,
+                 warnings: list[Problem]) -> None:
+    """Fill a missing birth date from the ID number; warn when the two disagree (the cell is kept)."""
+    born = id_birth_date(values["id_number"])
+    given = values.get(birth.name)
+    if given is None:
+        values[birth.name] = born
+    elif given != born:
+        if birth.precision == "month" and given.day == 1 and (given.year, given.month) == (born.year, born.month):
+            values[birth.name] = born
+        else:
+            warnings.append(Problem(f"{birth.label} {given.isoformat()} contradicts the birth date in the ID number; "
+                                    "the cell's date was kept", row=rownum, column=title or birth.label))
 
 
 def _batches(rows: Iterator[ParsedRow], report: ImportReport, progress: Progress | None) -> Iterator[list[ParsedRow]]:
@@ -148,58 +198,127 @@ def _batches(rows: Iterator[ParsedRow], report: ImportReport, progress: Progress
         yield batch
 
 
-def import_residents(app: App, path: Path, *, actor: str = "import", dry_run: bool = False,
+def import_residents(app: App, path: Path, *, actor: str = "import", dry_run: bool = False, sheet: str | None = None,
                      progress: Progress | None = None, on_total: Callable[[int | None], None] | None = None) -> ImportReport:
     report = ImportReport(str(path), dry_run=dry_run)
-    table = read_table(path)
+    specs = app.dictionary.all_fields()
+    matcher = HeaderMatcher(specs)
+    table = _open(path, matcher, report, sheet)
     if on_total:
         on_total(table.total)
-    mapping = _map_columns(table.header, app.dictionary.all_fields(), str(path), report)
+    mapping = _map_columns(table.header, matcher, str(path), report)
     t = app.residents
     present = {spec.name for _, spec in mapping}
+    birth = _birth_field(specs) if "id_number" in present else None
+    derived_only: set[str] = set()       # filled from the ID number only: an empty value keeps what is stored
+    if birth is not None and birth.name not in present:
+        present.add(birth.name)
+        derived_only.add(birth.name)
     if "phone" in present:
         present.add("phone_kind")
-    cols = {name: "phone_kind" if name == "phone_kind" else column_name(app.dictionary.all_fields()[name])
-            for name in present}
+    cols = {name: "phone_kind" if name == "phone_kind" else column_name(specs[name]) for name in present}
+    compared = [n for n in present if n != "resident_id"]
     now = utcnow()
     upd = (t.update().where(t.c.resident_id == sa.bindparam("b_id"))
-           .values({cols[n]: sa.bindparam(f"b_{cols[n]}") for n in present if n != "resident_id"} | {"updated_at": now}))
-    with app.engine.begin() as conn:
-        for batch in _batches(_parse(table.rows, table.header, mapping), report, progress):
+           .values({cols[n]: (sa.func.coalesce(sa.bindparam(f"b_{cols[n]}"), t.c[cols[n]]) if n in derived_only
+                              else sa.bindparam(f"b_{cols[n]}")) for n in compared} | {"updated_at": now}))
+    stored_cols = [t.c.resident_id, *(t.c[cols[n]] for n in compared)]
+
+    def write(conn: sa.Connection) -> None:
+        id_numbers: dict[str, tuple[int, str]] = {}
+        for batch in _batches(_parse(table.rows, table.header, mapping, birth), report, progress):
+            batch = _one_person_one_resident(conn, t, batch, report, id_numbers)
             ids = [r.values["resident_id"] for r in batch]
-            existing = set(conn.execute(sa.select(t.c.resident_id).where(t.c.resident_id.in_(ids))).scalars())
-            new = [r for r in batch if r.values["resident_id"] not in existing]
-            old = [r for r in batch if r.values["resident_id"] in existing]
+            stored = {row[0]: row[1:] for row in conn.execute(sa.select(*stored_cols).where(t.c.resident_id.in_(ids)))}
+            new = [r for r in batch if r.values["resident_id"] not in stored]
+            old = [r for r in batch if r.values["resident_id"] in stored
+                   and not _same(r.values, compared, stored[r.values["resident_id"]], derived_only)]
             report.imported += len(new)
             report.updated += len(old)
+            report.unchanged += len(batch) - len(new) - len(old)
             if dry_run:
                 continue
             if new:
                 executemany(conn, t.insert(), [{cols[n]: r.values.get(n) for n in present} | {"created_at": now, "updated_at": now}
                                                for r in new])
-            if old and len(present) > 1:
-                executemany(conn, upd, [{"b_id": r.values["resident_id"]} | {f"b_{cols[n]}": r.values.get(n) for n in present
-                                                                            if n != "resident_id"} for r in old])
+            if old:
+                executemany(conn, upd, [{"b_id": r.values["resident_id"]} | {f"b_{cols[n]}": r.values.get(n) for n in compared}
+                                        for r in old])
+        report.warnings.extend(table.skipped)
         if not dry_run:
             audit.record(conn, actor, "residents.import", path.name, file_sha256=_sha256(path),
-                         imported=report.imported, updated=report.updated, rejected=report.rejected,
-                         rejected_rows=sorted({p.row for p in report.errors if p.row}))
+                         imported=report.imported, updated=report.updated, unchanged=report.unchanged,
+                         rejected=report.rejected, rejected_rows=sorted({p.row for p in report.errors if p.row}))
+
+    _in_one_transaction(app, path, write)
+    report.warnings.sort(key=lambda p: p.row or 0)
     return report
 
 
+def _same(values: dict[str, Any], names: list[str], stored: Any, keep_when_empty: set[str]) -> bool:
+    """Whether a row would change nothing that is stored (an empty derived value keeps the stored one)."""
+    for name, old in zip(names, stored):
+        new = values.get(name)
+        if new != old and not (new is None and name in keep_when_empty):
+            return False
+    return True
+
+
+def _one_person_one_resident(conn: sa.Connection, t: sa.Table, batch: list[ParsedRow], report: ImportReport,
+                             seen: dict[str, tuple[int, str]]) -> list[ParsedRow]:
+    """Reject a row whose ID number the register (one query per batch) or an earlier row of the file
+    (`seen`: ID number -> (row, resident id)) holds under another resident id."""
+    idns = {r.values["id_number"] for r in batch if r.values.get("id_number")}
+    if not idns:
+        return batch
+    owners: dict[str, str] = {}
+    for rid, idn in conn.execute(sa.select(t.c.resident_id, t.c.id_number).where(t.c.id_number.in_(idns))):
+        owners.setdefault(idn, rid)
+    kept = []
+    for r in batch:
+        idn, rid = r.values.get("id_number"), r.values["resident_id"]
+        owner, earlier = owners.get(idn or ""), seen.get(idn or "")
+        if owner is not None and owner != rid:
+            where = "in the register"
+        elif earlier is not None and earlier[1] != rid:
+            owner, where = earlier[1], f"(row {earlier[0]})"
+        else:
+            if idn:
+                seen.setdefault(idn, (r.row, rid))
+            kept.append(r)
+            continue
+        report.rejected += 1
+        report.errors.append(Problem(f"ID number {mask_id_number(idn)} is already resident {owner}'s {where}: "
+                                     "one person, one resident", row=r.row, column="id_number"))
+    return kept
+
+
+def _in_one_transaction(app: App, path: Path, work: Callable[[sa.Connection], None]) -> None:
+    """Run an import's writes in one transaction; a database failure becomes a clear error, the register untouched."""
+    try:
+        with app.engine.begin() as conn:
+            work(conn)
+    except sa.exc.DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        hint = ("; another process is writing to the database (an import, `send` or `serve`?): try again when it is done"
+                if "locked" in reason or "timeout" in reason.lower() else "")
+        raise NotifierError(f"{path}: import failed and was rolled back, the register is exactly as it was "
+                            f"({mask_text(reason)}){hint}") from None
+
+
 def import_records(app: App, kind: str, path: Path, *, actor: str = "import", dry_run: bool = False,
-                   progress: Progress | None = None, on_total: Callable[[int | None], None] | None = None) -> ImportReport:
+                   sheet: str | None = None, progress: Progress | None = None, on_total: Callable[[int | None], None] | None = None) -> ImportReport:
     spec_kind = app.dictionary.records.get(kind)
     if spec_kind is None:
         from ..errors import did_you_mean
         raise InputError(f"unknown record kind {kind!r}{did_you_mean(kind, app.dictionary.records)}; "
                          f"declared in {app.dictionary.source}: {', '.join(app.dictionary.records) or 'none'}")
     report = ImportReport(str(path), dry_run=dry_run)
-    table = read_table(path)
+    matcher = HeaderMatcher({"resident_id": BUILTIN_FIELDS["resident_id"], **spec_kind.fields})
+    table = _open(path, matcher, report, sheet)
     if on_total:
         on_total(table.total)
-    specs = {"resident_id": BUILTIN_FIELDS["resident_id"], **spec_kind.fields}
-    mapping = _map_columns(table.header, specs, str(path), report)
+    mapping = _map_columns(table.header, matcher, str(path), report)
     rt = app.residents
     now = utcnow()
     # RETURNING lists only the rows really inserted (executemany rowcounts differ between drivers).
@@ -212,7 +331,7 @@ def import_records(app: App, kind: str, path: Path, *, actor: str = "import", dr
             r.values["_key"] = hashlib.sha256(audit.canonical_json([kind, r.values.get("resident_id"), data]).encode()).hexdigest()
             yield r
 
-    with app.engine.begin() as conn:
+    def write(conn: sa.Connection) -> None:
         for batch in _batches(keyed(_parse(table.rows, table.header, mapping)), report, progress):
             ids = {r.values["resident_id"] for r in batch}
             known = set(conn.execute(sa.select(rt.c.resident_id).where(rt.c.resident_id.in_(ids))).scalars())
@@ -234,10 +353,14 @@ def import_records(app: App, kind: str, path: Path, *, actor: str = "import", dr
             inserted = len(result.all())
             report.imported += inserted
             report.unchanged += len(good) - inserted
+        report.warnings.extend(table.skipped)
         if not dry_run:
             audit.record(conn, actor, "records.import", f"{kind}:{path.name}", file_sha256=_sha256(path),
                          imported=report.imported, unchanged=report.unchanged, rejected=report.rejected,
                          rejected_rows=sorted({p.row for p in report.errors if p.row}))
+
+    _in_one_transaction(app, path, write)
+    report.warnings.sort(key=lambda p: p.row or 0)
     return report
 
 

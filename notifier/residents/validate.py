@@ -5,9 +5,12 @@ import operator
 import re
 from datetime import date
 from functools import lru_cache
+from typing import Any
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+from ..fields import norm_key
 
 _SEPARATORS = re.compile(r"[\s\-().]")
 _CN_MOBILE = re.compile(r"1\d{10}")
@@ -15,6 +18,9 @@ _EMAIL = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[A-Za-z]{2,}")
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+_SCIENTIFIC = re.compile(r"\d(?:\.\d+)?E\+?\d+", re.IGNORECASE)
+_PHONE_LIST = re.compile(r"\s*[,，;；/、|]\s*|\s{2,}")
+AS_NUMBER = "is stored as a number, so Excel has rounded it: format the ID column as text and enter the numbers again"
 
 
 _CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
@@ -61,18 +67,49 @@ def normalize_email(raw: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
-def check_id_number(raw: str) -> str:
-    """An 18-character PRC resident ID number, upper-cased; ValueError says what is wrong."""
-    text = str(raw).strip().upper()
+def first_phone(raw: Any) -> tuple[tuple[str, str], bool]:
+    """(normalize_phone of the cell, whether the cell held more numbers than the one used).
+
+    People put two numbers in one cell (`138… / 139…`, `138…，139…`); the first usable one is
+    taken and the caller warns. A cell that is one number takes the fast path only."""
+    try:
+        return normalize_phone(raw), False
+    except ValueError:
+        text = str(raw).strip()
+        parts = [p for p in _PHONE_LIST.split(text) if p]
+        if len(parts) < 2:
+            words = text.split()
+            parts = words if len(words) > 1 and all(sum(ch.isdigit() for ch in w) >= 7 for w in words) else []
+        for part in parts:
+            try:
+                return normalize_phone(part), True
+            except ValueError:
+                continue
+        raise
+
+
+def check_id_number(raw: Any) -> str:
+    """An 18-character PRC resident ID number, normalised (NFKC, invisible characters and spaces
+    around it removed) and upper-cased; ValueError says what is wrong."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        raise ValueError(AS_NUMBER)
+    text = norm_key(raw).upper()
+    if _SCIENTIFIC.fullmatch(text):
+        raise ValueError(AS_NUMBER)
     if len(text) != 18 or not text[:17].isdigit() or text[17] not in _ID_CHECK:
         raise ValueError("an ID number has 17 digits and a check digit or X")
     try:
         born = date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
     except ValueError:
         raise ValueError("the birth date inside the ID number is not a real date") from None
-    if born.year < 1890 or born > date.today():
+    if born.year < 1890 or born > date.today():  # date-dependent on purpose: nobody is born tomorrow
         raise ValueError("the birth date inside the ID number is out of range")
     total = sum(map(operator.mul, map(int, text[:17]), _ID_WEIGHTS))
     if _ID_CHECK[total % 11] != text[17]:
         raise ValueError("the ID number's check digit is wrong")
     return text
+
+
+def id_birth_date(id_number: str) -> date:
+    """The birth date inside a checked ID number."""
+    return date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
