@@ -89,9 +89,11 @@ class _BoundedEnvironment(SandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**"})
     deadline: float = float("inf")
+    ticks: int = 0
 
     def _tick(self) -> None:
-        if time.monotonic() > self.deadline:
+        self.ticks += 1
+        if not self.ticks & 63 and time.monotonic() > self.deadline:   # the clock every 64th step: cheap enough
             raise RenderLimit(f"rendering took longer than {MAX_RENDER_SECONDS:g} s")
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -182,10 +184,11 @@ class TemplateSet:
             tmpl = self._text[channel]
             if channel is Channel.SMS:
                 return Rendered(" ".join(_bounded(tmpl.generate(context), tmpl).split()))
-            subject = " ".join(_block(tmpl, "subject", context).split())
-            body = _block(tmpl, "body", context).strip() + "\n"
+            ctx = tmpl.new_context(context)
+            subject = " ".join(_block(tmpl, "subject", ctx).split())
+            body = _block(tmpl, "body", ctx).strip() + "\n"
             html_t = self._html[channel]
-            html = _block(html_t, "html", context).strip() if "html" in html_t.blocks else None
+            html = _block(html_t, "html", html_t.new_context(context)).strip() if "html" in html_t.blocks else None
             return Rendered(body, subject, html)
         except Exception as exc:  # any error inside a template (undefined variable, None * 2, ...)
             name = self.names[channel]
@@ -207,9 +210,9 @@ def _paused_line(gen: Any, tmpl: jinja2.Template) -> int | None:
     return line
 
 
-def _block(tmpl: jinja2.Template, name: str, context: dict[str, Any]) -> str:
+def _block(tmpl: jinja2.Template, name: str, context: jinja2.runtime.Context) -> str:
     try:
-        return _bounded(tmpl.blocks[name](tmpl.new_context(context)), tmpl)
+        return _bounded(tmpl.blocks[name](context), tmpl)
     except Exception:
         tmpl.environment.handle_exception()   # re-raises with the traceback at template lines, as render() does
         raise
