@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--until-idle", action="store_true",
                    help="also wait for retries, and for interrupted or timed-out sends to be settled with the "
                         "provider, until nothing is pending (exit 3 if some outcomes stay unknown)")
+    s.add_argument("--resolve-unknown", type=int, metavar="RUN",
+                   help="instead of sending: settle the run's `unknown` deliveries as --as decides (audited)")
+    s.add_argument("--as", dest="resolve_as", choices=["sent", "resend"],
+                   help="with --resolve-unknown: `sent` (it did go out) or `resend` (send the same row again)")
+    s.add_argument("--by", metavar="USER", help="with --resolve-unknown: who decided (recorded in the audit log)")
 
     s = sub.add_parser("serve", help="run the dispatcher loop and the Twilio webhooks, /healthz and /metrics")
     s.add_argument("--host", help="address to listen on (default: [serve] host)")
@@ -348,6 +353,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     from .channels.registry import providers_for
     from .delivery.dispatch import Dispatcher
     from .status import DeliveryStatus
+    if args.resolve_unknown is not None or args.resolve_as or args.by:
+        return _resolve_unknown(args)
     app = _open(args)
     dispatcher = Dispatcher(app, providers_for(app.config))
     total = dispatcher.count([DeliveryStatus.PENDING, DeliveryStatus.SENDING], args.run)
@@ -360,8 +367,23 @@ def cmd_send(args: argparse.Namespace) -> int:
                       f"retrying {report.retried}, reconciled {report.reconciled}, remaining {report.remaining}")
     if report.unknown:
         err_console.print(f"[yellow]{report.unknown} deliveries are `unknown`: the provider could not be asked whether "
-                          "it took them; they are not resent blindly (see `runs show`, the next `send` asks again)[/]")
+                          "it took them; they are not resent blindly (see `runs show`; the next `send` asks again; "
+                          "once checked, settle them with `send --resolve-unknown RUN --as sent|resend --by USER`)[/]")
         return 3
+    return 0
+
+
+def _resolve_unknown(args: argparse.Namespace) -> int:
+    from .delivery.resolve import Decision, resolve_unknown
+    if args.resolve_unknown is None or not args.resolve_as or not args.by:
+        err_console.print("usage error: --resolve-unknown RUN goes with --as sent|resend and --by USER")
+        return 2
+    out = resolve_unknown(_open(args), args.resolve_unknown, Decision(args.resolve_as), args.by)
+    if args.json:
+        emit_json(out)
+    else:
+        console.print(f"run {out['run']}: {out['resolved']} unknown deliveries settled as {out['as']}; "
+                      f"run is {out['run_status']}" + ("; `notifier send` sends them again" if out["as"] == "resend" else ""))
     return 0
 
 

@@ -7,9 +7,10 @@ at claim time. Adding is idempotent: a second 退订 changes nothing and is only
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
-
 
 from .app import App
 from .audit import log as audit
@@ -21,13 +22,23 @@ from .storage.bulk import insert_new
 from .storage.schema import opt_outs
 
 KEYWORDS = frozenset({"td", "t", "退订", "stop", "n", "unsubscribe", "取消"})
-"""Whole-message replies that mean "no more SMS" (trimmed, case-insensitive). Chinese carriers'
-convention is TD / 退订 (the templates end with 回TD退订); STOP / UNSUBSCRIBE are Twilio's."""
+"""Whole-message replies that mean "no more SMS" (compared as `keyword_of` leaves them). Chinese
+carriers' convention is TD / 退订 (the templates end with 回TD退订); STOP / UNSUBSCRIBE are Twilio's."""
+
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+_EDGES = re.compile(r"^[\W_]+|[\W_]+$")   # spaces, punctuation and symbols around the word
+
+
+def keyword_of(body: str) -> str:
+    """A reply as phones type it, made comparable: NFKC (full-width ＴＤ is TD, the ideographic
+    space a space), zero-width characters dropped, surrounding spaces and punctuation (退订。)
+    trimmed, case-folded."""
+    return _EDGES.sub("", unicodedata.normalize("NFKC", body).translate(_INVISIBLE)).casefold()
 
 
 def is_opt_out(body: str) -> bool:
     """Only a reply that is exactly a keyword counts: "不要退订" or a question must not opt out."""
-    return body.strip().casefold() in KEYWORDS
+    return keyword_of(body) in KEYWORDS
 
 
 @dataclass(frozen=True)

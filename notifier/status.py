@@ -3,7 +3,8 @@
 A status never moves backwards. The exceptions are `sending -> pending` and `unknown -> pending`,
 used only when the provider definitely did not accept the message (a transient refusal such
 as a 429 answered before acceptance, or a lookup at the provider that finds no such message),
-so that it can be sent later.
+or when a person settles an `unknown` row as "send again" (delivery/resolve.py), so that it
+can be sent later.
 """
 from __future__ import annotations
 

@@ -76,6 +76,19 @@ class _Job:
     error: ProviderError | None = None
 
 
+def complete_runs(conn: sa.Connection, run_ids: set[int], now: datetime, actor: str) -> None:
+    """Approved runs with no open delivery left become `completed` (audited)."""
+    d = deliveries
+    for rid in run_ids:
+        # `unknown` is open too: reconciliation may still find it was never sent and resend it.
+        open_rows = conn.execute(sa.select(sa.func.count()).where(
+            d.c.run_id == rid, d.c.status.in_([S.PENDING, S.SENDING, S.UNKNOWN]))).scalar_one()
+        if open_rows == 0:
+            conn.execute(runs.update().where(runs.c.id == rid, runs.c.status == RunStatus.APPROVED)
+                         .values(status=RunStatus.COMPLETED, completed_at=now))
+            audit.record(conn, actor, "run.completed", f"run:{rid}")
+
+
 class Dispatcher:
     def __init__(self, app: App, providers: dict[Channel, ProviderChain], *, now: Callable[[], datetime] = utcnow,
                  actor: str = "dispatcher", worker: Worker | None = None) -> None:
@@ -340,15 +353,7 @@ class Dispatcher:
         return [u for u, _ in kept], [e for _, e in kept] + answers, [j for j in fallbacks if j.row.id in still]
 
     def _complete_runs(self, conn: sa.Connection, run_ids: set[int], now: datetime) -> None:
-        d = deliveries
-        for rid in run_ids:
-            # `unknown` is open too: reconciliation may still find it was never sent and resend it.
-            open_rows = conn.execute(sa.select(sa.func.count()).where(
-                d.c.run_id == rid, d.c.status.in_([S.PENDING, S.SENDING, S.UNKNOWN]))).scalar_one()
-            if open_rows == 0:
-                conn.execute(runs.update().where(runs.c.id == rid, runs.c.status == RunStatus.APPROVED)
-                             .values(status=RunStatus.COMPLETED, completed_at=now))
-                audit.record(conn, self.actor, "run.completed", f"run:{rid}")
+        complete_runs(conn, run_ids, now, self.actor)
 
     # -- recovery and the loop -----------------------------------------------------------
     async def reconcile(self) -> int:
