@@ -14,10 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..actors import actor_name
 from ..app import App
 from ..audit import log as audit
 from ..clock import utcnow
-from ..errors import InputError, NotFound, StateError
+from ..errors import NotFound, StateError
 from ..status import DeliveryStatus as S, RunStatus, can_transition
 from ..storage.schema import deliveries, runs
 from .dispatch import complete_runs
@@ -33,8 +34,7 @@ _TO = {Decision.SENT: S.SENT, Decision.RESEND: S.PENDING}
 
 def resolve_unknown(app: App, run_id: int, decision: Decision, by: str) -> dict[str, Any]:
     """Settle every `unknown` delivery of the run as `decision`; returns what changed (JSON)."""
-    if not by.strip():
-        raise InputError("--by USER is required: resolving records who decided")
+    by = actor_name(by)
     new = _TO[decision]
     assert can_transition(S.UNKNOWN, new)
     now = utcnow()
