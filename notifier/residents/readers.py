@@ -75,6 +75,8 @@ def read_xlsx(path: Path) -> Table:
 def read_table(path: Path) -> Table:
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give the roster file (.csv or .xlsx)")
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         return read_xlsx(path)
