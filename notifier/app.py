@@ -7,7 +7,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from .config import Config, load_config
+from .config import Config, load_config, missing_config_message
+from .errors import ConfigError
 from .fields import DataDictionary, load_dictionary
 from .storage.db import open_database, read_only
 from .storage.fieldcols import residents_table, sync_field_columns
@@ -22,7 +23,9 @@ class App:
     @classmethod
     def open(cls, config: Config | str | Path | None = None) -> "App":
         cfg = config if isinstance(config, Config) else load_config(config)
-        engine = open_database(cfg.database_url)
+        if cfg.path is None:   # embedded defaults would create notifier.db in the current folder
+            raise ConfigError(missing_config_message())
+        engine = open_database(cfg.database_url, _busy_timeout(cfg))
         dictionary = load_dictionary(cfg.fields_file)
         sync_field_columns(engine, dictionary)
         return cls(cfg, engine, dictionary)
@@ -38,3 +41,10 @@ class App:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _busy_timeout(cfg: Config) -> float:
+    value = cfg.raw["database"].get("busy_timeout_seconds", 60)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"{cfg.where()}: [database] busy_timeout_seconds must be a positive number, not {value!r}")
+    return float(value)

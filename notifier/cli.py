@@ -306,27 +306,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return _runs_messages(app, args)
     if args.action == "create":
         rule = _rule(app, args.rule)
-        out = runs.create_run(app, rule, args.on or _today(app), args.by).as_json()
+        out = runs.create_run(app, rule, args.on or _today(app), args.by).as_json() | {"rule": rule.id}
     elif args.action == "approve":
         out = runs.approve_run(app, args.run, args.by)
     elif args.action == "cancel":
         out = runs.cancel_run(app, args.run, args.by)
     elif args.action == "list":
         out = {"runs": runs.list_runs(app)}
-        if not args.json:
-            t = Table(title="runs")
-            for col in ("run", "rule", "status", "created_at", "created_by", "audience"):
-                t.add_column(col)
-            for r in out["runs"]:
-                t.add_row(str(r["run"]), r["rule"], r["status"], r["created_at"][:19], r["created_by"], str(r["audience"]))
-            console.print(t)
-            return 0
     else:
         out = runs.show_run(app, args.run)
     if args.json:
         emit_json(out)
     else:
-        console.print_json(data=out)
+        _RUN_TABLES[args.action](out, app.config.timezone)
     return 0
 
 
@@ -349,6 +341,68 @@ def _runs_messages(app: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_created(out: dict[str, Any], tz: Any) -> None:
+    t = Table(title=f"run {out['run']} created")
+    for col in ("run", "rule", "status", "audience", "review", "skipped", "version"):
+        t.add_column(col)
+    t.add_row(str(out["run"]), out["rule"], out["status"], str(out["audience"]), str(out["review"]), str(out["skipped"]),
+              out["version"][:12])
+    console.print(t)
+    console.print(f"next: notifier runs show {out['run']}; notifier runs approve {out['run']} --by REVIEWER", markup=False)
+
+
+def _run_approved(out: dict[str, Any], tz: Any) -> None:
+    console.print(f"run {out['run']}: {out['status']}, {len(out['approvals'])} of {out['levels']} levels approved",
+                  markup=False)
+    t = Table()
+    for col in ("level", "level name", "by"):
+        t.add_column(col)
+    for a in out["approvals"]:
+        t.add_row(str(a["level"]), a["level_name"], a["by"])
+    console.print(t)
+
+
+def _run_cancelled(out: dict[str, Any], tz: Any) -> None:
+    console.print(f"run {out['run']}: {out['status']}; {out['skipped']} pending deliveries skipped", markup=False)
+
+
+def _runs_list(out: dict[str, Any], tz: Any) -> None:
+    from .output import local_time
+    t = Table(title="runs")
+    for col in ("run", "rule", "status", "created", "created_by", "audience"):
+        t.add_column(col)
+    for r in out["runs"]:
+        t.add_row(str(r["run"]), r["rule"], r["status"], local_time(r["created_at"], tz), r["created_by"], str(r["audience"]))
+    console.print(t)
+
+
+def _run_shown(out: dict[str, Any], tz: Any) -> None:
+    from .output import local_time
+    t = Table(title=f"run {out['run']}: {out['rule']} ({out['status']})", show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("")
+    approvals = ", ".join(f"{a['level_name']} {a['by']} {local_time(a['at'], tz)}" for a in out["approvals"])
+    for key, value in (("rule version", out["version"][:12]), ("evaluated on", out["on"]),
+                       ("created", f"{local_time(out['created_at'], tz)} by {out['created_by']}"),
+                       ("audience", f"{out['audience']} (review {out['review']})"),
+                       ("approvals", f"{len(out['approvals'])} of {len(out['levels'])}" + (f": {approvals}" if approvals else ""))):
+        t.add_row(key, value)
+    console.print(t)
+    counts = Table(title="deliveries")
+    statuses = list(out["counts"])
+    counts.add_column("channel")
+    for s in statuses:
+        counts.add_column(s, justify="right")
+    for channel, by in sorted(out["by_channel"].items()):
+        counts.add_row(channel, *(str(by.get(s, 0)) for s in statuses))
+    counts.add_row("total", *(str(out["counts"][s]) for s in statuses))
+    console.print(counts)
+
+
+_RUN_TABLES = {"create": _run_created, "approve": _run_approved, "cancel": _run_cancelled, "list": _runs_list,
+               "show": _run_shown}
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     from .channels.registry import providers_for
     from .delivery.dispatch import Dispatcher
@@ -360,11 +414,14 @@ def cmd_send(args: argparse.Namespace) -> int:
     total = dispatcher.count([DeliveryStatus.PENDING, DeliveryStatus.SENDING], args.run)
     with progress_bar("sending", total, not args.json) as (advance, _):
         report = asyncio.run(dispatcher.run(args.run, until_idle=args.until_idle, progress=advance))
+    reasons = _idle_reasons(app, args.run, bool(report.sent or report.failed or report.skipped))
     if args.json:
-        emit_json(report.as_json())
+        emit_json(report.as_json() | {"idle_reasons": reasons})
     else:
         console.print(f"sent {report.sent}, failed {report.failed}, skipped {report.skipped}, "
                       f"retrying {report.retried}, reconciled {report.reconciled}, remaining {report.remaining}")
+        for r in reasons:
+            err_console.print(f"{'waiting' if report.sent else 'nothing sent'}: {r['message']}", markup=False)
     if report.unknown:
         err_console.print(f"[yellow]{report.unknown} deliveries are `unknown`: the provider could not be asked whether "
                           "it took them; they are not resent blindly (see `runs show`; the next `send` asks again; "
@@ -385,6 +442,15 @@ def _resolve_unknown(args: argparse.Namespace) -> int:
         console.print(f"run {out['run']}: {out['resolved']} unknown deliveries settled as {out['as']}; "
                       f"run is {out['run_status']}" + ("; `notifier send` sends them again" if out["as"] == "resend" else ""))
     return 0
+
+
+def _idle_reasons(app: Any, run_id: int | None, worked: bool) -> list[dict[str, Any]]:
+    """Why deliveries still wait after `send` (not approved, quiet hours, outside the window, ...);
+    "nothing pending" is news only when this send did nothing either."""
+    from .clock import utcnow
+    from .delivery.why import idle_reasons
+    reasons = idle_reasons(app, utcnow(), run_id)
+    return [r for r in reasons if r["reason"] != "no_pending"] if worked else reasons
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -497,40 +563,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
+    """Each scheduled notice with its state; a broken rule file is reported and the others are
+    listed (exit 3)."""
+    from datetime import timedelta
     from .clock import as_utc, utcnow
+    from .output import local_time
     from .rules.load import load_rules, rule_files
     from .scheduling.approval import approval_state
     from .scheduling.firing import last_firings
-    from .scheduling.scheduler import next_fire
+    from .scheduling.scheduler import next_fire, schedule_state
     app = _open(args)
+    tz = app.config.timezone
+    grace = timedelta(seconds=app.config.raw["schedule"]["misfire_grace_seconds"])
     rules, problems = load_rules(rule_files(app.config.rules_dir), app.dictionary, app.config.templates_dir)
     last = last_firings(app)
     now = utcnow()
     out = []
-    with app.engine.connect() as conn:
+    with app.reader.connect() as conn:
         for rid, rule in sorted(rules.items()):
             if not rule.schedule:
                 continue
             state = approval_state(conn, rule, app.config.approval_levels)
-            nxt = next_fire(rule, app.config.timezone, now)
+            nxt = next_fire(rule, tz, now)
             f = last.get(rid)
             out.append({"rule": rid, "schedule": {k: str(v) for k, v in rule.schedule.items()},
-                        "next": nxt.isoformat() if nxt else None, "version": rule.version, "approved": state.approved,
+                        "next": nxt.isoformat() if nxt else None, "state": schedule_state(rule, tz, now, grace, f),
+                        "version": rule.version, "approved": state.approved,
                         "approvals": len(state.approvals), "levels": len(state.levels),
-                        "last": None if f is None else {"scheduled_at": as_utc(f.scheduled_at).isoformat(),
+                        "last": None if f is None else {"scheduled_at": as_utc(f.scheduled_at).astimezone(tz).isoformat(),
                                                         "status": f.status, "run": f.run_id, "reason": f.reason}})
+    code = 3 if problems else 0
     if args.json:
         emit_json({"notices": out, "errors": [p.as_json() for p in problems]})
-        return 0
-    t = Table(title="scheduled notices")
-    for col in ("rule", "schedule", "next", "approved", "version", "last firing"):
+        return code
+    t = Table(title=f"scheduled notices ({tz.key})")
+    for col in ("rule", "schedule", "state", "next", "approved", "version", "last firing"):
         t.add_column(col)
     for n in out:
-        last_text = f"{n['last']['scheduled_at'][:16]} {n['last']['status']}" if n["last"] else ""
-        t.add_row(n["rule"], " ".join(f"{k} {v}" for k, v in n["schedule"].items()), (n["next"] or "")[:16],
-                  f"{n['approvals']}/{n['levels']}", n["version"][:12], last_text)
+        rule = rules[n["rule"]]
+        once = rule.schedule.get("once")
+        when = f"once {local_time(once if once.tzinfo else once.replace(tzinfo=tz), tz)}" if once else f"cron {rule.schedule['cron']}"
+        last_text = f"{local_time(n['last']['scheduled_at'], tz)} {n['last']['status']}" if n["last"] else ""
+        t.add_row(n["rule"], when, n["state"], local_time(n["next"], tz), f"{n['approvals']}/{n['levels']}",
+                  n["version"][:12], last_text)
     console.print(t)
-    return 0
+    for p in problems:
+        err_console.print(str(p), markup=False)
+    return code
 
 
 COMMANDS = {"schedule": cmd_schedule, "init": cmd_init, "residents": cmd_import, "records": cmd_import, "rules": cmd_rules, "runs": cmd_runs,

@@ -1,8 +1,9 @@
 """Configuration: TOML, embedded defaults, `env:NAME` secrets, paths relative to the file.
 
-Without a config file every command runs on the embedded defaults (SQLite next to the
-current directory, the local `outbox` provider), so a fresh checkout works with no
-credentials. Secrets are resolved only when the provider that needs them is built.
+Without a config file, commands that only read files (`rules check`) run on the embedded
+defaults; commands that open the database refuse (`App.open`, `missing_config_message`), so
+a database is never created in whatever folder a command happens to be started from.
+Secrets are resolved only when the provider that needs them is built.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .status import Channel
 DEFAULT_FILE = "notifier.toml"
 
 DEFAULTS: dict[str, Any] = {
-    "database": {"url": "sqlite:///notifier.db"},
+    "database": {"url": "sqlite:///notifier.db", "busy_timeout_seconds": 60},
     "paths": {"rules": "rules", "templates": "templates", "fields": "rules/fields.yaml"},
     "timezone": {"name": "Asia/Shanghai"},
     "quiet_hours": {"enabled": True, "start": "21:00", "end": "08:00"},
@@ -135,6 +136,14 @@ def _parse_time(value: Any, key: str, where: str) -> time:
         return time.fromisoformat(str(value))
     except ValueError:
         raise ConfigError(f"{where}: {key} must be a time like \"21:00\", not {value!r}") from None
+
+
+def missing_config_message(cwd: Path | None = None) -> str:
+    """What was looked for, and how to point at the right county folder."""
+    here = (cwd or Path.cwd()).resolve()
+    return (f"no config file: looked for {here / DEFAULT_FILE} ($NOTIFIER_CONFIG is not set); nothing was created "
+            f"in {here}. Run this in the county folder (`cd` there), pass `--config PATH`, or create a project "
+            "with `notifier init DIR`")
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -28,11 +28,13 @@ from .channels.failover import ProviderChain
 from .channels.registry import providers_for
 from .delivery.dispatch import Dispatcher, DispatchReport
 from .errors import ConfigError
+from .health import Backoff, Health, describe, report_failure
 from .scheduling.service import CheckpointLoop, SchedulerLoop
 from .status import Channel, DeliveryStatus
 from .web import build_web_app
 
 log = logging.getLogger("notifier.serve")
+BACKOFF_CAP_SECONDS = 60.0   # a locked database is retried at least this often
 
 
 @dataclass(frozen=True)
@@ -75,28 +77,36 @@ class _StoppableDispatcher(Dispatcher):
 class DispatchLoop:
     """Sends due deliveries every `interval` seconds until stopped. One dispatcher serves every
     round, so failover state (a resting provider), rate limits and the backoff of lookups that
-    settle interrupted sends carry over from one round to the next."""
+    settle interrupted sends carry over from one round to the next. A failed round (database
+    locked or briefly away) never ends the service: it is retried with backoff while `health`
+    says degraded."""
 
-    def __init__(self, app: App, interval: float) -> None:
+    def __init__(self, app: App, interval: float, health: Health | None = None) -> None:
         self.app, self.interval = app, interval
+        self.health = health or Health()
         self.stopping = asyncio.Event()
         self.dispatcher = _StoppableDispatcher(app, providers_for(app.config), self.stopping, actor="serve")
         self.rounds = 0
         self.last: DispatchReport | None = None
 
     async def run(self) -> None:
+        backoff = Backoff(self.interval, max(self.interval, BACKOFF_CAP_SECONDS))
         while not self.stopping.is_set():
+            delay = self.interval
             try:
                 self.last = await self.dispatcher.run()
                 self.rounds += 1
+                backoff.reset()
+                self.health.recovered("dispatch")
                 if self.last.sent or self.last.failed or self.last.skipped or self.last.reconciled:
                     log.info("dispatch: sent %d, failed %d, skipped %d, retrying %d, reconciled %d, remaining %d, "
                              "unknown %d", self.last.sent, self.last.failed, self.last.skipped, self.last.retried,
                              self.last.reconciled, self.last.remaining, self.last.unknown)
-            except Exception:  # a bad round (database briefly away, ...) must not end the service
-                log.exception("dispatch round failed; trying again in %gs", self.interval)
+            except Exception as exc:
+                delay = backoff.next()
+                report_failure(self.health, "dispatch", exc, delay, log)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), self.interval)
+                await asyncio.wait_for(self.stopping.wait(), delay)
 
 
 class _Server(uvicorn.Server):
@@ -127,13 +137,14 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    scheduling = SchedulerLoop(app, float(app.config.raw["schedule"].get("lease_seconds", 30)))
-    checkpoints = CheckpointLoop(app)
+    health = Health()
+    scheduling = SchedulerLoop(app, float(app.config.raw["schedule"].get("lease_seconds", 30)), health)
+    checkpoints = CheckpointLoop(app, health)
     loop.add_signal_handler(signal.SIGHUP, scheduling.resync.set)   # re-read rules now
-    config = uvicorn.Config(build_web_app(app), lifespan="off", log_config=None, access_log=False,
+    config = uvicorn.Config(build_web_app(app, health=health), lifespan="off", log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout)))
     server = _Server(config)
-    dispatch = DispatchLoop(app, settings.interval)
+    dispatch = DispatchLoop(app, settings.interval, health)
     tasks = {asyncio.create_task(server.serve(sockets=[sock]), name="http"),
              asyncio.create_task(dispatch.run(), name="dispatch"),
              asyncio.create_task(scheduling.run(), name="scheduler"),
@@ -165,7 +176,11 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.remove_signal_handler(sig)
     sock.close()
-    left = await asyncio.to_thread(dispatch.dispatcher.count, [DeliveryStatus.SENDING], None, approved_runs=False)
+    try:
+        left = await asyncio.to_thread(dispatch.dispatcher.count, [DeliveryStatus.SENDING], None, approved_runs=False)
+    except Exception as exc:  # a locked or vanished database must not turn a stop into a traceback
+        log.warning("could not count deliveries left `sending`: %s", describe(exc))
+        left = 0
     if not clean:
         log.error("shutdown timeout: the batch in flight was abandoned; %d deliveries are `sending` and will be "
                   "reconciled at the next start", left)

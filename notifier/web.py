@@ -27,6 +27,7 @@ from .app import App
 from .clock import as_utc
 from .config import Config
 from .errors import ConfigError, InputError, NotFound
+from .health import Health
 from .masking import mask_phone
 from .optouts import handle_inbound_sms
 from .receipts import Receipt, apply_receipt
@@ -119,8 +120,10 @@ async def _signed_form(request: Request, auth: WebhookAuth) -> dict[str, str] | 
     return params
 
 
-def build_web_app(app: App, auth: WebhookAuth | None = None) -> Starlette:
-    """The Starlette application; `auth` defaults to what the config says."""
+def build_web_app(app: App, auth: WebhookAuth | None = None, health: Health | None = None) -> Starlette:
+    """The Starlette application; `auth` defaults to what the config says; `health` is what the
+    loops of `serve` report (a locked database makes /healthz `degraded` until it clears)."""
+    health = health or Health()
     auth = auth or webhook_auth(app.config)
 
     async def twilio_status(request: Request) -> Response:
@@ -158,8 +161,11 @@ def build_web_app(app: App, auth: WebhookAuth | None = None) -> Starlette:
         try:
             await run_in_threadpool(_ping, app)
         except Exception as exc:  # any database failure is "unhealthy", with its kind
-            return JSONResponse({"ok": False, "database": f"error: {exc.__class__.__name__}"}, status_code=503)
-        return JSONResponse({"ok": True, "database": "ok"})
+            return JSONResponse({"ok": False, "status": "error", "database": f"error: {exc.__class__.__name__}"},
+                                status_code=503)
+        state = health.as_json()
+        ok = state["status"] == "ok"
+        return JSONResponse({"ok": ok, "database": "ok"} | state, status_code=200 if ok else 503)
 
     async def metrics(request: Request) -> Response:
         text = await run_in_threadpool(prometheus_text, app)

@@ -316,7 +316,7 @@ def test_healthz_and_metrics(sent: tuple[App, WebThread], tserver: TwilioServer)
     app, web = sent
     tserver.send_status_callbacks_sync(sid_of(tserver, PHONES[0]), ("delivered",))
     status, ctype, body = http("GET", web.url + "/healthz")
-    assert (status, json.loads(body)) == (200, {"ok": True, "database": "ok"})
+    assert (status, json.loads(body)) == (200, {"ok": True, "database": "ok", "status": "ok", "degraded": {}})
     status, ctype, text = http("GET", web.url + "/metrics")
     assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
     lines = set(text.splitlines())

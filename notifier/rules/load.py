@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -454,9 +455,29 @@ def rule_files(rules_dir: Path) -> list[Path]:
     return sorted(p for p in rules_dir.glob("*.y*ml") if p.name != "fields.yaml" and p.suffix in (".yaml", ".yml"))
 
 
+@dataclass(frozen=True)
+class DuplicateRuleId(Problem):
+    """A rule id defined in more than one file: none of them is loaded (which is meant is not
+    ours to guess), so every command refuses the id until one file is renamed."""
+
+    rule: str = ""
+
+
+_ID_LINE = re.compile(r"^id\s*:", re.MULTILINE)
+
+
+def _id_line(file: str) -> int:
+    try:
+        m = _ID_LINE.search(Path(file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeError):
+        return 1
+    return m.string.count("\n", 0, m.start()) + 1 if m else 1
+
+
 def load_rules(paths: list[Path], dictionary: DataDictionary, templates_dir: Path) -> tuple[dict[str, Rule], list[Problem]]:
-    """Every rule in `paths`; problems from all files together (one bad file hides nothing)."""
-    rules: dict[str, Rule] = {}
+    """Every rule in `paths`; problems from all files together (one bad file hides nothing, and an
+    unreadable file or template is a problem of that file, not the end of the command)."""
+    found: dict[str, list[Rule]] = {}
     problems: list[Problem] = []
     for path in paths:
         try:
@@ -464,10 +485,23 @@ def load_rules(paths: list[Path], dictionary: DataDictionary, templates_dir: Pat
         except RuleError as exc:
             problems.extend(exc.problems or [Problem(exc.message, file=str(path))])
             continue
-        if rule.id in rules:
-            problems.append(Problem(f"duplicate rule id {rule.id!r} (also in {rules[rule.id].file})", file=str(path), line=1, column=1))
+        except (OSError, UnicodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problems.append(Problem(f"cannot read {getattr(exc, 'filename', None) or path}: {reason}",
+                                    file=str(path), line=1, column=1))
             continue
-        rules[rule.id] = rule
+        found.setdefault(rule.id, []).append(rule)
+    rules: dict[str, Rule] = {}
+    for rid, same in found.items():
+        if len(same) == 1:
+            rules[rid] = same[0]
+            continue
+        files = [r.file for r in same]
+        for r in same:
+            others = ", ".join(f for f in files if f != r.file)
+            problems.append(DuplicateRuleId(f"rule id {rid!r} is also defined in {others}; rule ids must be unique "
+                                            "(rename one): neither file is used", file=r.file, line=_id_line(r.file),
+                                            column=1, rule=rid))
     return rules, problems
 
 
@@ -477,6 +511,9 @@ def find_rule(rule_id: str, rules_dir: Path, dictionary: DataDictionary, templat
     rules, problems = load_rules(paths, dictionary, templates_dir)
     if rule_id in rules:
         return rules[rule_id]
+    dup = [p for p in problems if isinstance(p, DuplicateRuleId) and p.rule == rule_id]
+    if dup:
+        raise RuleError(f"rule {rule_id!r} is defined in {len(dup)} files: {', '.join(str(p.file) for p in dup)}", dup)
     bad = [p for p in problems if p.file and Path(p.file).stem == rule_id]
     if bad:
         raise RuleError(f"rule {rule_id!r} has errors (run `notifier rules check`)", bad)

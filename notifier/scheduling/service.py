@@ -11,10 +11,12 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from datetime import timedelta
 
 from ..app import App
+from ..health import Backoff, Health, report_failure
 from ..rules.load import rule_files
 from . import lease
 from .scheduler import NoticeScheduler
@@ -27,8 +29,9 @@ class CheckpointLoop:
     """`serve` writes an audit checkpoint every `[audit] checkpoint_interval_seconds` (0: never),
     so a rewrite of the log can be dated to within one interval."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, health: Health | None = None) -> None:
         self.app = app
+        self.health = health or Health()
         self.interval = float(app.config.raw["audit"].get("checkpoint_interval_seconds", 3600))
         self.stopping = asyncio.Event()
 
@@ -43,52 +46,94 @@ class CheckpointLoop:
             try:
                 cp = await asyncio.to_thread(take_checkpoint, self.app)
                 log.info("audit checkpoint at event %s", cp.get("seq"))
-            except Exception:  # a refused checkpoint (broken log) must not stop the service
-                log.exception("audit checkpoint failed")
+                self.health.recovered("checkpoints")
+            except Exception as exc:  # a refused checkpoint (broken log, locked database) must not stop the service
+                report_failure(self.health, "checkpoints", exc, self.interval, log)
 
 
 class SchedulerLoop:
-    def __init__(self, app: App, ttl_seconds: float = 30.0) -> None:
+    """Lease, APScheduler and rule-file changes, one round every ttl/3. A failed round (database
+    locked, a rule file vanishing mid-read) is retried with backoff while `health` says degraded;
+    if the lease cannot be renewed within its ttl, scheduling stops here (another process may hold
+    it by then) until a round succeeds again."""
+
+    def __init__(self, app: App, ttl_seconds: float = 30.0, health: Health | None = None) -> None:
         self.app = app
         self.ttl = timedelta(seconds=ttl_seconds)
+        self.health = health or Health()
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopping = asyncio.Event()
         self.resync = asyncio.Event()
         self.scheduler: NoticeScheduler | None = None
+        self.renewed = time.monotonic()
         self.seen = self._fingerprint()
 
     def _fingerprint(self) -> tuple[tuple[str, float], ...]:
         d = self.app.config
-        paths = [*rule_files(d.rules_dir), d.fields_file, *sorted(d.templates_dir.glob("*.j2"))]
-        return tuple((str(p), p.stat().st_mtime) for p in paths if p.exists())
+        out = []
+        for p in [*rule_files(d.rules_dir), d.fields_file, *sorted(d.templates_dir.glob("*.j2"))]:
+            try:
+                out.append((str(p), p.stat().st_mtime))
+            except OSError:   # gone between listing and stat: the next round sees the change
+                continue
+        return tuple(out)
 
     @property
     def active(self) -> bool:
         return self.scheduler is not None
 
+    def _stand_down(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+            self.scheduler = None
+
+    async def _round(self) -> None:
+        held = await asyncio.to_thread(lease.acquire, self.app.engine, LEASE, self.holder, self.ttl)
+        self.renewed = time.monotonic()
+        if held and self.scheduler is None:
+            log.info("scheduler lease taken by %s: scheduling", self.holder)
+            scheduler = NoticeScheduler(self.app, self.holder, self.health)
+            try:
+                scheduler.start()
+            except BaseException:
+                scheduler.shutdown()
+                raise
+            self.scheduler = scheduler
+        elif not held and self.scheduler is not None:
+            log.warning("scheduler lease lost: standing by")
+            self._stand_down()
+        current = self._fingerprint()
+        if self.scheduler is not None and (self.resync.is_set() or current != self.seen):
+            self.scheduler.sync()
+        self.seen = current
+        self.resync.clear()
+
     async def run(self) -> None:
+        period = self.ttl.total_seconds() / 3
+        backoff = Backoff(period, self.ttl.total_seconds())
         try:
             while not self.stopping.is_set():
-                held = await asyncio.to_thread(lease.acquire, self.app.engine, LEASE, self.holder, self.ttl)
-                if held and self.scheduler is None:
-                    log.info("scheduler lease taken by %s: scheduling", self.holder)
-                    self.scheduler = NoticeScheduler(self.app, self.holder)
-                    self.scheduler.start()
-                elif not held and self.scheduler is not None:
-                    log.warning("scheduler lease lost: standing by")
-                    self.scheduler.shutdown()
-                    self.scheduler = None
-                current = self._fingerprint()
-                if self.scheduler is not None and (self.resync.is_set() or current != self.seen):
-                    self.scheduler.sync()
-                self.seen = current
-                self.resync.clear()
+                delay = period
                 try:
-                    await asyncio.wait_for(self.stopping.wait(), self.ttl.total_seconds() / 3)
+                    await self._round()
+                    backoff.reset()
+                    self.health.recovered("scheduler")
+                except Exception as exc:
+                    delay = backoff.next()
+                    report_failure(self.health, "scheduler", exc, delay, log)
+                    if self.scheduler is not None and time.monotonic() - self.renewed >= self.ttl.total_seconds():
+                        log.warning("scheduler lease could not be renewed within %gs: standing by",
+                                    self.ttl.total_seconds())
+                        self._stand_down()
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), delay)
                 except asyncio.TimeoutError:
                     pass
         finally:
             if self.scheduler is not None:
-                self.scheduler.shutdown()
-                self.scheduler = None
-                await asyncio.to_thread(lease.release, self.app.engine, LEASE, self.holder)
+                self._stand_down()
+                try:
+                    await asyncio.to_thread(lease.release, self.app.engine, LEASE, self.holder)
+                except Exception as exc:   # it expires by itself; a standby takes over after ttl
+                    log.warning("scheduler lease not released (%s); it expires in %gs", exc.__class__.__name__,
+                                self.ttl.total_seconds())

@@ -23,13 +23,16 @@ from ..errors import ConfigError
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_db_engine(url: str) -> sa.Engine:
+def create_db_engine(url: str, busy_timeout: float = 60.0) -> sa.Engine:
+    """`busy_timeout`: seconds a statement waits for a lock another process holds (SQLite's busy
+    timeout, PostgreSQL's lock_timeout) before failing with a lock timeout."""
+    wait_ms = max(1, int(busy_timeout * 1000))
     try:
         kw: dict[str, object] = {}
         if sa.engine.make_url(url).get_backend_name() == "postgresql":
             # Rule queries are large CASE expressions over the whole register: PostgreSQL's JIT
             # spends longer compiling each one than it saves (bench/rules.py: 17.0 s -> 12.7 s).
-            kw["connect_args"] = {"options": "-c jit=off"}
+            kw["connect_args"] = {"options": f"-c jit=off -c lock_timeout={wait_ms}"}
         engine = sa.create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"), **kw)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise ConfigError(f"database.url {url!r} is not usable: {exc}") from None
@@ -42,7 +45,7 @@ def create_db_engine(url: str) -> sa.Engine:
         def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute(f"PRAGMA busy_timeout={wait_ms}")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -79,9 +82,9 @@ def migrate(engine: sa.Engine) -> None:
     command.upgrade(cfg, "head")
 
 
-def open_database(url: str) -> sa.Engine:
+def open_database(url: str, busy_timeout: float = 60.0) -> sa.Engine:
     try:
-        engine = create_db_engine(url)
+        engine = create_db_engine(url, busy_timeout)
         migrate(engine)
     except sa.exc.OperationalError as exc:
         raise ConfigError(f"cannot open database {sa.engine.make_url(url).render_as_string(hide_password=True)}: {exc.orig}") from None
