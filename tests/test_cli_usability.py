@@ -128,10 +128,10 @@ def test_send_says_why_nothing_went(capsys: pytest.CaptureFixture[str], tmp_path
     assert "run 1 (0 of 2 levels)" in sent["idle_reasons"][0]["message"]
     code, out, err = run(capsys, "--config", cfg, "send")
     assert "nothing sent: not approved yet: run 1 (0 of 2 levels)" in err
-    # An approved run whose item is published only from a later date waits, and says so.
+    # An approved run, created ahead for an item published only from a later date, waits and says so.
     edit_rule(tmp_path, RULE, "publish: {from: 2026-01-01, until: 2027-12-31}", "publish: {from: 2999-03-01, until: 2999-12-31}")
     run(capsys, "--config", cfg, "runs", "cancel", "1", "--by", "clerk")
-    run(capsys, "--config", cfg, "runs", "create", RULE, "--on", "2026-04-01", "--by", "clerk")
+    run(capsys, "--config", cfg, "runs", "create", RULE, "--on", "2999-03-01", "--by", "clerk")
     for who in ("r1", "r2"):
         run(capsys, "--config", cfg, "runs", "approve", "2", "--by", who)
     code, out, err = run(capsys, "--config", cfg, "send", "--json")
