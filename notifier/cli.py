@@ -162,7 +162,7 @@ def _problems_table(title: str, problems: list[Problem], limit: int = 50) -> Non
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .config import load_config, masked_url
     from .storage.db import open_database
     target: Path = args.dir
     target.mkdir(parents=True, exist_ok=True)
@@ -175,7 +175,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             shutil.copytree(REPO / folder, dest)
     config = load_config(cfg)
     open_database(config.database_url).dispose()
-    out = {"config": str(cfg.resolve()), "database": config.database_url}
+    out = {"config": str(cfg.resolve()), "database": masked_url(config.database_url)}
     if args.json:
         emit_json(out)
     else:
@@ -627,6 +627,16 @@ def main(argv: list[str] | None = None) -> int:
             emit_json({"ok": False, "error": exc.message.splitlines()[0], "errors": [p.as_json() for p in exc.problems]})
         err_console.print(f"error: {exc.message}", markup=False)
         return exc.exit_code
+    except Exception as exc:
+        # A database refusal (constraint, lock, lost connection): its reason only, never the SQL's
+        # parameters (residents' names and numbers; engines hide them too) or a traceback.
+        import sqlalchemy as sa
+        if args.debug or not isinstance(exc, sa.exc.DBAPIError):
+            raise
+        from .storage.db import db_error_text
+        err_console.print(f"error: the database refused the operation ({type(exc.orig).__name__}): "
+                          f"{db_error_text(exc)} (--debug shows the statement)", markup=False)
+        return 1
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130

@@ -89,7 +89,7 @@ class Config:
     path: Path | None
     base_dir: Path
     raw: dict[str, Any] = field(repr=False)
-    database_url: str
+    database_url: str = field(repr=False)   # may hold a password: print masked_url(database_url)
     rules_dir: Path
     templates_dir: Path
     fields_file: Path
@@ -112,6 +112,20 @@ class Config:
 
     def where(self) -> str:
         return str(self.path) if self.path else "embedded defaults"
+
+
+def masked_url(url: str) -> str:
+    """A database URL fit to print or log: the password shown as ***."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):
+        return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+_URL_PASSWORD = re.compile(r"(://[^/:@]*:)[^/]*@")
 
 
 def resolve_secret(value: Any, key: str) -> Any:

@@ -5,6 +5,12 @@ silently keeps the last of duplicate keys, reads `on:`/`no`/`Y` as booleans and 
 tags. Here mappings and lists remember positions, keys are always strings, only
 `true`/`false` are booleans, non-integers are exact Decimals, and tags, anchors and
 aliases are refused.
+
+Input is bounded before anything costly happens: nesting deeper than MAX_DEPTH (PyYAML's
+composer recurses, a few thousand `[` end in RecursionError), and numbers with more than
+MAX_DIGITS digits or an exponent beyond ±MAX_EXPONENT (int() of 100k digits is refused by
+Python, Decimal("1e999999999") is cheap to build but any arithmetic on it takes minutes and
+gigabytes) are located problems, not tracebacks.
 """
 from __future__ import annotations
 
@@ -42,8 +48,15 @@ class YList(list):  # type: ignore[type-arg]
         return self.marks[index] if 0 <= index < len(self.marks) else self.mark
 
 
+MAX_DEPTH = 100      # nested mappings and lists, the document's own included
+MAX_DIGITS = 40      # digits of a number
+MAX_EXPONENT = 40    # |exponent| of a number written with e/E
+
 _INT = re.compile(r"[-+]?(0|[1-9][0-9_]*)")
 _DEC = re.compile(r"[-+]?([0-9][0-9_]*\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+# Anything a reader could take for a number, with or without a dot (1e999999999 stays text here,
+# but a decimal field would parse it later): the digit and exponent bounds apply to all of it.
+_NUMBERISH = re.compile(r"[-+]?(?P<mantissa>[0-9][0-9_]*(\.[0-9_]*)?|\.[0-9][0-9_]*)([eE](?P<exp>[-+]?[0-9]+))?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?")
 
@@ -69,6 +82,9 @@ class _Builder:
         low = text.lower()
         if low in ("true", "false"):
             return low == "true"
+        num = _NUMBERISH.fullmatch(text)
+        if num and not self.bounded(node, num):
+            return text
         if _INT.fullmatch(text):
             return int(text.replace("_", ""))
         if _DEC.fullmatch(text):
@@ -82,6 +98,20 @@ class _Builder:
             self.problem(_mark(node), f"{text!r} is not a valid date")
             return text
         return text
+
+    def bounded(self, node: yaml.ScalarNode, num: re.Match[str]) -> bool:
+        """False (with a located problem) for a number too long or too large to compute with."""
+        digits = sum(ch.isdigit() for ch in num["mantissa"])
+        exp = num["exp"]
+        if digits > MAX_DIGITS:
+            self.problem(_mark(node), f"a number may have at most {MAX_DIGITS} digits, this one has {digits} "
+                                      "(quote it if it is text)")
+            return False
+        if exp is not None and (len(exp.lstrip("+-")) > 6 or abs(int(exp)) > MAX_EXPONENT):
+            self.problem(_mark(node), f"a number's exponent must be between -{MAX_EXPONENT} and {MAX_EXPONENT} "
+                                      "(quote it if it is text)")
+            return False
+        return True
 
     def build(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.ScalarNode):
@@ -107,15 +137,30 @@ class _Builder:
         return result
 
 
+def _screen(text: str, b: _Builder) -> None:
+    """One pass over the parser's events (the parser keeps its own stack, it does not recurse):
+    refuse tags, anchors, aliases, and nesting deeper than MAX_DEPTH before the tree is built."""
+    depth = 0
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        where = (ev.start_mark.line + 1, ev.start_mark.column + 1)
+        if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None) is not None:
+            b.problem(where, "YAML anchors and aliases are not allowed")
+        elif isinstance(ev, yaml.NodeEvent) and getattr(ev, "tag", None) is not None:
+            b.problem(where, "YAML tags are not allowed")
+        if isinstance(ev, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                b.problem(where, f"nested deeper than {MAX_DEPTH} levels")
+                return
+        elif isinstance(ev, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def load_yaml(text: str, filename: str) -> Any:
     """Parse one YAML document; raise InputError listing every located problem."""
     b = _Builder(filename)
     try:
-        for tok in yaml.scan(text, Loader=yaml.SafeLoader):
-            if isinstance(tok, yaml.TagToken):
-                b.problem((tok.start_mark.line + 1, tok.start_mark.column + 1), "YAML tags are not allowed")
-            elif isinstance(tok, (yaml.AnchorToken, yaml.AliasToken)):
-                b.problem((tok.start_mark.line + 1, tok.start_mark.column + 1), "YAML anchors and aliases are not allowed")
+        _screen(text, b)
         if b.problems:
             raise InputError(f"{filename}: not accepted", b.problems)
         node = yaml.compose(text, Loader=yaml.SafeLoader)

@@ -11,6 +11,11 @@ signed line: against `[audit] verify_public_key` when configured (then unsigned 
 too: whoever edits the file could otherwise drop the signature), else against the key stored on
 the line, which shows the line is intact but not who wrote it. A line whose signature fails is a
 problem of kind "checkpoint_signature" and is not trusted for the chain check.
+
+Deleting or truncating the file would silently drop that protection, so the database remembers
+the most the file was seen holding (audit_checkpoint_state: lines and highest event, raised by
+every checkpoint and every verify that reads a longer file). A file that is missing or holds
+less than that fails with kind "checkpoint_file" until it is restored from its copy.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -30,12 +36,14 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ..app import App
 from ..clock import utcnow
 from ..errors import ConfigError, InputError, Problem, StateError
+from ..storage.schema import audit_checkpoint_state
 from . import log as audit
 from .log import Checkpoint, VerifyResult
 
 _HASH = re.compile(r"[0-9a-f]{64}")
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 SIGNATURE_PROBLEM = "checkpoint_signature"
+FILE_PROBLEM = "checkpoint_file"
 
 
 def checkpoint_path(app: App) -> Path:
@@ -182,17 +190,50 @@ def verify_log(app: App, *, from_checkpoint: bool = False) -> tuple[VerifyResult
     start = max(good, key=lambda c: c.seq) if from_checkpoint and good else None
     with audit.snapshot(app.engine) as conn:
         result = audit.verify(conn, good, start=start)
+        seen = conn.execute(sa.select(audit_checkpoint_state).where(audit_checkpoint_state.c.id == 1)).one_or_none()
     if problems:
         result = dataclasses.replace(result, problems=tuple(problems))
         if result.ok:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             result = dataclasses.replace(result, ok=False, kind=SIGNATURE_PROBLEM,
                                          reason=f"{path}: {problems[0]['message']}{more}")
+    top = max(cps, key=lambda c: c.seq, default=None)
+    shrunk = _shrunk(path, cps, seen)
+    if shrunk and result.ok:
+        result = dataclasses.replace(result, ok=False, kind=FILE_PROBLEM, reason=shrunk)
+    elif shrunk:
+        result = dataclasses.replace(result, reason=f"{result.reason}; and {shrunk}")
+    elif result.ok and top is not None and seen is not None and (len(cps) > seen.checkpoints or top.seq > seen.seq):
+        record_seen(app, path, len(cps), top)
     summary = {"file": str(path), "count": len(cps), "signed": sum(1 for c in cps if c.sig or c.public_key),
                "bad_signatures": len(problems),
                "signatures_checked_with": "verify_public_key" if key is not None else "line_public_key",
                "verify_public_key": public_hex(key) if key is not None else None}
     return result, path, summary
+
+
+def _shrunk(path: Path, cps: list[Checkpoint], seen: sa.Row[Any] | None) -> str | None:
+    """Why the checkpoint file holds less than it was last seen holding (None if it does not)."""
+    if seen is None or (seen.checkpoints == 0 and seen.seq == 0):
+        return None
+    was = f"{seen.checkpoints} checkpoint(s) up to event {seen.seq}" + (
+        f" (as {seen.file})" if seen.file and seen.file != str(path) else "")
+    restore = "restore it from its copy kept off this machine"
+    if not path.exists():
+        return f"checkpoint file {path} is missing; it held {was}: {restore}"
+    top = max((c.seq for c in cps), default=0)
+    if len(cps) < seen.checkpoints or top < seen.seq:
+        return (f"checkpoint file {path} holds {len(cps)} checkpoint(s) up to event {top}, but held {was} when "
+                f"last seen: it was truncated or replaced; {restore}")
+    return None
+
+
+def record_seen(app: App, path: Path, count: int, top: Checkpoint) -> None:
+    """Raise the remembered high-water mark of the checkpoint file (never lower it)."""
+    t = audit_checkpoint_state
+    with app.engine.begin() as conn:
+        conn.execute(t.update().where(t.c.id == 1, t.c.checkpoints <= count, t.c.seq <= top.seq)
+                     .values(file=str(path), checkpoints=count, seq=top.seq, hash=top.hash, updated_at=utcnow()))
 
 
 def take_checkpoint(app: App) -> dict[str, Any]:
@@ -204,9 +245,9 @@ def take_checkpoint(app: App) -> dict[str, Any]:
         env = app.config.raw["audit"]["signing_key_env"]
         raise ConfigError(f"the key in {env} does not belong to [audit] verify_public_key ({public_hex(vkey)}): "
                           f"checkpoints signed with it would not verify; no checkpoint written")
-    result, path, _ = verify_log(app, from_checkpoint=True)
+    result, path, summary = verify_log(app, from_checkpoint=True)
     if not result.ok:
-        if result.kind == SIGNATURE_PROBLEM:
+        if result.kind in (SIGNATURE_PROBLEM, FILE_PROBLEM):
             raise StateError(f"{result.reason}; no checkpoint written")
         raise StateError(f"audit log is broken at event {result.first_bad} ({result.kind}): {result.reason}; "
                          "no checkpoint written")
@@ -220,4 +261,5 @@ def take_checkpoint(app: App) -> dict[str, Any]:
         f.write(json.dumps(line, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
+    record_seen(app, path, summary["count"] + 1, Checkpoint(line["seq"], line["hash"], line["at"]))
     return line | {"file": str(path), "signed": key is not None}

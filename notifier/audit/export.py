@@ -1,7 +1,7 @@
 """`audit export`: the events an auditor asks for, as CSV, JSON Lines or XLSX.
 
-Payloads are masked by default (phone numbers, ID numbers, e-mail addresses), because exports
-travel by e-mail and USB stick. `--unmask` is refused unless the configuration allows it, and
+Subjects and payloads are masked by default (phone numbers, ID numbers, e-mail addresses; an
+opt-out's subject reads `phone:+86139****5678`), because exports travel by e-mail and USB stick. `--unmask` is refused unless the configuration allows it, and
 is itself written to the audit log before anything is exported. Every export closes with the
 chain head it was taken at, so the file can later be checked against `audit verify` and the
 checkpoints: an unmasked event's hash can be recomputed from its row.
@@ -75,7 +75,7 @@ def export_events(app: App, out: Path, fmt: str, f: ExportFilter, *, unmask: boo
         head_seq, head_hash = audit.read_head(conn)
         where = sa.and_(_where(app, f), audit_events.c.seq <= head_seq)
         for r in audit.iter_events(conn, where=where):
-            write((r.seq, audit.ts_text(r.ts), r.actor, r.action, r.subject,
+            write((r.seq, audit.ts_text(r.ts), r.actor, r.action, r.subject if unmask else mask_text(r.subject),
                    r.payload if unmask else mask_text(r.payload), r.prev_hash, r.hash))
             count += 1
         taken = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")

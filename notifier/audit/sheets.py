@@ -1,7 +1,8 @@
 """Row writers for auditors' files: CSV (UTF-8 with BOM, so Excel shows Chinese), XLSX, JSON Lines.
 
 Rows are written as they come (openpyxl in write-only mode), so a million-event export needs
-no more memory than a small one.
+no more memory than a small one. Every cell goes through cellsafe.safe_cell (no formula
+injection), and XLSX text cells are typed as strings, so openpyxl never stores a formula.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
+from ..cellsafe import safe_row
 from ..errors import InputError
 
 FORMATS = ("csv", "jsonl", "xlsx")
@@ -34,14 +36,14 @@ def table_writer(path: Path, fmt: str, header: Sequence[str], sheet: str = "audi
             from openpyxl import Workbook
             wb = Workbook(write_only=True)
             ws = wb.create_sheet(sheet)
-            ws.append(list(header))
-            yield lambda row: ws.append(_cells(row))
+            ws.append(_xlsx_cells(ws, safe_row(header)))
+            yield lambda row: ws.append(_xlsx_cells(ws, _cells(row)))
             wb.save(tmp)
         else:
             with tmp.open("w", encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="") as f:
                 if fmt == "csv":
                     w = csv.writer(f)
-                    w.writerow(header)
+                    w.writerow(safe_row(header))
                     yield lambda row: w.writerow(_cells(row))
                 else:
                     keys = list(header)
@@ -53,5 +55,19 @@ def table_writer(path: Path, fmt: str, header: Sequence[str], sheet: str = "audi
 
 
 def _cells(row: Sequence[Any] | dict[str, Any]) -> list[Any]:
-    values = list(row.values()) if isinstance(row, dict) else list(row)
-    return [v if v is None or isinstance(v, (str, int, float)) else str(v) for v in values]
+    return safe_row(row.values() if isinstance(row, dict) else row)
+
+
+def _xlsx_cells(ws: Any, values: Sequence[Any]) -> list[Any]:
+    """Text as string cells: openpyxl would otherwise store any text starting with `=` as a formula."""
+    from openpyxl.cell import WriteOnlyCell
+
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, str):
+            cell = WriteOnlyCell(ws, value=v)
+            cell.data_type = "s"
+            out.append(cell)
+        else:
+            out.append(v)
+    return out

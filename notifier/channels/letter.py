@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..cellsafe import safe_row
 from ..errors import ProviderError
 from ..status import Channel, DeliveryStatus
 from .base import OutboundMessage, Provider, SendResult
@@ -143,7 +144,7 @@ class LetterProvider(Provider):
             w = csv.writer(f)
             w.writerow(["序号", "投递编号", "居民编号", "姓名", "乡镇", "村", "地址", "通知事项", "签收人", "签收日期"])
             for i, (row, _) in enumerate(entries, start=1):
-                w.writerow([i, *row, "", ""])
+                w.writerow(safe_row([i, *row, "", ""]))   # no formula injection through names or addresses
         os.replace(tmp, roster)
         return out, roster
 

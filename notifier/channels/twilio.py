@@ -42,7 +42,16 @@ REASONS: dict[int, str] = {
 class _HttpClient(AsyncTwilioHttpClient):
     """AsyncTwilioHttpClient stores `timeout` but hands aiohttp the per-request value, which
     `create_async` leaves at None, and None there means no timeout at all: apply ours. Basic
-    auth goes in as a header because aiohttp deprecates its `auth=` parameter."""
+    auth goes in as a header because aiohttp deprecates its `auth=` parameter.
+
+    The stock client logs every request at INFO with its query string and parameters (`To=`
+    when listing a resident's messages); here only the method and the path are logged, at DEBUG."""
+
+    def log_request(self, kwargs: dict[str, Any]) -> None:
+        self.logger.debug("Twilio API %s %s", kwargs["method"], urlsplit(str(kwargs["url"])).path)
+
+    def log_response(self, status_code: int, response: Any) -> None:
+        self.logger.debug("Twilio API response %s", status_code)
 
     async def request(self, method: str, url: str, *args: Any, headers: dict[str, str] | None = None,
                       auth: tuple[str, str] | None = None, timeout: float | None = None, **kwargs: Any) -> Any:

@@ -114,7 +114,7 @@ def _channel_of(rule: Rule, name: str | None) -> Any:
 
 
 def _test_engine(dictionary: DataDictionary) -> tuple[sa.Engine, sa.Table]:
-    engine = sa.create_engine("sqlite://")
+    engine = sa.create_engine("sqlite://", hide_parameters=True)
     table = residents_table(dictionary)
     table.create(engine)
     records.create(engine)

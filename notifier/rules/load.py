@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from ..audit.log import canonical_json
@@ -385,6 +385,25 @@ class _Checker:
         return out
 
 
+def _outside_templates(name: Any, templates_dir: Path) -> str | None:
+    """Why a template name could reach outside the templates folder (None when it cannot).
+
+    Rule files come from staff, templates are vetted text: a name like ../../etc/passwd or a
+    symlink out of the folder would render (and send) any file the process can read."""
+    if not isinstance(name, str) or not name.strip():
+        return "is not a file name"
+    if "\x00" in name or "\\" in name:
+        return "is not a plain file name"
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or PureWindowsPath(name).drive:
+        return "is an absolute path"
+    if ".." in pure.parts:
+        return "goes up with '..'"
+    if not (templates_dir / name).resolve().is_relative_to(templates_dir.resolve()):
+        return "leads out of the templates folder through a symbolic link"
+    return None
+
+
 def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Rule:
     """Load and check one rule file; RuleError lists every located problem in it."""
     file = str(path)
@@ -426,7 +445,11 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
             except ValueError:
                 c.bad(raw_t.key_where(key), f"unknown channel {key!r}{did_you_mean(key, [x.value for x in Channel])}")
                 continue
-            tpath = templates_dir / str(name)
+            outside = _outside_templates(name, templates_dir)
+            if outside:
+                c.bad(raw_t.where(key), f"template {name!r} {outside}: a rule may only use files inside {templates_dir}")
+                continue
+            tpath = templates_dir / name
             if not tpath.is_file():
                 c.bad(raw_t.where(key), f"template {name!r} not found in {templates_dir}"
                       f"{did_you_mean(str(name), [p.name for p in templates_dir.glob('*.j2')])}")

@@ -7,6 +7,10 @@ residents, `audit verify`) then sees one consistent snapshot without holding the
 the dispatcher keeps writing meanwhile.
 PostgreSQL is used as is (but without JIT, see below); workers there claim rows with FOR UPDATE
 SKIP LOCKED.
+
+Every engine hides bound parameters (`hide_parameters=True`): a failed INSERT of residents
+would otherwise print their names, phone and ID numbers in the error and in every log line
+that quotes it. URLs are shown with the password masked (config.masked_url).
 """
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from ..config import masked_url
 from ..errors import ConfigError
+from ..masking import mask_text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -33,9 +39,10 @@ def create_db_engine(url: str, busy_timeout: float = 60.0) -> sa.Engine:
             # Rule queries are large CASE expressions over the whole register: PostgreSQL's JIT
             # spends longer compiling each one than it saves (bench/rules.py: 17.0 s -> 12.7 s).
             kw["connect_args"] = {"options": f"-c jit=off -c lock_timeout={wait_ms}"}
-        engine = sa.create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"), **kw)
+        engine = sa.create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"),
+                                  hide_parameters=True, **kw)
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise ConfigError(f"database.url {url!r} is not usable: {exc}") from None
+        raise ConfigError(f"database.url {masked_url(url)!r} is not usable: {mask_text(str(exc))}") from None
     if engine.dialect.name == "sqlite":
         path = engine.url.database
         if path and path != ":memory:":
@@ -87,5 +94,12 @@ def open_database(url: str, busy_timeout: float = 60.0) -> sa.Engine:
         engine = create_db_engine(url, busy_timeout)
         migrate(engine)
     except sa.exc.OperationalError as exc:
-        raise ConfigError(f"cannot open database {sa.engine.make_url(url).render_as_string(hide_password=True)}: {exc.orig}") from None
+        raise ConfigError(f"cannot open database {masked_url(url)}: {db_error_text(exc)}") from None
     return engine
+
+
+def db_error_text(exc: sa.exc.DBAPIError) -> str:
+    """The driver's one-line reason, masked: no SQL, no parameters, and not PostgreSQL's DETAIL line,
+    which quotes the offending values (`Key (phone)=(13800000001) already exists`)."""
+    lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+    return mask_text(lines[0])

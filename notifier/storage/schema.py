@@ -156,6 +156,18 @@ audit_head = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 
+# The most the checkpoint file was ever seen holding (one row, id 1): `audit verify` fails when the
+# file later holds fewer checkpoints or ends at an earlier event (deleted, truncated, swapped).
+audit_checkpoint_state = sa.Table(
+    "audit_checkpoint_state", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("file", sa.Text, nullable=False),
+    sa.Column("checkpoints", sa.Integer, nullable=False),   # lines in the file
+    sa.Column("seq", sa.BigInteger, nullable=False),        # the highest checkpoint seen, and its hash
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("updated_at", TS),
+)
+
 rule_approvals = sa.Table(
     "rule_approvals", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
