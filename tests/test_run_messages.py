@@ -248,3 +248,29 @@ def test_rendering_is_bounded_in_time_and_size(tmp_path: Path, sqlite_url: str, 
     problems = [e for e in report["errors"] if e["file"].endswith("farm_subsidy.sms.j2")]
     assert (code, len(problems)) == (1, 1), report
     assert error in problems[0]["message"] and problems[0]["line"] == 2
+
+
+def test_a_scheduled_firing_whose_templates_cannot_render_is_recorded_not_raised(
+        tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import datetime, timezone
+
+    from notifier.rules.load import find_rule
+    from notifier.scheduling.firing import fire
+    from notifier.storage.schema import firings
+    cfg = county(tmp_path, sqlite_url)
+    cli(capsys, cfg, "residents", "import", str(tmp_path / "p.csv"), "--json")
+    write(tmp_path / "templates" / "farm_subsidy.sms.j2", "{{ resident.name }}您好\n")   # M04 has no name
+    for who in ("li", "wang"):
+        cli(capsys, cfg, "rules", "approve", "farm-subsidy-2026", "--by", who, "--json")
+    assert cli(capsys, cfg, "rules", "approve", "farm-subsidy-2026", "--by", "ＬＩ ")[0] == 1   # one person, one level
+    app = App.open(cfg)
+    try:
+        rule = find_rule("farm-subsidy-2026", app.config.rules_dir, app.dictionary, app.config.templates_dir)
+        at = datetime(2026, 4, 1, 1, 0, tzinfo=timezone.utc)
+        got = fire(app, rule, at, now=at)
+        assert got.status == "refused" and got.run is None and "resident.name" in (got.reason or "")
+        with app.engine.connect() as conn:
+            assert conn.execute(sa.select(firings.c.status)).scalars().all() == ["refused"]
+            assert conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one() == 0
+    finally:
+        app.close()

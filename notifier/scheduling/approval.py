@@ -11,10 +11,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..actors import actor_name, same_actor
 from ..app import App
 from ..audit import log as audit
 from ..clock import as_utc, utcnow
-from ..errors import InputError, StateError
+from ..errors import StateError
 from ..rules.model import Rule
 from ..storage.schema import rule_approvals
 
@@ -45,15 +46,15 @@ def approval_state(conn: sa.Connection, rule: Rule, levels: list[str]) -> Approv
 
 
 def approve_rule(app: App, rule: Rule, by: str) -> ApprovalState:
-    """One review level for the rule's current version; each level by a different person."""
-    if not by.strip():
-        raise InputError("--by USER is required: approvals record who approved")
+    """One review level for the rule's current version; each level by a different person
+    (names compared as actors.same_actor does)."""
+    by = actor_name(by)
     levels = app.config.approval_levels
     with app.engine.begin() as conn:
         state = approval_state(conn, rule, levels)
         if state.approved:
             raise StateError(f"rule {rule.id!r} version {rule.version[:12]} is already approved at every level")
-        if any(a["by"] == by for a in state.approvals):
+        if any(same_actor(a["by"], by) for a in state.approvals):
             raise StateError(f"{by} already approved this version of {rule.id!r}; each level needs a different person")
         level = len(state.approvals) + 1
         conn.execute(rule_approvals.insert().values(rule_id=rule.id, version=rule.version, level=level,

@@ -18,6 +18,7 @@ from .. import runs
 from ..app import App
 from ..audit import log as audit
 from ..clock import as_utc, utcnow
+from ..errors import InputError, StateError
 from ..rules.model import Rule
 from ..status import RunStatus
 from ..storage.schema import approvals, firings
@@ -31,7 +32,7 @@ ACTOR = "scheduler"
 class Firing:
     rule: str
     scheduled_at: datetime
-    status: str            # created | unapproved | outside_window | missed | duplicate
+    status: str            # created | refused | unapproved | outside_window | missed | duplicate
     run: int | None = None
     reason: str | None = None
 
@@ -61,9 +62,12 @@ def fire(app: App, rule: Rule, scheduled_at: datetime, *, now: datetime | None =
     elif not state.approved:
         status, reason = "unapproved", f"version {rule.version[:12]} has {len(state.approvals)} of {len(state.levels)} approvals"
     else:
-        status = "created"
-        run_id = runs.create_run(app, rule, day, ACTOR).run
-        if not app.config.raw["approval"].get("per_run", False):
+        try:
+            run_id = runs.create_run(app, rule, day, ACTOR).run
+            status = "created"
+        except (InputError, StateError) as exc:   # e.g. a template cannot render for someone: no run, recorded
+            status, reason = "refused", exc.message
+        if run_id is not None and not app.config.raw["approval"].get("per_run", False):
             _release(app, run_id, state.approvals)
     with app.engine.begin() as conn:
         conn.execute(firings.update().where(firings.c.id == fid).values(status=status, run_id=run_id, reason=reason))
