@@ -20,7 +20,7 @@ from notifier.storage.schema import audit_events, deliveries, run_messages, runs
 
 from .conftest import free_port, write_config
 from .test_pipeline import HEADER, ON, send
-from .test_serve import WebThread, approved_run, project, sid_of, wait_for
+from .test_serve import WebThread, approved_run, project, sid_of, tserver, wait_for  # noqa: F401 (fixture)
 from .twilio_server import TwilioServer
 
 PEOPLE = [
@@ -188,12 +188,6 @@ def test_four_eyes_cannot_be_dodged_by_spelling(tmp_path: Path, db_url: str, cap
         assert code == 1 and "already approved" in err, again
     code, out, _ = cli(capsys, cfg, "runs", "approve", str(run_id), "--by", "wang", "--json")
     assert code == 0 and out["status"] == "approved"
-
-
-@pytest.fixture
-def tserver() -> Any:
-    with TwilioServer() as s:
-        yield s
 
 
 def test_a_late_undelivered_receipt_reopens_the_run_and_the_fallback_goes_as_approved(
