@@ -24,6 +24,7 @@ from ..errors import InputError, NotifierError, Problem
 from ..fields import BUILTIN_FIELDS, FieldSpec, FieldType, norm_key
 from ..masking import mask_id_number, mask_phone, mask_text
 from ..storage.bulk import executemany, insert_new
+from ..storage.db import db_error_text
 from ..storage.fieldcols import column_name
 from ..storage.schema import records
 from .header import HeaderMatcher
@@ -299,11 +300,11 @@ def _in_one_transaction(app: App, path: Path, work: Callable[[sa.Connection], No
         with app.engine.begin() as conn:
             work(conn)
     except sa.exc.DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        reason = db_error_text(exc)
         hint = ("; another process is writing to the database (an import, `send` or `serve`?): try again when it is done"
                 if "locked" in reason or "timeout" in reason.lower() else "")
         raise NotifierError(f"{path}: import failed and was rolled back, the register is exactly as it was "
-                            f"({mask_text(reason)}){hint}") from None
+                            f"({reason}){hint}") from exc
 
 
 def import_records(app: App, kind: str, path: Path, *, actor: str = "import", dry_run: bool = False,
