@@ -4,7 +4,6 @@ an older one, or the chain is shorter than the newest checkpoint. Real SQLite an
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
