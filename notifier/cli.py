@@ -385,6 +385,9 @@ def _run_shown(out: dict[str, Any], tz: Any) -> None:
     for key, value in (("rule version", out["version"][:12]), ("evaluated on", out["on"]),
                        ("created", f"{local_time(out['created_at'], tz)} by {out['created_by']}"),
                        ("audience", f"{out['audience']} (review {out['review']})"),
+                       ("changed since", f"{out['changed_since_created']} resident(s) changed in the register after creation"
+                                         + (" (the run sends what was approved; cancel and re-create to use the new data)"
+                                            if out["changed_since_created"] else "")),
                        ("approvals", f"{len(out['approvals'])} of {len(out['levels'])}" + (f": {approvals}" if approvals else ""))):
         t.add_row(key, value)
     console.print(t)
