@@ -218,7 +218,7 @@ def run_messages_page(app: App, run_id: int, *, sample: int | None = None, resid
         q = q.where(m.c.resident_id == resident)
     if sample is not None:
         q = q.limit(sample)
-    with app.engine.begin() as conn:
+    with app.engine.begin() if unmask else app.reader.connect() as conn:   # only an unmasking writes (its audit event)
         _load_run(conn, run_id)
         rows = conn.execute(q).all()
         total = conn.execute(sa.select(sa.func.count()).select_from(m).where(m.c.run_id == run_id)).scalar_one()

@@ -268,3 +268,23 @@ def test_a_scheduled_firing_whose_templates_cannot_render_is_recorded_not_raised
             assert conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one() == 0
     finally:
         app.close()
+
+
+def test_unmasked_messages_are_allowed_only_by_configuration_and_audited(tmp_path: Path, sqlite_url: str,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = county(tmp_path, sqlite_url)
+    cfg.write_text(cfg.read_text(encoding="utf-8") + "\n[audit]\nunmask_allowed = true\n", encoding="utf-8")
+    cli(capsys, cfg, "residents", "import", str(tmp_path / "p.csv"), "--json")
+    run_id = cli(capsys, cfg, "runs", "create", "farm-subsidy-2026", "--on", ON.isoformat(), "--by", "clerk", "--json")[1]["run"]
+    assert cli(capsys, cfg, "runs", "messages", str(run_id), "--unmask")[0] == 1          # who unmasks must be said
+    code, page, _ = cli(capsys, cfg, "runs", "messages", str(run_id), "--unmask", "--by", "auditor", "--resident", "M01",
+                        "--json")
+    assert code == 0 and page["masked"] is False and "王一您好" in page["messages"][0]["body"]
+    app = App.open(cfg)
+    try:
+        with app.engine.connect() as conn:
+            events = conn.execute(sa.select(audit_events.c.actor, audit_events.c.payload)
+                                  .where(audit_events.c.action == "run.messages_unmasked")).all()
+    finally:
+        app.close()
+    assert [(a, json.loads(p)["resident"]) for a, p in events] == [("auditor", "M01")]
