@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .errors import InputError
+from typing import Any
+
+from .errors import InputError, StateError
 
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff\u00ad]")
 _SPACES = re.compile(r"\s+")
@@ -25,3 +27,11 @@ def actor_name(text: str | None, what: str = "--by USER") -> str:
 
 def same_actor(a: str, b: str) -> bool:
     return actor_name(a).casefold() == actor_name(b).casefold()
+
+
+def unmasking_actor(config: Any, by: str | None, what: str) -> str:
+    """Who sees `what` with personal data in full: refused unless `[audit] unmask_allowed`, and
+    always a named person, whom the caller records in the audit log."""
+    if config.raw["audit"].get("unmask_allowed") is not True:
+        raise StateError(f"unmasked {what} is not allowed: set [audit] unmask_allowed = true in {config.where()}")
+    return actor_name(by, f"--unmask needs --by USER: unmasked {what}")

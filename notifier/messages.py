@@ -50,8 +50,7 @@ class RenderedRun:
         problems = []
         for (name, line, message), who in self.failures.items():
             shown = "、".join(who[:SHOWN]) + (f" and {len(who) - SHOWN} more" if len(who) > SHOWN else "")
-            file = next((rule.template_files[ch] for ch, n in rule.templates.items() if n == name), name)
-            problems.append(Problem(f"{message} (residents: {shown})", file=file, line=line, column=1))
+            problems.append(Problem(f"{message} (residents: {shown})", file=rule.template_file(name), line=line, column=1))
         affected = len({w for who in self.failures.values() for w in who})
         raise RuleError(f"rule {rule.id!r}: templates cannot render for {affected} resident(s); no run was created",
                         problems)
@@ -64,7 +63,7 @@ def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> Re
     params = params_context(params_in_force(rule, on))
     resident = ResidentContext(app.dictionary)
     out = RenderedRun()
-    for row, member in _rows(app, [m for m in members if m.channel is not None]):
+    for row, member in member_rows(app, [m for m in members if m.channel is not None]):
         assert member.channel is not None
         context = template_context(resident(row), item, params, None, rule.id, on)
         targets = [(member.channel, member.recipient)]
@@ -87,7 +86,9 @@ def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> Re
     return out
 
 
-def _rows(app: App, members: list[Member]) -> Iterator[tuple[Any, Member]]:
+def member_rows(app: App, members: list[Member]) -> Iterator[tuple[Any, Member]]:
+    """Each member's register row (members no longer in the register are left out), read in
+    chunks from one snapshot."""
     t = app.residents
     with app.reader.connect() as conn:
         for i in range(0, len(members), CHUNK):

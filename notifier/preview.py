@@ -9,53 +9,45 @@ import sqlalchemy as sa
 from .app import App
 from .audience import evaluate, evaluate_many
 from .errors import NotFound, RuleError
-from .rendering.context import params_context, resident_context
+from .messages import member_rows
+from .rendering.context import ResidentContext, params_context
 from .rendering.segments import count_segments
 from .rendering.templates import TemplateSet, display_value, item_context, template_context
 from .rules.compile import OUTCOME, compile_rule, params_in_force, result_name
 from .rules.model import FieldCondition, ParamRef, Rule
+from .runs import window_problem
 from .status import Channel
 from .storage.fieldcols import column_name
 from .storage.schema import records
 
 
-def _context(app: App, rule: Rule, on: date, params: dict[str, Any], row: Any, masked: bool) -> dict[str, Any]:
-    return template_context(resident_context(app.dictionary, row, masked=masked), item_context(rule.item, app.dictionary.domains),
-                            params_context(params), None, rule.id, on)
-
-
 def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:
     """Counts, channels, SMS segments and masked samples. Rendering errors (a template that
     cannot render for some resident) are listed, not raised: `runs create` refuses such a run."""
-    from .runs import window_problem
     warnings = [f"{why}: `runs create --on {on.isoformat()}` would be refused"] if (why := window_problem(rule, on)) else []
     aud = evaluate(app, rule, on)
     templates = TemplateSet(rule.templates, rule.template_sources)
     by_id = {m.resident_id: m for m in aud.members}
-    t = app.residents
-    sms_ids = [m.resident_id for m in aud.members if m.channel is Channel.SMS]
     segments = 0
     samples: list[dict[str, Any]] = []
     params = params_in_force(rule, on)
+    item, values = item_context(rule.item, app.dictionary.domains), params_context(params)
+    plain, masked = ResidentContext(app.dictionary), ResidentContext(app.dictionary, masked=True)
     failing: dict[str, int] = {}
-    with app.engine.connect() as conn:
-        for i in range(0, len(sms_ids), 5000):
-            for row in conn.execute(sa.select(t).where(t.c.resident_id.in_(sms_ids[i:i + 5000]))):
-                try:
-                    body = templates.render(Channel.SMS, _context(app, rule, on, params, row, False)).body
-                except RuleError as exc:
-                    for p in exc.problems:
-                        where = f"{p.file}:{p.line}: {p.message}"
-                        failing[where] = failing.get(where, 0) + 1
-                    continue
-                segments += count_segments(body).segments
-        chosen = [m for m in aud.members if m.channel][:sample]
-        rows = {r.resident_id: r for r in conn.execute(sa.select(t).where(t.c.resident_id.in_([m.resident_id for m in chosen])))}
+    for row, _ in member_rows(app, [m for m in aud.members if m.channel is Channel.SMS]):
+        try:
+            body = templates.render(Channel.SMS, template_context(plain(row), item, values, None, rule.id, on)).body
+        except RuleError as exc:
+            for p in exc.problems:
+                where = f"{p.file}:{p.line}: {p.message}"
+                failing[where] = failing.get(where, 0) + 1
+            continue
+        segments += count_segments(body).segments
     warnings += [f"{where} ({n} resident(s))" for where, n in failing.items()]
-    for m in chosen:
+    for row, m in member_rows(app, [m for m in aud.members if m.channel][:sample]):
         assert m.channel is not None
         try:
-            rendered = templates.render(m.channel, _context(app, rule, on, params, rows[m.resident_id], True))
+            rendered = templates.render(m.channel, template_context(masked(row), item, values, None, rule.id, on))
         except RuleError as exc:
             samples.append({"resident": m.resident_id, "channel": m.channel.value, "error": str(exc)})
             continue

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .actors import actor_name, same_actor
+from .actors import actor_name, same_actor, unmasking_actor
 from .app import App
 from .audience import evaluate
 from .audit import log as audit
@@ -206,9 +206,7 @@ def run_messages_page(app: App, run_id: int, *, sample: int | None = None, resid
     allowed in the configuration and who unmasks is recorded in the audit log."""
     m, t = run_messages, app.residents
     if unmask:
-        if app.config.raw["audit"].get("unmask_allowed") is not True:
-            raise StateError(f"unmasked messages are not allowed: set [audit] unmask_allowed = true in {app.config.where()}")
-        who = actor_name(by, "--by USER (who unmasks)")
+        who = unmasking_actor(app.config, by, "messages")
     q = (sa.select(m, deliveries.c.status, deliveries.c.fallback_of, t.c.phone.label("r_phone"), t.c.id_number.label("r_id_number"),
                    t.c.email.label("r_email"), t.c.address.label("r_address"))
          .join(deliveries, deliveries.c.message_id == m.c.id, isouter=True)

@@ -201,8 +201,7 @@ def test_a_late_undelivered_receipt_reopens_the_run_and_the_fallback_goes_as_app
     app = App.open(cfg)
     try:
         assert send(app, run_id).sent == 10
-        with app.engine.connect() as conn:
-            assert conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar_one() == "completed"
+        assert _run_status(app, run_id) == "completed"
         from notifier.residents.importer import import_residents
         with (tmp_path / "moved.csv").open("w", encoding="utf-8", newline="") as f:
             csv.writer(f).writerows([HEADER, ["S03", "张三改", "13800000203", "", "北村99号", "城关镇", "北村", "农村", "2", ""]])

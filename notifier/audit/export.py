@@ -15,9 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..actors import unmasking_actor
 from ..app import App
 from ..clock import as_utc, utcnow
-from ..errors import InputError, StateError
+from ..errors import InputError
 from ..masking import mask_text
 from ..storage.schema import audit_events, deliveries
 from . import log as audit
@@ -63,12 +64,9 @@ def export_events(app: App, out: Path, fmt: str, f: ExportFilter, *, unmask: boo
     if f.date_from and f.date_to and f.date_from > f.date_to:
         raise InputError(f"--from {f.date_from} is after --to {f.date_to}")
     if unmask:
-        if app.config.raw["audit"].get("unmask_allowed") is not True:
-            raise StateError(f"unmasked export is not allowed: set [audit] unmask_allowed = true in {app.config.where()}")
-        if not (by or "").strip():
-            raise InputError("--unmask needs --by USER: unmasked exports record who took them")
+        who = unmasking_actor(app.config, by, "export")
         with app.engine.begin() as conn:
-            audit.record(conn, str(by), "audit.unmasked_export", f"export:{out.name}", file=str(out), format=fmt,
+            audit.record(conn, who, "audit.unmasked_export", f"export:{out.name}", file=str(out), format=fmt,
                          filters=f.as_json())
     count = 0
     with audit.snapshot(app.engine) as conn, table_writer(out, fmt, HEADER) as write:

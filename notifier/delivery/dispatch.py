@@ -55,15 +55,12 @@ class DispatchReport:
 
 @dataclass
 class _RunInfo:
-    id: int
-    rule_id: str
-    on: date
-    item: dict[str, Any]
+    """What the claim gates and letters need of a run's snapshot."""
+
+    title: str
     publish_from: date | None
     publish_until: date | None
     restricted: bool
-    notice_key: str
-    channels: list[Channel]
 
 
 @dataclass
@@ -122,12 +119,10 @@ class Dispatcher:
         info = self.runs.get(row.id)
         if info is None:
             snap = row.snapshot
-            item = dict(snap["item"])
-            for k in ("publish_from", "publish_until"):
-                item[k] = date.fromisoformat(item[k]) if item.get(k) else None
-            info = self.runs[row.id] = _RunInfo(row.id, row.rule_id, row.on_date, item,
-                                                item["publish_from"], item["publish_until"], snap.get("disclosure") == "restricted",
-                                                row.notice_key, [Channel(c) for c in snap["channels"]])
+            start, until = (date.fromisoformat(v) if (v := snap["item"].get(k)) else None
+                            for k in ("publish_from", "publish_until"))
+            info = self.runs[row.id] = _RunInfo(snap["item"].get("title", ""), start, until,
+                                                snap.get("disclosure") == "restricted")
         return info
 
     def _sendable_runs(self, conn: sa.Connection, run_id: int | None, today: date) -> tuple[list[int], dict[int, str]]:
@@ -239,12 +234,11 @@ class Dispatcher:
             delivery_id=r.id, run_id=r.run_id, channel=job.channel, resident_id=r.resident_id, recipient=r.recipient,
             recipient_name=r.recipient_name or "", body=r.body, subject=r.subject, html=r.html,
             segments=r.segments, meta={"township": r.township or "", "village": r.village or "",
-                                       "title": self.runs[r.run_id].item.get("title", "")})
+                                       "title": self.runs[r.run_id].title})
         return job.message
 
     async def _send_one(self, job: _Job) -> None:
-        self._prepare(job)
-        assert job.message is not None
+        message = self._prepare(job)
         provider = job.provider
         assert provider is not None
         async with self.limits[provider.name]:
@@ -257,7 +251,7 @@ class Dispatcher:
                 return
             chain = self.providers[job.channel]
             try:
-                job.result = await provider.send(job.message)
+                job.result = await provider.send(message)
                 chain.succeeded(provider)
             except ProviderError as exc:
                 job.error = exc

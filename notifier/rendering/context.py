@@ -13,11 +13,11 @@ _MASKS = {"name": mask_name, "phone": mask_phone, "id_number": mask_id_number, "
 
 
 class ResidentContext:
-    """Every resident field by name (built-in and declared), read from a row whose columns are
-    `prefix + column`. The name -> attribute list is worked out once, not per message."""
+    """Every resident field by name (built-in and declared), read from a residents row; a value
+    the resident lacks is a MissingValue. The name -> column list is worked out once, not per message."""
 
-    def __init__(self, dictionary: DataDictionary, prefix: str = "", *, masked: bool = False) -> None:
-        self.pairs = [(name, prefix + column_name(spec)) for name, spec in dictionary.all_fields().items()]
+    def __init__(self, dictionary: DataDictionary, *, masked: bool = False) -> None:
+        self.pairs = [(name, column_name(spec)) for name, spec in dictionary.all_fields().items()]
         self.masks = _MASKS if masked else {}
 
     def __call__(self, row: Any) -> dict[str, Any]:
@@ -35,6 +35,3 @@ def params_context(params: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A run's recorded parameter values ({name: {value, unit, reference}}) as template numbers."""
     return {name: display_value(Decimal(str(p["value"]))) for name, p in params.items()}
 
-
-def resident_context(dictionary: DataDictionary, row: Any, prefix: str = "", *, masked: bool = False) -> dict[str, Any]:
-    return ResidentContext(dictionary, prefix, masked=masked)(row)

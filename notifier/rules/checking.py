@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ..errors import InputError, NotifierError, Problem
 from ..fields import DataDictionary, FieldType, load_dictionary
-from ..rendering.context import resident_context
+from ..rendering.context import ResidentContext
 from ..rendering.templates import TemplateSet, display_value, item_context, template_context
 from ..status import Channel
 from ..storage.fieldcols import column_name, residents_table
@@ -81,7 +81,7 @@ def sample_context(rule: Rule, dictionary: DataDictionary, on: date, keep: set[s
                              for n, s in dictionary.all_fields().items()})
     params = {name: display_value(p.value_on(on) or (p.values[-1][1] if p.values else Decimal(0)))
               for name, p in rule.parameters.items()}
-    return template_context(resident_context(dictionary, row), item_context(rule.item, dictionary.domains), params, 0,
+    return template_context(ResidentContext(dictionary)(row), item_context(rule.item, dictionary.domains), params, 0,
                             rule.id, on)
 
 
@@ -105,12 +105,8 @@ def check_templates(rule: Rule, dictionary: DataDictionary) -> list[Problem]:
 
 
 def _problems(rule: Rule, exc: NotifierError, prefix: str = "") -> list[Problem]:
-    return [Problem(prefix + p.message, file=rule.template_files.get(_channel_of(rule, p.file), p.file), line=p.line,
-                    column=p.column) for p in getattr(exc, "problems", [])] or [Problem(exc.message, file=rule.file)]
-
-
-def _channel_of(rule: Rule, name: str | None) -> Any:
-    return next((ch for ch, n in rule.templates.items() if n == name), None)
+    return [Problem(prefix + p.message, file=rule.template_file(p.file), line=p.line, column=p.column)
+            for p in getattr(exc, "problems", [])] or [Problem(exc.message, file=rule.file)]
 
 
 def _test_engine(dictionary: DataDictionary) -> tuple[sa.Engine, sa.Table]:

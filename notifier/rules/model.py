@@ -116,6 +116,11 @@ class Rule:
     def leaves(self) -> list[Leaf]:
         return leaves(self.match)
 
+    def template_file(self, name: str | None) -> str | None:
+        """The file behind a template name a render error reports (the name itself if none)."""
+        return next((self.template_files[ch] for ch, n in self.templates.items() if n == name and ch in self.template_files),
+                    name)
+
 
 def jsonable(value: Any) -> Any:
     """The normalised form used for versions and snapshots."""
