@@ -14,6 +14,7 @@ Aim for verify: 1,000,000 events in <= 15 s and a ratio <= 2.
 
     python bench/audit.py [--events 1000000] [--append 100000] [--batch 500] [--keep DIR] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,15 +43,26 @@ def rate(n: int, seconds: float) -> float:
 
 
 def sample_event(i: int) -> audit.AuditEvent:
-    return audit.AuditEvent("dispatcher", "delivery.status", f"delivery:{i}",
-                            {"run": 1 + i // 100_000, "channel": "sms", "provider": "outbox", "from": "sending",
-                             "to": "sent", "provider_message_id": f"outbox-{i:09d}", "segments": 1})
+    return audit.AuditEvent(
+        "dispatcher",
+        "delivery.status",
+        f"delivery:{i}",
+        {
+            "run": 1 + i // 100_000,
+            "channel": "sms",
+            "provider": "outbox",
+            "from": "sending",
+            "to": "sent",
+            "provider_message_id": f"outbox-{i:09d}",
+            "segments": 1,
+        },
+    )
 
 
 def open_project(folder: Path) -> App:
     (folder / "rules").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "rules" / "fields.yaml", folder / "rules")
-    (folder / "notifier.toml").write_text('[quiet_hours]\nenabled = false\n', encoding="utf-8")
+    (folder / "notifier.toml").write_text("[quiet_hours]\nenabled = false\n", encoding="utf-8")
     return App.open(folder / "notifier.toml")
 
 
@@ -60,7 +72,7 @@ def bench_append(work: Path, n: int, batch: int) -> dict[str, float]:
     t0 = time.perf_counter()
     for i in range(0, n, batch):
         with app.engine.begin() as conn:
-            audit.append(conn, events[i:i + batch])
+            audit.append(conn, events[i : i + batch])
     ours = time.perf_counter() - t0
     with audit.snapshot(app.engine) as conn:
         assert audit.verify(conn).ok
@@ -72,18 +84,27 @@ def bench_append(work: Path, n: int, batch: int) -> dict[str, float]:
     conn = sqlite3.connect(work / "append-floor.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("CREATE TABLE audit_events (seq INTEGER PRIMARY KEY, ts DATETIME NOT NULL, actor VARCHAR(128) NOT NULL, "
-                 "action VARCHAR(64) NOT NULL, subject VARCHAR(200) NOT NULL, payload TEXT NOT NULL, "
-                 "prev_hash VARCHAR(64) NOT NULL, hash VARCHAR(64) NOT NULL)")
+    conn.execute(
+        "CREATE TABLE audit_events (seq INTEGER PRIMARY KEY, ts DATETIME NOT NULL, actor VARCHAR(128) NOT NULL, "
+        "action VARCHAR(64) NOT NULL, subject VARCHAR(200) NOT NULL, payload TEXT NOT NULL, "
+        "prev_hash VARCHAR(64) NOT NULL, hash VARCHAR(64) NOT NULL)"
+    )
     t0 = time.perf_counter()
     for i in range(0, n, batch):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows[i:i + batch])
+        conn.executemany("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows[i : i + batch])
         conn.execute("COMMIT")
     floor = time.perf_counter() - t0
     conn.close()
-    return {"events": n, "batch": batch, "seconds": ours, "per_second": rate(n, ours), "floor_seconds": floor,
-            "floor_per_second": rate(n, floor), "ratio_to_floor": ours / floor}
+    return {
+        "events": n,
+        "batch": batch,
+        "seconds": ours,
+        "per_second": rate(n, ours),
+        "floor_seconds": floor,
+        "floor_per_second": rate(n, floor),
+        "ratio_to_floor": ours / floor,
+    }
 
 
 def build_log(app: App, n: int) -> None:
@@ -99,7 +120,9 @@ def build_log(app: App, n: int) -> None:
             payload = audit.canonical_json(ev.payload)
             h = audit.event_hash(prev, seq, ts, ev.actor, ev.action, ev.subject, payload)
             # SQLAlchemy's storage format for DateTime on SQLite
-            rows.append((seq, ts.strftime("%Y-%m-%d %H:%M:%S.%f"), ev.actor, ev.action, ev.subject, payload, prev, h))
+            rows.append(
+                (seq, ts.strftime("%Y-%m-%d %H:%M:%S.%f"), ev.actor, ev.action, ev.subject, payload, prev, h)
+            )
             prev = h
         conn.executemany("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     conn.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (n, prev))
@@ -115,9 +138,13 @@ def floor_verify(db: Path) -> tuple[float, int]:
     t0 = time.perf_counter()
     prev, count = audit.GENESIS, 0
     for seq, ts, actor, action, subject, payload, prev_hash, h in conn.execute(
-            f"SELECT {COLUMNS} FROM audit_events ORDER BY seq"):
+        f"SELECT {COLUMNS} FROM audit_events ORDER BY seq"
+    ):
         text = f"{ts[:10]}T{ts[11:]}Z"
-        if prev_hash != prev or sha(enc([seq, text, actor, action, subject, payload, prev_hash]).encode()).hexdigest() != h:
+        if (
+            prev_hash != prev
+            or sha(enc([seq, text, actor, action, subject, payload, prev_hash]).encode()).hexdigest() != h
+        ):
             raise AssertionError(f"floor: event {seq} does not verify")
         prev, count = h, count + 1
     elapsed = time.perf_counter() - t0
@@ -139,8 +166,15 @@ def bench_verify(work: Path, n: int) -> dict[str, float]:
     app.close()
     floor, count = floor_verify(db)
     assert count == n
-    return {"events": n, "build_seconds": build_s, "seconds": ours, "per_second": rate(n, ours),
-            "floor_seconds": floor, "floor_per_second": rate(n, floor), "ratio_to_floor": ours / floor}
+    return {
+        "events": n,
+        "build_seconds": build_s,
+        "seconds": ours,
+        "per_second": rate(n, ours),
+        "floor_seconds": floor,
+        "floor_per_second": rate(n, floor),
+        "ratio_to_floor": ours / floor,
+    }
 
 
 def main() -> None:
@@ -156,7 +190,10 @@ def main() -> None:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     try:
-        results = {"append": bench_append(work, args.append, args.batch), "verify": bench_verify(work, args.events)}
+        results = {
+            "append": bench_append(work, args.append, args.batch),
+            "verify": bench_verify(work, args.events),
+        }
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -164,16 +201,22 @@ def main() -> None:
         print(json.dumps(results))
         return
     a, v = results["append"], results["verify"]
-    print(f"append {a['events']:>9,} in {a['seconds']:6.2f} s = {a['per_second']:>9,.0f}/s   "
-          f"floor {a['floor_seconds']:6.2f} s = {a['floor_per_second']:>9,.0f}/s   ratio {a['ratio_to_floor']:.2f}   "
-          f"(batches of {a['batch']})")
-    print(f"verify {v['events']:>9,} in {v['seconds']:6.2f} s = {v['per_second']:>9,.0f}/s   "
-          f"floor {v['floor_seconds']:6.2f} s = {v['floor_per_second']:>9,.0f}/s   ratio {v['ratio_to_floor']:.2f}   "
-          f"(table built in {v['build_seconds']:.1f} s)")
+    print(
+        f"append {a['events']:>9,} in {a['seconds']:6.2f} s = {a['per_second']:>9,.0f}/s   "
+        f"floor {a['floor_seconds']:6.2f} s = {a['floor_per_second']:>9,.0f}/s   ratio {a['ratio_to_floor']:.2f}   "
+        f"(batches of {a['batch']})"
+    )
+    print(
+        f"verify {v['events']:>9,} in {v['seconds']:6.2f} s = {v['per_second']:>9,.0f}/s   "
+        f"floor {v['floor_seconds']:6.2f} s = {v['floor_per_second']:>9,.0f}/s   ratio {v['ratio_to_floor']:.2f}   "
+        f"(table built in {v['build_seconds']:.1f} s)"
+    )
     if v["events"]:
         at_million = v["seconds"] * 1_000_000 / v["events"]
-        print(f"verify aim: 1,000,000 events <= 15 s (this run: {at_million:.1f} s per million), "
-              f"ratio <= 2 (this run: {v['ratio_to_floor']:.2f})")
+        print(
+            f"verify aim: 1,000,000 events <= 15 s (this run: {at_million:.1f} s per million), "
+            f"ratio <= 2 (this run: {v['ratio_to_floor']:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ SMS and every delivery ended `sent`.
 
     python bench/crash.py [--residents 5000] [--kills 8] [--faults 30] [--read-faults 20] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,18 +34,33 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="notifier-crash-bench-"))
     try:
-        out = kill_campaign(work, f"sqlite:///{work / 'notifier.db'}", args.residents, kills=args.kills,
-                            fault_percent=args.faults, read_fault_percent=args.read_faults, seed=7,
-                            batch_size=args.batch_size)
+        out = kill_campaign(
+            work,
+            f"sqlite:///{work / 'notifier.db'}",
+            args.residents,
+            kills=args.kills,
+            fault_percent=args.faults,
+            read_fault_percent=args.read_faults,
+            seed=7,
+            batch_size=args.batch_size,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     twice = sum(1 for n in out.accepted.values() if n > 1)
     missing = sum(1 for p in out.phones if out.accepted[p] == 0)
-    result = {"residents": args.residents, "kills": out.kills, "seconds": round(out.seconds, 1),
-              "final_exit": out.final.returncode, "statuses": dict(out.statuses), "received_twice": twice,
-              "received_none": missing, "sids_match": out.sids_match,
-              "settled_after_lost_answer_or_kill": out.moves[("unknown", "sent")] + out.moves[("sending", "pending")],
-              "exactly_once": twice == 0 and missing == 0 and out.statuses == {"sent": args.residents}}
+    result = {
+        "residents": args.residents,
+        "kills": out.kills,
+        "seconds": round(out.seconds, 1),
+        "final_exit": out.final.returncode,
+        "statuses": dict(out.statuses),
+        "received_twice": twice,
+        "received_none": missing,
+        "sids_match": out.sids_match,
+        "settled_after_lost_answer_or_kill": out.moves[("unknown", "sent")]
+        + out.moves[("sending", "pending")],
+        "exactly_once": twice == 0 and missing == 0 and out.statuses == {"sent": args.residents},
+    }
     if args.json:
         print(json.dumps(result))
     else:

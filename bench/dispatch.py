@@ -18,6 +18,7 @@ delivered (read back from the server), so every pass sends the same bodies.
 
     python bench/dispatch.py [--sms 5000] [--email 5000] [--bucket-seconds 30] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,7 +78,18 @@ match:
 channels: [{channel}]
 templates: {{sms: housing_repair.sms.j2, email: housing_repair.email.j2, letter: housing_repair.letter.j2}}
 """
-HEADER = ["居民编号", "姓名", "手机号码", "电子邮箱", "家庭住址", "乡镇", "村", "户籍类型", "承包耕地面积", "首选通知方式"]
+HEADER = [
+    "居民编号",
+    "姓名",
+    "手机号码",
+    "电子邮箱",
+    "家庭住址",
+    "乡镇",
+    "村",
+    "户籍类型",
+    "承包耕地面积",
+    "首选通知方式",
+]
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
 GIVEN = ["建国", "秀英", "桂兰", "志强", "丽华", "海燕", "德明", "春梅", "国强", "玉兰", "文杰", "小红"]
 TOWNSHIPS = ["城关镇", "河口乡", "石桥镇", "柳林乡"]
@@ -108,15 +120,27 @@ def make_project(work: Path, n: int, channel: str, extra_toml: str) -> tuple[App
     (work / "rules" / f"bench-{channel}.yaml").write_text(RULE.format(channel=channel), encoding="utf-8")
     shutil.copytree(REPO / "templates", work / "templates")
     (work / "notifier.toml").write_text(
-        f"[quiet_hours]\nenabled = false\n[sending]\nbatch_size = 2000\n{extra_toml}", encoding="utf-8")
+        f"[quiet_hours]\nenabled = false\n[sending]\nbatch_size = 2000\n{extra_toml}", encoding="utf-8"
+    )
     with (work / "residents.csv").open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(HEADER)
         for i in range(n):
             town = TOWNSHIPS[i % len(TOWNSHIPS)]
-            w.writerow([f"R{i:07d}", SURNAMES[i % len(SURNAMES)] + GIVEN[(i // len(SURNAMES)) % len(GIVEN)],
-                        f"139{i:08d}", f"r{i:07d}@example.com", f"{town}{i % 90 + 1}组{i % 40 + 1}号", town,
-                        f"第{i % 12 + 1}村", "农村", f"{i % 9 + 1}.5", ""])
+            w.writerow(
+                [
+                    f"R{i:07d}",
+                    SURNAMES[i % len(SURNAMES)] + GIVEN[(i // len(SURNAMES)) % len(GIVEN)],
+                    f"139{i:08d}",
+                    f"r{i:07d}@example.com",
+                    f"{town}{i % 90 + 1}组{i % 40 + 1}号",
+                    town,
+                    f"第{i % 12 + 1}村",
+                    "农村",
+                    f"{i % 9 + 1}.5",
+                    "",
+                ]
+            )
     app = App.open(work / "notifier.toml")
     report = import_residents(app, work / "residents.csv")
     if report.imported != n:
@@ -160,9 +184,11 @@ def ratios(floor: dict[str, Any], **passes: dict[str, Any]) -> dict[str, float]:
 # -- SMS ------------------------------------------------------------------------------------
 def bench_sms(work: Path, n: int, concurrency: int) -> dict[str, Any]:
     with TwilioServer() as server:
-        extra = (f'[channels.sms]\nproviders = ["twilio"]\n[providers.twilio]\nbase_url = "{server.url}"\n'
-                 f'account_sid = "{ACCOUNT_SID}"\nauth_token = "{AUTH_TOKEN}"\nfrom = "{SENDER_SMS}"\n'
-                 f"rate_per_second = {HIGH_RATE}\nconcurrency = {concurrency}\ntimeout = 30\n")
+        extra = (
+            f'[channels.sms]\nproviders = ["twilio"]\n[providers.twilio]\nbase_url = "{server.url}"\n'
+            f'account_sid = "{ACCOUNT_SID}"\nauth_token = "{AUTH_TOKEN}"\nfrom = "{SENDER_SMS}"\n'
+            f"rate_per_second = {HIGH_RATE}\nconcurrency = {concurrency}\ntimeout = 30\n"
+        )
         app, run_id = make_project(work, n, "sms", extra)
         settings = app.config.provider_settings("twilio")
         try:
@@ -173,8 +199,18 @@ def bench_sms(work: Path, n: int, concurrency: int) -> dict[str, Any]:
             sent = [(m.to, m.body) for m in server.messages]
             server.messages.clear()
             server.attempts.clear()
-        messages = [OutboundMessage(delivery_id=i + 1, run_id=1, channel=Channel.SMS, resident_id=f"R{i:07d}",
-                                    recipient=to, recipient_name="", body=body) for i, (to, body) in enumerate(sent)]
+        messages = [
+            OutboundMessage(
+                delivery_id=i + 1,
+                run_id=1,
+                channel=Channel.SMS,
+                resident_id=f"R{i:07d}",
+                recipient=to,
+                recipient_name="",
+                body=body,
+            )
+            for i, (to, body) in enumerate(sent)
+        ]
 
         async def provider_pass() -> float:
             p = TwilioProvider("twilio", settings)
@@ -195,19 +231,29 @@ def bench_sms(work: Path, n: int, concurrency: int) -> dict[str, Any]:
 
         async def floor_pass() -> float:
             async with aiohttp.ClientSession(headers={"Authorization": auth}) as session:
+
                 async def post(m: OutboundMessage) -> None:
-                    async with session.post(url, data={"To": m.recipient, "From": SENDER_SMS, "Body": m.body}) as r:
+                    async with session.post(
+                        url, data={"To": m.recipient, "From": SENDER_SMS, "Body": m.body}
+                    ) as r:
                         answer = await r.json()
                         if r.status != 201 or not answer.get("sid"):
                             raise SystemExit(f"bench: floor POST answered {r.status}")
+
                 return await bounded(concurrency, messages, post)
 
         t = asyncio.run(floor_pass())
         if len(server.messages) != n:
             raise SystemExit(f"bench: the server took {len(server.messages)} of {n} floor POSTs")
         floor = timed(n, t)
-    return {"messages": n, "concurrency": concurrency, "dispatcher": disp, "provider": prov, "floor": floor,
-            **ratios(floor, provider=prov, dispatcher=disp)}
+    return {
+        "messages": n,
+        "concurrency": concurrency,
+        "dispatcher": disp,
+        "provider": prov,
+        "floor": floor,
+        **ratios(floor, provider=prov, dispatcher=disp),
+    }
 
 
 # -- e-mail ---------------------------------------------------------------------------------
@@ -230,9 +276,17 @@ def _outbound(i: int, raw: bytes) -> OutboundMessage:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     name, addr = parseaddr(str(msg["To"]))
     plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
-    return OutboundMessage(delivery_id=i + 1, run_id=1, channel=Channel.EMAIL, resident_id=f"R{i:07d}", recipient=addr,
-                           recipient_name=name, body=plain.get_content() if plain else "", subject=str(msg["Subject"]),
-                           html=html.get_content() if html else None)
+    return OutboundMessage(
+        delivery_id=i + 1,
+        run_id=1,
+        channel=Channel.EMAIL,
+        resident_id=f"R{i:07d}",
+        recipient=addr,
+        recipient_name=name,
+        body=plain.get_content() if plain else "",
+        subject=str(msg["Subject"]),
+        html=html.get_content() if html else None,
+    )
 
 
 def bench_email(work: Path, n: int, connections: int) -> dict[str, Any]:
@@ -240,8 +294,10 @@ def bench_email(work: Path, n: int, connections: int) -> dict[str, Any]:
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        extra = (f'[channels.email]\nproviders = ["smtp"]\n[providers.smtp]\nhost = "127.0.0.1"\nport = {port}\n'
-                 f'from = "{SENDER_EMAIL}"\nrate_per_second = {HIGH_RATE}\nconnections = {connections}\ntimeout = 30\n')
+        extra = (
+            f'[channels.email]\nproviders = ["smtp"]\n[providers.smtp]\nhost = "127.0.0.1"\nport = {port}\n'
+            f'from = "{SENDER_EMAIL}"\nrate_per_second = {HIGH_RATE}\nconnections = {connections}\ntimeout = 30\n'
+        )
         app, run_id = make_project(work, n, "email", extra)
         settings = app.config.provider_settings("smtp")
         base_dir = app.config.base_dir
@@ -263,10 +319,13 @@ def bench_email(work: Path, n: int, connections: int) -> dict[str, Any]:
                     return await bounded(p.concurrency, messages, p.send)
                 finally:
                     await p.close()
+
             before = sink.count
             t = asyncio.run(go())
             if sink.count - before != n:
-                raise SystemExit(f"bench: the SMTP server took {sink.count - before} of {n} provider messages")
+                raise SystemExit(
+                    f"bench: the SMTP server took {sink.count - before} of {n} provider messages"
+                )
             return timed(n, t, connections=pool)
 
         prov = provider_pass(connections)
@@ -296,8 +355,14 @@ def bench_email(work: Path, n: int, connections: int) -> dict[str, Any]:
         floor = timed(n, t, connections=1)
     finally:
         controller.stop()
-    return {"messages": n, "dispatcher": disp, "provider": prov, "provider_1conn": prov1, "floor": floor,
-            **ratios(floor, provider=prov, provider_1conn=prov1, dispatcher=disp)}
+    return {
+        "messages": n,
+        "dispatcher": disp,
+        "provider": prov,
+        "provider_1conn": prov1,
+        "floor": floor,
+        **ratios(floor, provider=prov, provider_1conn=prov1, dispatcher=disp),
+    }
 
 
 # -- token bucket ---------------------------------------------------------------------------
@@ -336,10 +401,19 @@ def bench_bucket(r: float, seconds: float) -> dict[str, Any]:
     # A burst > 1 lets up to `capacity` go at once after idling; the default (1) paces from the start.
     steady = [s for s in stamps if s >= 1.0]
     steady_rate = len(steady) / (seconds - 1.0) if seconds > 1 else float("nan")
-    return {"rate": r, "seconds": seconds, "acquirers": workers, "burst": bucket.capacity, "acquired": count,
-            "achieved_per_second": round(achieved, 3), "error_percent": round((achieved - r) / r * 100, 2),
-            "steady_per_second": round(steady_rate, 3), "steady_error_percent": round((steady_rate - r) / r * 100, 2),
-            "max_in_1s_window": max_in_window(stamps), "max_in_1s_window_after_first_second": max_in_window(steady)}
+    return {
+        "rate": r,
+        "seconds": seconds,
+        "acquirers": workers,
+        "burst": bucket.capacity,
+        "acquired": count,
+        "achieved_per_second": round(achieved, 3),
+        "error_percent": round((achieved - r) / r * 100, 2),
+        "steady_per_second": round(steady_rate, 3),
+        "steady_error_percent": round((steady_rate - r) / r * 100, 2),
+        "max_in_1s_window": max_in_window(stamps),
+        "max_in_1s_window_after_first_second": max_in_window(steady),
+    }
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -347,9 +421,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sms", type=int, default=5_000, help="SMS messages (0 skips the part)")
     ap.add_argument("--email", type=int, default=5_000, help="e-mail messages (0 skips the part)")
-    ap.add_argument("--bucket-seconds", type=float, default=30.0, help="token bucket run length (0 skips the part)")
+    ap.add_argument(
+        "--bucket-seconds", type=float, default=30.0, help="token bucket run length (0 skips the part)"
+    )
     ap.add_argument("--bucket-rate", type=float, default=50.0)
-    ap.add_argument("--sms-concurrency", type=int, default=10, help="Twilio requests in flight (provider and floor)")
+    ap.add_argument(
+        "--sms-concurrency", type=int, default=10, help="Twilio requests in flight (provider and floor)"
+    )
     ap.add_argument("--smtp-connections", type=int, default=4, help="SmtpProvider pool size")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it")
     ap.add_argument("--json", action="store_true")
@@ -374,7 +452,9 @@ def main() -> None:
 
     def line(label: str, p: dict[str, Any], ratio: float | None = None) -> str:
         tail = f"   ratio {ratio:.2f}" if ratio is not None else ""
-        return f"  {label:24s} {p['messages']:>7,} in {p['seconds']:7.2f} s = {p['per_second']:>8,.0f}/s{tail}"
+        return (
+            f"  {label:24s} {p['messages']:>7,} in {p['seconds']:7.2f} s = {p['per_second']:>8,.0f}/s{tail}"
+        )
 
     if "sms" in out:
         s = out["sms"]
@@ -385,17 +465,35 @@ def main() -> None:
     if "email" in out:
         e = out["email"]
         print("email (smtp, local aiosmtpd)")
-        print(line(f"dispatcher ({e['provider']['connections']} conns)", e["dispatcher"], e["dispatcher_to_floor"]))
-        print(line(f"SmtpProvider ({e['provider']['connections']} conns)", e["provider"], e["provider_to_floor"]))
+        print(
+            line(
+                f"dispatcher ({e['provider']['connections']} conns)",
+                e["dispatcher"],
+                e["dispatcher_to_floor"],
+            )
+        )
+        print(
+            line(
+                f"SmtpProvider ({e['provider']['connections']} conns)", e["provider"], e["provider_to_floor"]
+            )
+        )
         print(line("SmtpProvider (1 conn)", e["provider_1conn"], e["provider_1conn_to_floor"]))
         print(line("floor: aiosmtplib 1 conn", e["floor"]))
     if "bucket" in out:
         b = out["bucket"]
-        print(f"token bucket ({b['rate']:g}/s, burst {b['burst']:g}, {b['acquirers']} acquirers, {b['seconds']:g} s)")
-        print(f"  achieved {b['achieved_per_second']:.2f}/s ({b['acquired']:,} acquired), error {b['error_percent']:+.2f}%")
-        print(f"  after the first second {b['steady_per_second']:.2f}/s, error {b['steady_error_percent']:+.2f}%")
-        print(f"  max in any 1 s window {b['max_in_1s_window']} "
-              f"(after the first second {b['max_in_1s_window_after_first_second']})")
+        print(
+            f"token bucket ({b['rate']:g}/s, burst {b['burst']:g}, {b['acquirers']} acquirers, {b['seconds']:g} s)"
+        )
+        print(
+            f"  achieved {b['achieved_per_second']:.2f}/s ({b['acquired']:,} acquired), error {b['error_percent']:+.2f}%"
+        )
+        print(
+            f"  after the first second {b['steady_per_second']:.2f}/s, error {b['steady_error_percent']:+.2f}%"
+        )
+        print(
+            f"  max in any 1 s window {b['max_in_1s_window']} "
+            f"(after the first second {b['max_in_1s_window_after_first_second']})"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ floor measured in the same run on the same machine.
 
     python bench/pipeline.py --residents 100000 [--keep DIR] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,12 @@ def floor_render(n: int) -> tuple[list[str], float]:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters.update(FILTERS)
     tmpl = env.from_string(SMS_TEMPLATE)
-    item = {"department": "县住房和城乡建设局", "url": "https://example.gov.cn/zwgk/2026/wf014",
-            "title": "2026年农村危房改造补助", "publish_until": date(2030, 12, 31)}
+    item = {
+        "department": "县住房和城乡建设局",
+        "url": "https://example.gov.cn/zwgk/2026/wf014",
+        "title": "2026年农村危房改造补助",
+        "publish_until": date(2030, 12, 31),
+    }
     t0 = time.perf_counter()
     bodies = [tmpl.render(resident={"name": "王建国", "township": "城关镇"}, item=item) for _ in range(n)]
     return bodies, time.perf_counter() - t0
@@ -82,10 +87,20 @@ def floor_render(n: int) -> tuple[list[str], float]:
 
 def floor_create(db: Path, n: int) -> float:
     bodies, render_s = floor_render(n)
-    insert_s = floor_insert(db, [[str(i), "r", "sms", "pending", "k", "+8613800000000", "", "0"] for i in range(n)])
-    return render_s + insert_s + floor_insert(db.with_suffix(".m.db"), [[str(i), "r", "sms", "+8613800000000", "王建国",
-                                                                         "城关镇", "村", body, "1", "0" * 64]
-                                                                        for i, body in enumerate(bodies)])
+    insert_s = floor_insert(
+        db, [[str(i), "r", "sms", "pending", "k", "+8613800000000", "", "0"] for i in range(n)]
+    )
+    return (
+        render_s
+        + insert_s
+        + floor_insert(
+            db.with_suffix(".m.db"),
+            [
+                [str(i), "r", "sms", "+8613800000000", "王建国", "城关镇", "村", body, "1", "0" * 64]
+                for i, body in enumerate(bodies)
+            ],
+        )
+    )
 
 
 def floor_write(out: Path, n: int) -> float:
@@ -110,7 +125,9 @@ def main() -> None:
     shutil.copy(REPO / "rules" / "fields.yaml", work / "rules")
     (work / "rules" / "bench-everyone.yaml").write_text(BENCH_RULE, encoding="utf-8")
     shutil.copytree(REPO / "templates", work / "templates")
-    (work / "notifier.toml").write_text('[quiet_hours]\nenabled = false\n[sending]\nbatch_size = 2000\n', encoding="utf-8")
+    (work / "notifier.toml").write_text(
+        "[quiet_hours]\nenabled = false\n[sending]\nbatch_size = 2000\n", encoding="utf-8"
+    )
     n = args.residents
     results: dict[str, dict[str, float]] = {}
 
@@ -124,16 +141,26 @@ def main() -> None:
     report = import_residents(app, work / "residents.csv")
     imp_s = time.perf_counter() - t0
     floor_s = floor_insert(work / "floor.db", sample.residents_rows)
-    results["import"] = {"rows": report.imported, "seconds": imp_s, "per_second": rate(report.imported, imp_s),
-                         "floor_per_second": rate(n, floor_s), "ratio_to_floor": floor_s / imp_s}
+    results["import"] = {
+        "rows": report.imported,
+        "seconds": imp_s,
+        "per_second": rate(report.imported, imp_s),
+        "floor_per_second": rate(n, floor_s),
+        "ratio_to_floor": floor_s / imp_s,
+    }
 
     rule = find_rule("bench-everyone", app.config.rules_dir, app.dictionary, app.config.templates_dir)
     t0 = time.perf_counter()
     created = runs.create_run(app, rule, date(2026, 4, 1), "bench")
     create_s = time.perf_counter() - t0
     floor_s = floor_create(work / "floor2.db", created.audience)
-    results["create"] = {"deliveries": created.audience, "seconds": create_s, "per_second": rate(created.audience, create_s),
-                         "floor_per_second": rate(created.audience, floor_s), "ratio_to_floor": floor_s / create_s}
+    results["create"] = {
+        "deliveries": created.audience,
+        "seconds": create_s,
+        "per_second": rate(created.audience, create_s),
+        "floor_per_second": rate(created.audience, floor_s),
+        "ratio_to_floor": floor_s / create_s,
+    }
     runs.approve_run(app, created.run, "a1")
     runs.approve_run(app, created.run, "a2")
 
@@ -142,9 +169,14 @@ def main() -> None:
     sent = asyncio.run(dispatcher.run(created.run))
     send_s = time.perf_counter() - t0
     floor_s = floor_write(work / "floor-outbox", sent.sent)
-    results["send"] = {"messages": sent.sent, "seconds": send_s, "per_second": rate(sent.sent, send_s),
-                       "floor_per_second": rate(sent.sent, floor_s), "ratio_to_floor": floor_s / send_s,
-                       "by_channel": sent.by_channel}  # type: ignore[dict-item]
+    results["send"] = {
+        "messages": sent.sent,
+        "seconds": send_s,
+        "per_second": rate(sent.sent, send_s),
+        "floor_per_second": rate(sent.sent, floor_s),
+        "ratio_to_floor": floor_s / send_s,
+        "by_channel": sent.by_channel,
+    }  # type: ignore[dict-item]
     app.close()
     out = {"residents": n, "generate_seconds": round(gen_s, 2), **results}
     if args.json:
@@ -153,8 +185,10 @@ def main() -> None:
         print(f"residents: {n:,} (generated in {gen_s:.1f} s)")
         for stage, r in results.items():
             count = next(v for k, v in r.items() if k in ("rows", "deliveries", "messages"))
-            print(f"{stage:7s} {count:>9,} in {r['seconds']:6.2f} s = {r['per_second']:>9,.0f}/s   "
-                  f"floor {r['floor_per_second']:>9,.0f}/s   ratio {r['ratio_to_floor']:.2f}")
+            print(
+                f"{stage:7s} {count:>9,} in {r['seconds']:6.2f} s = {r['per_second']:>9,.0f}/s   "
+                f"floor {r['floor_per_second']:>9,.0f}/s   ratio {r['ratio_to_floor']:.2f}"
+            )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

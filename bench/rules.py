@@ -15,6 +15,7 @@ says if_missing: pass, so missing data matches in neither).
 
     python bench/rules.py [--residents 1000000] [--rules 50] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,24 +53,42 @@ def populate(app: App, n: int, rng: random.Random) -> None:
     with app.engine.begin() as conn:
         for i in range(n):
             rid = f"R{i:07d}"
-            batch.append({
-                "resident_id": rid, "name": "张三", "phone": f"+86138{i:08d}" if rng.random() < 0.8 else None,
-                "phone_kind": "mobile", "email": f"u{i}@example.com" if rng.random() < 0.3 else None,
-                "address": f"{rng.choice(towns)}{i % 90}号", "township": rng.choice(towns), "village": f"{i % 37}村",
-                "created_at": now, "updated_at": now,
-                "f_registration": "rural" if rng.random() < 0.8 else "urban",
-                "f_house_grade": rng.choices("ABCD", weights=(50, 35, 10, 5))[0],
-                "f_income_per_capita": None if rng.random() < 0.03 else Decimal(rng.randint(2000, 60000)),
-                "f_birth_date": date(1931, 1, 1) + timedelta(days=rng.randint(0, 34000)),
-                "f_household_size": rng.randint(1, 7), "f_dibao": rng.random() < 0.08,
-                "f_dibao_monthly": Decimal(rng.randint(300, 900)), "f_disabled": rng.random() < 0.05,
-                "f_farmland_mu": Decimal(rng.randint(0, 150)) / 10, "f_gender": rng.choice(["male", "female"]),
-            })
+            batch.append(
+                {
+                    "resident_id": rid,
+                    "name": "张三",
+                    "phone": f"+86138{i:08d}" if rng.random() < 0.8 else None,
+                    "phone_kind": "mobile",
+                    "email": f"u{i}@example.com" if rng.random() < 0.3 else None,
+                    "address": f"{rng.choice(towns)}{i % 90}号",
+                    "township": rng.choice(towns),
+                    "village": f"{i % 37}村",
+                    "created_at": now,
+                    "updated_at": now,
+                    "f_registration": "rural" if rng.random() < 0.8 else "urban",
+                    "f_house_grade": rng.choices("ABCD", weights=(50, 35, 10, 5))[0],
+                    "f_income_per_capita": None if rng.random() < 0.03 else Decimal(rng.randint(2000, 60000)),
+                    "f_birth_date": date(1931, 1, 1) + timedelta(days=rng.randint(0, 34000)),
+                    "f_household_size": rng.randint(1, 7),
+                    "f_dibao": rng.random() < 0.08,
+                    "f_dibao_monthly": Decimal(rng.randint(300, 900)),
+                    "f_disabled": rng.random() < 0.05,
+                    "f_farmland_mu": Decimal(rng.randint(0, 150)) / 10,
+                    "f_gender": rng.choice(["male", "female"]),
+                }
+            )
             if rng.random() < 0.3:
                 day = ON - timedelta(days=rng.randint(0, 5 * 365))
-                grants.append({"kind": "grants", "resident_id": rid, "record_date": day,
-                               "data": {"item_domain": rng.choice(DOMAINS), "granted_on": day.isoformat()},
-                               "fingerprint": f"{rid}-{len(grants)}", "imported_at": now})
+                grants.append(
+                    {
+                        "kind": "grants",
+                        "resident_id": rid,
+                        "record_date": day,
+                        "data": {"item_domain": rng.choice(DOMAINS), "granted_on": day.isoformat()},
+                        "fingerprint": f"{rid}-{len(grants)}",
+                        "imported_at": now,
+                    }
+                )
             if len(batch) == 20000:
                 executemany(conn, t.insert(), batch)
                 batch = []
@@ -88,13 +107,19 @@ def make_rules(folder: Path, count: int, rng: random.Random) -> list[str]:
         conds, sql = [], []
         shape = i % 5
         if shape == 0:
-            conds += ["{field: registration, equals: rural}", f"{{field: house_grade, in: {grade}}}",
-                      f"{{field: income_per_capita, less_than: {line}}}",
-                      "{none: {records: grants, where: {item_domain: rural_housing_repair}, within_years: 3}}"]
-            sql += ["f_registration = 'rural'", f"f_house_grade IN ({', '.join(repr(g) for g in grade.strip('[]').split(', '))})",
-                    f"f_income_per_capita < {line}",
-                    "NOT EXISTS (SELECT 1 FROM records g WHERE g.kind = 'grants' AND g.resident_id = residents.resident_id "
-                    f"AND json_extract(g.data, '$.item_domain') = 'rural_housing_repair' AND g.record_date >= '{ON.replace(year=ON.year - 3)}')"]
+            conds += [
+                "{field: registration, equals: rural}",
+                f"{{field: house_grade, in: {grade}}}",
+                f"{{field: income_per_capita, less_than: {line}}}",
+                "{none: {records: grants, where: {item_domain: rural_housing_repair}, within_years: 3}}",
+            ]
+            sql += [
+                "f_registration = 'rural'",
+                f"f_house_grade IN ({', '.join(repr(g) for g in grade.strip('[]').split(', '))})",
+                f"f_income_per_capita < {line}",
+                "NOT EXISTS (SELECT 1 FROM records g WHERE g.kind = 'grants' AND g.resident_id = residents.resident_id "
+                f"AND json_extract(g.data, '$.item_domain') = 'rural_housing_repair' AND g.record_date >= '{ON.replace(year=ON.year - 3)}')",
+            ]
         elif shape == 1:
             conds += ["{field: dibao, equals: true}", f"{{field: dibao_monthly, at_least: {300 + i * 10}}}"]
             sql += ["f_dibao = 1", f"f_dibao_monthly >= {300 + i * 10}"]
@@ -103,18 +128,30 @@ def make_rules(folder: Path, count: int, rng: random.Random) -> list[str]:
             conds += [f"{{field: birth_date, age_at_least: {age}}}", "{field: disabled, equals: true}"]
             sql += [f"f_birth_date <= '{cutoff}'", "f_disabled = 1"]
         elif shape == 3:
-            conds += ["{field: registration, equals: rural}", f"{{field: farmland_mu, between: [{i % 7 + 1}, {i % 7 + 3}]}}",
-                      f"{{field: household_size, at_least: {i % 4 + 3}}}"]
-            sql += ["f_registration = 'rural'", f"f_farmland_mu BETWEEN {i % 7 + 1} AND {i % 7 + 3}", f"f_household_size >= {i % 4 + 3}"]
+            conds += [
+                "{field: registration, equals: rural}",
+                f"{{field: farmland_mu, between: [{i % 7 + 1}, {i % 7 + 3}]}}",
+                f"{{field: household_size, at_least: {i % 4 + 3}}}",
+            ]
+            sql += [
+                "f_registration = 'rural'",
+                f"f_farmland_mu BETWEEN {i % 7 + 1} AND {i % 7 + 3}",
+                f"f_household_size >= {i % 4 + 3}",
+            ]
         else:
-            conds += [f"{{any: [{{field: income_per_capita, less_than: {line // 2}}}, {{field: dibao, equals: true}}]}}",
-                      "{field: house_grade, equals: D}"]
+            conds += [
+                f"{{any: [{{field: income_per_capita, less_than: {line // 2}}}, {{field: dibao, equals: true}}]}}",
+                "{field: house_grade, equals: D}",
+            ]
             sql += [f"(f_income_per_capita < {line // 2} OR f_dibao = 1)", "f_house_grade = 'D'"]
         (folder / f"bench-{i:02d}.yaml").write_text(
             f"id: bench-{i:02d}\nitem: {{title: 测试{i}, domain: farm_subsidy, department: 县局, url: https://example.gov.cn/{i}}}\n"
-            "match:\n  all:\n" + "".join(f"    - {c}\n" for c in conds) +
-            "channels: [sms, email, letter]\ntemplates: {sms: farm_subsidy.sms.j2, email: farm_subsidy.email.j2, "
-            "letter: farm_subsidy.letter.j2}\n", encoding="utf-8")
+            "match:\n  all:\n"
+            + "".join(f"    - {c}\n" for c in conds)
+            + "channels: [sms, email, letter]\ntemplates: {sms: farm_subsidy.sms.j2, email: farm_subsidy.email.j2, "
+            "letter: farm_subsidy.letter.j2}\n",
+            encoding="utf-8",
+        )
         hand.append(" AND ".join(sql))
     return hand
 
@@ -173,22 +210,39 @@ def main() -> None:
         many_s, many_auds = timed(lambda: one_scan(app, rules))
         floor_s, floor_counts = timed(lambda: floor(app, hand))
         app.close()
-        assert [(a.counts, a.review_conditions, a.members) for a in many_auds] == \
-               [(a.counts, a.review_conditions, a.members) for a in per_auds], "evaluate_many disagrees with evaluate"
+        assert [(a.counts, a.review_conditions, a.members) for a in many_auds] == [
+            (a.counts, a.review_conditions, a.members) for a in per_auds
+        ], "evaluate_many disagrees with evaluate"
         matched = [a.counts["match"] for a in per_auds]
-        assert matched == [len(a.members) for a in per_auds] == [n for n, _ in floor_counts] == [k for _, k in floor_counts], \
-            "a match count differs from the floor's"
-        out = {"residents": args.residents, "rules": len(rules), "populate_seconds": round(load_s, 1),
-               "per_rule_seconds": round(per_s, 2), "one_scan_seconds": round(many_s, 2), "floor_seconds": round(floor_s, 2),
-               "ratio_per_rule_to_floor": round(per_s / floor_s, 2), "ratio_one_scan_to_floor": round(many_s / floor_s, 2),
-               "matched_total": sum(matched)}
+        assert (
+            matched
+            == [len(a.members) for a in per_auds]
+            == [n for n, _ in floor_counts]
+            == [k for _, k in floor_counts]
+        ), "a match count differs from the floor's"
+        out = {
+            "residents": args.residents,
+            "rules": len(rules),
+            "populate_seconds": round(load_s, 1),
+            "per_rule_seconds": round(per_s, 2),
+            "one_scan_seconds": round(many_s, 2),
+            "floor_seconds": round(floor_s, 2),
+            "ratio_per_rule_to_floor": round(per_s / floor_s, 2),
+            "ratio_one_scan_to_floor": round(many_s / floor_s, 2),
+            "matched_total": sum(matched),
+        }
         if args.json:
             print(json.dumps(out))
         else:
-            print(f"{args.residents:,} residents, {len(rules)} rules (populated in {load_s:.0f} s); "
-                  f"matched in total: {out['matched_total']:,}, every count equal to the floor's")
-            for label, seconds in ((f"engine, per rule (evaluate x {len(rules)})", per_s),
-                                   ("engine, one scan (evaluate_many)", many_s), ("hand-written SQL floor (count + ids)", floor_s)):
+            print(
+                f"{args.residents:,} residents, {len(rules)} rules (populated in {load_s:.0f} s); "
+                f"matched in total: {out['matched_total']:,}, every count equal to the floor's"
+            )
+            for label, seconds in (
+                (f"engine, per rule (evaluate x {len(rules)})", per_s),
+                ("engine, one scan (evaluate_many)", many_s),
+                ("hand-written SQL floor (count + ids)", floor_s),
+            ):
                 print(f"{label:<40} {seconds:7.2f} s   {seconds / floor_s:.2f}x the floor")
     finally:
         shutil.rmtree(work, ignore_errors=True)

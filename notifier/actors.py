@@ -4,11 +4,11 @@ Separation of duties (a run's creator never approves it, one person one level) m
 dodged by spelling: "Li", " li", "ｌｉ" (full-width) and "li\u200b" are one person. Names are
 stored NFKC-normalised and trimmed, and compared case-folded as well.
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
-
 from typing import Any
 
 from .errors import InputError, StateError
@@ -33,5 +33,7 @@ def unmasking_actor(config: Any, by: str | None, what: str) -> str:
     """Who sees `what` with personal data in full: refused unless `[audit] unmask_allowed`, and
     always a named person, whom the caller records in the audit log."""
     if config.raw["audit"].get("unmask_allowed") is not True:
-        raise StateError(f"unmasked {what} is not allowed: set [audit] unmask_allowed = true in {config.where()}")
+        raise StateError(
+            f"unmasked {what} is not allowed: set [audit] unmask_allowed = true in {config.where()}"
+        )
     return actor_name(by, f"--unmask needs --by USER: unmasked {what}")

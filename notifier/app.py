@@ -1,4 +1,5 @@
 """What every command needs, opened once and passed in: config, database, data dictionary."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ class App:
     @classmethod
     def open(cls, config: Config | str | Path | None = None) -> "App":
         cfg = config if isinstance(config, Config) else load_config(config)
-        if cfg.path is None:   # embedded defaults would create notifier.db in the current folder
+        if cfg.path is None:  # embedded defaults would create notifier.db in the current folder
             raise ConfigError(missing_config_message())
         engine = open_database(cfg.database_url, _busy_timeout(cfg))
         dictionary = load_dictionary(cfg.fields_file)
@@ -46,5 +47,7 @@ class App:
 def _busy_timeout(cfg: Config) -> float:
     value = cfg.raw["database"].get("busy_timeout_seconds", 60)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"{cfg.where()}: [database] busy_timeout_seconds must be a positive number, not {value!r}")
+        raise ConfigError(
+            f"{cfg.where()}: [database] busy_timeout_seconds must be a positive number, not {value!r}"
+        )
     return float(value)

@@ -8,6 +8,7 @@ rest of the register, so a rule costs one pass instead of a count, a review and 
 Each matched resident gets the first reachable channel in the rule's order (their own preferred
 channel first, if the rule offers it).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -28,7 +29,7 @@ from .status import Channel
 from .storage.schema import opt_outs
 
 CONTACTS = ("resident_id", "preferred_channel", "phone", "phone_kind", "email", "address", "opted_out")
-CHUNK = 20_000   # rows fetched and tallied at a time: the kept rows are never all in memory at once
+CHUNK = 20_000  # rows fetched and tallied at a time: the kept rows are never all in memory at once
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Member:
     resident_id: str
     channel: Channel | None
     recipient: str | None
-    reason: str | None           # why no channel could be used
+    reason: str | None  # why no channel could be used
 
 
 @dataclass
@@ -51,8 +52,15 @@ class Audience:
         return {k: c.get(k, 0) for k in ("sms", "email", "letter", "none")}
 
 
-def choose_channel(channels: list[Channel], preferred: str | None, phone: str | None, phone_kind: str | None,
-                   email: str | None, address: str | None, opted_out: bool) -> tuple[Channel | None, str | None, str | None]:
+def choose_channel(
+    channels: list[Channel],
+    preferred: str | None,
+    phone: str | None,
+    phone_kind: str | None,
+    email: str | None,
+    address: str | None,
+    opted_out: bool,
+) -> tuple[Channel | None, str | None, str | None]:
     order = list(channels)
     if preferred in order:
         order.remove(Channel(preferred))
@@ -89,7 +97,7 @@ def _scan_order(element: scan_order, compiler: Any, **kw: Any) -> str:
 
 @compiles(scan_order, "sqlite")
 def _scan_order_sqlite(element: scan_order, compiler: Any, **kw: Any) -> str:
-    return f"+{compiler.process(element.clauses, **kw)}"   # unary + is a no-op that no index provides
+    return f"+{compiler.process(element.clauses, **kw)}"  # unary + is a no-op that no index provides
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,8 @@ class _Scan:
     the register size, counted by the same statement so that counts always add up."""
 
     query: sa.Select[Any]
-    code_at: dict[str, int]      # rule id -> index of its result (2 match, 1 review, 0 no_match)
-    null_at: dict[str, int]      # column name -> index of its "is NULL" flag
+    code_at: dict[str, int]  # rule id -> index of its result (2 match, 1 review, 0 no_match)
+    null_at: dict[str, int]  # column name -> index of its "is NULL" flag
 
 
 def _register_size(t: sa.Table) -> sa.Select[tuple[int]]:
@@ -122,8 +130,11 @@ def _scan(t: sa.Table, compiled: Sequence[CompiledRule], members: bool) -> _Scan
     nullable = {str(col.key): col for c in compiled for col in c.unknown_when_null.values()}
     codes = [_code(c) for c in compiled]
     flags = [col.is_(None) for col in nullable.values()]
-    query = (sa.select(*head, *codes, *flags, _register_size(t).scalar_subquery().correlate(None)).select_from(t)
-             .where(sa.or_(*[sa.not_(c.fails) for c in sorted(compiled, key=lambda c: c.costly)])))
+    query = (
+        sa.select(*head, *codes, *flags, _register_size(t).scalar_subquery().correlate(None))
+        .select_from(t)
+        .where(sa.or_(*[sa.not_(c.fails) for c in sorted(compiled, key=lambda c: c.costly)]))
+    )
     if members:
         query = query.order_by(scan_order(t.c.resident_id))
     code_at = {c.rule.id: len(head) + i for i, c in enumerate(compiled)}
@@ -143,8 +154,10 @@ class _Members:
         known = self.cache.setdefault(tuple(channels), {})
         for i in indexes:
             if i not in known:
-                rid, preferred, phone, kind, email, address, opted = self.rows[i][:len(CONTACTS)]
-                known[i] = Member(rid, *choose_channel(channels, preferred, phone, kind, email, address, bool(opted)))
+                rid, preferred, phone, kind, email, address, opted = self.rows[i][: len(CONTACTS)]
+                known[i] = Member(
+                    rid, *choose_channel(channels, preferred, phone, kind, email, address, bool(opted))
+                )
         return list(map(known.__getitem__, indexes))
 
 
@@ -154,14 +167,18 @@ class _Tally:
     def __init__(self, compiled: CompiledRule, scan: _Scan) -> None:
         self.compiled = compiled
         self.code_at = scan.code_at[compiled.rule.id]
-        self.flag_at = {leaf_id: scan.null_at[str(col.key)] for leaf_id, col in compiled.unknown_when_null.items()}
+        self.flag_at = {
+            leaf_id: scan.null_at[str(col.key)] for leaf_id, col in compiled.unknown_when_null.items()
+        }
         self.matched = self.review = 0
         self.missing: Counter[str] = Counter()
         self.members: list[Member] = []
 
     def add(self, columns: list[tuple[Any, ...]], members: _Members | None) -> None:
         codes = columns[self.code_at]
-        kept = list(compress(range(len(codes)), codes))   # not FAIL (0): a few % of the chunk, found at C speed
+        kept = list(
+            compress(range(len(codes)), codes)
+        )  # not FAIL (0): a few % of the chunk, found at C speed
         matched, review = [i for i in kept if codes[i] == PASS], [i for i in kept if codes[i] == UNKNOWN]
         self.matched += len(matched)
         self.review += len(review)
@@ -172,27 +189,32 @@ class _Tally:
 
     def audience(self, total: int) -> Audience:
         counts = {MATCH: self.matched, NO_MATCH: total - self.matched - self.review, REVIEW: self.review}
-        lacking = [{"id": leaf.id, "label": leaf.label, "missing": int(self.missing[leaf.id])}
-                   for leaf in self.compiled.leaves if self.missing[leaf.id]]
+        lacking = [
+            {"id": leaf.id, "label": leaf.label, "missing": int(self.missing[leaf.id])}
+            for leaf in self.compiled.leaves
+            if self.missing[leaf.id]
+        ]
         return Audience(self.compiled, counts, self.members, lacking)
 
 
 def evaluate_many(app: App, rules: Iterable[Rule], on: date, *, members: bool = True) -> dict[str, Audience]:
     """Every rule's audience from one scan of the residents table; each equals `evaluate`'s."""
-    compiled = [compile_rule(rule, app.dictionary, app.residents, on) for rule in {r.id: r for r in rules}.values()]
+    compiled = [
+        compile_rule(rule, app.dictionary, app.residents, on) for rule in {r.id: r for r in rules}.values()
+    ]
     if not compiled:
         return {}
     scan = _scan(app.residents, compiled, members)
     tallies = [_Tally(c, scan) for c in compiled]
     total = None
-    with app.reader.connect() as conn:   # one snapshot, without holding SQLite's write lock
+    with app.reader.connect() as conn:  # one snapshot, without holding SQLite's write lock
         for rows in conn.execution_options(yield_per=CHUNK).execute(scan.query).partitions():
-            columns = list(zip(*rows))
+            columns = list(zip(*rows, strict=False))
             total = columns[-1][0]
             chunk = _Members(rows) if members else None
             for tally in tallies:
                 tally.add(columns, chunk)
-        if total is None:   # nobody kept: no_match is the whole register
+        if total is None:  # nobody kept: no_match is the whole register
             total = conn.execute(_register_size(app.residents)).scalar_one()
     return {t.compiled.rule.id: t.audience(int(total)) for t in tallies}
 

@@ -11,6 +11,7 @@ Numbers (int, float, bool) are written as they are; only text is neutralised.
 Every CSV/XLSX writer of the project goes through `safe_row` (audit exports and coverage via
 audit.sheets, the letter roster); XLSX cells are also typed as strings, never formulas.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 def safe_cell(value: Any) -> Any:
     """`value` as it may go into a CSV or XLSX cell: None and numbers as they are, anything else
     as text, with a `'` in front when a spreadsheet would read it as a formula."""
-    if value is None or isinstance(value, (int, float)):   # bool is an int
+    if value is None or isinstance(value, (int, float)):  # bool is an int
         return value
     text = value if isinstance(value, str) else str(value)
     return "'" + text if text.startswith(TRIGGERS) else text

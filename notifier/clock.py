@@ -1,4 +1,5 @@
 """Time in one place: UTC for storage, the configured zone for dates people see."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timezone

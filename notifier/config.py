@@ -5,6 +5,7 @@ defaults; commands that open the database refuse (`App.open`, `missing_config_me
 a database is never created in whatever folder a command happens to be started from.
 Secrets are resolved only when the provider that needs them is built.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,8 +29,16 @@ DEFAULTS: dict[str, Any] = {
     "timezone": {"name": "Asia/Shanghai"},
     "quiet_hours": {"enabled": True, "start": "21:00", "end": "08:00"},
     "approval": {"levels": ["科室审核", "分管领导审批"], "per_run": False},
-    "sending": {"batch_size": 500, "max_attempts": 5, "retry_base_seconds": 30, "stale_seconds": 120,
-                "settle_seconds": 30, "failover_after": 3, "failover_cooldown_seconds": 60, "retry_deadline_seconds": 21600},
+    "sending": {
+        "batch_size": 500,
+        "max_attempts": 5,
+        "retry_base_seconds": 30,
+        "stale_seconds": 120,
+        "settle_seconds": 30,
+        "failover_after": 3,
+        "failover_cooldown_seconds": 60,
+        "retry_deadline_seconds": 21600,
+    },
     "channels": {
         "sms": {"providers": ["outbox"], "price_per_segment": 0.05},
         "email": {"providers": ["outbox"]},
@@ -38,19 +47,45 @@ DEFAULTS: dict[str, Any] = {
     "providers": {
         "outbox": {"dir": "outbox"},
         "letter": {"dir": "letters", "sender": "县民政局"},
-        "smtp": {"host": "127.0.0.1", "port": 25, "starttls": False, "username": "", "password": "",
-                 "from": "notice@example.gov.cn", "rate_per_second": 50, "connections": 4, "timeout": 30},
-        "twilio": {"account_sid": "env:TWILIO_ACCOUNT_SID", "auth_token": "env:TWILIO_AUTH_TOKEN",
-                   "from": "", "messaging_service_sid": "", "rate_per_second": 10,
-                   "status_callback_url": "", "base_url": "", "timeout": 10},
+        "smtp": {
+            "host": "127.0.0.1",
+            "port": 25,
+            "starttls": False,
+            "username": "",
+            "password": "",
+            "from": "notice@example.gov.cn",
+            "rate_per_second": 50,
+            "connections": 4,
+            "timeout": 30,
+        },
+        "twilio": {
+            "account_sid": "env:TWILIO_ACCOUNT_SID",
+            "auth_token": "env:TWILIO_AUTH_TOKEN",
+            "from": "",
+            "messaging_service_sid": "",
+            "rate_per_second": 10,
+            "status_callback_url": "",
+            "base_url": "",
+            "timeout": 10,
+        },
     },
     "schedule": {"misfire_grace_seconds": 3600, "lease_seconds": 30},
-    "audit": {"checkpoint_file": "audit-checkpoints.jsonl", "unmask_allowed": False,
-              "signing_key_env": "NOTIFIER_AUDIT_KEY", "verify_public_key": "", "checkpoint_interval_seconds": 3600},
+    "audit": {
+        "checkpoint_file": "audit-checkpoints.jsonl",
+        "unmask_allowed": False,
+        "signing_key_env": "NOTIFIER_AUDIT_KEY",
+        "verify_public_key": "",
+        "checkpoint_interval_seconds": 3600,
+    },
     # `notifier serve`: webhook endpoints + dispatcher loop. public_url is the base URL Twilio
     # calls (its signature covers the full URL); empty = the origin of status_callback_url.
-    "serve": {"host": "127.0.0.1", "port": 8080, "public_url": "", "dispatch_interval_seconds": 30,
-              "shutdown_timeout_seconds": 30},
+    "serve": {
+        "host": "127.0.0.1",
+        "port": 8080,
+        "public_url": "",
+        "dispatch_interval_seconds": 30,
+        "shutdown_timeout_seconds": 30,
+    },
 }
 _SECTIONS = set(DEFAULTS)
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -89,7 +124,7 @@ class Config:
     path: Path | None
     base_dir: Path
     raw: dict[str, Any] = field(repr=False)
-    database_url: str = field(repr=False)   # may hold a password: print masked_url(database_url)
+    database_url: str = field(repr=False)  # may hold a password: print masked_url(database_url)
     rules_dir: Path
     templates_dir: Path
     fields_file: Path
@@ -149,15 +184,17 @@ def _parse_time(value: Any, key: str, where: str) -> time:
     try:
         return time.fromisoformat(str(value))
     except ValueError:
-        raise ConfigError(f"{where}: {key} must be a time like \"21:00\", not {value!r}") from None
+        raise ConfigError(f'{where}: {key} must be a time like "21:00", not {value!r}') from None
 
 
 def missing_config_message(cwd: Path | None = None) -> str:
     """What was looked for, and how to point at the right county folder."""
     here = (cwd or Path.cwd()).resolve()
-    return (f"no config file: looked for {here / DEFAULT_FILE} ($NOTIFIER_CONFIG is not set); nothing was created "
-            f"in {here}. Run this in the county folder (`cd` there), pass `--config PATH`, or create a project "
-            "with `notifier init DIR`")
+    return (
+        f"no config file: looked for {here / DEFAULT_FILE} ($NOTIFIER_CONFIG is not set); nothing was created "
+        f"in {here}. Run this in the county folder (`cd` there), pass `--config PATH`, or create a project "
+        "with `notifier init DIR`"
+    )
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -171,12 +208,16 @@ def load_config(path: str | Path | None = None) -> Config:
         except tomllib.TOMLDecodeError as exc:
             m = _TOML_POS.search(str(exc))
             pos = f":{m.group(1)}:{m.group(2)}" if m else ""
-            raise ConfigError(f"{cfg_path}{pos}: invalid TOML: {_TOML_POS.sub('', str(exc)).strip()}") from None
+            raise ConfigError(
+                f"{cfg_path}{pos}: invalid TOML: {_TOML_POS.sub('', str(exc)).strip()}"
+            ) from None
         except UnicodeDecodeError:
             raise ConfigError(f"{cfg_path}: not UTF-8 text") from None
         unknown = set(data) - _SECTIONS
         if unknown:
-            raise ConfigError(f"{cfg_path}: unknown section [{sorted(unknown)[0]}]; known: {', '.join(sorted(_SECTIONS))}")
+            raise ConfigError(
+                f"{cfg_path}: unknown section [{sorted(unknown)[0]}]; known: {', '.join(sorted(_SECTIONS))}"
+            )
         _merge(raw, data)
         base = cfg_path.resolve().parent
         used: Path | None = cfg_path.resolve()
@@ -191,14 +232,19 @@ def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
     where = str(path) if path else "embedded defaults"
     url = str(resolve_secret(raw["database"]["url"], "database.url"))
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
-        url = "sqlite:///" + str(base / url[len("sqlite:///"):])
+        url = "sqlite:///" + str(base / url[len("sqlite:///") :])
     try:
         tz = ZoneInfo(str(raw["timezone"]["name"]))
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{where}: unknown timezone {raw['timezone']['name']!r} in [timezone] name") from None
+        raise ConfigError(
+            f"{where}: unknown timezone {raw['timezone']['name']!r} in [timezone] name"
+        ) from None
     qh = raw["quiet_hours"]
-    quiet = QuietHours(bool(qh.get("enabled", True)), _parse_time(qh["start"], "quiet_hours.start", where),
-                       _parse_time(qh["end"], "quiet_hours.end", where))
+    quiet = QuietHours(
+        bool(qh.get("enabled", True)),
+        _parse_time(qh["start"], "quiet_hours.start", where),
+        _parse_time(qh["end"], "quiet_hours.end", where),
+    )
     levels = raw["approval"]["levels"]
     if not isinstance(levels, list) or not levels or not all(isinstance(x, str) and x for x in levels):
         raise ConfigError(f"{where}: [approval] levels must be a non-empty list of level names")
@@ -207,20 +253,31 @@ def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
         try:
             ch = Channel(name)
         except ValueError:
-            raise ConfigError(f"{where}: unknown channel [channels.{name}]; known: sms, email, letter") from None
+            raise ConfigError(
+                f"{where}: unknown channel [channels.{name}]; known: sms, email, letter"
+            ) from None
         providers = section.get("providers", [])
         if not isinstance(providers, list) or not providers:
             raise ConfigError(f"{where}: [channels.{name}] providers must be a non-empty list")
         for p in providers:
             if p not in raw["providers"]:
-                raise ConfigError(f"{where}: [channels.{name}] names provider {p!r}, which has no [providers.{p}] section")
+                raise ConfigError(
+                    f"{where}: [channels.{name}] names provider {p!r}, which has no [providers.{p}] section"
+                )
         channels[ch] = ChannelSettings(list(providers), float(section.get("price_per_segment", 0.0)))
     paths = raw["paths"]
-    resolve = lambda v: (Path(v) if Path(v).is_absolute() else base / v)  # noqa: E731
+    resolve = lambda v: Path(v) if Path(v).is_absolute() else base / v  # noqa: E731
     return Config(
-        path=path, base_dir=base, raw=raw, database_url=url,
-        rules_dir=resolve(paths["rules"]), templates_dir=resolve(paths["templates"]),
+        path=path,
+        base_dir=base,
+        raw=raw,
+        database_url=url,
+        rules_dir=resolve(paths["rules"]),
+        templates_dir=resolve(paths["templates"]),
         fields_file=resolve(paths.get("fields", str(Path(paths["rules"]) / "fields.yaml"))),
-        timezone=tz, quiet_hours=quiet, approval_levels=list(levels), channels=channels,
+        timezone=tz,
+        quiet_hours=quiet,
+        approval_levels=list(levels),
+        channels=channels,
         sending={k: int(v) for k, v in raw["sending"].items()},
     )

@@ -5,6 +5,7 @@ rows, imports it and past grants, then for each sample notice: preview -> create
 approvals -> send. SMS go to the outbox, e-mail to a local SMTP server (aiosmtpd) started
 here, letters to a printable HTML file and roster per run.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -56,14 +57,15 @@ def _prepare_dir(target: Path) -> None:
 
 def _write_config(target: Path, smtp_port: int) -> Path:
     cfg = target / "notifier.toml"
-    cfg.write_text(f'''# written by `notifier demo`
+    cfg.write_text(
+        f'''# written by `notifier demo`
 [database]
 url = "sqlite:///notifier.db"
 
 [paths]
-rules = "{REPO / 'rules'}"
-templates = "{REPO / 'templates'}"
-fields = "{REPO / 'rules' / 'fields.yaml'}"
+rules = "{REPO / "rules"}"
+templates = "{REPO / "templates"}"
+fields = "{REPO / "rules" / "fields.yaml"}"
 
 [quiet_hours]
 enabled = false   # the demo sends at any hour; real configurations hold SMS from 21:00 to 08:00
@@ -83,7 +85,9 @@ host = "127.0.0.1"
 port = {smtp_port}
 from = "县民政局 <notice@example.gov.cn>"
 connections = 4
-''', encoding="utf-8")
+''',
+        encoding="utf-8",
+    )
     return cfg
 
 
@@ -117,7 +121,9 @@ def run_demo(target: Path, n: int, *, as_json: bool = False) -> int:
         with progress_bar("importing residents", None, not quiet) as (adv, total):
             imp = import_residents(app, target / "residents.csv", actor=CREATOR, progress=adv, on_total=total)
         grants = import_records(app, "grants", target / "grants.csv", actor=CREATOR)
-        rules, problems = load_rules(rule_files(app.config.rules_dir), app.dictionary, app.config.templates_dir)
+        rules, problems = load_rules(
+            rule_files(app.config.rules_dir), app.dictionary, app.config.templates_dir
+        )
         if problems:
             for p in problems:
                 err_console.print(str(p), markup=False)
@@ -132,22 +138,40 @@ def run_demo(target: Path, n: int, *, as_json: bool = False) -> int:
             with progress_bar(f"sending {rule.id}", created.audience, not quiet) as (adv, _):
                 report = asyncio.run(dispatcher.run(created.run, until_idle=True, progress=adv))
             shown = runs.show_run(app, created.run)
-            results.append({"rule": rule.id, "run": created.run, "match": pv["match"], "review": pv["review"],
-                            "sms_segments": pv["sms_segments"], "by_channel": report.by_channel,
-                            "skipped": shown["counts"]["skipped"], "failed": shown["counts"]["failed"],
-                            "status": shown["status"],
-                            "sample": next((s for s in pv["samples"] if s["channel"] == "sms"), None)})
+            results.append(
+                {
+                    "rule": rule.id,
+                    "run": created.run,
+                    "match": pv["match"],
+                    "review": pv["review"],
+                    "sms_segments": pv["sms_segments"],
+                    "by_channel": report.by_channel,
+                    "skipped": shown["counts"]["skipped"],
+                    "failed": shown["counts"]["failed"],
+                    "status": shown["status"],
+                    "sample": next((s for s in pv["samples"] if s["channel"] == "sms"), None),
+                }
+            )
         with app.reader.connect() as conn:
             verified = audit.verify(conn)
         app.close()
     finally:
         controller.stop()
-    summary = {"dir": str(target), "residents": {"imported": imp.imported, "rejected": imp.rejected,
-                                                 "rejected_rows": sorted({e.row for e in imp.errors}), "warnings": len(imp.warnings)},
-               "grants": {"imported": grants.imported, "rejected": grants.rejected}, "runs": results,
-               "outbox": str(target / "outbox"), "letters": str(target / "letters"),
-               "mailbox": {"dir": str(mailbox.folder), "messages": mailbox.count},
-               "audit": {"ok": verified.ok, "events": verified.events}}
+    summary = {
+        "dir": str(target),
+        "residents": {
+            "imported": imp.imported,
+            "rejected": imp.rejected,
+            "rejected_rows": sorted({e.row for e in imp.errors}),
+            "warnings": len(imp.warnings),
+        },
+        "grants": {"imported": grants.imported, "rejected": grants.rejected},
+        "runs": results,
+        "outbox": str(target / "outbox"),
+        "letters": str(target / "letters"),
+        "mailbox": {"dir": str(mailbox.folder), "messages": mailbox.count},
+        "audit": {"ok": verified.ok, "events": verified.events},
+    }
     if as_json:
         emit_json(summary)
         return 0
@@ -158,22 +182,50 @@ def run_demo(target: Path, n: int, *, as_json: bool = False) -> int:
 def _print_summary(s: dict[str, Any], on: Any) -> None:
     r = s["residents"]
     console.print(f"\n[bold]notifier demo[/bold] — {on}, folder {s['dir']}")
-    console.print(f"residents.csv (GBK): imported {r['imported']}, rejected {r['rejected']} "
-                  f"(rows {', '.join(map(str, r['rejected_rows']))}), {r['warnings']} contact warnings; "
-                  f"grants imported {s['grants']['imported']}")
+    console.print(
+        f"residents.csv (GBK): imported {r['imported']}, rejected {r['rejected']} "
+        f"(rows {', '.join(map(str, r['rejected_rows']))}), {r['warnings']} contact warnings; "
+        f"grants imported {s['grants']['imported']}"
+    )
     t = Table(title="campaigns")
-    for col in ("rule", "run", "matched", "review", "SMS", "SMS parts", "e-mail", "letter", "skipped", "failed", "status"):
+    for col in (
+        "rule",
+        "run",
+        "matched",
+        "review",
+        "SMS",
+        "SMS parts",
+        "e-mail",
+        "letter",
+        "skipped",
+        "failed",
+        "status",
+    ):
         t.add_column(col, justify="right" if col not in ("rule", "status") else "left")
     for x in s["runs"]:
         bc = x["by_channel"]
-        t.add_row(x["rule"], str(x["run"]), str(x["match"]), str(x["review"]), str(bc.get("sms", 0)), str(x["sms_segments"]),
-                  str(bc.get("email", 0)),
-                  str(bc.get("letter", 0)), str(x["skipped"]), str(x["failed"]), x["status"])
+        t.add_row(
+            x["rule"],
+            str(x["run"]),
+            str(x["match"]),
+            str(x["review"]),
+            str(bc.get("sms", 0)),
+            str(x["sms_segments"]),
+            str(bc.get("email", 0)),
+            str(bc.get("letter", 0)),
+            str(x["skipped"]),
+            str(x["failed"]),
+            x["status"],
+        )
     console.print(t)
     first = next((x["sample"] for x in s["runs"] if x["sample"]), None)
     if first:
-        console.print(f"sample ({first['channel']}, personal data masked): {first['body'][:200]}", markup=False)
-    console.print(f"SMS outbox:   {s['outbox']}/run-N/*.sms.txt\nletters:      {s['letters']}/run-N.html (+ roster CSV)\n"
-                  f"e-mail:       {s['mailbox']['messages']} messages received by the local SMTP server in {s['mailbox']['dir']}\n"
-                  f"audit log:    {s['audit']['events']} events, chain " + ("intact" if s["audit"]["ok"] else "BROKEN"))
+        console.print(
+            f"sample ({first['channel']}, personal data masked): {first['body'][:200]}", markup=False
+        )
+    console.print(
+        f"SMS outbox:   {s['outbox']}/run-N/*.sms.txt\nletters:      {s['letters']}/run-N.html (+ roster CSV)\n"
+        f"e-mail:       {s['mailbox']['messages']} messages received by the local SMTP server in {s['mailbox']['dir']}\n"
+        f"audit log:    {s['audit']['events']} events, chain " + ("intact" if s["audit"]["ok"] else "BROKEN")
+    )
     console.print("try: notifier --config demo/notifier.toml runs list")

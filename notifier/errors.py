@@ -11,6 +11,7 @@ NotifierError
 Every error carries a user-facing message; the CLI prints it without a traceback
 (unless --debug) and exits with `exit_code`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -2,6 +2,7 @@
 their types, labels, units, the spreadsheet headers they appear under, and how a cell
 value is read into a typed value.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,8 +35,8 @@ _DATE_RE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*
 _COMPACT_DATE_RE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _MONTH_RE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?|(\d{4})(\d{2})")
 _SERIAL_RE = re.compile(r"\d{4,5}(?:\.0+)?")
-_EXCEL_EPOCH = date(1899, 12, 30)      # Excel's day 0 (serials from 61 on, past its fictitious 1900-02-29)
-SERIALS = range(3000, 100000)          # 1908-03-18 .. 2173-10-14: below that, a number is a year or a typo
+_EXCEL_EPOCH = date(1899, 12, 30)  # Excel's day 0 (serials from 61 on, past its fictitious 1900-02-29)
+SERIALS = range(3000, 100000)  # 1908-03-18 .. 2173-10-14: below that, a number is a year or a typo
 _NUMBER_JUNK = str.maketrans("", "", ",，¥￥元 ")
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff\u00ad]")
 
@@ -61,7 +62,7 @@ class FieldSpec:
     columns: tuple[str, ...] = ()
     values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     builtin: bool = False
-    precision: str = "day"               # dates: "month" accepts 1996.12 (stored as its first day)
+    precision: str = "day"  # dates: "month" accepts 1996.12 (stored as its first day)
     lookup: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -134,8 +135,10 @@ class FieldSpec:
             def read_bool(raw: Any) -> Any:
                 found = quick.get(raw) if isinstance(raw, str) else None
                 return parse(raw) if found is None else found
+
             return read_bool
         if t is FieldType.DATE:
+
             def read_date(raw: Any) -> Any:
                 if isinstance(raw, str) and len(raw) == 10 and raw[4] == "-" and raw[7] == "-":
                     try:
@@ -143,8 +146,10 @@ class FieldSpec:
                     except ValueError:
                         pass
                 return parse(raw)
+
             return read_date
         if t is FieldType.DECIMAL:
+
             def read_decimal(raw: Any) -> Any:
                 if isinstance(raw, str):
                     try:
@@ -154,9 +159,12 @@ class FieldSpec:
                     except InvalidOperation:
                         pass
                 return parse(raw)
+
             return read_decimal
+
         def read_int(raw: Any) -> Any:
             return int(raw) if isinstance(raw, str) and raw.isdigit() else parse(raw)
+
         return read_int
 
 
@@ -193,7 +201,7 @@ def parse_date(raw: Any, *, month_ok: bool = False, label: str = "this field") -
     if isinstance(raw, bool):
         raise ValueError(f"{raw!r} is not a date (use 2026-03-02)")
     if isinstance(raw, (int, float)):
-        if 1890 <= raw < 2200 and raw != int(raw) and len(repr(raw)) == 7:   # 1996.12 typed into a number cell
+        if 1890 <= raw < 2200 and raw != int(raw) and len(repr(raw)) == 7:  # 1996.12 typed into a number cell
             return parse_date(repr(raw), month_ok=month_ok, label=label)
         return _serial(raw, repr(raw))
     text = str(raw).strip()
@@ -205,8 +213,10 @@ def parse_date(raw: Any, *, month_ok: bool = False, label: str = "this field") -
         if month:
             year, mon = (int(g) for g in (month.groups()[:2] if month.group(1) else month.groups()[2:]))
             if not month_ok:
-                raise ValueError(f"{text!r} gives only a year and month; {label} needs a full date such as "
-                                 f"{year}-{mon:02d}-01 (a field may accept months: precision: month in fields.yaml)")
+                raise ValueError(
+                    f"{text!r} gives only a year and month; {label} needs a full date such as "
+                    f"{year}-{mon:02d}-01 (a field may accept months: precision: month in fields.yaml)"
+                )
             if not 1 <= mon <= 12:
                 raise ValueError(f"{text!r} is not a valid month")
             return date(year, mon, 1)
@@ -217,23 +227,40 @@ def parse_date(raw: Any, *, month_ok: bool = False, label: str = "this field") -
         raise ValueError(f"{text!r} is not a valid date") from None
 
 
-def _builtin(name: str, label: str, *columns: str, type: FieldType = FieldType.TEXT,
-             values: dict[str, tuple[str, ...]] | None = None) -> FieldSpec:
+def _builtin(
+    name: str,
+    label: str,
+    *columns: str,
+    type: FieldType = FieldType.TEXT,
+    values: dict[str, tuple[str, ...]] | None = None,
+) -> FieldSpec:
     return FieldSpec(name, type, label, columns=(name, label, *columns), values=values or {}, builtin=True)
 
 
-BUILTIN_FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
-    _builtin("resident_id", "居民编号", "编号", "人员编号", "户编号"),
-    _builtin("name", "姓名", "户主姓名"),
-    _builtin("phone", "手机号码", "手机号", "手机", "联系电话", "电话"),
-    _builtin("email", "电子邮箱", "邮箱", "email", "e-mail", "电子邮件"),
-    _builtin("id_number", "身份证号", "身份证号码", "公民身份号码"),
-    _builtin("address", "地址", "家庭住址", "住址", "通讯地址"),
-    _builtin("village", "村", "村组", "所在村", "村(社区)", "行政村"),
-    _builtin("township", "乡镇", "乡镇(街道)", "镇", "街道"),
-    _builtin("preferred_channel", "首选通知方式", "通知方式", type=FieldType.ENUM,
-             values={"sms": ("短信", "手机短信"), "email": ("邮件", "电子邮件"), "letter": ("信件", "纸质", "邮寄")}),
-)}
+BUILTIN_FIELDS: dict[str, FieldSpec] = {
+    f.name: f
+    for f in (
+        _builtin("resident_id", "居民编号", "编号", "人员编号", "户编号"),
+        _builtin("name", "姓名", "户主姓名"),
+        _builtin("phone", "手机号码", "手机号", "手机", "联系电话", "电话"),
+        _builtin("email", "电子邮箱", "邮箱", "email", "e-mail", "电子邮件"),
+        _builtin("id_number", "身份证号", "身份证号码", "公民身份号码"),
+        _builtin("address", "地址", "家庭住址", "住址", "通讯地址"),
+        _builtin("village", "村", "村组", "所在村", "村(社区)", "行政村"),
+        _builtin("township", "乡镇", "乡镇(街道)", "镇", "街道"),
+        _builtin(
+            "preferred_channel",
+            "首选通知方式",
+            "通知方式",
+            type=FieldType.ENUM,
+            values={
+                "sms": ("短信", "手机短信"),
+                "email": ("邮件", "电子邮件"),
+                "letter": ("信件", "纸质", "邮寄"),
+            },
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -246,11 +273,11 @@ class RecordKind:
 
 @dataclass
 class DataDictionary:
-    fields: dict[str, FieldSpec]          # declared fields (builtins are in BUILTIN_FIELDS)
+    fields: dict[str, FieldSpec]  # declared fields (builtins are in BUILTIN_FIELDS)
     records: dict[str, RecordKind]
     domains: dict[str, str]
     source: str
-    text: str = ""                        # file contents, part of a rule's version
+    text: str = ""  # file contents, part of a rule's version
 
     def field(self, name: str) -> FieldSpec | None:
         return BUILTIN_FIELDS.get(name) or self.fields.get(name)
@@ -279,8 +306,11 @@ def _field_spec(name: str, body: Any, where: YMap, file: str, problems: list[Pro
     try:
         ftype = FieldType(str(body.get("type")))
     except ValueError:
-        bad(f"field {name!r}: type must be one of {', '.join(t.value for t in FieldType)}"
-            f"{did_you_mean(str(body.get('type')), [t.value for t in FieldType])}", body.where("type"))
+        bad(
+            f"field {name!r}: type must be one of {', '.join(t.value for t in FieldType)}"
+            f"{did_you_mean(str(body.get('type')), [t.value for t in FieldType])}",
+            body.where("type"),
+        )
         return None
     columns = body.get("columns", [])
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
@@ -290,7 +320,10 @@ def _field_spec(name: str, body: Any, where: YMap, file: str, problems: list[Pro
     if ftype is FieldType.ENUM:
         raw_values = body.get("values")
         if not isinstance(raw_values, YMap) or not raw_values:
-            bad(f"enum field {name!r} needs values: {{canonical: [spellings...]}}", body.where("values") if "values" in body else body.mark)
+            bad(
+                f"enum field {name!r} needs values: {{canonical: [spellings...]}}",
+                body.where("values") if "values" in body else body.mark,
+            )
         else:
             for canonical, spellings in raw_values.items():
                 if not isinstance(spellings, list):
@@ -300,10 +333,20 @@ def _field_spec(name: str, body: Any, where: YMap, file: str, problems: list[Pro
     label = str(body.get("label") or name)
     precision = str(body.get("precision", "day"))
     if "precision" in body and (ftype is not FieldType.DATE or precision not in PRECISIONS):
-        bad(f"field {name!r}: precision applies to date fields and is one of {', '.join(PRECISIONS)}", body.where("precision"))
+        bad(
+            f"field {name!r}: precision applies to date fields and is one of {', '.join(PRECISIONS)}",
+            body.where("precision"),
+        )
         precision = "day"
-    return FieldSpec(name, ftype, label, str(body.get("unit") or ""), tuple([name, label, *columns]), values,
-                     precision=precision)
+    return FieldSpec(
+        name,
+        ftype,
+        label,
+        str(body.get("unit") or ""),
+        tuple([name, label, *columns]),
+        values,
+        precision=precision,
+    )
 
 
 def load_dictionary(path: Path) -> DataDictionary:
@@ -320,8 +363,14 @@ def load_dictionary(path: Path) -> DataDictionary:
     for key in doc:
         if key not in ("fields", "records", "domains"):
             m = doc.key_where(key)
-            problems.append(Problem(f"unknown section {key!r}{did_you_mean(key, ['fields', 'records', 'domains'])}",
-                                    file=file, line=m[0], column=m[1]))
+            problems.append(
+                Problem(
+                    f"unknown section {key!r}{did_you_mean(key, ['fields', 'records', 'domains'])}",
+                    file=file,
+                    line=m[0],
+                    column=m[1],
+                )
+            )
     fields: dict[str, FieldSpec] = {}
     raw_fields = doc.get("fields") or YMap()
     for name, body in raw_fields.items():
@@ -344,8 +393,14 @@ def load_dictionary(path: Path) -> DataDictionary:
         date_field = body.get("date") or (dates[0] if len(dates) == 1 else None)
         if date_field is not None and date_field not in dates:
             m = body.where("date")
-            problems.append(Problem(f"date: {date_field!r} is not a date field of {kind!r}{did_you_mean(str(date_field), dates)}",
-                                    file=file, line=m[0], column=m[1]))
+            problems.append(
+                Problem(
+                    f"date: {date_field!r} is not a date field of {kind!r}{did_you_mean(str(date_field), dates)}",
+                    file=file,
+                    line=m[0],
+                    column=m[1],
+                )
+            )
         records[kind] = RecordKind(kind, str(body.get("label") or kind), rfields, date_field)
     domains = {str(k): str(v) for k, v in (doc.get("domains") or {}).items()}
     if problems:
@@ -362,5 +417,16 @@ def header_map(specs: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
     return out
 
 
-__all__ = ["BUILTIN_FIELDS", "norm_key", "DataDictionary", "FieldSpec", "FieldType", "RecordKind", "YList",
-           "header_map", "load_dictionary", "norm_header", "parse_date"]
+__all__ = [
+    "BUILTIN_FIELDS",
+    "norm_key",
+    "DataDictionary",
+    "FieldSpec",
+    "FieldType",
+    "RecordKind",
+    "YList",
+    "header_map",
+    "load_dictionary",
+    "norm_header",
+    "parse_date",
+]

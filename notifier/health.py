@@ -5,6 +5,7 @@ A lock timeout (another process holding SQLite's write lock past `busy_timeout_s
 PostgreSQL `lock_timeout` or deadlock) is an expected, passing condition; it must neither end the
 service nor be logged with a traceback every round.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 log = logging.getLogger("notifier.health")
 
 _SQLITE_LOCKED = ("database is locked", "database table is locked", "database is busy")
-_PG_LOCK_CODES = {"55P03", "40P01"}   # lock_not_available (lock_timeout), deadlock_detected
+_PG_LOCK_CODES = {"55P03", "40P01"}  # lock_not_available (lock_timeout), deadlock_detected
 
 
 def is_lock_timeout(exc: BaseException) -> bool:
@@ -45,7 +46,7 @@ class Backoff:
         self.failures = 0
 
     def next(self) -> float:
-        delay = min(self.cap, self.base * 2 ** self.failures)
+        delay = min(self.cap, self.base * 2**self.failures)
         self.failures += 1
         return delay
 
@@ -78,7 +79,9 @@ class Health:
         return {"status": "degraded" if problems else "ok", "degraded": problems}
 
 
-def report_failure(health: Health, part: str, exc: BaseException, delay: float, logger: logging.Logger) -> None:
+def report_failure(
+    health: Health, part: str, exc: BaseException, delay: float, logger: logging.Logger
+) -> None:
     """Log a failed round (a lock timeout as one warning line, anything else with its traceback)
     and mark the part degraded."""
     health.failed(part, exc, delay)

@@ -6,6 +6,7 @@ preview or an error message in full; the masked forms still let an operator reco
 record is meant. Masking functions never raise: they run inside error paths, where a second
 exception would hide the first.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,14 +16,16 @@ import re
 # once, not once per position: mask_text stays linear on 100 kB inputs.
 _MOBILE_IN_TEXT = re.compile(r"(?<!\d)((?:\+|00)?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
 _ID_IN_TEXT = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
-_EMAIL_IN_TEXT = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_EMAIL_IN_TEXT = re.compile(
+    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})"
+)
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 
 
 def _keep_last_two(text: str) -> str:
     """Mask all but (at most) the last two characters, and never show a value whole."""
     shown = min(2, len(text) - 1)
-    return "*" * (len(text) - shown) + text[len(text) - shown:] if shown > 0 else "*" * len(text)
+    return "*" * (len(text) - shown) + text[len(text) - shown :] if shown > 0 else "*" * len(text)
 
 
 def mask_phone(value: str | None) -> str:
@@ -35,7 +38,7 @@ def mask_phone(value: str | None) -> str:
         return _keep_last_two(compact)
     for country in ("0086", "86"):  # +86 / 0086 / 86 in front of an 11-digit mainland number
         if digits.startswith(country) and len(digits) == len(country) + 11:
-            digits = digits[len(country):]
+            digits = digits[len(country) :]
             break
     if len(digits) >= 11:
         return f"{digits[:3]}****{digits[-4:]}"

@@ -7,6 +7,7 @@ moment, so nothing a resident receives comes from data changed after the run was
 means a template that cannot render for someone stops the run at creation, with the template,
 its line and the residents concerned, instead of failing (or falling back) at send time.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -28,13 +29,13 @@ from .rules.compile import params_in_force
 from .rules.model import Rule
 from .status import Channel
 
-CHUNK = 5000        # residents fetched per query
-SHOWN = 5           # residents named per template problem
+CHUNK = 5000  # residents fetched per query
+SHOWN = 5  # residents named per template problem
 
 
 def later_channels(order: Sequence[Channel], channel: Channel) -> list[Channel]:
     """The rule's channels after `channel`: where a fallback may go."""
-    return list(order[order.index(channel) + 1:]) if channel in order else []
+    return list(order[order.index(channel) + 1 :]) if channel in order else []
 
 
 @dataclass
@@ -42,7 +43,9 @@ class RenderedRun:
     """The stored messages of a run (run_messages rows without run_id) and what failed to render."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
-    failures: dict[tuple[str | None, int | None, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+    failures: dict[tuple[str | None, int | None, str], list[str]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
     def raise_for_failures(self, rule: Rule) -> None:
         if not self.failures:
@@ -50,10 +53,14 @@ class RenderedRun:
         problems = []
         for (name, line, message), who in self.failures.items():
             shown = "、".join(who[:SHOWN]) + (f" and {len(who) - SHOWN} more" if len(who) > SHOWN else "")
-            problems.append(Problem(f"{message} (residents: {shown})", file=rule.template_file(name), line=line, column=1))
+            problems.append(
+                Problem(f"{message} (residents: {shown})", file=rule.template_file(name), line=line, column=1)
+            )
         affected = len({w for who in self.failures.values() for w in who})
-        raise RuleError(f"rule {rule.id!r}: templates cannot render for {affected} resident(s); no run was created",
-                        problems)
+        raise RuleError(
+            f"rule {rule.id!r}: templates cannot render for {affected} resident(s); no run was created",
+            problems,
+        )
 
 
 def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> RenderedRun:
@@ -68,7 +75,9 @@ def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> Re
         context = template_context(resident(row), item, params, None, rule.id, on)
         targets = [(member.channel, member.recipient)]
         for ch in later_channels(rule.channels, member.channel):
-            got, recipient, _ = choose_channel([ch], None, row.phone, row.phone_kind, row.email, row.address, False)
+            got, recipient, _ = choose_channel(
+                [ch], None, row.phone, row.phone_kind, row.email, row.address, False
+            )
             if got is not None:
                 targets.append((ch, recipient))
         for channel, recipient in targets:
@@ -76,13 +85,25 @@ def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> Re
                 rendered = templates.render(channel, context)
             except RuleError as exc:
                 for p in exc.problems:
-                    out.failures[(p.file, p.line, p.message)].append(f"{row.resident_id} {mask_name(row.name)}".strip())
+                    out.failures[(p.file, p.line, p.message)].append(
+                        f"{row.resident_id} {mask_name(row.name)}".strip()
+                    )
                 continue
-            out.rows.append({"resident_id": row.resident_id, "channel": channel.value, "recipient": recipient,
-                             "recipient_name": row.name, "township": row.township, "village": row.village,
-                             "subject": rendered.subject, "body": rendered.body, "html": rendered.html,
-                             "segments": count_segments(rendered.body).segments if channel is Channel.SMS else None,
-                             "sha256": rendered.sha256})
+            out.rows.append(
+                {
+                    "resident_id": row.resident_id,
+                    "channel": channel.value,
+                    "recipient": recipient,
+                    "recipient_name": row.name,
+                    "township": row.township,
+                    "village": row.village,
+                    "subject": rendered.subject,
+                    "body": rendered.body,
+                    "html": rendered.html,
+                    "segments": count_segments(rendered.body).segments if channel is Channel.SMS else None,
+                    "sha256": rendered.sha256,
+                }
+            )
     return out
 
 
@@ -92,8 +113,11 @@ def member_rows(app: App, members: list[Member]) -> Iterator[tuple[Any, Member]]
     t = app.residents
     with app.reader.connect() as conn:
         for i in range(0, len(members), CHUNK):
-            part = members[i:i + CHUNK]
-            rows = {r.resident_id: r for r in conn.execute(sa.select(t).where(t.c.resident_id.in_([m.resident_id for m in part])))}
+            part = members[i : i + CHUNK]
+            rows = {
+                r.resident_id: r
+                for r in conn.execute(sa.select(t).where(t.c.resident_id.in_([m.resident_id for m in part])))
+            }
             for m in part:
                 if m.resident_id in rows:
                     yield rows[m.resident_id], m
@@ -115,6 +139,11 @@ def _masked_forms(personal: Sequence[str | None]) -> Iterator[tuple[str, str]]:
         yield phone, mask_phone(phone)
         if phone.startswith("+86"):
             yield phone[3:], mask_phone(phone[3:])
-    for value, mask in ((id_number, mask_id_number), (email, mask_email), (address, mask_address), (name, mask_name)):
+    for value, mask in (
+        (id_number, mask_id_number),
+        (email, mask_email),
+        (address, mask_address),
+        (name, mask_name),
+    ):
         if value:
             yield value, mask(value)

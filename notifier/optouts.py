@@ -5,6 +5,7 @@ The sender's number is stored in E.164 (the same form as `residents.phone` and
 another channel for an opted-out resident, and the dispatcher skips pending SMS to the number
 at claim time. Adding is idempotent: a second 退订 changes nothing and is only audited.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,7 +27,7 @@ KEYWORDS = frozenset({"td", "t", "退订", "stop", "n", "unsubscribe", "取消"}
 carriers' convention is TD / 退订 (the templates end with 回TD退订); STOP / UNSUBSCRIBE are Twilio's."""
 
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
-_EDGES = re.compile(r"^[\W_]+|[\W_]+$")   # spaces, punctuation and symbols around the word
+_EDGES = re.compile(r"^[\W_]+|[\W_]+$")  # spaces, punctuation and symbols around the word
 
 
 def keyword_of(body: str) -> str:
@@ -43,27 +44,41 @@ def is_opt_out(body: str) -> bool:
 
 @dataclass(frozen=True)
 class InboundResult:
-    opted_out: bool      # the message was an opt-out keyword
-    added: bool          # and the number was not on the list before
-    phone: str | None    # E.164
+    opted_out: bool  # the message was an opt-out keyword
+    added: bool  # and the number was not on the list before
+    phone: str | None  # E.164
 
     def as_json(self) -> dict[str, Any]:
         return {"opted_out": self.opted_out, "added": self.added, "phone": mask_phone(self.phone)}
 
 
-def add_opt_out(app: App, phone: str, *, source: str, actor: str, detail: dict[str, Any] | None = None) -> bool:
+def add_opt_out(
+    app: App, phone: str, *, source: str, actor: str, detail: dict[str, Any] | None = None
+) -> bool:
     """Put an E.164 number on the opt-out list; True if it was not there yet. Audited either way
     (`optout.added` / `optout.repeated`), in the same transaction as the insert."""
     insert = insert_new(app.engine, opt_outs, "phone")
     with app.engine.begin() as conn:
-        added = conn.execute(insert.values(phone=phone, source=source, created_at=utcnow())
-                             .returning(opt_outs.c.phone)).first() is not None
-        audit.record(conn, actor, "optout.added" if added else "optout.repeated", f"phone:{phone}",
-                     source=source, **(detail or {}))
+        added = (
+            conn.execute(
+                insert.values(phone=phone, source=source, created_at=utcnow()).returning(opt_outs.c.phone)
+            ).first()
+            is not None
+        )
+        audit.record(
+            conn,
+            actor,
+            "optout.added" if added else "optout.repeated",
+            f"phone:{phone}",
+            source=source,
+            **(detail or {}),
+        )
     return added
 
 
-def handle_inbound_sms(app: App, sender: str, body: str, *, message_sid: str = "", actor: str = "twilio") -> InboundResult:
+def handle_inbound_sms(
+    app: App, sender: str, body: str, *, message_sid: str = "", actor: str = "twilio"
+) -> InboundResult:
     """An inbound SMS: an opt-out keyword puts the sender on the list; other text is ignored here
     (staff read replies in Twilio's console). InputError if the sender is not a usable number."""
     if not is_opt_out(body):
@@ -72,6 +87,11 @@ def handle_inbound_sms(app: App, sender: str, body: str, *, message_sid: str = "
         phone, _ = normalize_phone(sender)
     except ValueError:
         raise InputError(f"inbound SMS From {mask_phone(sender)!r} is not a valid phone number") from None
-    added = add_opt_out(app, phone, source=f"sms reply {body.strip()!r}", actor=actor,
-                        detail={"message_sid": message_sid, "keyword": body.strip()})
+    added = add_opt_out(
+        app,
+        phone,
+        source=f"sms reply {body.strip()!r}",
+        actor=actor,
+        detail={"message_sid": message_sid, "keyword": body.strip()},
+    )
     return InboundResult(True, added, phone)

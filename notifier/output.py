@@ -1,4 +1,5 @@
 """Printing results: one JSON object with --json, rich tables and progress bars on a terminal."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,14 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 # Wide enough for the summary tables when output goes to a file or a pipe.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
@@ -23,6 +31,7 @@ def local_time(value: datetime | str | None, tz: ZoneInfo) -> str:
     if value is None or value == "":
         return ""
     from .clock import as_utc
+
     when = datetime.fromisoformat(value) if isinstance(value, str) else value
     local = as_utc(when).astimezone(tz)
     offset = local.strftime("%z")
@@ -34,12 +43,21 @@ def emit_json(obj: dict[str, Any]) -> None:
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None, enabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int | None], None]]]:
+def progress_bar(
+    description: str, total: int | None, enabled: bool
+) -> Iterator[tuple[Callable[[int], None], Callable[[int | None], None]]]:
     """(advance, set_total); a silent no-op unless enabled and stderr is a terminal."""
     if not enabled or not err_console.is_terminal:
         yield (lambda n: None), (lambda t: None)
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=err_console, transient=True) as prog:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as prog:
         task = prog.add_task(description, total=total)
         yield (lambda n: prog.advance(task, n)), (lambda t: prog.update(task, total=t))

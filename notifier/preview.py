@@ -1,4 +1,5 @@
 """`rules preview` and `rules explain`: who a rule reaches and why, before anything is sent."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -24,7 +25,11 @@ from .storage.schema import records
 def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:
     """Counts, channels, SMS segments and masked samples. Rendering errors (a template that
     cannot render for some resident) are listed, not raised: `runs create` refuses such a run."""
-    warnings = [f"{why}: `runs create --on {on.isoformat()}` would be refused"] if (why := window_problem(rule, on)) else []
+    warnings = (
+        [f"{why}: `runs create --on {on.isoformat()}` would be refused"]
+        if (why := window_problem(rule, on))
+        else []
+    )
     aud = evaluate(app, rule, on)
     templates = TemplateSet(rule.templates, rule.template_sources)
     by_id = {m.resident_id: m for m in aud.members}
@@ -36,7 +41,9 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:
     failing: dict[str, int] = {}
     for row, _ in member_rows(app, [m for m in aud.members if m.channel is Channel.SMS]):
         try:
-            body = templates.render(Channel.SMS, template_context(plain(row), item, values, None, rule.id, on)).body
+            body = templates.render(
+                Channel.SMS, template_context(plain(row), item, values, None, rule.id, on)
+            ).body
         except RuleError as exc:
             for p in exc.problems:
                 where = f"{p.file}:{p.line}: {p.message}"
@@ -47,31 +54,71 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:
     for row, m in member_rows(app, [m for m in aud.members if m.channel][:sample]):
         assert m.channel is not None
         try:
-            rendered = templates.render(m.channel, template_context(masked(row), item, values, None, rule.id, on))
+            rendered = templates.render(
+                m.channel, template_context(masked(row), item, values, None, rule.id, on)
+            )
         except RuleError as exc:
             samples.append({"resident": m.resident_id, "channel": m.channel.value, "error": str(exc)})
             continue
         seg = count_segments(rendered.body) if m.channel is Channel.SMS else None
-        samples.append({"resident": m.resident_id, "channel": m.channel.value, "subject": rendered.subject,
-                        "body": rendered.body, **({"segments": seg.segments, "encoding": seg.encoding} if seg else {})})
+        samples.append(
+            {
+                "resident": m.resident_id,
+                "channel": m.channel.value,
+                "subject": rendered.subject,
+                "body": rendered.body,
+                **({"segments": seg.segments, "encoding": seg.encoding} if seg else {}),
+            }
+        )
     price = app.config.channels.get(Channel.SMS)
-    return {"rule": rule.id, "version": rule.version, "on": on.isoformat(), **aud.counts, "by_channel": aud.by_channel(),
-            "sms_segments": segments, "sms_cost": round(segments * (price.price_per_segment if price else 0.0), 2),
-            "review_conditions": aud.review_conditions, "params": params, "samples": samples,
-            "no_contact": sum(1 for m in by_id.values() if m.channel is None), "warnings": warnings}
+    return {
+        "rule": rule.id,
+        "version": rule.version,
+        "on": on.isoformat(),
+        **aud.counts,
+        "by_channel": aud.by_channel(),
+        "sms_segments": segments,
+        "sms_cost": round(segments * (price.price_per_segment if price else 0.0), 2),
+        "review_conditions": aud.review_conditions,
+        "params": params,
+        "samples": samples,
+        "no_contact": sum(1 for m in by_id.values() if m.channel is None),
+        "warnings": warnings,
+    }
 
 
 def preview_many(app: App, rules: list[Rule], on: date) -> dict[str, Any]:
     """Counts and channels of several rules from one scan of the register. Nothing is rendered
     (samples and SMS segments are the single-rule preview's), so a whole rules folder is cheap."""
     audiences = evaluate_many(app, rules, on)
-    return {"on": on.isoformat(), "rules": [{"rule": r.id, "version": r.version, "counts": audiences[r.id].counts,
-                                             "by_channel": audiences[r.id].by_channel()} for r in rules]}
+    return {
+        "on": on.isoformat(),
+        "rules": [
+            {
+                "rule": r.id,
+                "version": r.version,
+                "counts": audiences[r.id].counts,
+                "by_channel": audiences[r.id].by_channel(),
+            }
+            for r in rules
+        ],
+    }
 
 
-OP_WORDS = {"equals": "为", "not_equals": "不为", "in": "属于", "not_in": "不属于", "less_than": "低于", "at_most": "不高于",
-            "greater_than": "高于", "at_least": "不低于", "between": "介于", "is_missing": "缺少", "age_at_least": "年满",
-            "age_below": "未满"}
+OP_WORDS = {
+    "equals": "为",
+    "not_equals": "不为",
+    "in": "属于",
+    "not_in": "不属于",
+    "less_than": "低于",
+    "at_most": "不高于",
+    "greater_than": "高于",
+    "at_least": "不低于",
+    "between": "介于",
+    "is_missing": "缺少",
+    "age_at_least": "年满",
+    "age_below": "未满",
+}
 RESULT_WORDS = {"pass": "符合", "fail": "不符合", "unknown": "无法判断（缺少数据）"}
 
 
@@ -95,8 +142,11 @@ def explain(app: App, rule: Rule, resident_id: str, on: date) -> dict[str, Any]:
     with app.engine.connect() as conn:
         got = conn.execute(c.query.where(t.c.resident_id == resident_id)).one_or_none()
         person = conn.execute(sa.select(t).where(t.c.resident_id == resident_id)).one_or_none()
-        recs = conn.execute(sa.select(records.c.kind, records.c.record_date, records.c.data)
-                            .where(records.c.resident_id == resident_id).order_by(records.c.record_date)).all()
+        recs = conn.execute(
+            sa.select(records.c.kind, records.c.record_date, records.c.data)
+            .where(records.c.resident_id == resident_id)
+            .order_by(records.c.record_date)
+        ).all()
     if got is None or person is None:
         raise NotFound(f"no resident {resident_id!r} in the register")
     conditions = []
@@ -108,39 +158,78 @@ def explain(app: App, rule: Rule, resident_id: str, on: date) -> dict[str, Any]:
             raw = getattr(person, column_name(spec))
             private = spec.name in PRIVATE
             threshold = c.thresholds.get(leaf.id)
-            shown = ("、".join(_label(spec, v) for v in threshold) if isinstance(threshold, tuple)
-                     else f"{threshold}岁" if leaf.op.startswith("age_") else _label(spec, threshold)
-                     if leaf.op != "is_missing" else "")
-            ref = next((rule.parameters[v.name] for v in (leaf.value if isinstance(leaf.value, tuple) else (leaf.value,))
-                        if isinstance(v, ParamRef)), None)
-            entry.update(field=leaf.field, op=leaf.op, value=None if raw is None else "***" if private else _show(raw),
-                         threshold=_show(threshold))
+            shown = (
+                "、".join(_label(spec, v) for v in threshold)
+                if isinstance(threshold, tuple)
+                else f"{threshold}岁"
+                if leaf.op.startswith("age_")
+                else _label(spec, threshold)
+                if leaf.op != "is_missing"
+                else ""
+            )
+            ref = next(
+                (
+                    rule.parameters[v.name]
+                    for v in (leaf.value if isinstance(leaf.value, tuple) else (leaf.value,))
+                    if isinstance(v, ParamRef)
+                ),
+                None,
+            )
+            entry.update(
+                field=leaf.field,
+                op=leaf.op,
+                value=None if raw is None else "***" if private else _show(raw),
+                threshold=_show(threshold),
+            )
             if ref is not None:
                 entry["parameter"] = {"name": ref.name, "reference": ref.reference, "unit": ref.unit}
             value_text = "***" if private and raw is not None else _label(spec, raw)
-            entry["text"] = (f"{leaf.label}：{spec.label}{value_text}，要求{OP_WORDS[leaf.op]}{shown}"
-                             + (f"（依据{ref.reference}）" if ref is not None and ref.reference else "")
-                             + f" — {RESULT_WORDS[outcome]}")
+            entry["text"] = (
+                f"{leaf.label}：{spec.label}{value_text}，要求{OP_WORDS[leaf.op]}{shown}"
+                + (f"（依据{ref.reference}）" if ref is not None and ref.reference else "")
+                + f" — {RESULT_WORDS[outcome]}"
+            )
         else:
             kind = app.dictionary.records[leaf.kind]
             wanted = dict(leaf.where)
             cutoff = c.thresholds.get(leaf.id)
-            found = [r for r in recs if r.kind == leaf.kind and all(str(r.data.get(k)) == str(v) for k, v in wanted.items())
-                     and (cutoff is None or (r.record_date is not None and r.record_date >= cutoff))]
-            entry.update(records=leaf.kind, within_years=leaf.within_years,
-                         value=[r.record_date.isoformat() if r.record_date else None for r in found])
+            found = [
+                r
+                for r in recs
+                if r.kind == leaf.kind
+                and all(str(r.data.get(k)) == str(v) for k, v in wanted.items())
+                and (cutoff is None or (r.record_date is not None and r.record_date >= cutoff))
+            ]
+            entry.update(
+                records=leaf.kind,
+                within_years=leaf.within_years,
+                value=[r.record_date.isoformat() if r.record_date else None for r in found],
+            )
             since = f"{cutoff.isoformat()}以来" if cutoff else ""
-            entry["text"] = (f"{leaf.label}：{since}{kind.label}{len(found)}条"
-                             + (f"（{'、'.join(e for e in entry['value'] if e)}）" if found else "") + f" — {RESULT_WORDS[outcome]}")
+            entry["text"] = (
+                f"{leaf.label}：{since}{kind.label}{len(found)}条"
+                + (f"（{'、'.join(e for e in entry['value'] if e)}）" if found else "")
+                + f" — {RESULT_WORDS[outcome]}"
+            )
         conditions.append(entry)
     result = result_name(got.result)
     failing = [x["label"] for x in conditions if x["result"] == "fail"]
     unknown = [x["label"] for x in conditions if x["result"] == "unknown"]
-    summary = {"match": "符合全部条件，将收到本项通知。",
-               "no_match": f"不符合条件：{'、'.join(failing)}。" if failing else "不符合条件。",
-               "review": f"因缺少数据无法判断（{'、'.join(unknown)}），需工作人员核实后确定。"}[result]
-    return {"rule": rule.id, "version": rule.version, "resident": resident_id, "on": on.isoformat(), "result": result,
-            "summary": summary, "conditions": conditions, "params": c.params_used}
+    summary = {
+        "match": "符合全部条件，将收到本项通知。",
+        "no_match": f"不符合条件：{'、'.join(failing)}。" if failing else "不符合条件。",
+        "review": f"因缺少数据无法判断（{'、'.join(unknown)}），需工作人员核实后确定。",
+    }[result]
+    return {
+        "rule": rule.id,
+        "version": rule.version,
+        "resident": resident_id,
+        "on": on.isoformat(),
+        "result": result,
+        "summary": summary,
+        "conditions": conditions,
+        "params": c.params_used,
+    }
 
 
 PRIVATE = frozenset({"phone", "id_number", "name", "email", "address"})

@@ -8,6 +8,7 @@ posts `sent` and `delivered` concurrently), so a status never moves backwards an
 duplicate receipt is recorded and ignored. Every receipt, applied or not, goes into the audit log
 with its raw fields: auditors can see what the carrier said even when it changed nothing.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -20,9 +21,10 @@ import sqlalchemy as sa
 from .app import App
 from .audit import log as audit
 from .clock import utcnow
-from .errors import InputError, NotFound
 from .delivery.fallback import fall_back
-from .status import DeliveryStatus as S, can_transition
+from .errors import InputError, NotFound
+from .status import DeliveryStatus as S
+from .status import can_transition
 from .storage.schema import deliveries
 
 ACTOR = "twilio"
@@ -33,9 +35,9 @@ TWILIO_STATUS: dict[str, S] = {
     "scheduled": S.SENT,
     "queued": S.SENT,
     "sending": S.SENT,
-    "sent": S.SENT,        # handed to the carrier; only `delivered` means the handset has it
+    "sent": S.SENT,  # handed to the carrier; only `delivered` means the handset has it
     "delivered": S.DELIVERED,
-    "read": S.DELIVERED,   # WhatsApp / RCS read receipts: delivered and then some
+    "read": S.DELIVERED,  # WhatsApp / RCS read receipts: delivered and then some
     "undelivered": S.UNDELIVERED,
     "failed": S.FAILED,
 }
@@ -56,10 +58,10 @@ CARRIER_REASONS: dict[str, str] = {
 
 class Outcome(StrEnum):
     APPLIED = "applied"
-    DUPLICATE = "duplicate"        # the delivery already has this status
-    LATE = "late"                  # the delivery is already further on: moving would go backwards
-    MISMATCH = "mismatch"          # `d` names a delivery that recorded another message SID
-    UNMATCHED = "unmatched"        # no delivery with this id / SID
+    DUPLICATE = "duplicate"  # the delivery already has this status
+    LATE = "late"  # the delivery is already further on: moving would go backwards
+    MISMATCH = "mismatch"  # `d` names a delivery that recorded another message SID
+    UNMATCHED = "unmatched"  # no delivery with this id / SID
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,10 @@ class Receipt:
         if not status_text:
             raise InputError("status callback without MessageStatus")
         if status_text not in TWILIO_STATUS:
-            raise InputError(f"status callback with unknown MessageStatus {status_text!r}; "
-                             f"known: {', '.join(TWILIO_STATUS)}")
+            raise InputError(
+                f"status callback with unknown MessageStatus {status_text!r}; "
+                f"known: {', '.join(TWILIO_STATUS)}"
+            )
         d = query.get("d")
         delivery_id: int | None = None
         if d is not None and d != "":
@@ -90,7 +94,9 @@ class Receipt:
                 raise InputError(f"query parameter d must be a delivery id (digits), not {d!r}")
             delivery_id = int(d)
         if delivery_id is None and not sid:
-            raise InputError("status callback without MessageSid and without the d=<delivery id> query parameter")
+            raise InputError(
+                "status callback without MessageSid and without the d=<delivery id> query parameter"
+            )
         code = (form.get("ErrorCode") or "").strip() or None
         return cls(sid, status_text, TWILIO_STATUS[status_text], code, delivery_id, dict(form))
 
@@ -109,8 +115,11 @@ class ReceiptResult:
 def _find(conn: sa.Connection, receipt: Receipt, postgres: bool) -> sa.Row[Any] | None:
     d = deliveries
     q = sa.select(d.c.id, d.c.run_id, d.c.status, d.c.provider_message_id)
-    q = q.where(d.c.id == receipt.delivery_id) if receipt.delivery_id is not None else \
-        q.where(d.c.provider_message_id == receipt.message_sid)
+    q = (
+        q.where(d.c.id == receipt.delivery_id)
+        if receipt.delivery_id is not None
+        else q.where(d.c.provider_message_id == receipt.message_sid)
+    )
     if postgres:  # SQLite: BEGIN IMMEDIATE already made this transaction the only writer
         q = q.with_for_update()
     return conn.execute(q.limit(1)).one_or_none()
@@ -120,18 +129,37 @@ def apply_receipt(app: App, receipt: Receipt, *, actor: str = ACTOR) -> ReceiptR
     """Apply one receipt in one transaction (row lock, transition check, audit). Raises NotFound
     for a receipt that matches no delivery, after recording it: a signed receipt is evidence."""
     now = utcnow()
-    payload: dict[str, Any] = {"message_sid": receipt.message_sid, "provider_status": receipt.provider_status,
-                               "status": receipt.status.value, "error_code": receipt.error_code, "raw": receipt.raw}
-    where = f"delivery {receipt.delivery_id}" if receipt.delivery_id is not None else f"message {receipt.message_sid}"
+    payload: dict[str, Any] = {
+        "message_sid": receipt.message_sid,
+        "provider_status": receipt.provider_status,
+        "status": receipt.status.value,
+        "error_code": receipt.error_code,
+        "raw": receipt.raw,
+    }
+    where = (
+        f"delivery {receipt.delivery_id}"
+        if receipt.delivery_id is not None
+        else f"message {receipt.message_sid}"
+    )
     with app.engine.begin() as conn:
         row = _find(conn, receipt, app.engine.dialect.name == "postgresql")
         if row is None:
-            audit.record(conn, actor, "delivery.receipt", f"receipt:{receipt.message_sid or receipt.delivery_id}",
-                         outcome=Outcome.UNMATCHED.value, **payload)
+            audit.record(
+                conn,
+                actor,
+                "delivery.receipt",
+                f"receipt:{receipt.message_sid or receipt.delivery_id}",
+                outcome=Outcome.UNMATCHED.value,
+                **payload,
+            )
             result = ReceiptResult(Outcome.UNMATCHED, receipt.delivery_id, None, None)
         else:
             old = S(row.status)
-            if receipt.message_sid and row.provider_message_id and row.provider_message_id != receipt.message_sid:
+            if (
+                receipt.message_sid
+                and row.provider_message_id
+                and row.provider_message_id != receipt.message_sid
+            ):
                 outcome = Outcome.MISMATCH
             elif old == receipt.status:
                 outcome = Outcome.DUPLICATE
@@ -146,18 +174,37 @@ def apply_receipt(app: App, receipt: Receipt, *, actor: str = ACTOR) -> ReceiptR
                 if receipt.status in (S.UNDELIVERED, S.FAILED):
                     code = receipt.error_code
                     values["error_code"] = code
-                    values["reason"] = (f"运营商未送达 / carrier did not deliver: "
-                                        f"{CARRIER_REASONS.get(code or '', 'no reason given')}"
-                                        + (f" [{code}]" if code else ""))
-                conn.execute(deliveries.update().where(deliveries.c.id == row.id, deliveries.c.status == old.value)
-                             .values(**values))
-                if receipt.status in (S.UNDELIVERED, S.FAILED):   # the carrier could not reach them: next channel
+                    values["reason"] = (
+                        f"运营商未送达 / carrier did not deliver: "
+                        f"{CARRIER_REASONS.get(code or '', 'no reason given')}"
+                        + (f" [{code}]" if code else "")
+                    )
+                conn.execute(
+                    deliveries.update()
+                    .where(deliveries.c.id == row.id, deliveries.c.status == old.value)
+                    .values(**values)
+                )
+                if receipt.status in (
+                    S.UNDELIVERED,
+                    S.FAILED,
+                ):  # the carrier could not reach them: next channel
                     fall_back(conn, app, [row.id], now, actor)
-            audit.record(conn, actor, "delivery.receipt", f"delivery:{row.id}", run=row.run_id, outcome=outcome.value,
-                         **{"from": old.value, "to": receipt.status.value if outcome is Outcome.APPLIED else old.value},
-                         **payload)
-            result = ReceiptResult(outcome, row.id, old.value,
-                                   receipt.status.value if outcome is Outcome.APPLIED else old.value)
+            audit.record(
+                conn,
+                actor,
+                "delivery.receipt",
+                f"delivery:{row.id}",
+                run=row.run_id,
+                outcome=outcome.value,
+                **{
+                    "from": old.value,
+                    "to": receipt.status.value if outcome is Outcome.APPLIED else old.value,
+                },
+                **payload,
+            )
+            result = ReceiptResult(
+                outcome, row.id, old.value, receipt.status.value if outcome is Outcome.APPLIED else old.value
+            )
     if result.outcome is Outcome.UNMATCHED:
         raise NotFound(f"no delivery for this receipt ({where})")
     return result

@@ -6,6 +6,7 @@ register never change an approved run. A notice reaches a resident at most once
 per channel across runs: `notice_key` is the rule id (and the date, for recurring notices),
 unique per resident and channel in the deliveries table.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,16 +45,24 @@ class RunCreated:
     version: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"run": self.run, "status": self.status, "audience": self.audience, "review": self.review,
-                "skipped": self.skipped, "version": self.version}
+        return {
+            "run": self.run,
+            "status": self.status,
+            "audience": self.audience,
+            "review": self.review,
+            "skipped": self.skipped,
+            "version": self.version,
+        }
 
 
 def window_problem(rule: Rule, on: date) -> str | None:
     """Why `on` lies outside the item's publication window, or None."""
     start, until = rule.item.publish_from, rule.item.publish_until
     if (start and on < start) or (until and on > until):
-        return (f"{on.isoformat()} is outside the publication window of {rule.id!r} "
-                f"({start.isoformat() if start else '…'} to {until.isoformat() if until else '…'})")
+        return (
+            f"{on.isoformat()} is outside the publication window of {rule.id!r} "
+            f"({start.isoformat() if start else '…'} to {until.isoformat() if until else '…'})"
+        )
     return None
 
 
@@ -70,42 +79,107 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
     rendered.raise_for_failures(rule)
     key = notice_key(rule, on)
     now = utcnow()
-    snapshot = {"rule": rule.document, "file": rule.file, "templates": {c.value: s for c, s in rule.template_sources.items()},
-                "template_names": {c.value: n for c, n in rule.templates.items()},
-                "item": jsonable(item_context(rule.item, app.dictionary.domains)), "disclosure": rule.item.disclosure,
-                "params": params_in_force(rule, on), "channels": [c.value for c in rule.channels]}
+    snapshot = {
+        "rule": rule.document,
+        "file": rule.file,
+        "templates": {c.value: s for c, s in rule.template_sources.items()},
+        "template_names": {c.value: n for c, n in rule.templates.items()},
+        "item": jsonable(item_context(rule.item, app.dictionary.domains)),
+        "disclosure": rule.item.disclosure,
+        "params": params_in_force(rule, on),
+        "channels": [c.value for c in rule.channels],
+    }
     with app.engine.begin() as conn:
-        notified = {r.resident_id: r.run_id for r in conn.execute(
-            sa.select(deliveries.c.resident_id, deliveries.c.run_id).where(deliveries.c.notice_key == key))}
-        run_id = conn.execute(runs.insert().values(
-            rule_id=rule.id, rule_version=rule.version, notice_key=key, on_date=on, status=RunStatus.AWAITING_APPROVAL,
-            snapshot=snapshot, levels=app.config.approval_levels, audience=len(aud.members), review=aud.counts["review"],
-            created_by=by, created_at=now)).inserted_primary_key[0]
+        notified = {
+            r.resident_id: r.run_id
+            for r in conn.execute(
+                sa.select(deliveries.c.resident_id, deliveries.c.run_id).where(deliveries.c.notice_key == key)
+            )
+        }
+        run_id = conn.execute(
+            runs.insert().values(
+                rule_id=rule.id,
+                rule_version=rule.version,
+                notice_key=key,
+                on_date=on,
+                status=RunStatus.AWAITING_APPROVAL,
+                snapshot=snapshot,
+                levels=app.config.approval_levels,
+                audience=len(aud.members),
+                review=aud.counts["review"],
+                created_by=by,
+                created_at=now,
+            )
+        ).inserted_primary_key[0]
         rows = []
         for m in aud.members:
             status, reason, k = DeliveryStatus.PENDING, None, key
             if m.resident_id in notified:
-                status, reason, k = DeliveryStatus.SKIPPED, f"already notified in run {notified[m.resident_id]}", None
+                status, reason, k = (
+                    DeliveryStatus.SKIPPED,
+                    f"already notified in run {notified[m.resident_id]}",
+                    None,
+                )
             elif m.channel is None:
                 status, reason, k = DeliveryStatus.SKIPPED, m.reason, None
-            rows.append({"run_id": run_id, "resident_id": m.resident_id, "channel": m.channel.value if m.channel else "none",
-                         "status": status, "notice_key": k, "recipient": m.recipient, "reason": reason,
-                         "attempts": 0, "created_at": now, "updated_at": now})
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "resident_id": m.resident_id,
+                    "channel": m.channel.value if m.channel else "none",
+                    "status": status,
+                    "notice_key": k,
+                    "recipient": m.recipient,
+                    "reason": reason,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
         executemany(conn, deliveries.insert(), rows)
         executemany(conn, run_messages.insert(), [m | {"run_id": run_id} for m in rendered.rows])
         m = run_messages
-        conn.execute(deliveries.update().where(deliveries.c.run_id == run_id, deliveries.c.channel != "none").values(
-            message_id=sa.select(m.c.id).where(m.c.run_id == run_id, m.c.resident_id == deliveries.c.resident_id,
-                                               m.c.channel == deliveries.c.channel).scalar_subquery()))
-        digest = hashlib.sha256("\n".join(f"{r['resident_id']}\t{r['channel']}\t{r['status']}" for r in rows).encode()).hexdigest()
-        texts = hashlib.sha256("\n".join(f"{r['resident_id']}\t{r['channel']}\t{r['sha256']}" for r in rendered.rows)
-                               .encode()).hexdigest()
+        conn.execute(
+            deliveries.update()
+            .where(deliveries.c.run_id == run_id, deliveries.c.channel != "none")
+            .values(
+                message_id=sa.select(m.c.id)
+                .where(
+                    m.c.run_id == run_id,
+                    m.c.resident_id == deliveries.c.resident_id,
+                    m.c.channel == deliveries.c.channel,
+                )
+                .scalar_subquery()
+            )
+        )
+        digest = hashlib.sha256(
+            "\n".join(f"{r['resident_id']}\t{r['channel']}\t{r['status']}" for r in rows).encode()
+        ).hexdigest()
+        texts = hashlib.sha256(
+            "\n".join(f"{r['resident_id']}\t{r['channel']}\t{r['sha256']}" for r in rendered.rows).encode()
+        ).hexdigest()
         skipped = sum(1 for r in rows if r["status"] == DeliveryStatus.SKIPPED)
-        audit.record(conn, by, "run.created", f"run:{run_id}", rule=rule.id, version=rule.version, on=on.isoformat(),
-                     notice_key=key, audience=len(rows), review=aud.counts["review"], skipped=skipped,
-                     by_channel=aud.by_channel(), params=snapshot["params"], deliveries_sha256=digest,
-                     messages=len(rendered.rows), messages_sha256=texts)
-    return RunCreated(run_id, RunStatus.AWAITING_APPROVAL, len(rows), aud.counts["review"], skipped, rule.version)
+        audit.record(
+            conn,
+            by,
+            "run.created",
+            f"run:{run_id}",
+            rule=rule.id,
+            version=rule.version,
+            on=on.isoformat(),
+            notice_key=key,
+            audience=len(rows),
+            review=aud.counts["review"],
+            skipped=skipped,
+            by_channel=aud.by_channel(),
+            params=snapshot["params"],
+            deliveries_sha256=digest,
+            messages=len(rendered.rows),
+            messages_sha256=texts,
+        )
+    return RunCreated(
+        run_id, RunStatus.AWAITING_APPROVAL, len(rows), aud.counts["review"], skipped, rule.version
+    )
 
 
 def _load_run(conn: sa.Connection, run_id: int, lock: bool = False) -> sa.Row[Any]:
@@ -126,23 +200,43 @@ def approve_run(app: App, run_id: int, by: str) -> dict[str, Any]:
             raise StateError(f"run {run_id} is {run.status}; only runs awaiting approval can be approved")
         if same_actor(by, run.created_by):
             raise StateError(f"run {run_id} was created by {run.created_by}; the creator cannot approve it")
-        done = conn.execute(sa.select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.level)).all()
+        done = conn.execute(
+            sa.select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.level)
+        ).all()
         if (same := next((a for a in done if same_actor(a.approved_by, by)), None)) is not None:
-            raise StateError(f"{same.approved_by} already approved run {run_id} (level {same.level}); "
-                             "each level needs a different person")
+            raise StateError(
+                f"{same.approved_by} already approved run {run_id} (level {same.level}); "
+                "each level needs a different person"
+            )
         levels = list(run.levels)
         level = len(done) + 1
         now = utcnow()
-        conn.execute(approvals.insert().values(run_id=run_id, level=level, level_name=levels[level - 1],
-                                               approved_by=by, approved_at=now))
+        conn.execute(
+            approvals.insert().values(
+                run_id=run_id, level=level, level_name=levels[level - 1], approved_by=by, approved_at=now
+            )
+        )
         status = RunStatus.APPROVED if level == len(levels) else RunStatus.AWAITING_APPROVAL
         if status == RunStatus.APPROVED:
             conn.execute(runs.update().where(runs.c.id == run_id).values(status=status, approved_at=now))
-        audit.record(conn, by, "run.approved", f"run:{run_id}", level=level, level_name=levels[level - 1],
-                     of=len(levels), status=status, version=run.rule_version)
+        audit.record(
+            conn,
+            by,
+            "run.approved",
+            f"run:{run_id}",
+            level=level,
+            level_name=levels[level - 1],
+            of=len(levels),
+            status=status,
+            version=run.rule_version,
+        )
     names = [a.approved_by for a in done] + [by]
-    return {"run": run_id, "status": str(status), "approvals": [
-        {"level": i + 1, "level_name": levels[i], "by": n} for i, n in enumerate(names)], "levels": len(levels)}
+    return {
+        "run": run_id,
+        "status": str(status),
+        "approvals": [{"level": i + 1, "level_name": levels[i], "by": n} for i, n in enumerate(names)],
+        "levels": len(levels),
+    }
 
 
 def cancel_run(app: App, run_id: int, by: str) -> dict[str, Any]:
@@ -152,23 +246,69 @@ def cancel_run(app: App, run_id: int, by: str) -> dict[str, Any]:
         if run.status in (RunStatus.CANCELLED, RunStatus.COMPLETED):
             raise StateError(f"run {run_id} is already {run.status}")
         now = utcnow()
-        pending = conn.execute(sa.select(deliveries.c.id).where(deliveries.c.run_id == run_id,
-                                                                deliveries.c.status == DeliveryStatus.PENDING)).scalars().all()
-        conn.execute(deliveries.update().where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
-                     .values(status=DeliveryStatus.SKIPPED, reason=f"run cancelled by {by}", notice_key=None, updated_at=now))
-        conn.execute(runs.update().where(runs.c.id == run_id).values(status=RunStatus.CANCELLED, cancelled_by=by, cancelled_at=now))
-        audit.append(conn, [audit.AuditEvent(by, "run.cancelled", f"run:{run_id}", {"pending_skipped": len(pending)})] +
-                     [audit.AuditEvent(by, "delivery.status", f"delivery:{d}",
-                                       {"run": run_id, "from": "pending", "to": "skipped", "reason": "run cancelled"}) for d in pending])
+        pending = (
+            conn.execute(
+                sa.select(deliveries.c.id).where(
+                    deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING
+                )
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(
+            deliveries.update()
+            .where(deliveries.c.run_id == run_id, deliveries.c.status == DeliveryStatus.PENDING)
+            .values(
+                status=DeliveryStatus.SKIPPED,
+                reason=f"run cancelled by {by}",
+                notice_key=None,
+                updated_at=now,
+            )
+        )
+        conn.execute(
+            runs.update()
+            .where(runs.c.id == run_id)
+            .values(status=RunStatus.CANCELLED, cancelled_by=by, cancelled_at=now)
+        )
+        audit.append(
+            conn,
+            [audit.AuditEvent(by, "run.cancelled", f"run:{run_id}", {"pending_skipped": len(pending)})]
+            + [
+                audit.AuditEvent(
+                    by,
+                    "delivery.status",
+                    f"delivery:{d}",
+                    {"run": run_id, "from": "pending", "to": "skipped", "reason": "run cancelled"},
+                )
+                for d in pending
+            ],
+        )
     return {"run": run_id, "status": str(RunStatus.CANCELLED), "skipped": len(pending)}
 
 
 def list_runs(app: App) -> list[dict[str, Any]]:
     with app.reader.connect() as conn:
-        rows = conn.execute(sa.select(runs.c.id, runs.c.rule_id, runs.c.status, runs.c.created_at, runs.c.audience,
-                                      runs.c.created_by).order_by(runs.c.id)).all()
-    return [{"run": r.id, "rule": r.rule_id, "status": r.status, "created_at": as_utc(r.created_at).isoformat(),
-             "audience": r.audience, "created_by": r.created_by} for r in rows]
+        rows = conn.execute(
+            sa.select(
+                runs.c.id,
+                runs.c.rule_id,
+                runs.c.status,
+                runs.c.created_at,
+                runs.c.audience,
+                runs.c.created_by,
+            ).order_by(runs.c.id)
+        ).all()
+    return [
+        {
+            "run": r.id,
+            "rule": r.rule_id,
+            "status": r.status,
+            "created_at": as_utc(r.created_at).isoformat(),
+            "audience": r.audience,
+            "created_by": r.created_by,
+        }
+        for r in rows
+    ]
 
 
 def show_run(app: App, run_id: int) -> dict[str, Any]:
@@ -176,60 +316,124 @@ def show_run(app: App, run_id: int) -> dict[str, Any]:
         run = _load_run(conn, run_id)
         counts = {s.value: 0 for s in DeliveryStatus}
         by_channel: dict[str, dict[str, int]] = {}
-        for status, channel, n in conn.execute(sa.select(deliveries.c.status, deliveries.c.channel, sa.func.count())
-                                               .where(deliveries.c.run_id == run_id)
-                                               .group_by(deliveries.c.status, deliveries.c.channel)):
+        for status, channel, n in conn.execute(
+            sa.select(deliveries.c.status, deliveries.c.channel, sa.func.count())
+            .where(deliveries.c.run_id == run_id)
+            .group_by(deliveries.c.status, deliveries.c.channel)
+        ):
             counts[status] += n
             by_channel.setdefault(channel, {})[status] = n
-        appr = conn.execute(sa.select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.level)).all()
+        appr = conn.execute(
+            sa.select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.level)
+        ).all()
         changed = _changed_since(conn, app, run)
-    return {"run": run.id, "rule": run.rule_id, "version": run.rule_version, "status": run.status,
-            "on": run.on_date.isoformat(), "created_by": run.created_by, "created_at": as_utc(run.created_at).isoformat(),
-            "audience": run.audience, "review": run.review, "counts": counts, "by_channel": by_channel,
-            "params": run.snapshot.get("params", {}),
-            "approvals": [{"level": a.level, "level_name": a.level_name, "by": a.approved_by,
-                           "at": as_utc(a.approved_at).isoformat()} for a in appr], "levels": list(run.levels),
-            "changed_since_created": changed}
+    return {
+        "run": run.id,
+        "rule": run.rule_id,
+        "version": run.rule_version,
+        "status": run.status,
+        "on": run.on_date.isoformat(),
+        "created_by": run.created_by,
+        "created_at": as_utc(run.created_at).isoformat(),
+        "audience": run.audience,
+        "review": run.review,
+        "counts": counts,
+        "by_channel": by_channel,
+        "params": run.snapshot.get("params", {}),
+        "approvals": [
+            {
+                "level": a.level,
+                "level_name": a.level_name,
+                "by": a.approved_by,
+                "at": as_utc(a.approved_at).isoformat(),
+            }
+            for a in appr
+        ],
+        "levels": list(run.levels),
+        "changed_since_created": changed,
+    }
 
 
 def _changed_since(conn: sa.Connection, app: App, run: Any) -> int:
     """Residents of the run whose register entry changed after it was created: their stored
     messages do not show that change (staff can cancel and re-create the run)."""
     t, d = app.residents, deliveries
-    return int(conn.execute(sa.select(sa.func.count(sa.distinct(d.c.resident_id))).select_from(
-        d.join(t, t.c.resident_id == d.c.resident_id)).where(d.c.run_id == run.id, t.c.updated_at > run.created_at)).scalar_one())
+    return int(
+        conn.execute(
+            sa.select(sa.func.count(sa.distinct(d.c.resident_id)))
+            .select_from(d.join(t, t.c.resident_id == d.c.resident_id))
+            .where(d.c.run_id == run.id, t.c.updated_at > run.created_at)
+        ).scalar_one()
+    )
 
 
-def run_messages_page(app: App, run_id: int, *, sample: int | None = None, resident: str | None = None,
-                      unmask: bool = False, by: str | None = None) -> dict[str, Any]:
+def run_messages_page(
+    app: App,
+    run_id: int,
+    *,
+    sample: int | None = None,
+    resident: str | None = None,
+    unmask: bool = False,
+    by: str | None = None,
+) -> dict[str, Any]:
     """The stored messages of a run as approvers read them: masked, unless unmasking is
     allowed in the configuration and who unmasks is recorded in the audit log."""
     m, t = run_messages, app.residents
     if unmask:
         who = unmasking_actor(app.config, by, "messages")
-    q = (sa.select(m, deliveries.c.status, deliveries.c.fallback_of, t.c.phone.label("r_phone"), t.c.id_number.label("r_id_number"),
-                   t.c.email.label("r_email"), t.c.address.label("r_address"))
-         .join(deliveries, deliveries.c.message_id == m.c.id, isouter=True)
-         .join(t, t.c.resident_id == m.c.resident_id, isouter=True)
-         .where(m.c.run_id == run_id).order_by(m.c.resident_id, m.c.id))
+    q = (
+        sa.select(
+            m,
+            deliveries.c.status,
+            deliveries.c.fallback_of,
+            t.c.phone.label("r_phone"),
+            t.c.id_number.label("r_id_number"),
+            t.c.email.label("r_email"),
+            t.c.address.label("r_address"),
+        )
+        .join(deliveries, deliveries.c.message_id == m.c.id, isouter=True)
+        .join(t, t.c.resident_id == m.c.resident_id, isouter=True)
+        .where(m.c.run_id == run_id)
+        .order_by(m.c.resident_id, m.c.id)
+    )
     if resident is not None:
         q = q.where(m.c.resident_id == resident)
     if sample is not None:
         q = q.limit(sample)
-    with app.engine.begin() if unmask else app.reader.connect() as conn:   # only an unmasking writes (its audit event)
+    with (
+        app.engine.begin() if unmask else app.reader.connect() as conn
+    ):  # only an unmasking writes (its audit event)
         _load_run(conn, run_id)
         rows = conn.execute(q).all()
-        total = conn.execute(sa.select(sa.func.count()).select_from(m).where(m.c.run_id == run_id)).scalar_one()
+        total = conn.execute(
+            sa.select(sa.func.count()).select_from(m).where(m.c.run_id == run_id)
+        ).scalar_one()
         if unmask:
-            audit.record(conn, who, "run.messages_unmasked", f"run:{run_id}", resident=resident, messages=len(rows))
+            audit.record(
+                conn, who, "run.messages_unmasked", f"run:{run_id}", resident=resident, messages=len(rows)
+            )
     out = []
     for r in rows:
-        personal = (r.recipient_name, r.recipient if r.channel == "sms" else r.r_phone, r.r_id_number,
-                    r.recipient if r.channel == "email" else r.r_email, r.recipient if r.channel == "letter" else r.r_address)
-        show = (lambda x: x) if unmask else (lambda x: mask_message(x, personal))
-        out.append({"resident": r.resident_id, "channel": r.channel, "recipient": show(r.recipient),
-                    "role": "fallback" if r.fallback_of else "first" if r.status else "fallback if needed",
-                    "status": r.status,
-                    "subject": show(r.subject), "body": show(r.body), "html": show(r.html), "segments": r.segments,
-                    "sha256": r.sha256})
+        personal = (
+            r.recipient_name,
+            r.recipient if r.channel == "sms" else r.r_phone,
+            r.r_id_number,
+            r.recipient if r.channel == "email" else r.r_email,
+            r.recipient if r.channel == "letter" else r.r_address,
+        )
+        show = (lambda x: x) if unmask else (lambda x, p=personal: mask_message(x, p))
+        out.append(
+            {
+                "resident": r.resident_id,
+                "channel": r.channel,
+                "recipient": show(r.recipient),
+                "role": "fallback" if r.fallback_of else "first" if r.status else "fallback if needed",
+                "status": r.status,
+                "subject": show(r.subject),
+                "body": show(r.body),
+                "html": show(r.html),
+                "segments": r.segments,
+                "sha256": r.sha256,
+            }
+        )
     return {"run": run_id, "total": int(total), "shown": len(out), "masked": not unmask, "messages": out}

@@ -18,6 +18,7 @@ per row there are only a few `getrandbits` picks from power-of-two pools of one
 `random.Random(seed)`, string joins and one list, and the cyclic garbage collector is paused
 meanwhile. About 8-12 s per million rows on a small 2-vCPU VM.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,18 +30,61 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SampleData", "RESIDENTS_HEADER", "GRANTS_HEADER", "generate", "write_csv", "write_xlsx",
-           "id_check_char"]
+__all__ = [
+    "SampleData",
+    "RESIDENTS_HEADER",
+    "GRANTS_HEADER",
+    "generate",
+    "write_csv",
+    "write_xlsx",
+    "id_check_char",
+]
 
 RESIDENTS_HEADER: list[str] = [
-    "居民编号", "姓名", "性别", "出生日期", "身份证号", "户籍类型", "乡镇", "村", "家庭住址", "手机号码", "电子邮箱",
-    "首选通知方式", "家庭人口数", "家庭人均年收入", "房屋安全等级", "是否低保对象", "低保金额", "是否残疾", "承包耕地面积",
+    "居民编号",
+    "姓名",
+    "性别",
+    "出生日期",
+    "身份证号",
+    "户籍类型",
+    "乡镇",
+    "村",
+    "家庭住址",
+    "手机号码",
+    "电子邮箱",
+    "首选通知方式",
+    "家庭人口数",
+    "家庭人均年收入",
+    "房屋安全等级",
+    "是否低保对象",
+    "低保金额",
+    "是否残疾",
+    "承包耕地面积",
 ]
 GRANTS_HEADER: list[str] = ["居民编号", "补助类别", "发放日期", "金额"]
 
 # Column positions in a resident row.
-C_ID, C_NAME, C_GENDER, C_BIRTH, C_IDNO, C_REG, C_TOWN, C_VILLAGE, C_ADDR, C_PHONE, C_EMAIL, C_PREF, \
-    C_HHSIZE, C_INCOME, C_GRADE, C_DIBAO, C_DIBAO_AMT, C_DISABLED, C_LAND = range(len(RESIDENTS_HEADER))
+(
+    C_ID,
+    C_NAME,
+    C_GENDER,
+    C_BIRTH,
+    C_IDNO,
+    C_REG,
+    C_TOWN,
+    C_VILLAGE,
+    C_ADDR,
+    C_PHONE,
+    C_EMAIL,
+    C_PREF,
+    C_HHSIZE,
+    C_INCOME,
+    C_GRADE,
+    C_DIBAO,
+    C_DIBAO_AMT,
+    C_DISABLED,
+    C_LAND,
+) = range(len(RESIDENTS_HEADER))
 
 REASON_MISSING_ID = "missing 居民编号"
 REASON_CHECK_DIGIT = "wrong check digit in 身份证号"
@@ -56,25 +100,107 @@ _MAX_AGE = 95
 PROVINCE, COUNTY, LANDLINE_AREA = "河南省", "桐山县", "0371"
 # Area codes in ID numbers: the county's own (most people), neighbouring counties, and a few
 # spouses from other provinces. Real-looking, not claims about real places.
-_AREA_CODES = (("410122", 78.0), ("410181", 5.0), ("410182", 3.0), ("410183", 3.0), ("410184", 3.0),
-               ("410185", 2.0), ("411627", 2.0), ("341221", 1.5), ("130528", 1.0), ("372925", 1.5))
+_AREA_CODES = (
+    ("410122", 78.0),
+    ("410181", 5.0),
+    ("410182", 3.0),
+    ("410183", 3.0),
+    ("410184", 3.0),
+    ("410185", 2.0),
+    ("411627", 2.0),
+    ("341221", 1.5),
+    ("130528", 1.0),
+    ("372925", 1.5),
+)
 
 # (township, [(village, urban share)])
 _TOWNSHIPS: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
-    ("城关镇", (("东关社区", 0.9), ("西关社区", 0.9), ("南街社区", 0.85), ("北街社区", 0.85), ("建设路社区", 0.9),
-             ("人民路社区", 0.9), ("城郊村", 0.3), ("八里庄村", 0.2), ("十里铺村", 0.15))),
-    ("柳林镇", (("柳林村", 0.1), ("李庄村", 0.04), ("王楼村", 0.04), ("张湾村", 0.03), ("刘集村", 0.05),
-             ("前进村", 0.03), ("杏花村", 0.03), ("河口村", 0.04))),
-    ("石桥镇", (("石桥村", 0.1), ("陈岗村", 0.03), ("杨树村", 0.03), ("赵寨村", 0.04), ("三里桥村", 0.05),
-             ("清水村", 0.03), ("白塔村", 0.03))),
-    ("马庄乡", (("马庄村", 0.06), ("孙营村", 0.02), ("朱屯村", 0.02), ("胡桥村", 0.03), ("郭庄村", 0.02),
-             ("双庙村", 0.02))),
-    ("白沙镇", (("白沙村", 0.1), ("何湾村", 0.03), ("高庄村", 0.03), ("罗寨村", 0.03), ("郑楼村", 0.04),
-             ("梁庄村", 0.03), ("太平村", 0.03), ("红旗村", 0.04))),
-    ("高庙乡", (("高庙村", 0.05), ("谢营村", 0.02), ("宋集村", 0.03), ("唐岗村", 0.02), ("许庄村", 0.02),
-             ("青龙村", 0.02))),
-    ("大王庄乡", (("大王庄村", 0.05), ("韩寨村", 0.02), ("冯庄村", 0.02), ("邓湾村", 0.03), ("曹楼村", 0.02),
-              ("新庄村", 0.02), ("南岗村", 0.03))),
+    (
+        "城关镇",
+        (
+            ("东关社区", 0.9),
+            ("西关社区", 0.9),
+            ("南街社区", 0.85),
+            ("北街社区", 0.85),
+            ("建设路社区", 0.9),
+            ("人民路社区", 0.9),
+            ("城郊村", 0.3),
+            ("八里庄村", 0.2),
+            ("十里铺村", 0.15),
+        ),
+    ),
+    (
+        "柳林镇",
+        (
+            ("柳林村", 0.1),
+            ("李庄村", 0.04),
+            ("王楼村", 0.04),
+            ("张湾村", 0.03),
+            ("刘集村", 0.05),
+            ("前进村", 0.03),
+            ("杏花村", 0.03),
+            ("河口村", 0.04),
+        ),
+    ),
+    (
+        "石桥镇",
+        (
+            ("石桥村", 0.1),
+            ("陈岗村", 0.03),
+            ("杨树村", 0.03),
+            ("赵寨村", 0.04),
+            ("三里桥村", 0.05),
+            ("清水村", 0.03),
+            ("白塔村", 0.03),
+        ),
+    ),
+    (
+        "马庄乡",
+        (
+            ("马庄村", 0.06),
+            ("孙营村", 0.02),
+            ("朱屯村", 0.02),
+            ("胡桥村", 0.03),
+            ("郭庄村", 0.02),
+            ("双庙村", 0.02),
+        ),
+    ),
+    (
+        "白沙镇",
+        (
+            ("白沙村", 0.1),
+            ("何湾村", 0.03),
+            ("高庄村", 0.03),
+            ("罗寨村", 0.03),
+            ("郑楼村", 0.04),
+            ("梁庄村", 0.03),
+            ("太平村", 0.03),
+            ("红旗村", 0.04),
+        ),
+    ),
+    (
+        "高庙乡",
+        (
+            ("高庙村", 0.05),
+            ("谢营村", 0.02),
+            ("宋集村", 0.03),
+            ("唐岗村", 0.02),
+            ("许庄村", 0.02),
+            ("青龙村", 0.02),
+        ),
+    ),
+    (
+        "大王庄乡",
+        (
+            ("大王庄村", 0.05),
+            ("韩寨村", 0.02),
+            ("冯庄村", 0.02),
+            ("邓湾村", 0.03),
+            ("曹楼村", 0.02),
+            ("新庄村", 0.02),
+            ("南岗村", 0.03),
+        ),
+    ),
 )
 _ROADS = ("建设路", "人民路", "解放路", "文化路", "中山街", "东风路", "健康路", "车站路", "工业路", "育才街")
 
@@ -92,27 +218,83 @@ _SURNAMES = """王wang7.1 李li7.0 张zhang6.7 刘liu5.4 陈chen4.5 杨yang3.1 �
 # Given-name characters by gender and generation (born before ~1970, ~1970-2000, after 2000).
 _GIVEN_CHARS = {
     ("m", 0): "建jian 国guo 华hua 明ming 德de 永yong 福fu 贵gui 富fu 文wen 军jun 民min 强qiang 忠zhong 学xue "
-              "林lin 成cheng 祥xiang 发fa 庆qing 海hai 振zhen 春chun 长chang 荣rong 生sheng 山shan 有you 保bao 全quan",
-    ("m", 1): "伟wei 磊lei 勇yong 军jun 杰jie 涛tao 斌bin 超chao 鹏peng 刚gang 辉hui 飞fei 亮liang 波bo 峰feng "
-              "宁ning 东dong 志zhi 俊jun 海hai 平ping 兵bing 新xin 健jian 龙long 晓xiao 剑jian 阳yang 卫wei 红hong",
-    ("m", 2): "浩hao 宇yu 轩xuan 子zi 博bo 文wen 睿rui 泽ze 然ran 航hang 一yi 鑫xin 俊jun 晨chen 阳yang 皓hao "
-              "嘉jia 豪hao 天tian 铭ming 佳jia 宸chen 梓zi 逸yi 昊hao 诚cheng 凯kai 锦jin 奕yi 骏jun",
-    ("f", 0): "秀xiu 英ying 桂gui 兰lan 玉yu 凤feng 珍zhen 芳fang 春chun 梅mei 花hua 香xiang 荣rong 琴qin 淑shu "
-              "翠cui 金jin 云yun 莲lian 素su 华hua 爱ai 菊ju 凤feng 霞xia 萍ping 巧qiao 月yue 彩cai 改gai",
+    "林lin 成cheng 祥xiang 发fa 庆qing 海hai 振zhen 春chun 长chang 荣rong 生sheng 山shan 有you 保bao 全quan",
+    (
+        "m",
+        1,
+    ): "伟wei 磊lei 勇yong 军jun 杰jie 涛tao 斌bin 超chao 鹏peng 刚gang 辉hui 飞fei 亮liang 波bo 峰feng "
+    "宁ning 东dong 志zhi 俊jun 海hai 平ping 兵bing 新xin 健jian 龙long 晓xiao 剑jian 阳yang 卫wei 红hong",
+    (
+        "m",
+        2,
+    ): "浩hao 宇yu 轩xuan 子zi 博bo 文wen 睿rui 泽ze 然ran 航hang 一yi 鑫xin 俊jun 晨chen 阳yang 皓hao "
+    "嘉jia 豪hao 天tian 铭ming 佳jia 宸chen 梓zi 逸yi 昊hao 诚cheng 凯kai 锦jin 奕yi 骏jun",
+    (
+        "f",
+        0,
+    ): "秀xiu 英ying 桂gui 兰lan 玉yu 凤feng 珍zhen 芳fang 春chun 梅mei 花hua 香xiang 荣rong 琴qin 淑shu "
+    "翠cui 金jin 云yun 莲lian 素su 华hua 爱ai 菊ju 凤feng 霞xia 萍ping 巧qiao 月yue 彩cai 改gai",
     ("f", 1): "丽li 娟juan 艳yan 敏min 静jing 燕yan 红hong 霞xia 玲ling 芳fang 娜na 萍ping 慧hui 丹dan 莉li "
-              "晓xiao 雪xue 婷ting 颖ying 琳lin 倩qian 小xiao 美mei 洁jie 红hong 青qing 利li 亚ya 宏hong 杰jie",
-    ("f", 2): "梓zi 涵han 欣xin 怡yi 诗shi 雨yu 萱xuan 可ke 馨xin 佳jia 悦yue 思si 琪qi 语yu 若ruo 依yi 晨chen "
-              "梦meng 瑶yao 紫zi 一yi 嘉jia 子zi 妍yan 彤tong 雅ya 沐mu 安an 乐le 诺nuo",
+    "晓xiao 雪xue 婷ting 颖ying 琳lin 倩qian 小xiao 美mei 洁jie 红hong 青qing 利li 亚ya 宏hong 杰jie",
+    (
+        "f",
+        2,
+    ): "梓zi 涵han 欣xin 怡yi 诗shi 雨yu 萱xuan 可ke 馨xin 佳jia 悦yue 思si 琪qi 语yu 若ruo 依yi 晨chen "
+    "梦meng 瑶yao 紫zi 一yi 嘉jia 子zi 妍yan 彤tong 雅ya 沐mu 安an 乐le 诺nuo",
 }
-_SINGLE_SHARE = {0: 0.15, 1: 0.3, 2: 0.12}        # share of one-character given names per generation
+_SINGLE_SHARE = {0: 0.15, 1: 0.3, 2: 0.12}  # share of one-character given names per generation
 
-_MOBILE_PREFIXES = (("130", 4), ("131", 4), ("132", 4), ("133", 3), ("134", 5), ("135", 7), ("136", 6), ("137", 6),
-                    ("138", 7), ("139", 7), ("150", 4), ("151", 4), ("152", 4), ("153", 2), ("155", 3), ("156", 3),
-                    ("157", 2), ("158", 4), ("159", 4), ("166", 2), ("173", 1), ("175", 1), ("176", 2), ("177", 2),
-                    ("178", 1), ("180", 2), ("181", 2), ("182", 3), ("183", 3), ("185", 3), ("186", 3), ("187", 3),
-                    ("188", 2), ("189", 2), ("191", 1), ("195", 1), ("198", 1), ("199", 2))
-_EMAIL_DOMAINS = (("163.com", 30), ("qq.com", 25), ("126.com", 15), ("sina.com", 8), ("139.com", 8),
-                  ("foxmail.com", 6), ("hotmail.com", 3), ("yeah.net", 3), ("sohu.com", 2))
+_MOBILE_PREFIXES = (
+    ("130", 4),
+    ("131", 4),
+    ("132", 4),
+    ("133", 3),
+    ("134", 5),
+    ("135", 7),
+    ("136", 6),
+    ("137", 6),
+    ("138", 7),
+    ("139", 7),
+    ("150", 4),
+    ("151", 4),
+    ("152", 4),
+    ("153", 2),
+    ("155", 3),
+    ("156", 3),
+    ("157", 2),
+    ("158", 4),
+    ("159", 4),
+    ("166", 2),
+    ("173", 1),
+    ("175", 1),
+    ("176", 2),
+    ("177", 2),
+    ("178", 1),
+    ("180", 2),
+    ("181", 2),
+    ("182", 3),
+    ("183", 3),
+    ("185", 3),
+    ("186", 3),
+    ("187", 3),
+    ("188", 2),
+    ("189", 2),
+    ("191", 1),
+    ("195", 1),
+    ("198", 1),
+    ("199", 2),
+)
+_EMAIL_DOMAINS = (
+    ("163.com", 30),
+    ("qq.com", 25),
+    ("126.com", 15),
+    ("sina.com", 8),
+    ("139.com", 8),
+    ("foxmail.com", 6),
+    ("hotmail.com", 3),
+    ("yeah.net", 3),
+    ("sohu.com", 2),
+)
 _BAD_PHONES = ("12345", "138123", "1380000", "0000", "110")
 _BAD_EMAILS = ("wang@", "li.qq.com", "zhang@163", "@163.com", "liu at 126.com")
 _CN_DIGITS = "〇一二三四五六七八九十"
@@ -126,13 +308,13 @@ class SampleData:
     residents_rows: list[list[str]]
     grants_header: list[str]
     grants_rows: list[list[str]]
-    invalid_rows: dict[int, str] = field(default_factory=dict)   # spreadsheet row (header = 1) -> reason
-    warning_rows: dict[int, str] = field(default_factory=dict)   # rows that import with a contact warning
+    invalid_rows: dict[int, str] = field(default_factory=dict)  # spreadsheet row (header = 1) -> reason
+    warning_rows: dict[int, str] = field(default_factory=dict)  # rows that import with a contact warning
 
 
 def id_check_char(first17: str) -> str:
     """The ISO 7064 MOD 11-2 check character of a PRC ID number's first 17 digits."""
-    return _ID_CHECK[sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS)) % 11]
+    return _ID_CHECK[sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=False)) % 11]
 
 
 def _wsum(digits: str, start: int) -> int:
@@ -152,7 +334,7 @@ def _pool(items: list[tuple[Any, float]], bits: int) -> list[Any]:
     for i in range(size - sum(counts)):
         counts[by_remainder[i % len(items)]] += 1
     out: list[Any] = []
-    for (item, _), c in zip(items, counts):
+    for (item, _), c in zip(items, counts, strict=False):
         out.extend([item] * c)
     return out
 
@@ -167,19 +349,19 @@ Economy = tuple[str, float, str, bool, str]
 class _Static:
     """Seed-independent pools, built once per process; picks from them are seeded."""
 
-    surnames: list[tuple[str, str]]                  # 4096 weighted (surname, pinyin)
-    village_surnames: dict[str, list[tuple[str, str]]]   # 4096, a third the village's own (李庄村 -> 李)
-    given: list[list[list[tuple[str, str]]]]        # [male][age] -> 2048 (given name, pinyin)
-    areas: list[tuple[str, int, int]]                # 256 weighted (area code, weighted digit sum, index)
-    seqs: list[list[tuple[str, int]]]                # [male] -> 500 (3-digit sequence, weighted digit sum)
-    mobiles: list[int]                               # 256 weighted prefixes, e.g. 138_0000_0000
-    domains: list[str]                               # 128 weighted e-mail domains
-    shapes: list[Shape]                              # 8192
-    economies: list[list[Economy]]                   # [urban] -> 8192
-    lands: list[list[tuple[float, str]]]             # [household size] -> 1024 (mu, cell)
-    streets: list[str]                               # 建设路58号
-    flats: list[str]                                 # 3号楼2单元402
-    house_numbers: list[str]                         # 128: 1号 ...
+    surnames: list[tuple[str, str]]  # 4096 weighted (surname, pinyin)
+    village_surnames: dict[str, list[tuple[str, str]]]  # 4096, a third the village's own (李庄村 -> 李)
+    given: list[list[list[tuple[str, str]]]]  # [male][age] -> 2048 (given name, pinyin)
+    areas: list[tuple[str, int, int]]  # 256 weighted (area code, weighted digit sum, index)
+    seqs: list[list[tuple[str, int]]]  # [male] -> 500 (3-digit sequence, weighted digit sum)
+    mobiles: list[int]  # 256 weighted prefixes, e.g. 138_0000_0000
+    domains: list[str]  # 128 weighted e-mail domains
+    shapes: list[Shape]  # 8192
+    economies: list[list[Economy]]  # [urban] -> 8192
+    lands: list[list[tuple[float, str]]]  # [household size] -> 1024 (mu, cell)
+    streets: list[str]  # 建设路58号
+    flats: list[str]  # 3号楼2单元402
+    house_numbers: list[str]  # 128: 1号 ...
 
 
 @lru_cache(maxsize=1)
@@ -195,27 +377,42 @@ def _static() -> _Static:
         for name, _ in villages:
             first = name[1] if name.startswith("大") else name[0]
             if first in pinyin and not name.endswith("社区"):
-                village_surnames[name] = _pool([((first, pinyin[first]), 0.35)] +
-                                               [(s, w * 0.65) for s, w in surnames], 12)
+                village_surnames[name] = _pool(
+                    [((first, pinyin[first]), 0.35)] + [(s, w * 0.65) for s, w in surnames], 12
+                )
     given: dict[tuple[str, int], list[tuple[str, str]]] = {}
     for key, text in _GIVEN_CHARS.items():
         chars = list(dict.fromkeys((tok[0], tok[1:]) for tok in text.split()))
         pairs = [(a + b, pa + pb) for a, pa in chars for b, pb in chars if a != b]
-        if key[0] == "f" and key[1] > 0:                  # 婷婷, 丹丹
+        if key[0] == "f" and key[1] > 0:  # 婷婷, 丹丹
             pairs += [(a + a, pa + pa) for a, pa in chars[:12]]
         share = _SINGLE_SHARE[key[1]]
         singles = [(c, len(pairs) * share / (1 - share) / len(chars)) for c in chars]
         given[key] = _pool([(p, 1.0) for p in pairs] + singles, 11)
-    by_age = [[given[(g, 0 if age >= 55 else 1 if age >= 25 else 2)] for age in range(_MAX_AGE + 1)] for g in "fm"]
+    by_age = [
+        [given[(g, 0 if age >= 55 else 1 if age >= 25 else 2)] for age in range(_MAX_AGE + 1)] for g in "fm"
+    ]
     areas = [((code, _wsum(code, 0), i), w) for i, (code, w) in enumerate(_AREA_CODES)]
     seqs = [[(f"{s:03d}", _wsum(f"{s:03d}", 14)) for s in range(1000) if s % 2 == male] for male in (0, 1)]
     return _Static(
-        surnames=_pool(surnames, 12), village_surnames=village_surnames, given=by_age, areas=_pool(areas, 8),
-        seqs=seqs, mobiles=_pool([(int(p) * 100_000_000, w) for p, w in _MOBILE_PREFIXES], 8),
-        domains=_pool(list(_EMAIL_DOMAINS), 7), shapes=_shapes(), economies=[_economies(False), _economies(True)],
+        surnames=_pool(surnames, 12),
+        village_surnames=village_surnames,
+        given=by_age,
+        areas=_pool(areas, 8),
+        seqs=seqs,
+        mobiles=_pool([(int(p) * 100_000_000, w) for p, w in _MOBILE_PREFIXES], 8),
+        domains=_pool(list(_EMAIL_DOMAINS), 7),
+        shapes=_shapes(),
+        economies=[_economies(False), _economies(True)],
         lands=[[], *(_lands(size) for size in range(1, 8))],
         streets=[f"{road}{num}号" for road in _ROADS for num in range(1, 301)],
-        flats=[f"{b}号楼{u}单元{f}0{k}" for b in range(1, 13) for u in range(1, 5) for f in range(1, 8) for k in range(1, 5)],
+        flats=[
+            f"{b}号楼{u}单元{f}0{k}"
+            for b in range(1, 13)
+            for u in range(1, 5)
+            for f in range(1, 8)
+            for k in range(1, 5)
+        ],
         house_numbers=[f"{i}号" for i in range(1, 129)],
     )
 
@@ -230,11 +427,11 @@ def _shapes() -> list[Shape]:
         size = sizes[int(r() * 1024)]
         if size == 1:
             head_age = 24 + int(r() * 50) if r() < 0.4 else 60 + int(r() * r() * 36)
-        elif size == 2 and r() < 0.5:                    # an elderly couple
+        elif size == 2 and r() < 0.5:  # an elderly couple
             head_age = 55 + int(r() * r() * 41)
         else:
             head_age = 26 + int(r() * 46) if r() < 0.85 else 60 + int(r() * r() * 30)
-        head_male = r() < (0.5 if size == 1 else 0.85)      # many who live alone are widows
+        head_male = r() < (0.5 if size == 1 else 0.85)  # many who live alone are widows
         members = [(head_age, head_male, False)]
         if size >= 2 and r() < 0.85:
             spouse_age = head_age + (int(r() * 9) - 5 if head_male else int(r() * 9) - 2)
@@ -245,14 +442,14 @@ def _shapes() -> list[Shape]:
             if not has_parent and 40 <= head_age <= 68 and r() < 0.18:
                 has_parent = True
                 age = min(_MAX_AGE, head_age + 22 + int(r() * 10))
-            elif head_age >= 58 and r() < 0.5:            # grandchildren
+            elif head_age >= 58 and r() < 0.5:  # grandchildren
                 age = max(0, head_age - 45 - int(r() * 15))
             else:
                 age = head_age - 22 - int(r() * 14)
                 if age < 0:
                     age = int(r() * max(1, head_age - 19))
             members.append((age, male, False))
-        listed = size if size == 1 or r() < 0.9 else size - 1     # one member registered elsewhere
+        listed = size if size == 1 or r() < 0.9 else size - 1  # one member registered elsewhere
         out.append((size, str(size), tuple(members[:listed])))
     return out
 
@@ -301,12 +498,12 @@ class _Dates:
     """Per day before `today` (index = days back): spellings, ID digits and their weighted sum."""
 
     iso: list[str]
-    styles: list[list[str]]        # iso, 1980/2/3, 1980年2月3日, 19800203
+    styles: list[list[str]]  # iso, 1980/2/3, 1980年2月3日, 19800203
     compact: list[str]
     wsum: list[int]
     year: list[int]
     month: list[int]
-    dibao_days: list[int]          # days back to the 5th of each of the last 60 months
+    dibao_days: list[int]  # days back to the 5th of each of the last 60 months
 
 
 @lru_cache(maxsize=4)
@@ -329,8 +526,15 @@ def _dates(today: date) -> _Dates:
         if fifth < today:
             dibao_days.append(base - fifth.toordinal())
         y, m = (y, m - 1) if m > 1 else (y - 1, 12)
-    return _Dates(iso, [iso, slash, chinese, compact], compact, wsum, [d.year for d in ds], [d.month for d in ds],
-                  dibao_days)
+    return _Dates(
+        iso,
+        [iso, slash, chinese, compact],
+        compact,
+        wsum,
+        [d.year for d in ds],
+        [d.month for d in ds],
+        dibao_days,
+    )
 
 
 @dataclass
@@ -339,7 +543,7 @@ class _Village:
 
     township: str
     name: str
-    urban: float                        # share of households with urban registration
+    urban: float  # share of households with urban registration
     weight: float
     community: bool
     surnames: list[tuple[str, str]]
@@ -347,12 +551,12 @@ class _Village:
     reg_urban: str
     yes: str
     no: str
-    grades: dict[str, str]              # A -> A or A级
-    births: list[str]                   # by days back: 1980-02-03, 1980/2/3, 1980年2月3日 or 19800203
+    grades: dict[str, str]  # A -> A or A级
+    births: list[str]  # by days back: 1980-02-03, 1980/2/3, 1980年2月3日 or 19800203
     male: str
     female: str
-    addr_prefix: str                    # [省县]乡镇[村]
-    groups: list[str]                   # 256 slots: 3组 or 三组
+    addr_prefix: str  # [省县]乡镇[村]
+    groups: list[str]  # 256 slots: 3组 or 三组
 
 
 def _villages(rng: random.Random, st: _Static, dt: _Dates) -> list[_Village]:
@@ -360,8 +564,10 @@ def _villages(rng: random.Random, st: _Static, dt: _Dates) -> list[_Village]:
     for town, villages in _TOWNSHIPS:
         for name, urban in villages:
             community = name.endswith("社区")
-            reg = rng.choices([("农业户口", "非农业户口"), ("农业", "非农业"), ("农村", "城镇"), ("农村", "城市")],
-                              [45, 25, 20, 10])[0]
+            reg = rng.choices(
+                [("农业户口", "非农业户口"), ("农业", "非农业"), ("农村", "城镇"), ("农村", "城市")],
+                [45, 25, 20, 10],
+            )[0]
             yes_no = rng.choices([("是", "否"), ("1", "0"), ("Y", "N")], [70, 15, 15])[0]
             suffix = rng.choices(["", "级"], [60, 40])[0]
             male_female = rng.choices([("男", "女"), ("M", "F")], [95, 5])[0]
@@ -370,13 +576,26 @@ def _villages(rng: random.Random, st: _Static, dt: _Dates) -> list[_Village]:
             cn_groups = rng.random() < 0.4
             n_groups = rng.randint(4, 12)
             groups = [(_cn_number(g) if cn_groups else str(g)) + "组" for g in range(1, n_groups + 1)]
-            out.append(_Village(
-                township=town, name=name, urban=urban, weight=rng.uniform(0.6, 1.6) * (1.6 if community else 1.0),
-                community=community, surnames=st.village_surnames.get(name, st.surnames),
-                reg_rural=reg[0], reg_urban=reg[1], yes=yes_no[0], no=yes_no[1],
-                grades={g: g + suffix for g in "ABCD"}, births=births, male=male_female[0], female=male_female[1],
-                addr_prefix=prefix + town + ("" if community else name),
-                groups=[groups[i % n_groups] for i in range(256)]))
+            out.append(
+                _Village(
+                    township=town,
+                    name=name,
+                    urban=urban,
+                    weight=rng.uniform(0.6, 1.6) * (1.6 if community else 1.0),
+                    community=community,
+                    surnames=st.village_surnames.get(name, st.surnames),
+                    reg_rural=reg[0],
+                    reg_urban=reg[1],
+                    yes=yes_no[0],
+                    no=yes_no[1],
+                    grades={g: g + suffix for g in "ABCD"},
+                    births=births,
+                    male=male_female[0],
+                    female=male_female[1],
+                    addr_prefix=prefix + town + ("" if community else name),
+                    groups=[groups[i % n_groups] for i in range(256)],
+                )
+            )
     return out
 
 
@@ -397,7 +616,7 @@ def generate(n: int, *, seed: int = 2026, invalid: int = 0, today: date | None =
         raise ValueError(f"invalid must be between 0 and n ({n})")
     today = today or date.today()
     was_enabled = gc.isenabled()
-    gc.disable()                # millions of small lists; the cyclic GC would rescan them repeatedly
+    gc.disable()  # millions of small lists; the cyclic GC would rescan them repeatedly
     try:
         return _generate(n, seed, invalid, today)
     finally:
@@ -424,7 +643,14 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
         warned.append(k)
     no_grants = set(spoiled)
 
-    surnames, given, areas, seqs, mobiles, domains = st.surnames, st.given, st.areas, st.seqs, st.mobiles, st.domains
+    surnames, given, areas, seqs, mobiles, domains = (
+        st.surnames,
+        st.given,
+        st.areas,
+        st.seqs,
+        st.mobiles,
+        st.domains,
+    )
     shapes, (econ_rural, econ_urban), lands = st.shapes, st.economies, st.lands
     streets, flats, house_numbers = st.streets, st.flats, st.house_numbers
     n_streets, n_flats = len(streets), len(flats)
@@ -432,38 +658,67 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
     age_back = [int(age * 365.2425) for age in range(_MAX_AGE + 1)]
     p_disabled = [0.03 if age < 60 else 0.08 if age < 80 else 0.16 for age in range(_MAX_AGE + 1)]
     # Days back (within 5 years) when farm subsidies (April-June) and disaster relief (June-September) are paid.
-    farm_days = [days for days in ([b for b in range(1, 1826) if 4 <= dt.month[b] <= 6 and dt.year[b] == y]
-                                   for y in range(today.year - 5, today.year + 1)) if days]   # per year
+    farm_days = [
+        days
+        for days in (
+            [b for b in range(1, 1826) if 4 <= dt.month[b] <= 6 and dt.year[b] == y]
+            for y in range(today.year - 5, today.year + 1)
+        )
+        if days
+    ]  # per year
     flood_days = [b for b in range(1, 1826) if 6 <= dt.month[b] <= 9]
     n_flood_days = len(flood_days)
     check = _ID_CHECK
     rid_format = f"R%0{max(7, len(str(n)))}d"
     span2 = len(compact) * 2
-    id_seq = [0] * (len(_AREA_CODES) * span2)       # (area, birth date, sex) -> people numbered so far
+    id_seq = [0] * (len(_AREA_CODES) * span2)  # (area, birth date, sex) -> people numbered so far
     rows: list[list[str]] = []
     grants: list[list[str]] = []
     append, gappend = rows.append, grants.append
 
     def styled_mobile(p: str) -> str:
         u = r()
-        return (f"{p[:3]} {p[3:7]} {p[7:]}" if u < 0.25 else f"{p[:3]}-{p[3:7]}-{p[7:]}" if u < 0.5 else
-                "+86 " + p if u < 0.7 else "86" + p if u < 0.85 else f"+86 {p[:3]} {p[3:7]} {p[7:]}")
+        return (
+            f"{p[:3]} {p[3:7]} {p[7:]}"
+            if u < 0.25
+            else f"{p[:3]}-{p[3:7]}-{p[7:]}"
+            if u < 0.5
+            else "+86 " + p
+            if u < 0.7
+            else "86" + p
+            if u < 0.85
+            else f"+86 {p[:3]} {p[3:7]} {p[7:]}"
+        )
 
     def landline() -> str:
         local = str(50_000_000 + gb(25) % 40_000_000)
         u = r()
-        return (f"{LANDLINE_AREA}-{local}" if u < 0.6 else LANDLINE_AREA + local if u < 0.8 else
-                f"{LANDLINE_AREA} {local[:4]} {local[4:]}" if u < 0.9 else f"({LANDLINE_AREA}){local}")
+        return (
+            f"{LANDLINE_AREA}-{local}"
+            if u < 0.6
+            else LANDLINE_AREA + local
+            if u < 0.8
+            else f"{LANDLINE_AREA} {local[:4]} {local[4:]}"
+            if u < 0.9
+            else f"({LANDLINE_AREA}){local}"
+        )
 
     def email_for(sur_py: str, gpy: str, year: int) -> str:
         dom = domains[gb(7)]
         u = r()
-        return (f"{100_000_000 + gb(32) % 3_900_000_000}@qq.com" if u < 0.3 else
-                f"{sur_py}{gpy}{year % 100:02d}@{dom}" if u < 0.5 else
-                f"{sur_py}{gpy}{year}@{dom}" if u < 0.65 else
-                f"{sur_py}.{gpy}{gb(8) % 100}@{dom}" if u < 0.8 else
-                f"{gpy}{sur_py}{gb(16) % 1000}@{dom}" if u < 0.92 else
-                f"{sur_py}_{gpy}@{dom}")
+        return (
+            f"{100_000_000 + gb(32) % 3_900_000_000}@qq.com"
+            if u < 0.3
+            else f"{sur_py}{gpy}{year % 100:02d}@{dom}"
+            if u < 0.5
+            else f"{sur_py}{gpy}{year}@{dom}"
+            if u < 0.65
+            else f"{sur_py}.{gpy}{gb(8) % 100}@{dom}"
+            if u < 0.8
+            else f"{gpy}{sur_py}{gb(16) % 1000}@{dom}"
+            if u < 0.92
+            else f"{sur_py}_{gpy}@{dom}"
+        )
 
     def preferred(u: float, phone: str, email: str, age: int) -> str:
         """首选通知方式 for the ~12% who stated one (u < 0.12), consistent with their contacts."""
@@ -477,16 +732,35 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
 
     def household_grants(rid: str, land: float, urban: bool, grade: str, income: float) -> None:
         """Grants paid to a household (recorded against its head)."""
-        if land and r() < 0.42:                       # once a year, in spring
+        if land and r() < 0.42:  # once a year, in spring
             for year in rng.sample(farm_days, 1 + (r() < 0.25)):
-                gappend([rid, "耕地地力保护补贴" if r() < 0.6 else "涉农补贴", iso[year[gb(12) % len(year)]],
-                         f"{land * (100 + gb(8) % 11):.2f}"])
+                gappend(
+                    [
+                        rid,
+                        "耕地地力保护补贴" if r() < 0.6 else "涉农补贴",
+                        iso[year[gb(12) % len(year)]],
+                        f"{land * (100 + gb(8) % 11):.2f}",
+                    ]
+                )
         if not urban and (grade in ("C", "D") and r() < 0.3 or r() < 0.012):
             thousands = 8 + gb(8) % 8 if grade != "D" else 18 + gb(8) % 17
-            gappend([rid, "农村危房改造" if r() < 0.6 else "危房改造", iso[1 + gb(16) % 1825], str(1000 * thousands)])
+            gappend(
+                [
+                    rid,
+                    "农村危房改造" if r() < 0.6 else "危房改造",
+                    iso[1 + gb(16) % 1825],
+                    str(1000 * thousands),
+                ]
+            )
         if r() < 0.04:
-            gappend([rid, "自然灾害救助" if r() < 0.5 else "灾害救助", iso[flood_days[gb(12) % n_flood_days]],
-                     str(100 * (5 + gb(8) % 26))])
+            gappend(
+                [
+                    rid,
+                    "自然灾害救助" if r() < 0.5 else "灾害救助",
+                    iso[flood_days[gb(12) % n_flood_days]],
+                    str(100 * (5 + gb(8) % 26)),
+                ]
+            )
         if urban and income < 15000 and r() < 0.2:
             gappend([rid, "保障性住房", iso[1 + gb(16) % 1825], str(100 * (12 + gb(8) % 37))])
 
@@ -518,11 +792,11 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
         as_female = (head_sur, head_py, area, asum, ai * span2)
         head_contact = ("", "")
         if len(shape) > n - idx:
-            shape = shape[:n - idx]
+            shape = shape[: n - idx]
 
         # ---- its members, one row each --------------------------------------------------------------
         for k, (age, male, spouse) in enumerate(shape):
-            if spouse:                                      # own surname; married in from elsewhere?
+            if spouse:  # own surname; married in from elsewhere?
                 sur, sur_py = surnames[gb(12)]
                 p_area, p_asum, p_ai = areas[gb(8)] if r() < 0.3 else (area, asum, ai)
                 key = p_ai * span2 + male
@@ -530,26 +804,26 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
                 sur, sur_py, p_area, p_asum, key = as_male if male else as_female
             gname, gpy = given[male][age][gb(11)]
             back = age_back[age] + gb(16) % 365
-            key += back * 2                                 # (area, birth date, sex): numbered in turn
+            key += back * 2  # (area, birth date, sex): numbered in turn
             c = id_seq[key]
             id_seq[key] = c + 1
             seq, ssum = seqs[male][(key + 37 * c) % 500]
             idno = f"{p_area}{compact[back]}{seq}{check[(p_asum + dsum[back] + ssum) % 11]}"
 
-            if age < 16 and k:                              # children are reached through the head
+            if age < 16 and k:  # children are reached through the head
                 phone, email = head_contact
             else:
                 u = r()
                 old = age >= 60
-                if u < (0.72 if old else 0.85):             # a mobile; a fifth written with spaces, dashes, +86
+                if u < (0.72 if old else 0.85):  # a mobile; a fifth written with spaces, dashes, +86
                     phone = str(mobiles[gb(8)] + gb(27) % 100_000_000)
                     if u > (0.576 if old else 0.68):
                         phone = styled_mobile(phone)
                     email = email_for(sur_py, gpy, years[back]) if r() < (0.06 if old else 0.38) else ""
-                elif u < (0.86 if old else 0.87):           # a landline only
+                elif u < (0.86 if old else 0.87):  # a landline only
                     phone = landline()
                     email = ""
-                else:                                       # e-mail only, or nothing at all
+                else:  # e-mail only, or nothing at all
                     phone = ""
                     email = email_for(sur_py, gpy, years[back]) if u < (0.88 if old else 0.96) else ""
                 if not k:
@@ -559,18 +833,46 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
             disabled = r() < p_disabled[age]
 
             rid = rid_format % (idx + 1)
-            append([rid, sur + gname, male_s if male else female_s, births[back], idno, reg_s, town, vname, addr,
-                    phone, email, pref, size_s, income_s, grade_s, dibao_s, dibao_amt, yes if disabled else no, land_s])
+            append(
+                [
+                    rid,
+                    sur + gname,
+                    male_s if male else female_s,
+                    births[back],
+                    idno,
+                    reg_s,
+                    town,
+                    vname,
+                    addr,
+                    phone,
+                    email,
+                    pref,
+                    size_s,
+                    income_s,
+                    grade_s,
+                    dibao_s,
+                    dibao_amt,
+                    yes if disabled else no,
+                    land_s,
+                ]
+            )
 
             # ---- past grants (none for rows that will be rejected: never imported) ---------------
             if (dibao or disabled or not k or age >= 80) and idx not in no_grants:
-                if dibao and r() < 0.75:                      # paid on the 5th of each month
+                if dibao and r() < 0.75:  # paid on the 5th of each month
                     for back in rng.sample(dibao_days, 1 + (r() < 0.3) + (r() < 0.1)):
                         gappend([rid, "低保" if r() < 0.6 else "最低生活保障", iso[back], dibao_amt])
                 if disabled and r() < 0.45:
                     gappend([rid, "残疾人两项补贴", iso[1 + gb(16) % 1825], str(60 + 10 * (gb(8) % 10))])
                 if age >= 80 and r() < 0.55:
-                    gappend([rid, "养老服务补贴", iso[1 + gb(16) % 1825], str(100 * (1 + gb(8) % 3) * (1 if r() < 0.7 else 6))])
+                    gappend(
+                        [
+                            rid,
+                            "养老服务补贴",
+                            iso[1 + gb(16) % 1825],
+                            str(100 * (1 + gb(8) % 3) * (1 if r() < 0.7 else 6)),
+                        ]
+                    )
                 if not k:
                     household_grants(rid, land, urban, grade, income)
             idx += 1
@@ -587,12 +889,15 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
             row[C_IDNO] = row[C_IDNO][:17] + check[(good + rng.randint(1, 10)) % 11]
         elif reason is REASON_INCOME:
             amount = 1000 * rng.randint(2, 10)
-            row[C_INCOME] = rng.choice(("约{}", "{}左右", "{}多", "{}元/年", "{}~{}")).format(amount, amount + 1000)
+            row[C_INCOME] = rng.choice(("约{}", "{}左右", "{}多", "{}元/年", "{}~{}")).format(
+                amount, amount + 1000
+            )
         else:
             y = int(row[C_IDNO][6:10])
             leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
-            row[C_BIRTH] = f"{y}-" + rng.choice(("02-30", "04-31", "06-31", "09-31", "11-31", "13-05",
-                                                 "02-30" if leap else "02-29"))
+            row[C_BIRTH] = f"{y}-" + rng.choice(
+                ("02-30", "04-31", "06-31", "09-31", "11-31", "13-05", "02-30" if leap else "02-29")
+            )
         invalid_rows[k + 2] = reason
     warning_rows: dict[int, str] = {}
     for j, k in enumerate(warned):
@@ -603,8 +908,14 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
         else:
             row[C_PHONE] = rng.choice(_BAD_PHONES)
             warning_rows[k + 2] = WARN_PHONE
-    return SampleData(list(RESIDENTS_HEADER), rows, list(GRANTS_HEADER), grants,
-                      dict(sorted(invalid_rows.items())), dict(sorted(warning_rows.items())))
+    return SampleData(
+        list(RESIDENTS_HEADER),
+        rows,
+        list(GRANTS_HEADER),
+        grants,
+        dict(sorted(invalid_rows.items())),
+        dict(sorted(warning_rows.items())),
+    )
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]], *, encoding: str = "utf-8") -> None:

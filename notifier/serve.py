@@ -10,6 +10,7 @@ process exits 0 with no delivery left `sending`. If that takes longer than
 uvicorn's own signal handling is replaced (it re-raises the signal after shutting down, which
 would turn a clean stop into death by SIGTERM); this module owns the signals and tells uvicorn.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +35,7 @@ from .status import Channel, DeliveryStatus
 from .web import build_web_app
 
 log = logging.getLogger("notifier.serve")
-BACKOFF_CAP_SECONDS = 60.0   # a locked database is retried at least this often
+BACKOFF_CAP_SECONDS = 60.0  # a locked database is retried at least this often
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,20 @@ class ServeSettings:
         s = app.config.raw["serve"]
         where = f"{app.config.where()}: [serve]"
         try:
-            settings = cls(str(host or s["host"]), int(port if port is not None else s["port"]),
-                           float(s["dispatch_interval_seconds"]), float(s["shutdown_timeout_seconds"]))
+            settings = cls(
+                str(host or s["host"]),
+                int(port if port is not None else s["port"]),
+                float(s["dispatch_interval_seconds"]),
+                float(s["shutdown_timeout_seconds"]),
+            )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where} has a value of the wrong type: {exc}") from None
         if not 0 <= settings.port <= 65535:
             raise ConfigError(f"{where} port must be 0..65535, not {settings.port}")
         if settings.interval <= 0 or settings.shutdown_timeout <= 0:
-            raise ConfigError(f"{where} dispatch_interval_seconds and shutdown_timeout_seconds must be positive")
+            raise ConfigError(
+                f"{where} dispatch_interval_seconds and shutdown_timeout_seconds must be positive"
+            )
         return settings
 
 
@@ -64,7 +71,9 @@ class _StoppableDispatcher(Dispatcher):
     """A Dispatcher that claims nothing more once `stopping` is set. The batch already claimed is
     sent and recorded by Dispatcher.run as usual, so nothing is left `sending`."""
 
-    def __init__(self, app: App, providers: dict[Channel, ProviderChain], stopping: asyncio.Event, **kw: Any) -> None:
+    def __init__(
+        self, app: App, providers: dict[Channel, ProviderChain], stopping: asyncio.Event, **kw: Any
+    ) -> None:
         super().__init__(app, providers, **kw)
         self.stopping = stopping
 
@@ -99,9 +108,17 @@ class DispatchLoop:
                 backoff.reset()
                 self.health.recovered("dispatch")
                 if self.last.sent or self.last.failed or self.last.skipped or self.last.reconciled:
-                    log.info("dispatch: sent %d, failed %d, skipped %d, retrying %d, reconciled %d, remaining %d, "
-                             "unknown %d", self.last.sent, self.last.failed, self.last.skipped, self.last.retried,
-                             self.last.reconciled, self.last.remaining, self.last.unknown)
+                    log.info(
+                        "dispatch: sent %d, failed %d, skipped %d, retrying %d, reconciled %d, remaining %d, "
+                        "unknown %d",
+                        self.last.sent,
+                        self.last.failed,
+                        self.last.skipped,
+                        self.last.retried,
+                        self.last.reconciled,
+                        self.last.remaining,
+                        self.last.unknown,
+                    )
             except Exception as exc:
                 delay = backoff.next()
                 report_failure(self.health, "dispatch", exc, delay, log)
@@ -140,15 +157,22 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     health = Health()
     scheduling = SchedulerLoop(app, float(app.config.raw["schedule"].get("lease_seconds", 30)), health)
     checkpoints = CheckpointLoop(app, health)
-    loop.add_signal_handler(signal.SIGHUP, scheduling.resync.set)   # re-read rules now
-    config = uvicorn.Config(build_web_app(app, health=health), lifespan="off", log_config=None, access_log=False,
-                            timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout)))
+    loop.add_signal_handler(signal.SIGHUP, scheduling.resync.set)  # re-read rules now
+    config = uvicorn.Config(
+        build_web_app(app, health=health),
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout)),
+    )
     server = _Server(config)
     dispatch = DispatchLoop(app, settings.interval, health)
-    tasks = {asyncio.create_task(server.serve(sockets=[sock]), name="http"),
-             asyncio.create_task(dispatch.run(), name="dispatch"),
-             asyncio.create_task(scheduling.run(), name="scheduler"),
-             asyncio.create_task(checkpoints.run(), name="checkpoints")}
+    tasks = {
+        asyncio.create_task(server.serve(sockets=[sock]), name="http"),
+        asyncio.create_task(dispatch.run(), name="dispatch"),
+        asyncio.create_task(scheduling.run(), name="scheduler"),
+        asyncio.create_task(checkpoints.run(), name="checkpoints"),
+    }
     host, port = sock.getsockname()[:2]
     log.info("serving on http://%s:%d; dispatching every %gs", host, port, settings.interval)
     if on_ready is not None:
@@ -159,7 +183,7 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     for t in failed:
         log.error("%s stopped: %r", t.get_name(), t.exception())
     log.info("stopping: no new work; waiting up to %gs for the batch in flight", settings.shutdown_timeout)
-    scheduling.stopping.set()   # no new firings, lease released for a standby
+    scheduling.stopping.set()  # no new firings, lease released for a standby
     checkpoints.stopping.set()
     dispatch.stopping.set()
     server.should_exit = True
@@ -177,13 +201,18 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
         loop.remove_signal_handler(sig)
     sock.close()
     try:
-        left = await asyncio.to_thread(dispatch.dispatcher.count, [DeliveryStatus.SENDING], None, approved_runs=False)
+        left = await asyncio.to_thread(
+            dispatch.dispatcher.count, [DeliveryStatus.SENDING], None, approved_runs=False
+        )
     except Exception as exc:  # a locked or vanished database must not turn a stop into a traceback
         log.warning("could not count deliveries left `sending`: %s", describe(exc))
         left = 0
     if not clean:
-        log.error("shutdown timeout: the batch in flight was abandoned; %d deliveries are `sending` and will be "
-                  "reconciled at the next start", left)
+        log.error(
+            "shutdown timeout: the batch in flight was abandoned; %d deliveries are `sending` and will be "
+            "reconciled at the next start",
+            left,
+        )
         return 1
     if left:  # another worker's batch, or one abandoned earlier: not ours to settle here
         log.warning("%d deliveries are `sending` (another worker, or an earlier crash)", left)

@@ -6,6 +6,7 @@ as a 429 answered before acceptance, or a lookup at the provider that finds no s
 or when a person settles an `unknown` row as "send again" (delivery/resolve.py), so that it
 can be sent later.
 """
+
 from __future__ import annotations
 
 from enum import StrEnum

@@ -8,6 +8,7 @@ unsigned requests get 403 and touch nothing; signed but malformed ones get 400 s
 wrong. Database work is synchronous SQLAlchemy, run in the thread pool so the event loop (shared
 with the dispatcher) keeps serving.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,7 +39,7 @@ log = logging.getLogger("notifier.web")
 
 STATUS_PATH = "/twilio/status"
 INBOUND_PATH = "/twilio/inbound"
-MAX_BODY = 64 * 1024           # Twilio's callbacks are a few hundred bytes
+MAX_BODY = 64 * 1024  # Twilio's callbacks are a few hundred bytes
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
@@ -47,7 +48,7 @@ class WebhookAuth:
     """Who may call the webhooks: Twilio, proven by a signature with one of our auth tokens."""
 
     tokens: list[str]
-    public_url: str = ""       # base (scheme, host, optional path prefix) Twilio uses to reach us
+    public_url: str = ""  # base (scheme, host, optional path prefix) Twilio uses to reach us
     why_disabled: str = ""
 
     def url_for(self, request: Request) -> str:
@@ -79,15 +80,21 @@ def webhook_auth(config: Config) -> WebhookAuth:
     public = str(config.raw["serve"].get("public_url") or "")
     if not public and callbacks:
         public = public_base(callbacks[0])
-    why = "" if tokens else ("Twilio webhooks are disabled: no [providers.twilio] auth_token"
-                             + (f" ({problems[0]})" if problems else ""))
+    why = (
+        ""
+        if tokens
+        else (
+            "Twilio webhooks are disabled: no [providers.twilio] auth_token"
+            + (f" ({problems[0]})" if problems else "")
+        )
+    )
     return WebhookAuth(tokens, public, why)
 
 
 def public_base(callback_url: str) -> str:
     """https://host/prefix/twilio/status?x=1 -> https://host/prefix: where this app is mounted."""
     parts = urlsplit(callback_url)
-    path = parts.path[:-len(STATUS_PATH)] if parts.path.endswith(STATUS_PATH) else ""
+    path = parts.path[: -len(STATUS_PATH)] if parts.path.endswith(STATUS_PATH) else ""
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
@@ -137,8 +144,14 @@ def build_web_app(app: App, auth: WebhookAuth | None = None, health: Health | No
             return _error(400, exc.message)
         except NotFound as exc:
             return _error(404, exc.message)
-        log.info("receipt %s for delivery %s: %s (%s -> %s)", receipt.provider_status, result.delivery_id,
-                 result.outcome, result.old, result.new)
+        log.info(
+            "receipt %s for delivery %s: %s (%s -> %s)",
+            receipt.provider_status,
+            result.delivery_id,
+            result.outcome,
+            result.old,
+            result.new,
+        )
         return JSONResponse(result.as_json())
 
     async def twilio_inbound(request: Request) -> Response:
@@ -149,20 +162,25 @@ def build_web_app(app: App, auth: WebhookAuth | None = None, health: Health | No
         if not sender:
             return _error(400, "inbound SMS without From")
         try:
-            result = await run_in_threadpool(handle_inbound_sms, app, sender, form.get("Body", ""),
-                                             message_sid=form.get("MessageSid", ""))
+            result = await run_in_threadpool(
+                handle_inbound_sms, app, sender, form.get("Body", ""), message_sid=form.get("MessageSid", "")
+            )
         except InputError as exc:
             return _error(400, exc.message)
         if result.opted_out:
-            log.info("opt-out from %s (%s)", mask_phone(result.phone), "new" if result.added else "already listed")
+            log.info(
+                "opt-out from %s (%s)", mask_phone(result.phone), "new" if result.added else "already listed"
+            )
         return Response(EMPTY_TWIML, media_type="application/xml")
 
     async def healthz(request: Request) -> Response:
         try:
             await run_in_threadpool(_ping, app)
         except Exception as exc:  # any database failure is "unhealthy", with its kind
-            return JSONResponse({"ok": False, "status": "error", "database": f"error: {exc.__class__.__name__}"},
-                                status_code=503)
+            return JSONResponse(
+                {"ok": False, "status": "error", "database": f"error: {exc.__class__.__name__}"},
+                status_code=503,
+            )
         state = health.as_json()
         ok = state["status"] == "ok"
         return JSONResponse({"ok": ok, "database": "ok"} | state, status_code=200 if ok else 503)
@@ -171,12 +189,14 @@ def build_web_app(app: App, auth: WebhookAuth | None = None, health: Health | No
         text = await run_in_threadpool(prometheus_text, app)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    return Starlette(routes=[
-        Route(STATUS_PATH, twilio_status, methods=["POST"]),
-        Route(INBOUND_PATH, twilio_inbound, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route(STATUS_PATH, twilio_status, methods=["POST"]),
+            Route(INBOUND_PATH, twilio_inbound, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ]
+    )
 
 
 def _ping(app: App) -> None:
@@ -204,26 +224,53 @@ def prometheus_text(app: App) -> str:
     (pending deliveries of approved runs) and runs by status."""
     d = deliveries
     with app.reader.connect() as conn:
-        by = {(s, c): n for s, c, n in conn.execute(
-            sa.select(d.c.status, d.c.channel, sa.func.count()).group_by(d.c.status, d.c.channel))}
-        queue = conn.execute(sa.select(sa.func.count()).select_from(d.join(runs, runs.c.id == d.c.run_id)).where(
-            d.c.status == DeliveryStatus.PENDING, runs.c.status == RunStatus.APPROVED)).scalar_one()
-        by_run = dict(conn.execute(sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)).tuples().all())
-        errors = conn.execute(sa.select(d.c.provider, d.c.error_code, sa.func.count()).where(d.c.error_code.is_not(None))
-                              .group_by(d.c.provider, d.c.error_code)).all()
-        last = conn.execute(sa.select(firings.c.rule_id, sa.func.max(firings.c.scheduled_at))
-                            .where(firings.c.status == "created").group_by(firings.c.rule_id)).all()
+        by = {
+            (s, c): n
+            for s, c, n in conn.execute(
+                sa.select(d.c.status, d.c.channel, sa.func.count()).group_by(d.c.status, d.c.channel)
+            )
+        }
+        queue = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(d.join(runs, runs.c.id == d.c.run_id))
+            .where(d.c.status == DeliveryStatus.PENDING, runs.c.status == RunStatus.APPROVED)
+        ).scalar_one()
+        by_run = dict(
+            conn.execute(sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)).tuples().all()
+        )
+        errors = conn.execute(
+            sa.select(d.c.provider, d.c.error_code, sa.func.count())
+            .where(d.c.error_code.is_not(None))
+            .group_by(d.c.provider, d.c.error_code)
+        ).all()
+        last = conn.execute(
+            sa.select(firings.c.rule_id, sa.func.max(firings.c.scheduled_at))
+            .where(firings.c.status == "created")
+            .group_by(firings.c.rule_id)
+        ).all()
     channels = [c.value for c in Channel] + sorted({c for _, c in by} - {c.value for c in Channel})
     dm = _Metric("notifier_deliveries", "Deliveries by status and channel.")
     for s in DeliveryStatus:
         for c in channels:
             dm.samples.append(({"status": s.value, "channel": c}, int(by.get((s.value, c), 0))))
-    qm = _Metric("notifier_queue_depth", "Pending deliveries of approved runs (waiting to be sent).", [({}, int(queue))])
-    rm = _Metric("notifier_runs", "Runs by status.",
-                 [({"status": s.value}, int(by_run.get(s.value, 0))) for s in RunStatus])
-    em = _Metric("notifier_provider_errors", "Deliveries whose last provider answer was an error, by provider and code.",
-                 [({"provider": p or "", "code": c}, int(n)) for p, c, n in errors])
-    fm = _Metric("notifier_last_firing_timestamp_seconds", "Scheduled time of each rule's last firing that created a run.",
-                 [({"rule": r}, int(as_utc(t).timestamp())) for r, t in last])
+    qm = _Metric(
+        "notifier_queue_depth",
+        "Pending deliveries of approved runs (waiting to be sent).",
+        [({}, int(queue))],
+    )
+    rm = _Metric(
+        "notifier_runs",
+        "Runs by status.",
+        [({"status": s.value}, int(by_run.get(s.value, 0))) for s in RunStatus],
+    )
+    em = _Metric(
+        "notifier_provider_errors",
+        "Deliveries whose last provider answer was an error, by provider and code.",
+        [({"provider": p or "", "code": c}, int(n)) for p, c, n in errors],
+    )
+    fm = _Metric(
+        "notifier_last_firing_timestamp_seconds",
+        "Scheduled time of each rule's last firing that created a run.",
+        [({"rule": r}, int(as_utc(t).timestamp())) for r, t in last],
+    )
     return "\n".join(m.render() for m in (dm, qm, rm, em, fm)) + "\n"
-

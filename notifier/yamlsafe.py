@@ -12,6 +12,7 @@ MAX_DIGITS digits or an exponent beyond ±MAX_EXPONENT (int() of 100k digits is 
 Python, Decimal("1e999999999") is cheap to build but any arithmetic on it takes minutes and
 gigabytes) are located problems, not tracebacks.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,15 +49,17 @@ class YList(list):  # type: ignore[type-arg]
         return self.marks[index] if 0 <= index < len(self.marks) else self.mark
 
 
-MAX_DEPTH = 100      # nested mappings and lists, the document's own included
-MAX_DIGITS = 40      # digits of a number
-MAX_EXPONENT = 40    # |exponent| of a number written with e/E
+MAX_DEPTH = 100  # nested mappings and lists, the document's own included
+MAX_DIGITS = 40  # digits of a number
+MAX_EXPONENT = 40  # |exponent| of a number written with e/E
 
 _INT = re.compile(r"[-+]?(0|[1-9][0-9_]*)")
 _DEC = re.compile(r"[-+]?([0-9][0-9_]*\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 # Anything a reader could take for a number, with or without a dot (1e999999999 stays text here,
 # but a decimal field would parse it later): the digit and exponent bounds apply to all of it.
-_NUMBERISH = re.compile(r"[-+]?(?P<mantissa>[0-9][0-9_]*(\.[0-9_]*)?|\.[0-9][0-9_]*)([eE](?P<exp>[-+]?[0-9]+))?")
+_NUMBERISH = re.compile(
+    r"[-+]?(?P<mantissa>[0-9][0-9_]*(\.[0-9_]*)?|\.[0-9][0-9_]*)([eE](?P<exp>[-+]?[0-9]+))?"
+)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?")
 
@@ -104,12 +107,18 @@ class _Builder:
         digits = sum(ch.isdigit() for ch in num["mantissa"])
         exp = num["exp"]
         if digits > MAX_DIGITS:
-            self.problem(_mark(node), f"a number may have at most {MAX_DIGITS} digits, this one has {digits} "
-                                      "(quote it if it is text)")
+            self.problem(
+                _mark(node),
+                f"a number may have at most {MAX_DIGITS} digits, this one has {digits} "
+                "(quote it if it is text)",
+            )
             return False
         if exp is not None and (len(exp.lstrip("+-")) > 6 or abs(int(exp)) > MAX_EXPONENT):
-            self.problem(_mark(node), f"a number's exponent must be between -{MAX_EXPONENT} and {MAX_EXPONENT} "
-                                      "(quote it if it is text)")
+            self.problem(
+                _mark(node),
+                f"a number's exponent must be between -{MAX_EXPONENT} and {MAX_EXPONENT} "
+                "(quote it if it is text)",
+            )
             return False
         return True
 
@@ -167,10 +176,14 @@ def load_yaml(text: str, filename: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         m = exc.problem_mark or exc.context_mark
         line, col = (m.line + 1, m.column + 1) if m else (None, None)
-        raise InputError(f"{filename}: invalid YAML",
-                         [Problem(f"invalid YAML: {exc.problem or exc.context}", file=filename, line=line, column=col)]) from None
+        raise InputError(
+            f"{filename}: invalid YAML",
+            [Problem(f"invalid YAML: {exc.problem or exc.context}", file=filename, line=line, column=col)],
+        ) from None
     except yaml.YAMLError as exc:
-        raise InputError(f"{filename}: invalid YAML", [Problem(f"invalid YAML: {exc}", file=filename)]) from None
+        raise InputError(
+            f"{filename}: invalid YAML", [Problem(f"invalid YAML: {exc}", file=filename)]
+        ) from None
     value = b.build(node) if node is not None else None
     if b.problems:
         raise InputError(f"{filename}: not accepted", b.problems)

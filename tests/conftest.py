@@ -1,5 +1,6 @@
 """Shared fixtures: a project folder with config, rules and templates; SQLite and a real
 PostgreSQL server; a real SMTP server on 127.0.0.1."""
+
 from __future__ import annotations
 
 import itertools
@@ -19,6 +20,7 @@ _counter = itertools.count()
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator["object"]:
     from .pgserver import PgServer
+
     server = PgServer().start()
     yield server
     server.stop()
@@ -43,7 +45,9 @@ def write_config(folder: Path, db_url: str, extra: str = "") -> Path:
         if not (folder / sub).exists():
             shutil.copytree(REPO / sub, folder / sub)
     cfg = folder / "notifier.toml"
-    cfg.write_text(f'[database]\nurl = "{db_url}"\n\n[quiet_hours]\nenabled = false\n{extra}\n', encoding="utf-8")
+    cfg.write_text(
+        f'[database]\nurl = "{db_url}"\n\n[quiet_hours]\nenabled = false\n{extra}\n', encoding="utf-8"
+    )
     return cfg
 
 

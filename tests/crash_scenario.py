@@ -1,6 +1,7 @@
 """A campaign sent by a `notifier send` subprocess that is killed with SIGKILL at random moments,
 against the local Twilio-compatible server injecting faults: used by tests/test_crash.py at a
 small scale and by bench/crash.py at the scale of issue 4 (5,000 residents, 30 % faults)."""
+
 from __future__ import annotations
 
 import csv
@@ -28,25 +29,40 @@ from .twilio_server import ACCOUNT_SID, AUTH_TOKEN, Fault, TwilioServer
 @dataclass
 class Outcome:
     phones: list[str]
-    statuses: Counter[str]          # final status of every delivery of the run
-    accepted: Counter[str]          # messages Twilio accepted, by recipient
-    sids_match: bool                # every delivery records the SID Twilio gave its one message
+    statuses: Counter[str]  # final status of every delivery of the run
+    accepted: Counter[str]  # messages Twilio accepted, by recipient
+    sids_match: bool  # every delivery records the SID Twilio gave its one message
     moves: Counter[tuple[str, str]]  # audited status changes (from, to)
     kills: int
     final: subprocess.CompletedProcess[str]
     seconds: float
 
 
-def kill_campaign(folder: Path, db_url: str, residents: int, *, kills: int, fault_percent: float,
-                  read_fault_percent: float, seed: int, batch_size: int = 20) -> Outcome:
+def kill_campaign(
+    folder: Path,
+    db_url: str,
+    residents: int,
+    *,
+    kills: int,
+    fault_percent: float,
+    read_fault_percent: float,
+    seed: int,
+    batch_size: int = 20,
+) -> Outcome:
     rng = random.Random(seed)
     started = time.monotonic()
     with TwilioServer() as server:
-        server.random_faults(fault_percent, seed=seed + 1,
-                             faults=(Fault.too_many_requests(), Fault.server_error(), Fault.slow(1.5)))
+        server.random_faults(
+            fault_percent,
+            seed=seed + 1,
+            faults=(Fault.too_many_requests(), Fault.server_error(), Fault.slow(1.5)),
+        )
         server.random_read_faults(read_fault_percent, seed=seed + 2)
         # stale_seconds stays long: rows of a killed `send` are recognised by its vanished process.
-        cfg = write_config(folder, db_url, f"""
+        cfg = write_config(
+            folder,
+            db_url,
+            f"""
 [sending]
 retry_base_seconds = 0
 max_attempts = 50
@@ -61,11 +77,19 @@ auth_token = "{AUTH_TOKEN}"
 from = "+15005550006"
 base_url = "{server.url}"
 timeout = 1
-""")
+""",
+        )
         phones = [f"138{i:08d}" for i in range(residents)]
         with (folder / "p.csv").open("w", encoding="utf-8", newline="") as f:
-            csv.writer(f).writerows([HEADER, *[[f"K{i:06d}", f"赵{i}", p, "", "", "", "", "农村", "2", ""]
-                                              for i, p in enumerate(phones)]])
+            csv.writer(f).writerows(
+                [
+                    HEADER,
+                    *[
+                        [f"K{i:06d}", f"赵{i}", p, "", "", "", "", "农村", "2", ""]
+                        for i, p in enumerate(phones)
+                    ],
+                ]
+            )
         app = App.open(cfg)
         import_residents(app, folder / "p.csv")
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
@@ -84,10 +108,24 @@ timeout = 1
         app = App.open(cfg)
         with app.engine.connect() as conn:
             rows = conn.execute(sa.select(deliveries).where(deliveries.c.run_id == run_id)).all()
-            moves = Counter((e["from"], e["to"]) for e in map(json.loads, conn.execute(
-                sa.select(audit_events.c.payload).where(audit_events.c.action == "delivery.status")).scalars()))
+            moves = Counter(
+                (e["from"], e["to"])
+                for e in map(
+                    json.loads,
+                    conn.execute(
+                        sa.select(audit_events.c.payload).where(audit_events.c.action == "delivery.status")
+                    ).scalars(),
+                )
+            )
         app.close()
         sids = {m.to: m.sid for m in server.messages}
-        return Outcome(["+86" + p for p in phones], Counter(r.status for r in rows), server.accepted_by_recipient(),
-                       all(r.provider_message_id == sids.get(r.recipient) for r in rows), moves, killed, final,
-                       time.monotonic() - started)
+        return Outcome(
+            ["+86" + p for p in phones],
+            Counter(r.status for r in rows),
+            server.accepted_by_recipient(),
+            all(r.provider_message_id == sids.get(r.recipient) for r in rows),
+            moves,
+            killed,
+            final,
+            time.monotonic() - started,
+        )

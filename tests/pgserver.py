@@ -2,6 +2,7 @@
 127.0.0.1, fsync off, stopped and deleted at the end. Uses Debian's `postgresql` package
 (the Makefile installs it when missing). Runs as the `postgres` user when we are root,
 because initdb refuses to run as root."""
+
 from __future__ import annotations
 
 import glob
@@ -16,7 +17,9 @@ from pathlib import Path
 def _bindir() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
-        raise RuntimeError("PostgreSQL server binaries not found; run `make test` (it installs Debian's postgresql)")
+        raise RuntimeError(
+            "PostgreSQL server binaries not found; run `make test` (it installs Debian's postgresql)"
+        )
     return Path(found[-1]).parent
 
 
@@ -43,10 +46,33 @@ class PgServer:
     def start(self) -> "PgServer":
         if self.as_root:
             shutil.chown(self.root, "postgres", "postgres")
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "--no-sync", "-E", "UTF8", "--locale=C")
-        opts = f"-p {self.port} -h 127.0.0.1 -k {self.root} -F -c max_connections=200 -c synchronous_commit=off"
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "start")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        )
+        opts = (
+            f"-p {self.port} -h 127.0.0.1 -k {self.root} -F -c max_connections=200 -c synchronous_commit=off"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
         return self
 
     def url(self, db: str = "postgres") -> str:
@@ -54,7 +80,10 @@ class PgServer:
 
     def create_database(self, name: str) -> str:
         import psycopg
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 

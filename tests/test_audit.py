@@ -1,6 +1,7 @@
 """The audit trail: tampering of every kind is found and located, checkpoints catch a rewritten
 chain, exports are masked and end with the chain head, coverage accounts for every resident.
 Real SQLite and PostgreSQL; the tampering is done as an attacker would: drop the triggers, write SQL."""
+
 from __future__ import annotations
 
 import asyncio
@@ -57,6 +58,7 @@ def check(app: App, from_checkpoint: bool = False) -> audit.VerifyResult:
 
 # -- tampering ------------------------------------------------------------------------------
 
+
 def drop_triggers(conn: sa.Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("DROP TRIGGER audit_events_append_only ON audit_events")
@@ -80,7 +82,9 @@ def set_event(conn: sa.Connection, seq: int, **values: Any) -> None:
 def rehash_from(conn: sa.Connection, seq: int, *, update_head: bool = True) -> None:
     """Recompute every hash from `seq` on, as someone who knows the (public) algorithm would."""
     prev = event(conn, seq - 1).hash if seq > 1 else audit.GENESIS
-    for r in conn.execute(sa.select(audit_events).where(audit_events.c.seq >= seq).order_by(audit_events.c.seq)).all():
+    for r in conn.execute(
+        sa.select(audit_events).where(audit_events.c.seq >= seq).order_by(audit_events.c.seq)
+    ).all():
         h = audit.event_hash(prev, r.seq, r.ts, r.actor, r.action, r.subject, r.payload)
         set_event(conn, r.seq, prev_hash=prev, hash=h)
         prev = h
@@ -98,9 +102,16 @@ def renumber(conn: sa.Connection, from_seq: int, delta: int) -> None:
 def forged(conn: sa.Connection, seq: int, prev: str) -> dict[str, Any]:
     ts = event(conn, seq - 1).ts
     payload = audit.canonical_json({"run": 1, "from": "pending", "to": "delivered"})
-    return {"seq": seq, "ts": ts, "actor": "dispatcher", "action": "delivery.status", "subject": "delivery:99",
-            "payload": payload, "prev_hash": prev,
-            "hash": audit.event_hash(prev, seq, ts, "dispatcher", "delivery.status", "delivery:99", payload)}
+    return {
+        "seq": seq,
+        "ts": ts,
+        "actor": "dispatcher",
+        "action": "delivery.status",
+        "subject": "delivery:99",
+        "payload": payload,
+        "prev_hash": prev,
+        "hash": audit.event_hash(prev, seq, ts, "dispatcher", "delivery.status", "delivery:99", payload),
+    }
 
 
 def t_change(conn: sa.Connection) -> int:
@@ -111,8 +122,13 @@ def t_change(conn: sa.Connection) -> int:
 def t_change_and_rehash_one(conn: sa.Connection) -> int:
     r = event(conn, 3)
     payload = r.payload.replace("reviewer", "someone")
-    set_event(conn, 3, actor="someone", payload=payload,
-              hash=audit.event_hash(r.prev_hash, 3, r.ts, "someone", r.action, r.subject, payload))
+    set_event(
+        conn,
+        3,
+        actor="someone",
+        payload=payload,
+        hash=audit.event_hash(r.prev_hash, 3, r.ts, "someone", r.action, r.subject, payload),
+    )
     return 3
 
 
@@ -197,7 +213,9 @@ def test_tampering_is_found_at_the_right_event(sent: tuple[App, int], case: str)
     assert (r.ok, r.first_bad, r.kind, r.events) == (False, where, kind, where - 1), r.reason
 
 
-def test_verification_across_pages_with_checkpoints(sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_verification_across_pages_with_checkpoints(
+    sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The fast pass reads the driver's rows in pages; checkpoints inside it are matched, and tampering
     on a later page still goes to the diagnosis."""
     app, _ = sent
@@ -221,8 +239,10 @@ def test_untouched_log_verifies_and_the_database_refuses_changes(sent: tuple[App
     app, _ = sent
     r = check(app)
     assert r.ok and r.first_bad is None and r.events == r.head_seq >= 13
-    for stmt in (audit_events.update().where(audit_events.c.seq == 2).values(actor="x"),
-                 audit_events.delete().where(audit_events.c.seq == 2)):
+    for stmt in (
+        audit_events.update().where(audit_events.c.seq == 2).values(actor="x"),
+        audit_events.delete().where(audit_events.c.seq == 2),
+    ):
         with pytest.raises(sa.exc.DBAPIError, match="append-only"):
             with app.engine.begin() as conn:
                 conn.execute(stmt)
@@ -279,8 +299,9 @@ def test_from_checkpoint_reads_only_new_events(sent: tuple[App, int]) -> None:
     assert r.ok and r.from_seq == cp["seq"] and r.events == cp["seq"] + 1 and r.checkpoints_matched == 1
 
 
-def test_damaged_checkpoint_file_and_signing_key(sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_damaged_checkpoint_file_and_signing_key(
+    sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     app, _ = sent
     path = Path(take_checkpoint(app)["file"])
     assert path.parent == Path(app.config.path).parent
@@ -288,10 +309,16 @@ def test_damaged_checkpoint_file_and_signing_key(sent: tuple[App, int], monkeypa
         f.write('{"seq": 3}\n')
     code = main(["--config", str(app.config.path), "audit", "verify", "--json"])
     assert code == 1 and ":2" in capsys.readouterr().err
-    path.write_text(path.read_text(encoding="utf-8").splitlines(keepends=True)[0], encoding="utf-8")  # repaired
+    path.write_text(
+        path.read_text(encoding="utf-8").splitlines(keepends=True)[0], encoding="utf-8"
+    )  # repaired
     monkeypatch.setenv("NOTIFIER_AUDIT_KEY", "00" * 32)
     code = main(["--config", str(app.config.path), "audit", "checkpoint", "--json"])
-    assert code == 0 and json.loads(capsys.readouterr().out)["signed"] is True and len(read_checkpoints(path)) == 2
+    assert (
+        code == 0
+        and json.loads(capsys.readouterr().out)["signed"] is True
+        and len(read_checkpoints(path)) == 2
+    )
 
 
 # -- signed checkpoints ---------------------------------------------------------------------
@@ -303,7 +330,13 @@ OTHER_KEY = bytes(range(101, 133))
 def public_of(key: bytes) -> str:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-    return Ed25519PrivateKey.from_private_bytes(key).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+    return (
+        Ed25519PrivateKey.from_private_bytes(key)
+        .public_key()
+        .public_bytes(Encoding.Raw, PublicFormat.Raw)
+        .hex()
+    )
 
 
 def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
@@ -319,16 +352,20 @@ def rewrite_line(path: Path, n: int, **changes: Any) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def test_signed_checkpoint_verifies(sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_signed_checkpoint_verifies(
+    sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import base64
+
     app, _ = sent
     cfg = str(app.config.path)
     monkeypatch.setenv("NOTIFIER_AUDIT_KEY", KEY.hex())
     code, cp = cli_json(capsys, "--config", cfg, "audit", "checkpoint")
     assert code == 0 and cp["signed"] is True and cp["public_key"] == public_of(KEY)
     line = json.loads(Path(cp["file"]).read_text(encoding="utf-8").splitlines()[0])
-    assert set(line) == {"seq", "hash", "at", "sig", "public_key"} and len(base64.b64decode(line["sig"])) == 64
+    assert (
+        set(line) == {"seq", "hash", "at", "sig", "public_key"} and len(base64.b64decode(line["sig"])) == 64
+    )
     with app.engine.begin() as conn:
         audit.record(conn, "clerk", "note", "run:1", text="later")
     monkeypatch.setenv("NOTIFIER_AUDIT_KEY", base64.b64encode(KEY).decode())  # base64 works as well
@@ -336,8 +373,14 @@ def test_signed_checkpoint_verifies(sent: tuple[App, int], monkeypatch: pytest.M
     code, out = cli_json(capsys, "--config", cfg, "audit", "verify")
     assert code == 0 and out["ok"] and out["problems"] == []
     assert out["checkpoints"] | {"file": None} == {
-        "file": None, "count": 2, "signed": 2, "matched": 2, "bad_signatures": 0,
-        "signatures_checked_with": "line_public_key", "verify_public_key": None}
+        "file": None,
+        "count": 2,
+        "signed": 2,
+        "matched": 2,
+        "bad_signatures": 0,
+        "signatures_checked_with": "line_public_key",
+        "verify_public_key": None,
+    }
     # With the public key configured, the lines are checked against it instead of their own.
     Path(cfg).write_text(Path(cfg).read_text() + f'\n[audit]\nverify_public_key = "{public_of(KEY)}"\n')
     code, out = cli_json(capsys, "--config", cfg, "audit", "verify", "--from-checkpoint")
@@ -346,8 +389,9 @@ def test_signed_checkpoint_verifies(sent: tuple[App, int], monkeypatch: pytest.M
 
 
 @pytest.mark.parametrize("field", ["seq", "hash", "at"])
-def test_tampered_signed_checkpoint_fails(sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str], field: str) -> None:
+def test_tampered_signed_checkpoint_fails(
+    sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], field: str
+) -> None:
     app, _ = sent
     cfg = str(app.config.path)
     monkeypatch.setenv("NOTIFIER_AUDIT_KEY", KEY.hex())
@@ -356,8 +400,15 @@ def test_tampered_signed_checkpoint_fails(sent: tuple[App, int], monkeypatch: py
     with app.engine.connect() as conn:
         other = event(conn, cp["seq"] - 1)
     # An edit that is consistent with the log (an earlier head), so only the signature shows it.
-    rewrite_line(path, 1, **{"seq": {"seq": other.seq, "hash": other.hash}, "hash": {"hash": other.hash},
-                             "at": {"at": "2020-01-01T00:00:00Z"}}[field])
+    rewrite_line(
+        path,
+        1,
+        **{
+            "seq": {"seq": other.seq, "hash": other.hash},
+            "hash": {"hash": other.hash},
+            "at": {"at": "2020-01-01T00:00:00Z"},
+        }[field],
+    )
     code, out = cli_json(capsys, "--config", cfg, "audit", "verify")
     assert code == 1 and not out["ok"] and out["kind"] == "checkpoint_signature" and out["first_bad"] is None
     [p] = out["problems"]
@@ -370,8 +421,9 @@ def test_tampered_signed_checkpoint_fails(sent: tuple[App, int], monkeypatch: py
         take_checkpoint(app)
 
 
-def test_signature_checked_against_the_configured_key(sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_signature_checked_against_the_configured_key(
+    sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     app, _ = sent
     cfg = str(app.config.path)
     take_checkpoint(app)  # unsigned
@@ -391,8 +443,9 @@ def test_signature_checked_against_the_configured_key(sent: tuple[App, int], mon
 
 
 @pytest.mark.parametrize("value", ["zz" * 32, "00" * 31, "00" * 64, "c2hvcnQ=", "not a key at all"])
-def test_wrong_signing_key_is_a_clear_error(sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str], value: str) -> None:
+def test_wrong_signing_key_is_a_clear_error(
+    sent: tuple[App, int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
     app, _ = sent
     monkeypatch.setenv("NOTIFIER_AUDIT_KEY", value)
     code = main(["--config", str(app.config.path), "audit", "checkpoint", "--json"])
@@ -416,7 +469,11 @@ def test_cli_verify_and_checkpoint(sent: tuple[App, int], capsys: pytest.Capture
         t_delete(conn)
     assert main(["--config", cfg, "audit", "verify", "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
-    assert (out["ok"], out["first_bad"], out["kind"]) == (False, 5, "missing") and "event 5 is missing" in out["reason"]
+    assert (out["ok"], out["first_bad"], out["kind"]) == (
+        False,
+        5,
+        "missing",
+    ) and "event 5 is missing" in out["reason"]
 
 
 # -- exports --------------------------------------------------------------------------------
@@ -426,7 +483,9 @@ PHONE, ID_NUMBER = "13912345678", "110101199003071234"
 
 def read_export(path: Path, fmt: str) -> list[list[Any]]:
     if fmt == "xlsx":
-        return [list(r) for r in openpyxl.load_workbook(path, read_only=True).active.iter_rows(values_only=True)]
+        return [
+            list(r) for r in openpyxl.load_workbook(path, read_only=True).active.iter_rows(values_only=True)
+        ]
     if fmt == "csv":
         return list(csv.reader(path.open(encoding="utf-8-sig")))
     return [list(json.loads(line).values()) for line in path.read_text(encoding="utf-8").splitlines()]
@@ -438,9 +497,14 @@ def test_export_is_masked_and_ends_with_the_head(sent: tuple[App, int], tmp_path
     with app.engine.begin() as conn:
         audit.record(conn, "clerk", "resident.corrected", "resident:F01", phone=PHONE, id_number=ID_NUMBER)
     out = export_events(app, tmp_path / f"all.{fmt}", fmt, ExportFilter())
-    text = (tmp_path / f"all.{fmt}").read_bytes().decode("utf-8", "replace") if fmt != "xlsx" else \
-        json.dumps(read_export(tmp_path / f"all.{fmt}", fmt), ensure_ascii=False)
-    assert PHONE not in text and ID_NUMBER not in text and "139****5678" in text and "110101********1234" in text
+    text = (
+        (tmp_path / f"all.{fmt}").read_bytes().decode("utf-8", "replace")
+        if fmt != "xlsx"
+        else json.dumps(read_export(tmp_path / f"all.{fmt}", fmt), ensure_ascii=False)
+    )
+    assert (
+        PHONE not in text and ID_NUMBER not in text and "139****5678" in text and "110101********1234" in text
+    )
     rows = read_export(tmp_path / f"all.{fmt}", fmt)
     body = rows[1:-1] if fmt != "jsonl" else rows[:-1]
     assert out["events"] == len(body) == out["head"]["seq"]
@@ -461,6 +525,7 @@ def test_export_filters(sent: tuple[App, int], tmp_path: Path) -> None:
     def subjects(f: ExportFilter) -> list[str]:
         export_events(app, tmp_path / "x.jsonl", "jsonl", f)
         return [r[4] for r in read_export(tmp_path / "x.jsonl", "jsonl")[:-1]]
+
     assert subjects(ExportFilter(resident="F01")) == [f"delivery:{f01}"] * 2
     by_run = subjects(ExportFilter(run=run_id))
     assert by_run[:3] == [f"run:{run_id}"] * 3 and by_run[-1] == f"run:{run_id}" and len(by_run) == 4 + 4 * 2
@@ -469,19 +534,50 @@ def test_export_filters(sent: tuple[App, int], tmp_path: Path) -> None:
     assert len(on_send_day) == 8 and all(s.startswith("delivery:") for s in on_send_day)
 
 
-def test_unmasked_export_is_refused_unless_allowed_and_audited(sent: tuple[App, int], tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_unmasked_export_is_refused_unless_allowed_and_audited(
+    sent: tuple[App, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     app, _ = sent
     with app.engine.begin() as conn:
         audit.record(conn, "clerk", "resident.corrected", "resident:F01", phone=PHONE)
     cfg = str(app.config.path)
-    code = main(["--config", cfg, "audit", "export", "--format", "csv", "-o", str(tmp_path / "u.csv"), "--unmask", "--by", "auditor"])
+    code = main(
+        [
+            "--config",
+            cfg,
+            "audit",
+            "export",
+            "--format",
+            "csv",
+            "-o",
+            str(tmp_path / "u.csv"),
+            "--unmask",
+            "--by",
+            "auditor",
+        ]
+    )
     assert code == 1 and "unmask_allowed" in capsys.readouterr().err and not (tmp_path / "u.csv").exists()
     Path(cfg).write_text(Path(cfg).read_text() + "\n[audit]\nunmask_allowed = true\n")
-    code = main(["--config", cfg, "audit", "export", "--format", "csv", "-o", str(tmp_path / "u.csv"), "--unmask"])
+    code = main(
+        ["--config", cfg, "audit", "export", "--format", "csv", "-o", str(tmp_path / "u.csv"), "--unmask"]
+    )
     assert code == 1 and "--by" in capsys.readouterr().err
-    code = main(["--config", cfg, "audit", "export", "--format", "csv", "-o", str(tmp_path / "u.csv"), "--unmask",
-                 "--by", "auditor", "--json"])
+    code = main(
+        [
+            "--config",
+            cfg,
+            "audit",
+            "export",
+            "--format",
+            "csv",
+            "-o",
+            str(tmp_path / "u.csv"),
+            "--unmask",
+            "--by",
+            "auditor",
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["masked"] is False
     rows = read_export(tmp_path / "u.csv", "csv")
@@ -490,6 +586,7 @@ def test_unmasked_export_is_refused_unless_allowed_and_audited(sent: tuple[App, 
     assert rows[-2][2:5] == ["auditor", "audit.unmasked_export", "export:u.csv"]
     assert rows[-1][:2] == ["chain_head", rows[-2][0]]
     from datetime import datetime
+
     for seq, ts, actor, action, subject, payload, prev, h in rows[1:-1]:
         when = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
         assert audit.event_hash(prev, int(seq), when, actor, action, subject, payload) == h
@@ -497,6 +594,7 @@ def test_unmasked_export_is_refused_unless_allowed_and_audited(sent: tuple[App, 
 
 
 # -- coverage -------------------------------------------------------------------------------
+
 
 class RefusingSmtp:
     """A real SMTP server that knows no mailboxes wang2@ and nobody@ (permanent 550)."""
@@ -520,7 +618,9 @@ def smtp_app(tmp_path: Path, db_url: str) -> Iterator[App]:
     port = free_port()
     ctl = Controller(RefusingSmtp(), hostname="127.0.0.1", port=port)
     ctl.start()
-    cfg = write_config(tmp_path, db_url, f'[channels.email]\nproviders = ["smtp"]\n[providers.smtp]\nport = {port}\n')
+    cfg = write_config(
+        tmp_path, db_url, f'[channels.email]\nproviders = ["smtp"]\n[providers.smtp]\nport = {port}\n'
+    )
     a = App.open(cfg)
     yield a
     a.close()
@@ -548,22 +648,46 @@ def test_coverage_accounts_for_every_resident(smtp_app: App, tmp_path: Path) -> 
     asyncio.run(Dispatcher(app, providers_for(app.config), now=lambda: NOON).run(run_id, until_idle=True))
     cov, per = outcomes(app, run_id)
     assert (cov.audience, cov.review, cov.counted, cov.balanced) == (6, 1, 6, True)
-    assert cov.totals == {"delivered": 0, "sent": 2, "fallback": 1, "failed": 1, "skipped": 2, "unknown": 0, "pending": 0}
+    assert cov.totals == {
+        "delivered": 0,
+        "sent": 2,
+        "fallback": 1,
+        "failed": 1,
+        "skipped": 2,
+        "unknown": 0,
+        "pending": 0,
+    }
     assert cov.skipped_by_reason["opted_out"] == 1 and cov.skipped_by_reason["no_contact"] == 1
     assert per["F01"]["outcome"] == "skipped" and per["F01"]["skip_reason"] == "opted_out"
     # F02's e-mail bounced; the letter sent as fallback counts the resident once, as reached by fallback.
-    assert (per["F02"]["outcome"], per["F02"]["channel"], per["F02"]["channels"]) == ("fallback", "letter", "email:failed,letter:sent")
+    assert (per["F02"]["outcome"], per["F02"]["channel"], per["F02"]["channels"]) == (
+        "fallback",
+        "letter",
+        "email:failed,letter:sent",
+    )
     assert per["F03"]["outcome"] == "sent" and per["F03"]["channel"] == "letter" and per["F03"]["at"]
     assert per["F04"]["skip_reason"] == "no_contact"
-    assert per["F08"]["outcome"] == "failed" and "550" in per["F08"]["reason"] and "nobody@" not in per["F08"]["reason"]
+    assert (
+        per["F08"]["outcome"] == "failed"
+        and "550" in per["F08"]["reason"]
+        and "nobody@" not in per["F08"]["reason"]
+    )
     # One complaint: everything F02 was sent, masked.
     hist = resident_history(app, "F02")
-    assert [(d["channel"], d["status"]) for d in hist["deliveries"]] == [("email", "failed"), ("letter", "sent")]
-    assert hist["deliveries"][0]["recipient"] == "w***@example.com" and hist["deliveries"][0]["rule"] == "farm-subsidy-2026"
-    assert hist["deliveries"][1]["recipient"] == "东村**"   # the postal address: village kept, house hidden
+    assert [(d["channel"], d["status"]) for d in hist["deliveries"]] == [
+        ("email", "failed"),
+        ("letter", "sent"),
+    ]
+    assert (
+        hist["deliveries"][0]["recipient"] == "w***@example.com"
+        and hist["deliveries"][0]["rule"] == "farm-subsidy-2026"
+    )
+    assert hist["deliveries"][1]["recipient"] == "东村**"  # the postal address: village kept, house hidden
 
 
-def test_coverage_of_a_cancelled_run_and_the_cli(app: App, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_coverage_of_a_cancelled_run_and_the_cli(
+    app: App, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with (tmp_path / "people.csv").open("w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows([HEADER, *PEOPLE])
     import_residents(app, tmp_path / "people.csv")
@@ -576,7 +700,23 @@ def test_coverage_of_a_cancelled_run_and_the_cli(app: App, tmp_path: Path, capsy
     assert out["totals"]["skipped"] == out["audience"] == out["counted"] == 5 and out["review"] == 1
     assert out["skipped_by_reason"]["cancelled"] == 4 and out["skipped_by_reason"]["no_contact"] == 1
     assert sorted(r["resident"] for r in out["residents"]) == ["F01", "F02", "F03", "F04", "F05"]
-    assert main(["--config", cfg, "audit", "coverage", str(run_id), "--format", "xlsx", "-o", str(tmp_path / "c.xlsx"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                cfg,
+                "audit",
+                "coverage",
+                str(run_id),
+                "--format",
+                "xlsx",
+                "-o",
+                str(tmp_path / "c.xlsx"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     rows = read_export(tmp_path / "c.xlsx", "xlsx")
     assert rows[0][:2] == ["resident", "outcome"] and len(rows) == 6
     assert main(["--config", cfg, "audit", "coverage", "99"]) == 1 and "no run 99" in capsys.readouterr().err

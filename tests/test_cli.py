@@ -1,4 +1,5 @@
 """The command line contract: --json objects, exit statuses, located errors without tracebacks."""
+
 from __future__ import annotations
 
 import csv
@@ -41,14 +42,37 @@ def test_import_json_and_partial_exit(capsys: pytest.CaptureFixture[str], cfg: s
 
 def test_full_flow_through_the_cli(capsys: pytest.CaptureFixture[str], cfg: str, tmp_path: Path) -> None:
     run(capsys, "--config", cfg, "residents", "import", str(tmp_path / "p.csv"), "--json")
-    code, out, _ = run(capsys, "--config", cfg, "rules", "preview", "farm-subsidy-2026", "--on", "2026-04-01", "--json")
+    code, out, _ = run(
+        capsys, "--config", cfg, "rules", "preview", "farm-subsidy-2026", "--on", "2026-04-01", "--json"
+    )
     assert code == 0 and (out["match"], out["no_match"], out["review"]) == (1, 1, 0)
     assert out["by_channel"] == {"sms": 1, "email": 0, "letter": 0, "none": 0}
-    assert out["sms_segments"] == 2 and out["samples"][0]["body"].count("张*") == 1 and "张三" not in out["samples"][0]["body"]
-    code, out, _ = run(capsys, "--config", cfg, "rules", "explain", "farm-subsidy-2026", "A3", "--on", "2026-04-01", "--json")
+    assert (
+        out["sms_segments"] == 2
+        and out["samples"][0]["body"].count("张*") == 1
+        and "张三" not in out["samples"][0]["body"]
+    )
+    code, out, _ = run(
+        capsys, "--config", cfg, "rules", "explain", "farm-subsidy-2026", "A3", "--on", "2026-04-01", "--json"
+    )
     assert out["result"] == "no_match"
-    assert [(c["id"], c["result"], c["value"]) for c in out["conditions"]] == [("rural", "fail", "urban"), ("has_land", "pass", "2")]
-    code, out, _ = run(capsys, "--config", cfg, "runs", "create", "farm-subsidy-2026", "--on", "2026-04-01", "--by", "clerk", "--json")
+    assert [(c["id"], c["result"], c["value"]) for c in out["conditions"]] == [
+        ("rural", "fail", "urban"),
+        ("has_land", "pass", "2"),
+    ]
+    code, out, _ = run(
+        capsys,
+        "--config",
+        cfg,
+        "runs",
+        "create",
+        "farm-subsidy-2026",
+        "--on",
+        "2026-04-01",
+        "--by",
+        "clerk",
+        "--json",
+    )
     assert (code, out["run"], out["status"], out["audience"]) == (0, 1, "awaiting_approval", 1)
     code, _, err = run(capsys, "--config", cfg, "runs", "approve", "1", "--by", "clerk", "--json")
     assert code == 1 and "creator cannot approve" in err and "Traceback" not in err
@@ -65,9 +89,15 @@ def test_full_flow_through_the_cli(capsys: pytest.CaptureFixture[str], cfg: str,
     assert out["ok"] is True and out["events"] >= 6 and out["first_bad"] is None
 
 
-def test_rules_check_reports_every_broken_file(capsys: pytest.CaptureFixture[str], cfg: str, tmp_path: Path) -> None:
+def test_rules_check_reports_every_broken_file(
+    capsys: pytest.CaptureFixture[str], cfg: str, tmp_path: Path
+) -> None:
     rules = tmp_path / "rules"
-    bad = (rules / "farm-subsidy-2026.yaml").read_text(encoding="utf-8").replace("equals: rural", "equals: rurall")
+    bad = (
+        (rules / "farm-subsidy-2026.yaml")
+        .read_text(encoding="utf-8")
+        .replace("equals: rural", "equals: rurall")
+    )
     (rules / "farm-subsidy-2026.yaml").write_text(bad, encoding="utf-8")
     tmpl = tmp_path / "templates" / "housing_repair.sms.j2"
     tmpl.write_text("{{ resident.name }}\n{{ resident.nickname }}\n", encoding="utf-8")
@@ -76,7 +106,7 @@ def test_rules_check_reports_every_broken_file(capsys: pytest.CaptureFixture[str
     where = {(Path(e["file"]).name, e["line"]) for e in out["errors"]}
     assert ("farm-subsidy-2026.yaml", 17) in where
     assert ("housing_repair.sms.j2", 2) in where
-    assert out["tests"]["passed"] >= 3   # the other rules' tests still ran
+    assert out["tests"]["passed"] >= 3  # the other rules' tests still ran
 
 
 def test_errors_without_traceback_and_usage_status(tmp_path: Path) -> None:
@@ -85,8 +115,20 @@ def test_errors_without_traceback_and_usage_status(tmp_path: Path) -> None:
     assert p.returncode == 1 and "does not exist" in p.stderr and "Traceback" not in p.stderr
     p = subprocess.run([sys.executable, "-m", "notifier", "runs", "approve"], capture_output=True, text=True)
     assert p.returncode == 2 and "usage" in p.stderr
-    p = subprocess.run([sys.executable, "-m", "notifier", "--debug", "--config", str(tmp_path / "missing.toml"), "runs", "list"],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "notifier",
+            "--debug",
+            "--config",
+            str(tmp_path / "missing.toml"),
+            "runs",
+            "list",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 1 and "Traceback" in p.stderr
 
 
@@ -110,9 +152,13 @@ def test_demo_runs_offline(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
 
 
 def test_rules_approve_and_schedule_list(capsys: pytest.CaptureFixture[str], cfg: str) -> None:
-    code, out, _ = run(capsys, "--config", cfg, "rules", "approve", "dibao-monthly-payment", "--by", "li", "--json")
+    code, out, _ = run(
+        capsys, "--config", cfg, "rules", "approve", "dibao-monthly-payment", "--by", "li", "--json"
+    )
     assert code == 0 and out["approved"] is False and out["approvals"][0]["level_name"] == "科室审核"
-    code, out, _ = run(capsys, "--config", cfg, "rules", "approve", "dibao-monthly-payment", "--by", "wang", "--json")
+    code, out, _ = run(
+        capsys, "--config", cfg, "rules", "approve", "dibao-monthly-payment", "--by", "wang", "--json"
+    )
     assert out["approved"] is True
     code, out, _ = run(capsys, "--config", cfg, "schedule", "list", "--json")
     by_rule = {n["rule"]: n for n in out["notices"]}

@@ -19,7 +19,9 @@ def test_embedded_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.Mo
 def test_relative_paths_and_env_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sub = tmp_path / "conf"
     sub.mkdir()
-    (sub / "n.toml").write_text('[database]\nurl = "sqlite:///data/x.db"\n[providers.smtp]\npassword = "env:MY_SMTP_PW"\n')
+    (sub / "n.toml").write_text(
+        '[database]\nurl = "sqlite:///data/x.db"\n[providers.smtp]\npassword = "env:MY_SMTP_PW"\n'
+    )
     cfg = load_config(sub / "n.toml")
     assert cfg.database_url == f"sqlite:///{sub / 'data/x.db'}"
     assert cfg.rules_dir == sub / "rules"
@@ -29,14 +31,17 @@ def test_relative_paths_and_env_secrets(tmp_path: Path, monkeypatch: pytest.Monk
     assert cfg.provider_settings("smtp")["password"] == "s3cret"
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[database\nurl = "x"\n', r"n\.toml:1:\d+: invalid TOML"),
-    ("[databse]\nurl = 'x'\n", r"unknown section \[databse\]"),
-    ("[timezone]\nname = 'Mars/Olympus'\n", "unknown timezone"),
-    ("[quiet_hours]\nstart = '25:00'\n", "quiet_hours.start"),
-    ("[channels.sms]\nproviders = ['nope']\n", "no \\[providers.nope\\] section"),
-    ("[approval]\nlevels = []\n", "levels must be a non-empty list"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[database\nurl = "x"\n', r"n\.toml:1:\d+: invalid TOML"),
+        ("[databse]\nurl = 'x'\n", r"unknown section \[databse\]"),
+        ("[timezone]\nname = 'Mars/Olympus'\n", "unknown timezone"),
+        ("[quiet_hours]\nstart = '25:00'\n", "quiet_hours.start"),
+        ("[channels.sms]\nproviders = ['nope']\n", "no \\[providers.nope\\] section"),
+        ("[approval]\nlevels = []\n", "levels must be a non-empty list"),
+    ],
+)
 def test_bad_config_says_where(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "n.toml").write_text(text)
     with pytest.raises(ConfigError, match=message):
@@ -52,6 +57,7 @@ def test_quiet_hours_across_midnight() -> None:
     from datetime import datetime, time
 
     from notifier.config import QuietHours
+
     q = QuietHours(True, time(21), time(8))
     assert q.contains(datetime(2026, 3, 2, 23, 30)) and q.contains(datetime(2026, 3, 2, 7, 59))
     assert not q.contains(datetime(2026, 3, 2, 8, 0)) and not q.contains(datetime(2026, 3, 2, 20, 59))

@@ -3,6 +3,7 @@ SIGKILL at random moments while it sends SMS through the real Twilio client to t
 Twilio-compatible server, which also answers some requests with 429 / 500, too late for the
 client, or not at all when asked for its message list; after restarts every delivery is final
 and every resident got exactly one message."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,9 +14,11 @@ N = 300
 
 
 def test_kill_9_during_send_loses_nothing_and_sends_nothing_twice(tmp_path: Path, sqlite_url: str) -> None:
-    out = kill_campaign(tmp_path, sqlite_url, N, kills=12, fault_percent=30, read_fault_percent=20, seed=20261121)
+    out = kill_campaign(
+        tmp_path, sqlite_url, N, kills=12, fault_percent=30, read_fault_percent=20, seed=20261121
+    )
     assert out.final.returncode == 0, out.final.stderr
-    assert out.kills >= 3   # the test really interrupted sends
+    assert out.kills >= 3  # the test really interrupted sends
     assert out.statuses == {"sent": N}
     assert out.accepted == {p: 1 for p in out.phones} and out.sids_match
     # The faults and kills really happened, and were settled with Twilio rather than resent:

@@ -2,6 +2,7 @@
 break a letter file or the roster (escaped, read back exactly), and a letter that cannot be
 written fails alone: other letters, other channels and other runs still go out, now and on the
 next send."""
+
 from __future__ import annotations
 
 import csv
@@ -31,8 +32,15 @@ NASTY = [
 
 def people_csv(path: Path, people: list[list[str]]) -> None:
     with path.open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows([HEADER, *[[rid, name, "", "", addr, town, village, "农村", "2", ""]
-                                           for rid, name, addr, town, village in people]])
+        csv.writer(f).writerows(
+            [
+                HEADER,
+                *[
+                    [rid, name, "", "", addr, town, village, "农村", "2", ""]
+                    for rid, name, addr, town, village in people
+                ],
+            ]
+        )
 
 
 @pytest.fixture
@@ -91,26 +99,49 @@ def test_markup_and_newlines_in_resident_fields_are_escaped(lapp: App, tmp_path:
     parsed.feed(text)
     parsed.close()
     assert parsed.stack == [] and parsed.comments == []
-    assert parsed.tags <= {"html", "head", "meta", "title", "style", "body", "section", "div", "br", "h1", "p", "strong"}
+    assert parsed.tags <= {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "style",
+        "body",
+        "section",
+        "div",
+        "br",
+        "h1",
+        "p",
+        "strong",
+    }
     by_id = {s["id"]: s for s in parsed.sections}
     assert set(by_id) == {f"d{i}" for i in ids.values()}
     for rid, name, addr, _, _ in NASTY:
         section = by_id[f"d{ids[rid]}"]
-        assert section["address"] == addr.replace("\n", "") + name.replace("\n", "") + " 收"   # <br> between lines
+        assert (
+            section["address"] == addr.replace("\n", "") + name.replace("\n", "") + " 收"
+        )  # <br> between lines
         assert section["ref"].endswith(f"居民编号 {rid}")
 
     with (tmp_path / "letters" / f"run-{run_id}-roster.csv").open(encoding="utf-8-sig", newline="") as f:
         roster = list(csv.DictReader(f))
-    assert [(r["居民编号"], r["姓名"], r["乡镇"], r["村"], r["地址"], r["通知事项"], r["投递编号"]) for r in roster] == [
+    assert [
+        (r["居民编号"], r["姓名"], r["乡镇"], r["村"], r["地址"], r["通知事项"], r["投递编号"])
+        for r in roster
+    ] == [
         (rid, name, town, village, addr, "2026年耕地地力保护补贴发放公示", str(ids[rid]))
-        for rid, name, addr, town, village in sorted(NASTY, key=lambda p: (p[3], p[4], p[0]))]
+        for rid, name, addr, town, village in sorted(NASTY, key=lambda p: (p[3], p[4], p[0]))
+    ]
 
 
 def test_a_letter_that_cannot_be_written_fails_alone(lapp: App, tmp_path: Path) -> None:
     people_csv(tmp_path / "more.csv", [["L04", "孙六", "东村6号", "城关镇", "东村"]])
     import_residents(lapp, tmp_path / "more.csv")
-    with lapp.engine.begin() as conn:   # L04 can also be e-mailed
-        conn.execute(lapp.residents.update().where(lapp.residents.c.resident_id == "L04").values(email="sun6@example.com"))
+    with lapp.engine.begin() as conn:  # L04 can also be e-mailed
+        conn.execute(
+            lapp.residents.update()
+            .where(lapp.residents.c.resident_id == "L04")
+            .values(email="sun6@example.com")
+        )
     run_id = runs.create_run(lapp, rule(lapp), ON, "clerk").run
     approve_all(lapp, run_id)
     ids = {k: v.id for k, v in by_resident(lapp, run_id).items()}
@@ -121,27 +152,46 @@ def test_a_letter_that_cannot_be_written_fails_alone(lapp: App, tmp_path: Path) 
     report = send(lapp, run_id)
     assert (report.sent, report.failed, report.by_channel) == (3, 1, {"letter": 2, "email": 1})
     rows = by_resident(lapp, run_id)
-    assert {k: r.status for k, r in rows.items()} == {"L01": "sent", "L02": "failed", "L03": "sent", "L04": "delivered"}
+    assert {k: r.status for k, r in rows.items()} == {
+        "L01": "sent",
+        "L02": "failed",
+        "L03": "sent",
+        "L04": "delivered",
+    }
     assert rows["L02"].error_code == "write" and "cannot write the letter" in rows["L02"].reason
-    assert "李" not in rows["L02"].reason and "西村" not in rows["L02"].reason      # no personal data in the reason
+    assert (
+        "李" not in rows["L02"].reason and "西村" not in rows["L02"].reason
+    )  # no personal data in the reason
     assert not list(blocked.parent.glob("*.tmp"))
     assert runs.show_run(lapp, run_id)["status"] == "completed"
     text = (tmp_path / "letters" / f"run-{run_id}.html").read_text(encoding="utf-8")
     assert text.count('<section class="letter"') == 2 and f'id="d{ids["L01"]}"' in text
 
     # The next send, for another run, is not held up by the broken page of the first.
-    path = tmp_path / "rules" / "farm-subsidy-2026.yaml"   # a second notice to the same residents
+    path = tmp_path / "rules" / "farm-subsidy-2026.yaml"  # a second notice to the same residents
     other = path.with_name("farm-subsidy-2026-b.yaml")
-    other.write_text(path.read_text(encoding="utf-8").replace("id: farm-subsidy-2026", "id: farm-subsidy-2026-b"),
-                     encoding="utf-8")
+    other.write_text(
+        path.read_text(encoding="utf-8").replace("id: farm-subsidy-2026", "id: farm-subsidy-2026-b"),
+        encoding="utf-8",
+    )
     second = runs.create_run(lapp, rule(lapp, "farm-subsidy-2026-b"), ON, "clerk").run
     approve_all(lapp, second)
     report = send(lapp)
     assert (report.sent, report.failed) == (4, 0)
-    assert (tmp_path / "letters" / f"run-{second}.html").read_text(encoding="utf-8").count('<section class="letter"') == 3
+    assert (tmp_path / "letters" / f"run-{second}.html").read_text(encoding="utf-8").count(
+        '<section class="letter"'
+    ) == 3
     with lapp.engine.connect() as conn:
-        reasons = [json.loads(p).get("reason", "") for p in conn.execute(
-            sa.select(audit_events.c.payload).where(audit_events.c.subject == f"delivery:{ids['L02']}")).scalars()]
-        assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)
-                            .where(deliveries.c.status == "failed")).scalar_one() == 1
+        reasons = [
+            json.loads(p).get("reason", "")
+            for p in conn.execute(
+                sa.select(audit_events.c.payload).where(audit_events.c.subject == f"delivery:{ids['L02']}")
+            ).scalars()
+        ]
+        assert (
+            conn.execute(
+                sa.select(sa.func.count()).select_from(deliveries).where(deliveries.c.status == "failed")
+            ).scalar_one()
+            == 1
+        )
     assert any("cannot write the letter" in r for r in reasons)

@@ -1,5 +1,6 @@
 """SMS opt-out replies as residents type them, through serve's signed Twilio inbound webhook:
 full-width, mixed-case and padded keywords opt out; text that only mentions a keyword does not."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -16,8 +17,19 @@ from .conftest import free_port
 from .test_serve import PHONES, SENDER, WebThread, audit_rows, project, signed_post, tserver  # noqa: F401 (fixture)
 from .twilio_server import ACCOUNT_SID, TwilioServer
 
-REPLIES = [("ＴＤ", True), ("ｔｄ", True), ("退订 ", True), (" Stop", True), ("Ｔｄ\u3000", True), ("\u200b退订\u200b", True),
-           ("ＳＴＯＰ！", True), ("退订。", True), ("不要退订", False), ("请问补贴何时发放？退订", False), ("TDD", False)]
+REPLIES = [
+    ("ＴＤ", True),
+    ("ｔｄ", True),
+    ("退订 ", True),
+    (" Stop", True),
+    ("Ｔｄ\u3000", True),
+    ("\u200b退订\u200b", True),
+    ("ＳＴＯＰ！", True),
+    ("退订。", True),
+    ("不要退订", False),
+    ("请问补贴何时发放？退订", False),
+    ("TDD", False),
+]
 
 
 @pytest.mark.parametrize(("body", "expected"), REPLIES)
@@ -38,13 +50,27 @@ def web(tmp_path: Path, db_url: str, tserver: TwilioServer) -> Iterator[tuple[Ap
 
 def test_full_width_and_mixed_case_replies_opt_out_through_the_webhook(web: tuple[App, WebThread]) -> None:
     app, w = web
-    replies = [("ＴＤ", PHONES[0]), ("ｔｄ", PHONES[1]), ("退订 ", PHONES[2]), (" Stop", PHONES[3]),
-               ("不要退订", PHONES[4]), ("ＴＤ", PHONES[0])]
+    replies = [
+        ("ＴＤ", PHONES[0]),
+        ("ｔｄ", PHONES[1]),
+        ("退订 ", PHONES[2]),
+        (" Stop", PHONES[3]),
+        ("不要退订", PHONES[4]),
+        ("ＴＤ", PHONES[0]),
+    ]
     for i, (body, phone) in enumerate(replies):
-        msg = {"AccountSid": ACCOUNT_SID, "MessageSid": f"SM{i:032d}", "To": SENDER, "From": "+86" + phone, "Body": body}
+        msg = {
+            "AccountSid": ACCOUNT_SID,
+            "MessageSid": f"SM{i:032d}",
+            "To": SENDER,
+            "From": "+86" + phone,
+            "Body": body,
+        }
         assert signed_post(w.url + "/twilio/inbound", msg)[0] == 200
     with app.engine.connect() as conn:
         listed = set(conn.execute(sa.select(opt_outs.c.phone)).scalars())
     assert listed == {"+86" + p for p in PHONES[:4]}
     assert [s for s, _ in audit_rows(app, "optout.added")] == [f"phone:+86{p}" for p in PHONES[:4]]
-    assert [e["keyword"] for _, e in audit_rows(app, "optout.repeated")] == ["ＴＤ"]   # as received, for auditors
+    assert [e["keyword"] for _, e in audit_rows(app, "optout.repeated")] == [
+        "ＴＤ"
+    ]  # as received, for auditors

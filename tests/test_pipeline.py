@@ -1,11 +1,12 @@
 """The pipeline end to end: import -> run -> approvals -> send to outbox, a real SMTP server and letters."""
+
 from __future__ import annotations
 
 import asyncio
 import csv
-import time
 import email
 import email.policy
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -29,17 +30,61 @@ from notifier.storage.schema import audit_events, deliveries, opt_outs
 from .conftest import free_port, write_config
 
 ON = date(2026, 4, 1)
-NOON = datetime(2026, 4, 1, 4, 0, tzinfo=timezone.utc)   # 12:00 in Asia/Shanghai
+NOON = datetime(2026, 4, 1, 4, 0, tzinfo=timezone.utc)  # 12:00 in Asia/Shanghai
 
-HEADER = ["居民编号", "姓名", "手机号码", "电子邮箱", "家庭住址", "乡镇", "村", "户籍类型", "承包耕地面积", "首选通知方式"]
+HEADER = [
+    "居民编号",
+    "姓名",
+    "手机号码",
+    "电子邮箱",
+    "家庭住址",
+    "乡镇",
+    "村",
+    "户籍类型",
+    "承包耕地面积",
+    "首选通知方式",
+]
 PEOPLE = [
-    ["F01", "王一", "13800000001", "", "东村1号", "城关镇", "东村", "农村", "5.5", ""],        # sms
-    ["F02", "王二", "", "wang2@example.com", "东村2号", "城关镇", "东村", "农村", "3", ""],     # email (no phone)
-    ["F03", "王三", "0371-65123456", "", "东村3号", "城关镇", "东村", "农村", "2", ""],         # letter (landline only)
-    ["F04", "王四", "", "", "", "城关镇", "东村", "农村", "1", ""],                            # no contact -> skipped
-    ["F05", "王五", "13800000005", "wang5@example.com", "东村5号", "城关镇", "东村", "农村", "4", "邮件"],  # prefers email
-    ["F06", "王六", "13800000006", "", "东村6号", "城关镇", "东村", "城镇", "4", ""],           # urban: no match
-    ["F07", "王七", "13800000007", "", "西村7号", "河口乡", "西村", "农村", "", ""],            # no land: review
+    ["F01", "王一", "13800000001", "", "东村1号", "城关镇", "东村", "农村", "5.5", ""],  # sms
+    [
+        "F02",
+        "王二",
+        "",
+        "wang2@example.com",
+        "东村2号",
+        "城关镇",
+        "东村",
+        "农村",
+        "3",
+        "",
+    ],  # email (no phone)
+    [
+        "F03",
+        "王三",
+        "0371-65123456",
+        "",
+        "东村3号",
+        "城关镇",
+        "东村",
+        "农村",
+        "2",
+        "",
+    ],  # letter (landline only)
+    ["F04", "王四", "", "", "", "城关镇", "东村", "农村", "1", ""],  # no contact -> skipped
+    [
+        "F05",
+        "王五",
+        "13800000005",
+        "wang5@example.com",
+        "东村5号",
+        "城关镇",
+        "东村",
+        "农村",
+        "4",
+        "邮件",
+    ],  # prefers email
+    ["F06", "王六", "13800000006", "", "东村6号", "城关镇", "东村", "城镇", "4", ""],  # urban: no match
+    ["F07", "王七", "13800000007", "", "西村7号", "河口乡", "西村", "农村", "", ""],  # no land: review
 ]
 
 
@@ -74,7 +119,10 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 @pytest.fixture
 def papp(tmp_path: Path, db_url: str, smtp: tuple[Inbox, int]) -> Iterator[App]:
-    cfg = write_config(tmp_path, db_url, f"""
+    cfg = write_config(
+        tmp_path,
+        db_url,
+        f"""
 [sending]
 retry_base_seconds = 0
 [channels.email]
@@ -84,7 +132,8 @@ host = "127.0.0.1"
 port = {smtp[1]}
 from = "县民政局 <notice@example.gov.cn>"
 connections = 2
-""")
+""",
+    )
     with (tmp_path / "p.csv").open("w", encoding="gbk", newline="") as f:
         csv.writer(f).writerows([HEADER, *PEOPLE])
     a = App.open(cfg)
@@ -98,7 +147,9 @@ def rule(app: App, rule_id: str = "farm-subsidy-2026"):  # type: ignore[no-untyp
 
 
 def send(app: App, run_id: int | None = None, now: datetime = NOON) -> Any:
-    return asyncio.run(Dispatcher(app, providers_for(app.config), now=lambda: now).run(run_id, until_idle=True))
+    return asyncio.run(
+        Dispatcher(app, providers_for(app.config), now=lambda: now).run(run_id, until_idle=True)
+    )
 
 
 def approve_all(app: App, run_id: int) -> None:
@@ -108,7 +159,9 @@ def approve_all(app: App, run_id: int) -> None:
 
 def by_resident(app: App, run_id: int) -> dict[str, Any]:
     with app.engine.connect() as conn:
-        return {r.resident_id: r for r in conn.execute(sa.select(deliveries).where(deliveries.c.run_id == run_id))}
+        return {
+            r.resident_id: r for r in conn.execute(sa.select(deliveries).where(deliveries.c.run_id == run_id))
+        }
 
 
 def test_run_freezes_audience_with_first_reachable_channel(papp: App) -> None:
@@ -116,8 +169,12 @@ def test_run_freezes_audience_with_first_reachable_channel(papp: App) -> None:
     assert (created.audience, created.review, created.skipped) == (5, 1, 1)
     d = by_resident(papp, created.run)
     assert {k: (v.channel, v.status) for k, v in d.items()} == {
-        "F01": ("sms", "pending"), "F02": ("email", "pending"), "F03": ("letter", "pending"),
-        "F04": ("none", "skipped"), "F05": ("email", "pending")}
+        "F01": ("sms", "pending"),
+        "F02": ("email", "pending"),
+        "F03": ("letter", "pending"),
+        "F04": ("none", "skipped"),
+        "F05": ("email", "pending"),
+    }
     assert d["F01"].recipient == "+8613800000001" and "no usable contact" in d["F04"].reason
 
 
@@ -147,7 +204,10 @@ def test_send_reaches_every_channel_once(papp: App, smtp: tuple[Inbox, int], tmp
     assert shown["status"] == "completed"
     assert {k: v for k, v in shown["counts"].items() if v} == {"delivered": 1, "sent": 3, "skipped": 1}
     # E-mail: real SMTP, Chinese subject and body intact, plain text with an HTML alternative.
-    assert sorted(m["To"].addresses[0].addr_spec for m in inbox.messages) == ["wang2@example.com", "wang5@example.com"]
+    assert sorted(m["To"].addresses[0].addr_spec for m in inbox.messages) == [
+        "wang2@example.com",
+        "wang5@example.com",
+    ]
     msg = next(m for m in inbox.messages if "wang2" in str(m["To"]))
     assert msg["Subject"] == "2026年耕地地力保护补贴发放公示（东村）"
     plain = msg.get_body(("plain",)).get_content()
@@ -172,10 +232,17 @@ def test_every_transition_is_audited_and_chain_verifies(papp: App) -> None:
     approve_all(papp, run_id)
     send(papp, run_id)
     with papp.engine.connect() as conn:
-        actions = [r.action for r in conn.execute(sa.select(audit_events.c.action).order_by(audit_events.c.seq))]
+        actions = [
+            r.action for r in conn.execute(sa.select(audit_events.c.action).order_by(audit_events.c.seq))
+        ]
         assert audit.verify(conn).ok
         ids = set(conn.execute(sa.select(deliveries.c.id).where(deliveries.c.status != "skipped")).scalars())
-        subjects = [r.subject for r in conn.execute(sa.select(audit_events.c.subject).where(audit_events.c.action == "delivery.status"))]
+        subjects = [
+            r.subject
+            for r in conn.execute(
+                sa.select(audit_events.c.subject).where(audit_events.c.action == "delivery.status")
+            )
+        ]
     assert actions[:4] == ["residents.import", "run.created", "run.approved", "run.approved"]
     assert actions[-1] == "run.completed"
     assert sorted(subjects) == sorted([f"delivery:{i}" for i in ids] * 2)  # pending->sending, sending->final
@@ -224,7 +291,11 @@ def test_gates_window_quiet_hours_opt_out(papp: App, tmp_path: Path) -> None:
     assert send(papp, run_id, now=datetime(2025, 12, 31, 4, tzinfo=timezone.utc)).sent == 0
     report = send(papp, run_id)
     d = by_resident(papp, run_id)
-    assert d["F01"].status == "skipped" and d["F01"].reason == "number opted out of SMS" and d["F01"].notice_key is None
+    assert (
+        d["F01"].status == "skipped"
+        and d["F01"].reason == "number opted out of SMS"
+        and d["F01"].notice_key is None
+    )
     assert report.skipped == 1 and report.sent == 3
 
 
@@ -237,7 +308,7 @@ def test_quiet_hours_hold_sms(tmp_path: Path, sqlite_url: str) -> None:
     import_residents(app, tmp_path / "p.csv")
     run_id = runs.create_run(app, rule(app), ON, "clerk").run
     approve_all(app, run_id)
-    night = datetime(2026, 4, 1, 15, 30, tzinfo=timezone.utc)   # 23:30 in Asia/Shanghai
+    night = datetime(2026, 4, 1, 15, 30, tzinfo=timezone.utc)  # 23:30 in Asia/Shanghai
     report = send(app, run_id, now=night)
     assert report.by_channel.get("sms", 0) == 0 and report.remaining == 1
     assert send(app, run_id, now=NOON).by_channel == {"sms": 1}
@@ -268,15 +339,21 @@ def test_transient_smtp_failure_is_retried(papp: App, smtp: tuple[Inbox, int]) -
 
 def test_restricted_item_is_never_run(papp: App, tmp_path: Path) -> None:
     path = tmp_path / "rules" / "farm-subsidy-2026.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace("disclosure: public", "disclosure: restricted"), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("disclosure: public", "disclosure: restricted"),
+        encoding="utf-8",
+    )
     with pytest.raises(StateError, match="restricted"):
         runs.create_run(papp, rule(papp), ON, "clerk")
 
 
 def test_records_drive_matching(papp: App, tmp_path: Path) -> None:
     with papp.engine.begin() as conn:
-        conn.execute(papp.residents.update().where(papp.residents.c.resident_id.in_(["F01", "F02"]))
-                     .values(f_house_grade="D", f_income_per_capita=5000))
+        conn.execute(
+            papp.residents.update()
+            .where(papp.residents.c.resident_id.in_(["F01", "F02"]))
+            .values(f_house_grade="D", f_income_per_capita=5000)
+        )
     (tmp_path / "g.csv").write_text("居民编号,补助类别,发放日期\nF01,危房改造,2025-06-01\n", encoding="utf-8")
     import_records(papp, "grants", tmp_path / "g.csv")
     created = runs.create_run(papp, rule(papp, "rural-housing-repair-2026"), ON, "clerk")
@@ -285,6 +362,7 @@ def test_records_drive_matching(papp: App, tmp_path: Path) -> None:
 
 def test_preview_names_missing_data_and_explain_tells_why(papp: App, tmp_path: Path) -> None:
     from notifier.preview import explain, preview
+
     out = preview(papp, rule(papp), ON, sample=2)
     assert (out["match"], out["no_match"], out["review"]) == (5, 1, 1)
     assert out["review_conditions"] == [{"id": "has_land", "label": "有承包耕地", "missing": 1}]
@@ -295,7 +373,9 @@ def test_preview_names_missing_data_and_explain_tells_why(papp: App, tmp_path: P
     assert why["conditions"][0]["text"] == "农村户籍：户籍类型城镇，要求为农村 — 不符合"
     review = explain(papp, rule(papp), "F07", ON)
     assert review["result"] == "review" and "有承包耕地" in review["summary"]
-    (tmp_path / "g.csv").write_text("居民编号,补助类别,发放日期\nF01,危房改造,2025-06-01\nF01,危房改造,2020-01-01\n", encoding="utf-8")
+    (tmp_path / "g.csv").write_text(
+        "居民编号,补助类别,发放日期\nF01,危房改造,2025-06-01\nF01,危房改造,2020-01-01\n", encoding="utf-8"
+    )
     import_records(papp, "grants", tmp_path / "g.csv")
     housing = explain(papp, rule(papp, "rural-housing-repair-2026"), "F01", ON)
     funded = next(c for c in housing["conditions"] if c["id"] == "not_funded")
@@ -312,15 +392,21 @@ def test_unreachable_channel_falls_back_once(papp: App, smtp: tuple[Inbox, int],
     report = send(papp, run_id)
     assert (report.failed, report.by_channel) == (1, {"sms": 1, "email": 1, "letter": 2})
     with papp.engine.connect() as conn:
-        rows = conn.execute(sa.select(deliveries).where(deliveries.c.resident_id == "F02")
-                            .order_by(deliveries.c.id)).all()
-        fallback_events = conn.execute(sa.select(audit_events.c.payload).where(audit_events.c.action == "delivery.fallback")).all()
-    assert [(r.channel, r.status, r.error_code) for r in rows] == [("email", "failed", "550"), ("letter", "sent", None)]
+        rows = conn.execute(
+            sa.select(deliveries).where(deliveries.c.resident_id == "F02").order_by(deliveries.c.id)
+        ).all()
+        fallback_events = conn.execute(
+            sa.select(audit_events.c.payload).where(audit_events.c.action == "delivery.fallback")
+        ).all()
+    assert [(r.channel, r.status, r.error_code) for r in rows] == [
+        ("email", "failed", "550"),
+        ("letter", "sent", None),
+    ]
     assert rows[1].fallback_of == rows[0].id and rows[1].recipient == "东村2号"
     assert len(fallback_events) == 1
     assert "王二" in (tmp_path / "letters" / f"run-{run_id}.html").read_text(encoding="utf-8")
     assert runs.show_run(papp, run_id)["status"] == "completed"
-    assert send(papp, run_id).sent == 0   # nothing more, no second fallback
+    assert send(papp, run_id).sent == 0  # nothing more, no second fallback
 
 
 def test_letters_of_a_killed_send_are_assembled_by_the_next_one(tmp_path: Path) -> None:
@@ -330,17 +416,29 @@ def test_letters_of_a_killed_send_are_assembled_by_the_next_one(tmp_path: Path) 
     from notifier.channels.letter import LetterProvider
     from notifier.status import Channel
 
-    async def killed() -> None:   # sends pages, never reaches close()
+    async def killed() -> None:  # sends pages, never reaches close()
         p = LetterProvider("letter", {"dir": "letters"}, tmp_path)
         for i, (name, village) in enumerate([("王二", "西村"), ("李一", "东村")], start=1):
-            await p.send(OutboundMessage(delivery_id=i, run_id=7, channel=Channel.LETTER, resident_id=f"R{i}",
-                                         recipient=f"{village}{i}号", recipient_name=name, body=f"<p>{name}</p>",
-                                         subject=None, html=None, segments=None,
-                                         meta={"township": "城关镇", "village": village, "title": "通知"}))
+            await p.send(
+                OutboundMessage(
+                    delivery_id=i,
+                    run_id=7,
+                    channel=Channel.LETTER,
+                    resident_id=f"R{i}",
+                    recipient=f"{village}{i}号",
+                    recipient_name=name,
+                    body=f"<p>{name}</p>",
+                    subject=None,
+                    html=None,
+                    segments=None,
+                    meta={"township": "城关镇", "village": village, "title": "通知"},
+                )
+            )
+
     asyncio.run(killed())
     assert not (tmp_path / "letters" / "run-7.html").exists()
     asyncio.run(LetterProvider("letter", {"dir": "letters"}, tmp_path).open())
     page = (tmp_path / "letters" / "run-7.html").read_text(encoding="utf-8")
-    assert page.index("李一") < page.index("王二")   # sorted by village: 东村 before 西村
+    assert page.index("李一") < page.index("王二")  # sorted by village: 东村 before 西村
     roster = list(csv.reader((tmp_path / "letters" / "run-7-roster.csv").open(encoding="utf-8-sig")))
     assert [r[3] for r in roster[1:]] == ["李一", "王二"]

@@ -1,5 +1,6 @@
 """No personal data or secrets in errors and logs: database errors provoked for real through the
 CLI, database URLs with passwords, the official Twilio client at DEBUG, masked audit exports."""
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,10 @@ def id_number(first17: str) -> str:
 
 
 # Two residents sharing a phone number: fine for the importer, refused by a UNIQUE index added below.
-PEOPLE = [["P01", "欧阳春花", "13912345678", "chunhua@example.com", "东村8号", id_number("11010119800307123")],
-          ["P02", "司马秋月", "13912345678", "qiuyue@example.com", "东村9号", id_number("11010119850412456")]]
+PEOPLE = [
+    ["P01", "欧阳春花", "13912345678", "chunhua@example.com", "东村8号", id_number("11010119800307123")],
+    ["P02", "司马秋月", "13912345678", "qiuyue@example.com", "东村9号", id_number("11010119850412456")],
+]
 SECRETS = [v for row in PEOPLE for v in row[1:]] + ["139 1234 5678", "1234 5678"]
 
 
@@ -46,7 +49,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 def register(folder: Path) -> Path:
     path = folder / "people.csv"
     with path.open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows([["居民编号", "姓名", "手机号码", "电子邮箱", "家庭住址", "身份证号"], *PEOPLE])
+        csv.writer(f).writerows(
+            [["居民编号", "姓名", "手机号码", "电子邮箱", "家庭住址", "身份证号"], *PEOPLE]
+        )
     return path
 
 
@@ -56,13 +61,20 @@ def assert_nothing_personal(text: str) -> None:
         assert secret not in text, secret
 
 
-@pytest.mark.parametrize("damage, says", [
-    ("CREATE UNIQUE INDEX ix_one_phone ON residents (phone)", "unique"),   # IntegrityError
-    ("ALTER TABLE residents DROP COLUMN address", "address"),              # OperationalError (SQLite) / ProgrammingError
-])
-def test_database_errors_through_the_cli_show_no_personal_data(capsys: pytest.CaptureFixture[str], project: Path,
-                                                               damage: str, says: str) -> None:
-    App.open(project).close()   # the schema as the CLI makes it
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        ("CREATE UNIQUE INDEX ix_one_phone ON residents (phone)", "unique"),  # IntegrityError
+        (
+            "ALTER TABLE residents DROP COLUMN address",
+            "address",
+        ),  # OperationalError (SQLite) / ProgrammingError
+    ],
+)
+def test_database_errors_through_the_cli_show_no_personal_data(
+    capsys: pytest.CaptureFixture[str], project: Path, damage: str, says: str
+) -> None:
+    App.open(project).close()  # the schema as the CLI makes it
     engine = sa.create_engine(load_config(project).database_url)
     with engine.begin() as conn:
         conn.exec_driver_sql(damage)
@@ -75,20 +87,26 @@ def test_database_errors_through_the_cli_show_no_personal_data(capsys: pytest.Ca
     with pytest.raises(NotifierError) as info:
         main(["--config", str(project), "--debug", "residents", "import", str(register(project.parent))])
     cause = info.value.__cause__
-    assert isinstance(cause, sa.exc.DBAPIError) and "[SQL parameters hidden due to hide_parameters=True]" in str(cause)
+    assert isinstance(
+        cause, sa.exc.DBAPIError
+    ) and "[SQL parameters hidden due to hide_parameters=True]" in str(cause)
     assert not any(secret in str(cause) for secret in (PEOPLE[0][1], PEOPLE[0][5]))
 
 
-def test_a_bad_database_url_is_printed_without_its_password(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_a_bad_database_url_is_printed_without_its_password(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     cfg = write_config(tmp_path, "postgresql+nosuchdriver://clerk:S3cret-pw@db.example/notifier")
     code, text = run(capsys, "--config", str(cfg), "runs", "list")
     assert code == 1 and "postgresql+nosuchdriver://clerk:***@db.example/notifier" in text
     assert "S3cret-pw" not in text and "Traceback" not in text
 
 
-def test_init_prints_the_database_url_masked(capsys: pytest.CaptureFixture[str], tmp_path: Path, pg_server: object) -> None:
+def test_init_prints_the_database_url_masked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, pg_server: object
+) -> None:
     url = pg_server.create_database("init_masked")  # type: ignore[attr-defined]
-    with_password = url.replace("postgres@", "postgres:S3cret-pw@")   # the test server trusts local users
+    with_password = url.replace("postgres@", "postgres:S3cret-pw@")  # the test server trusts local users
     write_config(tmp_path, with_password)
     code, text = run(capsys, "init", str(tmp_path), "--json")
     assert code == 0 and "S3cret-pw" not in text
@@ -103,11 +121,11 @@ async def test_twilio_client_logs_no_phone_numbers_or_bodies(caplog: pytest.LogC
         try:
             await p.send(message())
             since = datetime.now(timezone.utc) - timedelta(minutes=5)
-            assert await p.lookup(message(), since) is not None           # lists messages To=...
+            assert await p.lookup(message(), since) is not None  # lists messages To=...
         finally:
             await p.close()
     logged = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
-    assert "twilio.async_http_client Twilio API GET /2010-04-01/Accounts/" in logged   # it did log, at DEBUG
+    assert "twilio.async_http_client Twilio API GET /2010-04-01/Accounts/" in logged  # it did log, at DEBUG
     national = TO.removeprefix("+86")
     for secret in (TO, national, "%2B86" + national, BODY[:12], "王一"):
         assert secret not in logged, secret

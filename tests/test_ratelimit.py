@@ -1,4 +1,5 @@
 """The per-provider rate limit holds its rate exactly and never bursts past it."""
+
 from __future__ import annotations
 
 import asyncio

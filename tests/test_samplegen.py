@@ -1,4 +1,5 @@
 """Sample data generator: determinism, valid PRC ID numbers, deliberate errors, file round trips, speed."""
+
 from __future__ import annotations
 
 import csv
@@ -15,14 +16,36 @@ import pytest
 
 from notifier.fields import DataDictionary, header_map, load_dictionary, norm_header, parse_date
 from notifier.residents.validate import check_id_number, normalize_email, normalize_phone
-from notifier.samplegen import (GRANTS_HEADER, REASON_BIRTH_DATE, REASON_CHECK_DIGIT, REASON_INCOME,
-                                REASON_MISSING_ID, RESIDENTS_HEADER, WARN_EMAIL, WARN_PHONE, SampleData, generate,
-                                id_check_char, write_csv, write_xlsx)
+from notifier.samplegen import (
+    GRANTS_HEADER,
+    REASON_BIRTH_DATE,
+    REASON_CHECK_DIGIT,
+    REASON_INCOME,
+    REASON_MISSING_ID,
+    RESIDENTS_HEADER,
+    WARN_EMAIL,
+    WARN_PHONE,
+    SampleData,
+    generate,
+    id_check_char,
+    write_csv,
+    write_xlsx,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 TODAY = date(2026, 3, 1)
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-BUILTIN_HEADERS = {"居民编号", "姓名", "身份证号", "手机号码", "电子邮箱", "家庭住址", "乡镇", "村", "首选通知方式"}
+BUILTIN_HEADERS = {
+    "居民编号",
+    "姓名",
+    "身份证号",
+    "手机号码",
+    "电子邮箱",
+    "家庭住址",
+    "乡镇",
+    "村",
+    "首选通知方式",
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +64,7 @@ def col(name: str) -> int:
 
 def mod11_2(first17: str) -> str:
     """ISO 7064 MOD 11-2, written out independently of the generator."""
-    total = sum(int(d) * w for d, w in zip(first17, WEIGHTS))
+    total = sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=False))
     return "10X98765432"[total % 11]
 
 
@@ -51,7 +74,13 @@ def test_deterministic_for_a_seed() -> None:
     assert a == b
     c = generate(800, seed=6, invalid=9, today=TODAY)
     assert c.residents_rows != a.residents_rows
-    assert [r[0] for r in c.residents_rows if r[0]][:5] == ["R0000001", "R0000002", "R0000003", "R0000004", "R0000005"]
+    assert [r[0] for r in c.residents_rows if r[0]][:5] == [
+        "R0000001",
+        "R0000002",
+        "R0000003",
+        "R0000004",
+        "R0000005",
+    ]
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 1234])
@@ -103,9 +132,14 @@ def test_valid_rows_have_correct_id_numbers(sample: SampleData) -> None:
 
 def test_invalid_rows_are_invalid_for_their_reason(sample: SampleData, dictionary: DataDictionary) -> None:
     assert len(sample.invalid_rows) == 40
-    assert set(sample.invalid_rows.values()) == {REASON_MISSING_ID, REASON_CHECK_DIGIT, REASON_INCOME, REASON_BIRTH_DATE}
+    assert set(sample.invalid_rows.values()) == {
+        REASON_MISSING_ID,
+        REASON_CHECK_DIGIT,
+        REASON_INCOME,
+        REASON_BIRTH_DATE,
+    }
     numbers = sorted(sample.invalid_rows)
-    assert numbers[0] < 6000 * 0.3 and numbers[-1] > 6000 * 0.7          # spread through the file
+    assert numbers[0] < 6000 * 0.3 and numbers[-1] > 6000 * 0.7  # spread through the file
     assert not set(sample.invalid_rows) & set(sample.warning_rows)
     income = dictionary.fields["income_per_capita"]
     for n, reason in sample.invalid_rows.items():
@@ -139,7 +173,7 @@ def test_every_other_cell_parses(sample: SampleData, dictionary: DataDictionary)
         if n in sample.invalid_rows:
             continue
         warn = sample.warning_rows.get(n)
-        for spec, cell in zip(specs, row):
+        for spec, cell in zip(specs, row, strict=False):
             if spec.name == "phone" and cell:
                 if warn == WARN_PHONE:
                     with pytest.raises(ValueError):
@@ -203,7 +237,7 @@ def test_realistic_mix() -> None:
     top = [s for s, _ in Counter(x[0] for x in names).most_common(5)]
     assert {"王", "李", "张"} & set(top)
     spellings = Counter(r[col("户籍类型")] for r in rows)
-    assert len(spellings) >= 4                                     # clerks spell differently
+    assert len(spellings) >= 4  # clerks spell differently
     ages = [(TODAY - parse_date(r[col("出生日期")])).days // 365 for r in rows]
     assert min(ages) == 0 and 90 <= max(ages) <= 96
 
@@ -249,11 +283,14 @@ def test_xlsx_round_trip(tmp_path: Path) -> None:
     write_xlsx(path, data.residents_header, data.residents_rows)
     wb = openpyxl.load_workbook(path, read_only=True)
     width = len(data.residents_header)
-    got = [["" if c is None else c for c in row] + [""] * (width - len(row))     # trailing empty cells are not stored
-           for row in wb.worksheets[0].iter_rows(values_only=True)]
+    got = [
+        ["" if c is None else c for c in row]
+        + [""] * (width - len(row))  # trailing empty cells are not stored
+        for row in wb.worksheets[0].iter_rows(values_only=True)
+    ]
     wb.close()
     assert got[0] == data.residents_header
-    assert got[1:] == data.residents_rows                       # every cell text, ID numbers intact
+    assert got[1:] == data.residents_rows  # every cell text, ID numbers intact
 
 
 def test_generated_files_import_cleanly(tmp_path: Path, sqlite_url: str) -> None:

@@ -1,4 +1,5 @@
 """Scheduled notices: approval bound to the rule version, one run per firing, leases."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,10 +17,9 @@ from notifier.scheduling.firing import fire
 from notifier.scheduling.scheduler import NoticeScheduler, due_time, next_fire
 from notifier.storage.schema import firings, runs
 
-from .test_pipeline import rule
-from .test_pipeline import papp, smtp  # noqa: F401  (fixtures)
+from .test_pipeline import papp, rule, smtp  # noqa: F401  (fixtures)
 
-AT = datetime(2026, 4, 1, 1, 0, tzinfo=timezone.utc)   # 09:00 in Asia/Shanghai
+AT = datetime(2026, 4, 1, 1, 0, tzinfo=timezone.utc)  # 09:00 in Asia/Shanghai
 
 
 def approve(app: App, rule_id: str = "farm-subsidy-2026") -> None:
@@ -36,7 +36,7 @@ def test_firing_is_unique_and_needs_an_approved_version(papp: App, tmp_path: Pat
     r = rule(papp)
     assert fire(papp, r, AT, now=AT).status == "unapproved" and all_runs(papp) == []
     approve(papp)
-    assert fire(papp, r, AT, now=AT).status == "duplicate"   # that firing is spent, whatever happened
+    assert fire(papp, r, AT, now=AT).status == "duplicate"  # that firing is spent, whatever happened
     later = AT + timedelta(days=1)
     result = fire(papp, r, later, now=later)
     assert result.status == "created" and result.run is not None
@@ -81,9 +81,10 @@ def test_per_run_approval_leaves_runs_waiting(papp: App) -> None:
 def test_due_and_next_times() -> None:
     from types import SimpleNamespace
     from zoneinfo import ZoneInfo
+
     tz = ZoneInfo("Asia/Shanghai")
     monthly = SimpleNamespace(schedule={"cron": "0 9 5 * *"})
-    now = datetime(2026, 3, 5, 1, 30, tzinfo=timezone.utc)   # 09:30 local on the 5th
+    now = datetime(2026, 3, 5, 1, 30, tzinfo=timezone.utc)  # 09:30 local on the 5th
     assert due_time(monthly, tz, now, timedelta(hours=1)) == datetime(2026, 3, 5, 9, 0, tzinfo=tz)
     assert due_time(monthly, tz, now, timedelta(minutes=10)) is None
     assert next_fire(monthly, tz, now) == datetime(2026, 4, 5, 9, 0, tzinfo=tz)
@@ -91,14 +92,15 @@ def test_due_and_next_times() -> None:
 
 def test_lease_has_one_holder_and_expires(sqlite_url: str, tmp_path: Path) -> None:
     from .conftest import write_config
+
     app = App.open(write_config(tmp_path, sqlite_url))
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
     ttl = timedelta(seconds=30)
     assert lease.acquire(app.engine, "scheduler", "a", ttl, t0)
     assert not lease.acquire(app.engine, "scheduler", "b", ttl, t0 + timedelta(seconds=10))
-    assert lease.acquire(app.engine, "scheduler", "a", ttl, t0 + timedelta(seconds=20))       # renewed
+    assert lease.acquire(app.engine, "scheduler", "a", ttl, t0 + timedelta(seconds=20))  # renewed
     assert not lease.acquire(app.engine, "scheduler", "b", ttl, t0 + timedelta(seconds=40))
-    assert lease.acquire(app.engine, "scheduler", "b", ttl, t0 + timedelta(seconds=51))       # a died
+    assert lease.acquire(app.engine, "scheduler", "b", ttl, t0 + timedelta(seconds=51))  # a died
     app.close()
 
 
@@ -107,8 +109,12 @@ def test_apscheduler_fires_a_notice_once(papp: App, tmp_path: Path) -> None:
     soon = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=2)
     path = tmp_path / "rules" / "farm-subsidy-2026.yaml"
     local = soon.astimezone(papp.config.timezone).replace(tzinfo=None)
-    path.write_text(path.read_text(encoding="utf-8").replace("schedule: {once: 2026-04-01T09:00}",
-                                                             f"schedule: {{once: {local.isoformat()}}}"), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "schedule: {once: 2026-04-01T09:00}", f"schedule: {{once: {local.isoformat()}}}"
+        ),
+        encoding="utf-8",
+    )
     approve(papp)
 
     async def main() -> None:
@@ -119,11 +125,14 @@ def test_apscheduler_fires_a_notice_once(papp: App, tmp_path: Path) -> None:
             for _ in range(300):
                 await asyncio.sleep(0.1)
                 with papp.engine.connect() as conn:
-                    if conn.execute(sa.select(firings.c.status).where(firings.c.rule_id == "farm-subsidy-2026")).scalar():
+                    if conn.execute(
+                        sa.select(firings.c.status).where(firings.c.rule_id == "farm-subsidy-2026")
+                    ).scalar():
                         break
             await asyncio.sleep(1.5)
         finally:
             sched.shutdown()
+
     asyncio.run(main())
     with papp.engine.connect() as conn:
         rows = conn.execute(sa.select(firings).where(firings.c.rule_id == "farm-subsidy-2026")).all()
@@ -133,10 +142,19 @@ def test_apscheduler_fires_a_notice_once(papp: App, tmp_path: Path) -> None:
 
 def test_a_firing_missed_beyond_the_grace_period_is_recorded(papp: App, tmp_path: Path) -> None:
     papp.config.raw["schedule"]["misfire_grace_seconds"] = 1
-    past = (datetime.now(timezone.utc) - timedelta(seconds=30)).astimezone(papp.config.timezone).replace(microsecond=0)
+    past = (
+        (datetime.now(timezone.utc) - timedelta(seconds=30))
+        .astimezone(papp.config.timezone)
+        .replace(microsecond=0)
+    )
     path = tmp_path / "rules" / "farm-subsidy-2026.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace(
-        "schedule: {once: 2026-04-01T09:00}", f"schedule: {{once: {past.replace(tzinfo=None).isoformat()}}}"), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "schedule: {once: 2026-04-01T09:00}",
+            f"schedule: {{once: {past.replace(tzinfo=None).isoformat()}}}",
+        ),
+        encoding="utf-8",
+    )
     approve(papp)
 
     async def main() -> None:
@@ -146,10 +164,13 @@ def test_a_firing_missed_beyond_the_grace_period_is_recorded(papp: App, tmp_path
             await asyncio.sleep(2)
         finally:
             sched.shutdown()
+
     asyncio.run(main())
     with papp.engine.connect() as conn:
         rows = {r.rule_id: r for r in conn.execute(sa.select(firings))}
     # The sample housing-repair notice (once, 2026-03-02) is long past too: also recorded as missed.
     assert {k: (r.status, r.run_id) for k, r in rows.items()} == {
-        "farm-subsidy-2026": ("missed", None), "rural-housing-repair-2026": ("missed", None)}
+        "farm-subsidy-2026": ("missed", None),
+        "rural-housing-repair-2026": ("missed", None),
+    }
     assert all_runs(papp) == []

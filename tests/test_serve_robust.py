@@ -4,6 +4,7 @@ keeps the other rules scheduled, reports /healthz `degraded` while a second real
 SQLite's write lock, recovers to `ok` and sends once the lock is gone. Through the CLI, a rule id
 in two files is an error in check, preview, runs create and schedule list, and a broken or
 unreadable file breaks none of them for the other rules."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ from .conftest import free_port, write_config
 from .test_serve import approved_run, http, project, start_serve, statuses, stop_serve, wait_for
 from .twilio_server import TwilioServer
 
-BROKEN = "id: broken-rule\nitem:\n  title: [unclosed\n"   # YAML error: the stream ends (line 4) inside [
+BROKEN = "id: broken-rule\nitem:\n  title: [unclosed\n"  # YAML error: the stream ends (line 4) inside [
 
 
 @pytest.fixture
@@ -41,32 +42,41 @@ def health(port: int) -> tuple[int, dict[str, Any]]:
     return status, json.loads(body)
 
 
-def test_serve_survives_bad_rule_files_and_a_locked_database(tmp_path: Path, sqlite_url: str,
-                                                            tserver: TwilioServer) -> None:
+def test_serve_survives_bad_rule_files_and_a_locked_database(
+    tmp_path: Path, sqlite_url: str, tserver: TwilioServer
+) -> None:
     port = free_port()
     cfg = project(tmp_path, sqlite_url, tserver, port, "[schedule]\nlease_seconds = 1.5\n")
-    cfg.write_text(cfg.read_text(encoding="utf-8").replace("[database]\n", "[database]\nbusy_timeout_seconds = 0.3\n", 1),
-                   encoding="utf-8")
+    cfg.write_text(
+        cfg.read_text(encoding="utf-8").replace(
+            "[database]\n", "[database]\nbusy_timeout_seconds = 0.3\n", 1
+        ),
+        encoding="utf-8",
+    )
     add_bad_files(tmp_path / "rules")
     proc = start_serve(cfg, port)
     lock = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
     try:
         assert health(port) == (200, {"ok": True, "database": "ok", "status": "ok", "degraded": {}})
-        lock.execute("BEGIN IMMEDIATE")              # another process holds the write lock
+        lock.execute("BEGIN IMMEDIATE")  # another process holds the write lock
 
         def degraded() -> bool:
             status, body = health(port)
             return status == 503 and body["status"] == "degraded" and "dispatch" in body["degraded"]
+
         wait_for(degraded, 20, "/healthz to report degraded")
         status, body = health(port)
         assert body["ok"] is False and body["database"] == "ok"
         assert body["degraded"]["dispatch"].startswith("database is locked; retrying in")
         wait_for(lambda: "scheduler" in health(port)[1]["degraded"], 20, "the scheduler to see the lock")
-        assert proc.poll() is None                   # still serving
+        assert proc.poll() is None  # still serving
         lock.execute("ROLLBACK")
-        wait_for(lambda: health(port) == (200, {"ok": True, "database": "ok", "status": "ok", "degraded": {}}), 30,
-                 "/healthz to recover")
-        approved_run(cfg)                            # and it still sends
+        wait_for(
+            lambda: health(port) == (200, {"ok": True, "database": "ok", "status": "ok", "degraded": {}}),
+            30,
+            "/healthz to recover",
+        )
+        approved_run(cfg)  # and it still sends
         wait_for(lambda: statuses(cfg).get("sent") == 10, 30, "the run to be sent after the lock")
         code, err = stop_serve(proc)
     finally:
@@ -78,9 +88,10 @@ def test_serve_survives_bad_rule_files_and_a_locked_database(tmp_path: Path, sql
     assert f"rule file skipped: {rules / 'broken.yaml'}:4:1: invalid YAML" in err
     assert f"rule file skipped: {rules / 'folder.yaml'}:1:1: cannot read" in err
     dup = [line for line in err.splitlines() if "rule id 'dibao-monthly-payment' is also defined in" in line]
-    assert len(dup) == 2 and all(str(rules / "dibao-copy.yaml") in x and str(rules / "dibao-monthly-payment.yaml") in x
-                                 for x in dup)
-    assert "schedule added: farm-subsidy-2026, rural-housing-repair-2026" in err   # the others are scheduled
+    assert len(dup) == 2 and all(
+        str(rules / "dibao-copy.yaml") in x and str(rules / "dibao-monthly-payment.yaml") in x for x in dup
+    )
+    assert "schedule added: farm-subsidy-2026, rural-housing-repair-2026" in err  # the others are scheduled
     assert "dispatch: database is locked; retrying in" in err and "recovered" in err
     assert "Traceback" not in err
 
@@ -92,7 +103,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, 
 
 
 def test_a_rule_id_in_two_files_is_an_error_everywhere_and_bad_files_break_nothing_else(
-        capsys: pytest.CaptureFixture[str], tmp_path: Path, sqlite_url: str) -> None:
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, sqlite_url: str
+) -> None:
     cfg = str(write_config(tmp_path, sqlite_url))
     rules = tmp_path / "rules"
     add_bad_files(rules)
@@ -104,24 +116,47 @@ def test_a_rule_id_in_two_files_is_an_error_everywhere_and_bad_files_break_nothi
     assert sorted(e["file"] for e in dup) == sorted(both) and all(e["line"] == 2 for e in dup)
     assert any(e["file"] == str(rules / "broken.yaml") and e["line"] == 4 for e in out["errors"])
 
-    for argv in (("rules", "preview", "dibao-monthly-payment", "--on", "2026-03-05"),
-                 ("runs", "create", "dibao-monthly-payment", "--on", "2026-03-05", "--by", "clerk")):
+    for argv in (
+        ("rules", "preview", "dibao-monthly-payment", "--on", "2026-03-05"),
+        ("runs", "create", "dibao-monthly-payment", "--on", "2026-03-05", "--by", "clerk"),
+    ):
         code, _, err = run(capsys, "--config", cfg, *argv)
         assert code == 1 and "Traceback" not in err
-        assert "rule 'dibao-monthly-payment' is defined in 2 files" in err and all(f in err for f in both), err
+        assert "rule 'dibao-monthly-payment' is defined in 2 files" in err and all(f in err for f in both), (
+            err
+        )
 
     # The other rules are untouched by the broken, unreadable and duplicated files.
-    code, out, _ = run(capsys, "--config", cfg, "rules", "preview", "farm-subsidy-2026", "--on", "2026-04-01", "--json")
+    code, out, _ = run(
+        capsys, "--config", cfg, "rules", "preview", "farm-subsidy-2026", "--on", "2026-04-01", "--json"
+    )
     assert code == 0 and out["rule"] == "farm-subsidy-2026"
-    code, out, _ = run(capsys, "--config", cfg, "runs", "create", "farm-subsidy-2026", "--on", "2026-04-01",
-                       "--by", "clerk", "--json")
+    code, out, _ = run(
+        capsys,
+        "--config",
+        cfg,
+        "runs",
+        "create",
+        "farm-subsidy-2026",
+        "--on",
+        "2026-04-01",
+        "--by",
+        "clerk",
+        "--json",
+    )
     assert code == 0 and out["status"] == "awaiting_approval"
     code, out, _ = run(capsys, "--config", cfg, "rules", "preview", "--all", "--on", "2026-04-01", "--json")
-    assert code == 3 and {r["rule"] for r in out["rules"]} == {"farm-subsidy-2026", "rural-housing-repair-2026"}
+    assert code == 3 and {r["rule"] for r in out["rules"]} == {
+        "farm-subsidy-2026",
+        "rural-housing-repair-2026",
+    }
     code, out, _ = run(capsys, "--config", cfg, "schedule", "list", "--json")
-    assert code == 3 and {n["rule"] for n in out["notices"]} == {"farm-subsidy-2026", "rural-housing-repair-2026"}
+    assert code == 3 and {n["rule"] for n in out["notices"]} == {
+        "farm-subsidy-2026",
+        "rural-housing-repair-2026",
+    }
     assert sorted(e["file"] for e in out["errors"] if "is also defined in" in e["message"]) == sorted(both)
-    code, _, err = run(capsys, "--config", cfg, "schedule", "list")   # the table says so too, on stderr
+    code, _, err = run(capsys, "--config", cfg, "schedule", "list")  # the table says so too, on stderr
     assert code == 3 and "is also defined in" in err and "broken.yaml:4:" in err
 
 
@@ -141,18 +176,29 @@ def test_a_firing_waits_out_a_locked_database_instead_of_being_lost(tmp_path: Pa
     from notifier.storage.schema import firings
 
     from .test_pipeline import rule
+
     cfg = write_config(tmp_path, sqlite_url)
-    cfg.write_text(cfg.read_text(encoding="utf-8").replace("[database]\n", "[database]\nbusy_timeout_seconds = 0.3\n", 1),
-                   encoding="utf-8")
+    cfg.write_text(
+        cfg.read_text(encoding="utf-8").replace(
+            "[database]\n", "[database]\nbusy_timeout_seconds = 0.3\n", 1
+        ),
+        encoding="utf-8",
+    )
     due = (datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(minutes=1)).replace(microsecond=0, tzinfo=None)
     f = tmp_path / "rules" / "farm-subsidy-2026.yaml"
-    f.write_text(f.read_text(encoding="utf-8").replace("schedule: {once: 2026-04-01T09:00}", f"schedule: {{once: {due.isoformat()}}}")
-                 .replace("until: 2027-12-31", "until: 2099-12-31").replace("from: 2026-01-01", "from: 2000-01-01"),
-                 encoding="utf-8")
+    f.write_text(
+        f.read_text(encoding="utf-8")
+        .replace("schedule: {once: 2026-04-01T09:00}", f"schedule: {{once: {due.isoformat()}}}")
+        .replace("until: 2027-12-31", "until: 2099-12-31")
+        .replace("from: 2026-01-01", "from: 2000-01-01"),
+        encoding="utf-8",
+    )
     app = App.open(cfg)
     health = Health()
     scheduler = NoticeScheduler(app, "locked-test", health)
-    lock = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+    lock = sqlite3.connect(
+        sqlite_url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False
+    )
     try:
         for who in ("reviewer1", "reviewer2"):
             approve_rule(app, rule(app), who)
@@ -163,11 +209,14 @@ def test_a_firing_waits_out_a_locked_database_instead_of_being_lost(tmp_path: Pa
             wait_for(lambda: bool(health.as_json()["degraded"]), 10, "the firing to meet the lock")
             seen.append(health.as_json())
             lock.execute("ROLLBACK")
+
         t = threading.Thread(target=release)
         t.start()
         run_firing("locked-test", "farm-subsidy-2026")
         t.join(10)
-        assert seen and seen[0]["degraded"]["firing farm-subsidy-2026"].startswith("database is locked; retrying in")
+        assert seen and seen[0]["degraded"]["firing farm-subsidy-2026"].startswith(
+            "database is locked; retrying in"
+        )
         assert health.as_json() == {"status": "ok", "degraded": {}}
         with app.engine.connect() as conn:
             assert conn.execute(sa.select(firings.c.status)).scalars().all() == ["created"]

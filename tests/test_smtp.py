@@ -2,6 +2,7 @@
 or a connection closed before the message was written is transient (retried on a fresh
 connection, never `unknown`); only a connection lost after the final "." is ambiguous, and
 `notifier send --resolve-unknown` settles such rows, audited, so the run can complete."""
+
 from __future__ import annotations
 
 import asyncio
@@ -32,7 +33,7 @@ from notifier.storage.schema import audit_events, deliveries
 from .conftest import free_port, write_config
 from .test_pipeline import HEADER, ON, PEOPLE, approve_all, by_resident, rule, send
 
-CLOSE_SOON = 0.1   # seconds after which a "drop idle" server closes the connection
+CLOSE_SOON = 0.1  # seconds after which a "drop idle" server closes the connection
 
 
 @dataclass
@@ -50,12 +51,16 @@ class Faults:
 
     @staticmethod
     def answer(server: Any, fault: str | None, ok: str) -> str:
-        if fault == "close":        # gone without an answer
+        if fault == "close":  # gone without an answer
             server.transport.abort()
-        elif fault in ("421", "drop"):   # a 421 closes the channel; "drop": an idle connection dropped later
-            asyncio.get_running_loop().call_later(CLOSE_SOON if fault == "drop" else 0, server.transport.close)
-        return {"421": "421 4.3.2 service not available, closing channel", "451": "451 4.3.0 try again later"}.get(
-            fault or "", ok)
+        elif fault in ("421", "drop"):  # a 421 closes the channel; "drop": an idle connection dropped later
+            asyncio.get_running_loop().call_later(
+                CLOSE_SOON if fault == "drop" else 0, server.transport.close
+            )
+        return {
+            "421": "421 4.3.2 service not available, closing channel",
+            "451": "451 4.3.0 try again later",
+        }.get(fault or "", ok)
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         envelope.mail_from = address
@@ -69,14 +74,14 @@ class Faults:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         fault = self.take("END")
-        if fault in (None, "close", "drop"):   # taken (a "close" then loses the answer)
+        if fault in (None, "close", "drop"):  # taken (a "close" then loses the answer)
             self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
         return self.answer(server, fault, "250 OK")
 
 
 class FaultyServer(SMTPServer):
     async def smtp_DATA(self, arg: str) -> None:
-        if self.event_handler.take("DATA") == "close":   # closed before answering 354
+        if self.event_handler.take("DATA") == "close":  # closed before answering 354
             assert self.transport is not None
             self.transport.abort()
             return
@@ -98,15 +103,32 @@ def faults() -> Iterator[tuple[Faults, int]]:
 
 
 def message(i: int) -> OutboundMessage:
-    return OutboundMessage(delivery_id=i, run_id=1, channel=Channel.EMAIL, resident_id=f"R{i}", recipient=f"r{i}@example.com",
-                           recipient_name=f"居民{i}", body=f"第{i}封\n.以点开头的一行\n", subject=f"通知 {i}")
+    return OutboundMessage(
+        delivery_id=i,
+        run_id=1,
+        channel=Channel.EMAIL,
+        resident_id=f"R{i}",
+        recipient=f"r{i}@example.com",
+        recipient_name=f"居民{i}",
+        body=f"第{i}封\n.以点开头的一行\n",
+        subject=f"通知 {i}",
+    )
 
 
 def provider(port: int) -> SmtpProvider:
     return SmtpProvider("smtp", {"port": port, "connections": 1, "timeout": 5}, Path("."))
 
 
-TRANSIENT = ["421@MAIL", "close@MAIL", "451@RCPT", "421@RCPT", "close@RCPT", "close@DATA", "421@END", "451@END"]
+TRANSIENT = [
+    "421@MAIL",
+    "close@MAIL",
+    "451@RCPT",
+    "421@RCPT",
+    "close@RCPT",
+    "close@DATA",
+    "421@END",
+    "451@END",
+]
 
 
 @pytest.mark.parametrize("fault", TRANSIENT)
@@ -119,8 +141,8 @@ def test_refusals_and_drops_before_the_message_are_transient(faults: tuple[Fault
         try:
             with pytest.raises(ProviderError) as first:
                 await p.send(message(1))
-            await asyncio.sleep(0.05)   # the server's close after a 421 has landed
-            assert (await p.send(message(1))).provider_message_id   # the next attempt, on a fresh connection
+            await asyncio.sleep(0.05)  # the server's close after a 421 has landed
+            assert (await p.send(message(1))).provider_message_id  # the next attempt, on a fresh connection
             return first.value
         finally:
             await p.close()
@@ -139,8 +161,8 @@ def test_an_idle_connection_the_server_dropped_is_replaced_at_once(faults: tuple
         p = provider(port)
         try:
             await p.send(message(1))
-            await asyncio.sleep(CLOSE_SOON * 3)      # the pooled connection is closed by now
-            await p.send(message(2))                 # no error: sent on a fresh connection
+            await asyncio.sleep(CLOSE_SOON * 3)  # the pooled connection is closed by now
+            await p.send(message(2))  # no error: sent on a fresh connection
         finally:
             await p.close()
 
@@ -163,13 +185,16 @@ def test_a_connection_lost_after_the_final_dot_is_ambiguous(faults: tuple[Faults
 
     err = asyncio.run(go())
     assert (err.ambiguous, err.retryable, err.code) == (True, False, "connection")
-    assert len(handler.messages) == 1   # the server did take it
+    assert len(handler.messages) == 1  # the server did take it
 
 
 # -- through the dispatcher and the command line -----------------------------------------------
 @pytest.fixture
 def fapp(tmp_path: Path, db_url: str, faults: tuple[Faults, int]) -> Iterator[App]:
-    cfg = write_config(tmp_path, db_url, f"""
+    cfg = write_config(
+        tmp_path,
+        db_url,
+        f"""
 [sending]
 retry_base_seconds = 0
 settle_seconds = 0
@@ -179,7 +204,8 @@ providers = ["smtp"]
 port = {faults[1]}
 connections = 1
 timeout = 5
-""")
+""",
+    )
     with (tmp_path / "p.csv").open("w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows([HEADER, *PEOPLE])
     a = App.open(cfg)
@@ -194,10 +220,17 @@ def email_rows(app: App, run_id: int) -> dict[str, Any]:
 
 def status_changes(app: App, delivery_id: int) -> list[tuple[str, str, str]]:
     with app.engine.connect() as conn:
-        return [(actor, json.loads(p)["from"], json.loads(p)["to"]) for actor, p in conn.execute(
-            sa.select(audit_events.c.actor, audit_events.c.payload).where(
-                audit_events.c.subject == f"delivery:{delivery_id}", audit_events.c.action == "delivery.status")
-            .order_by(audit_events.c.seq))]
+        return [
+            (actor, json.loads(p)["from"], json.loads(p)["to"])
+            for actor, p in conn.execute(
+                sa.select(audit_events.c.actor, audit_events.c.payload)
+                .where(
+                    audit_events.c.subject == f"delivery:{delivery_id}",
+                    audit_events.c.action == "delivery.status",
+                )
+                .order_by(audit_events.c.seq)
+            )
+        ]
 
 
 def cli(app: App, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
@@ -206,7 +239,9 @@ def cli(app: App, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, 
     return code, (json.loads(out) if out.strip() else {}), err
 
 
-def test_a_send_through_faults_before_the_message_never_ends_unknown(fapp: App, faults: tuple[Faults, int]) -> None:
+def test_a_send_through_faults_before_the_message_never_ends_unknown(
+    fapp: App, faults: tuple[Faults, int]
+) -> None:
     handler, _ = faults
     handler.plan = ["421@MAIL", "close@RCPT", "close@DATA"]
     run_id = runs.create_run(fapp, rule(fapp), ON, "clerk").run
@@ -215,14 +250,17 @@ def test_a_send_through_faults_before_the_message_never_ends_unknown(fapp: App, 
     assert (report.unknown, report.failed, report.remaining, report.by_channel.get("email")) == (0, 0, 0, 2)
     assert report.retried == 3 and handler.plan == []
     assert {r.status for r in email_rows(fapp, run_id).values()} == {"sent"}
-    assert sorted(str(m["To"].addresses[0].addr_spec) for m in handler.messages) == ["wang2@example.com",
-                                                                                      "wang5@example.com"]
+    assert sorted(str(m["To"].addresses[0].addr_spec) for m in handler.messages) == [
+        "wang2@example.com",
+        "wang5@example.com",
+    ]
     assert runs.show_run(fapp, run_id)["status"] == "completed"
 
 
 @pytest.mark.parametrize("decision", ["sent", "resend"])
-def test_unknown_email_is_settled_by_resolve_unknown(fapp: App, faults: tuple[Faults, int], decision: str,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_email_is_settled_by_resolve_unknown(
+    fapp: App, faults: tuple[Faults, int], decision: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     handler, _ = faults
     handler.plan = ["close@END"]
     run_id = runs.create_run(fapp, rule(fapp), ON, "clerk").run
@@ -230,25 +268,51 @@ def test_unknown_email_is_settled_by_resolve_unknown(fapp: App, faults: tuple[Fa
     report = send(fapp, run_id)
     assert (report.unknown, report.by_channel.get("email")) == (1, 1)
     unknown = next(r for r in email_rows(fapp, run_id).values() if r.status == "unknown")
-    assert runs.show_run(fapp, run_id)["status"] == "approved"   # an open outcome keeps the run open
+    assert runs.show_run(fapp, run_id)["status"] == "approved"  # an open outcome keeps the run open
     with fapp.engine.connect() as conn:
         before = conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one()
 
-    code, out, _ = cli(fapp, "send", "--resolve-unknown", str(run_id), "--as", decision, "--by", "auditor", "--json",
-                       capsys=capsys)
+    code, out, _ = cli(
+        fapp,
+        "send",
+        "--resolve-unknown",
+        str(run_id),
+        "--as",
+        decision,
+        "--by",
+        "auditor",
+        "--json",
+        capsys=capsys,
+    )
     assert code == 0
     new = "sent" if decision == "sent" else "pending"
-    assert out == {"run": run_id, "as": decision, "resolved": 1, "deliveries": [unknown.id], "by_channel": {"email": 1},
-                   "run_status": "completed" if decision == "sent" else "approved"}
+    assert out == {
+        "run": run_id,
+        "as": decision,
+        "resolved": 1,
+        "deliveries": [unknown.id],
+        "by_channel": {"email": 1},
+        "run_status": "completed" if decision == "sent" else "approved",
+    }
     row = email_rows(fapp, run_id)[unknown.resident_id]
     assert (row.id, row.status) == (unknown.id, new) and "auditor" in row.reason
     assert status_changes(fapp, unknown.id)[-1] == ("auditor", "unknown", new)
     # Nothing left to settle: a second call changes nothing.
-    code, again, _ = cli(fapp, "send", "--resolve-unknown", str(run_id), "--as", decision, "--by", "auditor", "--json",
-                         capsys=capsys)
+    code, again, _ = cli(
+        fapp,
+        "send",
+        "--resolve-unknown",
+        str(run_id),
+        "--as",
+        decision,
+        "--by",
+        "auditor",
+        "--json",
+        capsys=capsys,
+    )
     assert (code, again["resolved"]) == (0, 0)
 
-    if decision == "resend":   # the same row goes out again: no second row for the resident
+    if decision == "resend":  # the same row goes out again: no second row for the resident
         assert send(fapp, run_id).sent == 1
         assert email_rows(fapp, run_id)[unknown.resident_id].status == "sent"
         assert len([m for m in handler.messages if unknown.recipient in str(m["To"])]) == 2
@@ -258,11 +322,17 @@ def test_unknown_email_is_settled_by_resolve_unknown(fapp: App, faults: tuple[Fa
 
 
 def test_resolve_unknown_refuses_bad_requests(fapp: App, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = cli(fapp, "send", "--resolve-unknown", "1", "--by", "auditor", capsys=capsys)   # --as is missing
+    code, _, err = cli(
+        fapp, "send", "--resolve-unknown", "1", "--by", "auditor", capsys=capsys
+    )  # --as is missing
     assert code == 2 and "--as sent|resend" in err
-    code, _, err = cli(fapp, "send", "--resolve-unknown", "99", "--as", "sent", "--by", "auditor", capsys=capsys)
+    code, _, err = cli(
+        fapp, "send", "--resolve-unknown", "99", "--as", "sent", "--by", "auditor", capsys=capsys
+    )
     assert code == 1 and "run 99" in err and "Traceback" not in err
     run_id = runs.create_run(fapp, rule(fapp), ON, "clerk").run
     runs.cancel_run(fapp, run_id, "clerk")
-    code, _, err = cli(fapp, "send", "--resolve-unknown", str(run_id), "--as", "resend", "--by", "auditor", capsys=capsys)
+    code, _, err = cli(
+        fapp, "send", "--resolve-unknown", str(run_id), "--as", "resend", "--by", "auditor", capsys=capsys
+    )
     assert code == 1 and "cancelled" in err

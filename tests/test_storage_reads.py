@@ -1,5 +1,6 @@
 """On SQLite a long read does not hold the write lock: the dispatcher keeps writing while an
 auditor verifies or staff preview a large audience."""
+
 from __future__ import annotations
 
 import threading
@@ -28,16 +29,22 @@ def test_a_reader_with_an_open_transaction_does_not_block_a_writer(tmp_path: Pat
                 audit.record(conn, "clerk", "test.during", "x")
             done.set()
 
-        with audit.snapshot(app.engine) as reader:   # what `audit verify` reads through
+        with audit.snapshot(app.engine) as reader:  # what `audit verify` reads through
             seen = reader.execute(sa.select(sa.func.count()).select_from(audit.audit_events)).scalar_one()
             writer = threading.Thread(target=write)
             writer.start()
             assert done.wait(5), "the writer waited for the reader's transaction"
             # ... and the reader still sees the state it started from.
-            assert reader.execute(sa.select(sa.func.count()).select_from(audit.audit_events)).scalar_one() == seen
+            assert (
+                reader.execute(sa.select(sa.func.count()).select_from(audit.audit_events)).scalar_one()
+                == seen
+            )
             writer.join()
         with app.reader.connect() as conn:
-            assert conn.execute(sa.select(sa.func.count()).select_from(audit.audit_events)).scalar_one() == seen + 1
+            assert (
+                conn.execute(sa.select(sa.func.count()).select_from(audit.audit_events)).scalar_one()
+                == seen + 1
+            )
     finally:
         app.close()
 
@@ -59,11 +66,13 @@ def test_bulk_writes_store_times_as_sqlalchemy_does(tmp_path: Path) -> None:
     try:
         at = datetime(2026, 4, 1, 4, 0, tzinfo=timezone.utc)
         with app.engine.begin() as conn:
-            audit.append(conn, [audit.AuditEvent("clerk", "test.bulk", "x", {})], now=at)    # executemany
-            conn.execute(leases.insert().values(name="n", holder="h", expires_at=at))      # SQLAlchemy
+            audit.append(conn, [audit.AuditEvent("clerk", "test.bulk", "x", {})], now=at)  # executemany
+            conn.execute(leases.insert().values(name="n", holder="h", expires_at=at))  # SQLAlchemy
         with app.engine.connect() as conn:
-            raw = conn.exec_driver_sql("SELECT (SELECT ts FROM audit_events ORDER BY seq DESC LIMIT 1), "
-                                       "(SELECT expires_at FROM leases)").one()
+            raw = conn.exec_driver_sql(
+                "SELECT (SELECT ts FROM audit_events ORDER BY seq DESC LIMIT 1), "
+                "(SELECT expires_at FROM leases)"
+            ).one()
         assert raw[0] == raw[1] == "2026-04-01 04:00:00.000000"
     finally:
         app.close()
@@ -73,15 +82,21 @@ def test_migration_rewrites_times_stored_in_the_drivers_format(tmp_path: Path) -
     from alembic import command
 
     from notifier.storage.db import _alembic_config, create_db_engine, migrate
+
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_db_engine(url)
     command.upgrade(_alembic_config(engine), "0003")
     with engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO leases VALUES ('a', 'h', '2026-04-01 04:00:00+00:00'), "
-                             "('b', 'h', '2026-04-01 04:00:00.250000+00:00'), ('c', 'h', '2026-04-01 04:00:00.500000')")
+        conn.exec_driver_sql(
+            "INSERT INTO leases VALUES ('a', 'h', '2026-04-01 04:00:00+00:00'), "
+            "('b', 'h', '2026-04-01 04:00:00.250000+00:00'), ('c', 'h', '2026-04-01 04:00:00.500000')"
+        )
     migrate(engine)
     with engine.connect() as conn:
         stored = dict(conn.exec_driver_sql("SELECT name, expires_at FROM leases").all())
     engine.dispose()
-    assert stored == {"a": "2026-04-01 04:00:00.000000", "b": "2026-04-01 04:00:00.250000",
-                      "c": "2026-04-01 04:00:00.500000"}
+    assert stored == {
+        "a": "2026-04-01 04:00:00.000000",
+        "b": "2026-04-01 04:00:00.250000",
+        "c": "2026-04-01 04:00:00.500000",
+    }

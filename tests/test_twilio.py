@@ -1,16 +1,17 @@
 """TwilioProvider against a Twilio-compatible server on 127.0.0.1, through the official twilio
 client over real HTTP: the request it sends, how each Twilio answer maps to a retryable or
 permanent ProviderError, and a whole campaign through the real Dispatcher with injected faults."""
+
 from __future__ import annotations
 
 import asyncio
 import csv
 import json
-from datetime import datetime, timedelta, timezone
 import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,34 @@ from .twilio_server import ACCOUNT_SID, AUTH_TOKEN, Fault, TwilioServer
 SENDER = "+15005550006"
 CALLBACK = "https://notice.example.gov.cn/twilio/status"
 TO = "+8613800000001"
-BODY = ("【县农业农村局】王一您好：您家承包耕地5.5亩，2026年耕地地力保护补贴标准每亩¥110.00，预计¥605.00，"
-        "将打入惠农资金账户。核实请登录https://example.gov.cn/zwgk/2026/nb003。回TD退订")
+BODY = (
+    "【县农业农村局】王一您好：您家承包耕地5.5亩，2026年耕地地力保护补贴标准每亩¥110.00，预计¥605.00，"
+    "将打入惠农资金账户。核实请登录https://example.gov.cn/zwgk/2026/nb003。回TD退订"
+)
 
 
 def settings(server: TwilioServer, **over: Any) -> dict[str, Any]:
-    return {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": SENDER, "base_url": server.url,
-            "status_callback_url": CALLBACK, "timeout": 5, **over}
+    return {
+        "account_sid": ACCOUNT_SID,
+        "auth_token": AUTH_TOKEN,
+        "from": SENDER,
+        "base_url": server.url,
+        "status_callback_url": CALLBACK,
+        "timeout": 5,
+        **over,
+    }
 
 
 def message(delivery_id: int = 7, to: str = TO, body: str = BODY) -> OutboundMessage:
-    return OutboundMessage(delivery_id=delivery_id, run_id=1, channel=Channel.SMS, resident_id="F01",
-                           recipient=to, recipient_name="王一", body=body)
+    return OutboundMessage(
+        delivery_id=delivery_id,
+        run_id=1,
+        channel=Channel.SMS,
+        resident_id="F01",
+        recipient=to,
+        recipient_name="王一",
+        body=body,
+    )
 
 
 @pytest.fixture
@@ -80,8 +97,17 @@ async def test_send_delivers_chinese_text_unchanged(provider: TwilioProvider, se
 
 
 async def test_messaging_service_and_callback_variants(server: TwilioServer) -> None:
-    p = TwilioProvider("twilio", settings(server, **{"from": "", "messaging_service_sid": "MG" + "1" * 32,
-                                                     "status_callback_url": CALLBACK + "?site=x"}))
+    p = TwilioProvider(
+        "twilio",
+        settings(
+            server,
+            **{
+                "from": "",
+                "messaging_service_sid": "MG" + "1" * 32,
+                "status_callback_url": CALLBACK + "?site=x",
+            },
+        ),
+    )
     try:
         result = await p.send(message(delivery_id=42))
     finally:
@@ -100,20 +126,29 @@ async def test_one_session_serves_concurrent_sends(provider: TwilioProvider, ser
 
 
 # -- errors -------------------------------------------------------------------------------
-@pytest.mark.parametrize("fault, code, retryable, reason", [
-    (Fault.invalid_number(), "21211", False, "号码无效 / invalid 'To' phone number"),
-    (Fault.not_mobile(), "21614", False, "不是手机号码"),
-    (Fault.unsubscribed(), "21610", False, "已退订"),
-    (Fault.region_disabled(), "21408", False, "region"),
-    (Fault.unreachable(), "21612", False, "无法"),
-    (Fault.too_many_requests(), "20429", True, "请求过多"),
-    (Fault(429, None, "Too Many Requests"), "429", True, "Twilio"),
-    (Fault.server_error(), "500", True, "Twilio 暂时不可用"),
-    (Fault(503, 503, "Service Unavailable"), "503", True, "HTTP 503"),
-    (Fault(400, 21617, "The concatenated message body exceeds the 1600 character limit"), "21617", False, "1600"),
-])
-async def test_twilio_errors_map_to_provider_errors(provider: TwilioProvider, server: TwilioServer, fault: Fault,
-                                                    code: str, retryable: bool, reason: str) -> None:
+@pytest.mark.parametrize(
+    "fault, code, retryable, reason",
+    [
+        (Fault.invalid_number(), "21211", False, "号码无效 / invalid 'To' phone number"),
+        (Fault.not_mobile(), "21614", False, "不是手机号码"),
+        (Fault.unsubscribed(), "21610", False, "已退订"),
+        (Fault.region_disabled(), "21408", False, "region"),
+        (Fault.unreachable(), "21612", False, "无法"),
+        (Fault.too_many_requests(), "20429", True, "请求过多"),
+        (Fault(429, None, "Too Many Requests"), "429", True, "Twilio"),
+        (Fault.server_error(), "500", True, "Twilio 暂时不可用"),
+        (Fault(503, 503, "Service Unavailable"), "503", True, "HTTP 503"),
+        (
+            Fault(400, 21617, "The concatenated message body exceeds the 1600 character limit"),
+            "21617",
+            False,
+            "1600",
+        ),
+    ],
+)
+async def test_twilio_errors_map_to_provider_errors(
+    provider: TwilioProvider, server: TwilioServer, fault: Fault, code: str, retryable: bool, reason: str
+) -> None:
     server.fail_next(fault)
     with pytest.raises(ProviderError) as info:
         await provider.send(message())
@@ -147,8 +182,15 @@ async def test_timeout_is_ambiguous_because_twilio_accepted(server: TwilioServer
 
 
 async def test_unreachable_server_is_retryable() -> None:
-    p = TwilioProvider("twilio", {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": SENDER,
-                                  "base_url": f"http://127.0.0.1:{free_port()}"})
+    p = TwilioProvider(
+        "twilio",
+        {
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "from": SENDER,
+            "base_url": f"http://127.0.0.1:{free_port()}",
+        },
+    )
     try:
         with pytest.raises(ProviderError) as info:
             await p.send(message())
@@ -174,8 +216,11 @@ def test_settings_are_checked(tmp_path: Path) -> None:
         TwilioProvider("twilio", {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN})
     with pytest.raises(ConfigError, match="account_sid and auth_token"):
         TwilioProvider("twilio", {"from": SENDER})
-    cfg = write_config(tmp_path, "sqlite:///x.db",
-                       f'[providers.twilio]\naccount_sid = "{ACCOUNT_SID}"\nauth_token = "{AUTH_TOKEN}"\nfrom = "{SENDER}"\n')
+    cfg = write_config(
+        tmp_path,
+        "sqlite:///x.db",
+        f'[providers.twilio]\naccount_sid = "{ACCOUNT_SID}"\nauth_token = "{AUTH_TOKEN}"\nfrom = "{SENDER}"\n',
+    )
     p = build_provider(load_config(cfg), "twilio")
     assert isinstance(p, TwilioProvider) and (p.timeout, p.rate_per_second) == (10.0, 10.0)
     assert p.describe() == f"twilio (api.twilio.com, from {SENDER})"
@@ -186,7 +231,10 @@ async def test_fetch_and_list_through_the_twilio_client(server: TwilioServer) ->
     server.page_size = 2
     p = TwilioProvider("twilio", settings(server))
     try:
-        sids = [(await p.send(message(i, TO if i % 2 else "+8613900000002"))).provider_message_id for i in range(5)]
+        sids = [
+            (await p.send(message(i, TO if i % 2 else "+8613900000002"))).provider_message_id
+            for i in range(5)
+        ]
         assert p._client is not None
         fetched = await p._client.messages(sids[0]).fetch_async()
         assert (fetched.body, fetched.to, fetched.num_segments) == (BODY, "+8613900000002", "2")
@@ -224,8 +272,13 @@ async def test_signed_status_callbacks(server: TwilioServer, provider: TwilioPro
 
     async def hook(request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}
-        received.append((str(request.url), form, validator.validate(str(request.url), form,
-                                                                     request.headers["X-Twilio-Signature"])))
+        received.append(
+            (
+                str(request.url),
+                form,
+                validator.validate(str(request.url), form, request.headers["X-Twilio-Signature"]),
+            )
+        )
         return web.Response(status=204)
 
     app = web.Application()
@@ -235,7 +288,9 @@ async def test_signed_status_callbacks(server: TwilioServer, provider: TwilioPro
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        p = TwilioProvider("twilio", settings(server, status_callback_url=f"http://127.0.0.1:{port}/twilio/status"))
+        p = TwilioProvider(
+            "twilio", settings(server, status_callback_url=f"http://127.0.0.1:{port}/twilio/status")
+        )
         sid = (await p.send(message(9))).provider_message_id
         await p.close()
         assert sid
@@ -262,9 +317,18 @@ def tserver() -> Iterator[TwilioServer]:
         yield s
 
 
-def campaign(tmp_path: Path, db_url: str, server: TwilioServer, sending: str = "", twilio: str = "",
-             providers: str = '["twilio"]') -> App:
-    cfg = write_config(tmp_path, db_url, f"""
+def campaign(
+    tmp_path: Path,
+    db_url: str,
+    server: TwilioServer,
+    sending: str = "",
+    twilio: str = "",
+    providers: str = '["twilio"]',
+) -> App:
+    cfg = write_config(
+        tmp_path,
+        db_url,
+        f"""
 [sending]
 retry_base_seconds = 0
 {sending}
@@ -278,10 +342,18 @@ from = "{SENDER}"
 base_url = "{server.url}"
 status_callback_url = "{CALLBACK}"
 rate_per_second = 1000
-""")
+""",
+    )
     with (tmp_path / "p.csv").open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows([HEADER, *[[f"T{i:02d}", f"李{i}", phone, "", f"东村{i}号", "城关镇", "东村", "农村", "2", ""]
-                                          for i, phone in enumerate(PHONES, 1)]])
+        csv.writer(f).writerows(
+            [
+                HEADER,
+                *[
+                    [f"T{i:02d}", f"李{i}", phone, "", f"东村{i}号", "城关镇", "东村", "农村", "2", ""]
+                    for i, phone in enumerate(PHONES, 1)
+                ],
+            ]
+        )
     app = App.open(cfg)
     import_residents(app, tmp_path / "p.csv")
     return app
@@ -290,21 +362,37 @@ rate_per_second = 1000
 def moves(app: App, delivery_id: int) -> list[tuple[str, str]]:
     """A delivery's audited status changes (from, to), in order."""
     with app.engine.connect() as conn:
-        return [(e["from"], e["to"]) for e in map(json.loads, conn.execute(
-            sa.select(audit_events.c.payload).where(audit_events.c.action == "delivery.status",
-                                                    audit_events.c.subject == f"delivery:{delivery_id}")
-            .order_by(audit_events.c.seq)).scalars())]
+        return [
+            (e["from"], e["to"])
+            for e in map(
+                json.loads,
+                conn.execute(
+                    sa.select(audit_events.c.payload)
+                    .where(
+                        audit_events.c.action == "delivery.status",
+                        audit_events.c.subject == f"delivery:{delivery_id}",
+                    )
+                    .order_by(audit_events.c.seq)
+                ).scalars(),
+            )
+        ]
 
 
 def sms_rows(app: App, run_id: int) -> dict[str, Any]:
     with app.engine.connect() as conn:
-        return {r.recipient: r for r in conn.execute(sa.select(deliveries).where(deliveries.c.run_id == run_id))}
+        return {
+            r.recipient: r for r in conn.execute(sa.select(deliveries).where(deliveries.c.run_id == run_id))
+        }
 
 
 def test_campaign_through_twilio_with_faults(tmp_path: Path, db_url: str, tserver: TwilioServer) -> None:
     tserver.number_faults[INVALID] = Fault.invalid_number()
-    tserver.fail_next(Fault.too_many_requests(), Fault.server_error(), Fault(429, None, "Too Many Requests"),
-                      Fault(503, None, "Service Unavailable"))
+    tserver.fail_next(
+        Fault.too_many_requests(),
+        Fault.server_error(),
+        Fault(429, None, "Too Many Requests"),
+        Fault(503, None, "Service Unavailable"),
+    )
     app = campaign(tmp_path, db_url, tserver)
     try:
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
@@ -325,7 +413,11 @@ def test_campaign_through_twilio_with_faults(tmp_path: Path, db_url: str, tserve
             assert m.status_callback == f"{CALLBACK}?d={r.id}"
             assert m.body.startswith("【县农业农村局】李") and "回TD退订" in m.body
         bad = rows[INVALID]
-        assert (bad.status, bad.error_code, bad.attempts) == ("failed", "21211", 1) and "号码无效" in bad.reason
+        assert (bad.status, bad.error_code, bad.attempts) == (
+            "failed",
+            "21211",
+            1,
+        ) and "号码无效" in bad.reason
         assert sorted(r.attempts for r in rows.values()) == [1] * 6 + [2] * 4
         assert runs.show_run(app, run_id)["status"] == "completed"
         # Sending again sends nothing.
@@ -334,7 +426,9 @@ def test_campaign_through_twilio_with_faults(tmp_path: Path, db_url: str, tserve
         app.close()
 
 
-def test_campaign_under_random_faults_is_exactly_once(tmp_path: Path, sqlite_url: str, tserver: TwilioServer) -> None:
+def test_campaign_under_random_faults_is_exactly_once(
+    tmp_path: Path, sqlite_url: str, tserver: TwilioServer
+) -> None:
     tserver.random_faults(35, seed=11)
     app = campaign(tmp_path, sqlite_url, tserver, "max_attempts = 30")
     try:
@@ -349,7 +443,9 @@ def test_campaign_under_random_faults_is_exactly_once(tmp_path: Path, sqlite_url
         app.close()
 
 
-def test_lost_answer_is_settled_with_twilio_not_resent(tmp_path: Path, sqlite_url: str, tserver: TwilioServer) -> None:
+def test_lost_answer_is_settled_with_twilio_not_resent(
+    tmp_path: Path, sqlite_url: str, tserver: TwilioServer
+) -> None:
     """Twilio took the message but the answer came too late: the delivery is `unknown`, and once
     it has settled the same `send --until-idle` asks Twilio, finds it and records it sent."""
     tserver.fail_next(Fault.slow(3))
@@ -359,32 +455,45 @@ def test_lost_answer_is_settled_with_twilio_not_resent(tmp_path: Path, sqlite_ur
         approve_all(app, run_id)
         started = time.monotonic()
         report = send(app, run_id)
-        assert time.monotonic() - started >= 1   # waited for the request to settle before asking
-        assert (report.sent, report.reconciled, report.unknown, report.retried, report.remaining) == (9, 1, 0, 0, 0)
+        assert time.monotonic() - started >= 1  # waited for the request to settle before asking
+        assert (report.sent, report.reconciled, report.unknown, report.retried, report.remaining) == (
+            9,
+            1,
+            0,
+            0,
+            0,
+        )
         lost = next(r for r in sms_rows(app, run_id).values() if r.error_code == "timeout")
         sid = next(m.sid for m in tserver.messages if m.to == lost.recipient)
-        assert (lost.status, lost.provider_message_id, lost.attempts) == ("sent", sid, 1) and "reconciled" in lost.reason
-        assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}   # nobody twice
+        assert (lost.status, lost.provider_message_id, lost.attempts) == (
+            "sent",
+            sid,
+            1,
+        ) and "reconciled" in lost.reason
+        assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}  # nobody twice
         assert moves(app, lost.id) == [("pending", "sending"), ("sending", "unknown"), ("unknown", "sent")]
         assert runs.show_run(app, run_id)["status"] == "completed"
     finally:
         app.close()
 
 
-def test_what_cannot_be_looked_up_stays_unknown_and_is_never_resent(tmp_path: Path, sqlite_url: str,
-                                                                     tserver: TwilioServer) -> None:
+def test_what_cannot_be_looked_up_stays_unknown_and_is_never_resent(
+    tmp_path: Path, sqlite_url: str, tserver: TwilioServer
+) -> None:
     tserver.fail_next(Fault.slow(3))
-    tserver.fail_reads(1000)   # Twilio cannot be asked
-    app = campaign(tmp_path, sqlite_url, tserver, "settle_seconds = 0\nmax_attempts = 3", twilio="timeout = 0.5")
+    tserver.fail_reads(1000)  # Twilio cannot be asked
+    app = campaign(
+        tmp_path, sqlite_url, tserver, "settle_seconds = 0\nmax_attempts = 3", twilio="timeout = 0.5"
+    )
     try:
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
         approve_all(app, run_id)
         report = send(app, run_id)
         assert (report.sent, report.unknown, report.reconciled) == (9, 1, 0)
-        assert tserver.failing_reads == 1000 - 3          # asked max_attempts times, then gave up
-        assert runs.show_run(app, run_id)["status"] == "approved"   # not complete while an outcome is open
-        assert len(tserver.messages) == 10                # and nothing was sent twice
-        tserver.fail_reads(0)                             # Twilio answers again: the next send settles it
+        assert tserver.failing_reads == 1000 - 3  # asked max_attempts times, then gave up
+        assert runs.show_run(app, run_id)["status"] == "approved"  # not complete while an outcome is open
+        assert len(tserver.messages) == 10  # and nothing was sent twice
+        tserver.fail_reads(0)  # Twilio answers again: the next send settles it
         report = send(app, run_id)
         assert (report.sent, report.reconciled, report.unknown) == (0, 1, 0)
         assert {r.status for r in sms_rows(app, run_id).values()} == {"sent"}
@@ -394,55 +503,72 @@ def test_what_cannot_be_looked_up_stays_unknown_and_is_never_resent(tmp_path: Pa
         app.close()
 
 
-def test_unknown_that_twilio_never_took_is_sent_again(tmp_path: Path, sqlite_url: str, tserver: TwilioServer) -> None:
+def test_unknown_that_twilio_never_took_is_sent_again(
+    tmp_path: Path, sqlite_url: str, tserver: TwilioServer
+) -> None:
     """A row stuck in `sending` by a crash (no message at Twilio) goes out exactly once after restart."""
     app = campaign(tmp_path, sqlite_url, tserver, "settle_seconds = 0")
     try:
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
         approve_all(app, run_id)
-        with app.engine.begin() as conn:   # as a process killed right after marking the row `sending`
-            conn.execute(deliveries.update().where(deliveries.c.recipient == "+86" + PHONES[0]).values(
-                status="sending", updated_at=datetime(2026, 1, 1, tzinfo=timezone.utc)))
+        with app.engine.begin() as conn:  # as a process killed right after marking the row `sending`
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.recipient == "+86" + PHONES[0])
+                .values(status="sending", updated_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+            )
         report = send(app, run_id)
         assert (report.sent, report.remaining) == (10, 0)
         row = sms_rows(app, run_id)["+86" + PHONES[0]]
         with app.engine.connect() as conn:
-            reasons = [json.loads(p)["reason"] for p in conn.execute(
-                sa.select(audit_events.c.payload).where(audit_events.c.subject == f"delivery:{row.id}")).scalars()
-                if "reason" in json.loads(p)]
+            reasons = [
+                json.loads(p)["reason"]
+                for p in conn.execute(
+                    sa.select(audit_events.c.payload).where(audit_events.c.subject == f"delivery:{row.id}")
+                ).scalars()
+                if "reason" in json.loads(p)
+            ]
         assert row.status == "sent" and reasons == ["reconciled: the provider never took it; sent again"]
         assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES}
     finally:
         app.close()
 
 
-def test_a_restart_settles_the_rows_of_a_dead_sender_but_not_of_a_live_one(tmp_path: Path, sqlite_url: str,
-                                                                             tserver: TwilioServer) -> None:
+def test_a_restart_settles_the_rows_of_a_dead_sender_but_not_of_a_live_one(
+    tmp_path: Path, sqlite_url: str, tserver: TwilioServer
+) -> None:
     app = campaign(tmp_path, sqlite_url, tserver, "settle_seconds = 0")
     try:
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
         approve_all(app, run_id)
         live = Worker(app.engine, timedelta(seconds=120), "other-host:4242:aaaaaaaa")
-        live.heartbeat(NOON)                     # another machine's `serve`, sending right now
-        dead = f"{new_worker_id().split(':')[0]}:{dead_pid()}:bbbbbbbb"   # a `send` on this host, killed
+        live.heartbeat(NOON)  # another machine's `serve`, sending right now
+        dead = f"{new_worker_id().split(':')[0]}:{dead_pid()}:bbbbbbbb"  # a `send` on this host, killed
         for phone, worker in ((PHONES[0], live.id), (PHONES[1], dead)):
             with app.engine.begin() as conn:
-                conn.execute(deliveries.update().where(deliveries.c.recipient == "+86" + phone).values(
-                    status="sending", claimed_by=worker, attempts=1, updated_at=NOON))
+                conn.execute(
+                    deliveries.update()
+                    .where(deliveries.c.recipient == "+86" + phone)
+                    .values(status="sending", claimed_by=worker, attempts=1, updated_at=NOON)
+                )
         report = send(app, run_id)
         assert (report.sent, report.reconciled, report.remaining) == (9, 1, 1)
         rows = sms_rows(app, run_id)
-        assert rows["+86" + PHONES[0]].status == "sending"   # left to its live worker
+        assert rows["+86" + PHONES[0]].status == "sending"  # left to its live worker
         settled = rows["+86" + PHONES[1]]
-        assert settled.status == "sent" and \
-            moves(app, settled.id) == [("sending", "pending"), ("pending", "sending"), ("sending", "sent")]
+        assert settled.status == "sent" and moves(app, settled.id) == [
+            ("sending", "pending"),
+            ("pending", "sending"),
+            ("sending", "sent"),
+        ]
         assert tserver.accepted_by_recipient() == {"+86" + p: 1 for p in PHONES[1:]}
     finally:
         app.close()
 
 
-def test_a_receipt_before_the_answer_wins_and_the_answer_is_audited_as_such(tmp_path: Path, sqlite_url: str,
-                                                                           tserver: TwilioServer) -> None:
+def test_a_receipt_before_the_answer_wins_and_the_answer_is_audited_as_such(
+    tmp_path: Path, sqlite_url: str, tserver: TwilioServer
+) -> None:
     """Twilio can call back before its answer to the create arrives: the receipt settles the
     row, and the late answer adds its facts without claiming a status change."""
     tserver.fail_next(Fault(201, delay=1.0))
@@ -451,13 +577,16 @@ def test_a_receipt_before_the_answer_wins_and_the_answer_is_audited_as_such(tmp_
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
         approve_all(app, run_id)
 
-        def deliver_early() -> None:   # the webhook, while the answer is still on its way
+        def deliver_early() -> None:  # the webhook, while the answer is still on its way
             while not tserver.messages:
                 time.sleep(0.01)
             m = tserver.messages[0]
             d = sms_rows(app, run_id)[m.to]
             assert d.status == "sending"
-            apply_receipt(app, Receipt.from_twilio({"MessageSid": m.sid, "MessageStatus": "delivered"}, {"d": str(d.id)}))
+            apply_receipt(
+                app,
+                Receipt.from_twilio({"MessageSid": m.sid, "MessageStatus": "delivered"}, {"d": str(d.id)}),
+            )
 
         early = threading.Thread(target=deliver_early)
         early.start()
@@ -469,32 +598,52 @@ def test_a_receipt_before_the_answer_wins_and_the_answer_is_audited_as_such(tmp_
         assert (row.status, row.provider_message_id, row.segments) == ("delivered", m.sid, m.num_segments)
         assert row.sent_at is not None
         with app.engine.connect() as conn:
-            events = [(a, json.loads(p)) for a, p in conn.execute(
-                sa.select(audit_events.c.action, audit_events.c.payload)
-                .where(audit_events.c.subject == f"delivery:{row.id}").order_by(audit_events.c.seq))]
+            events = [
+                (a, json.loads(p))
+                for a, p in conn.execute(
+                    sa.select(audit_events.c.action, audit_events.c.payload)
+                    .where(audit_events.c.subject == f"delivery:{row.id}")
+                    .order_by(audit_events.c.seq)
+                )
+            ]
         assert [(a, e.get("from"), e.get("to")) for a, e in events] == [
-            ("delivery.status", "pending", "sending"), ("delivery.receipt", "sending", "delivered"),
-            ("delivery.send_result", None, None)]
+            ("delivery.status", "pending", "sending"),
+            ("delivery.receipt", "sending", "delivered"),
+            ("delivery.send_result", None, None),
+        ]
         assert (events[-1][1]["answer"], events[-1][1]["message_id"]) == ("sent", m.sid)
     finally:
         app.close()
 
 
-def test_failover_to_the_next_provider_when_twilio_keeps_failing(tmp_path: Path, sqlite_url: str,
-                                                                 tserver: TwilioServer) -> None:
-    tserver.random_faults(100, seed=1)   # every request answered 429 or 5xx
-    app = campaign(tmp_path, sqlite_url, tserver, "max_attempts = 10\nfailover_after = 3",
-                   providers='["twilio", "outbox"]')
+def test_failover_to_the_next_provider_when_twilio_keeps_failing(
+    tmp_path: Path, sqlite_url: str, tserver: TwilioServer
+) -> None:
+    tserver.random_faults(100, seed=1)  # every request answered 429 or 5xx
+    app = campaign(
+        tmp_path,
+        sqlite_url,
+        tserver,
+        "max_attempts = 10\nfailover_after = 3",
+        providers='["twilio", "outbox"]',
+    )
     try:
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
         approve_all(app, run_id)
         report = send(app, run_id)
         assert (report.sent, report.failed, report.remaining) == (10, 0, 0)
-        assert tserver.messages == [] and len(list((tmp_path / "outbox" / f"run-{run_id}").glob("*.sms.txt"))) == 10
+        assert (
+            tserver.messages == []
+            and len(list((tmp_path / "outbox" / f"run-{run_id}").glob("*.sms.txt"))) == 10
+        )
         assert {r.provider for r in sms_rows(app, run_id).values()} == {"outbox"}
         with app.engine.connect() as conn:
-            events = [json.loads(p) for p in conn.execute(
-                sa.select(audit_events.c.payload).where(audit_events.c.action == "provider.failover")).scalars()]
+            events = [
+                json.loads(p)
+                for p in conn.execute(
+                    sa.select(audit_events.c.payload).where(audit_events.c.action == "provider.failover")
+                ).scalars()
+            ]
         assert [(e["provider"], e["next"]) for e in events] == [("twilio", "outbox")]
     finally:
         app.close()
@@ -506,8 +655,14 @@ def test_retries_stop_at_the_deadline(tmp_path: Path, sqlite_url: str, tserver: 
     try:
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
         approve_all(app, run_id)
-        report = send(app, run_id, now=datetime.now(timezone.utc))   # the real clock: past the deadline at once
-        assert (report.failed, report.retried, report.by_channel) == (10, 0, {"letter": 10})   # letters instead
+        report = send(
+            app, run_id, now=datetime.now(timezone.utc)
+        )  # the real clock: past the deadline at once
+        assert (report.failed, report.retried, report.by_channel) == (
+            10,
+            0,
+            {"letter": 10},
+        )  # letters instead
         assert {r.status for r in sms_rows(app, run_id).values() if r.channel == "sms"} == {"failed"}
     finally:
         app.close()

@@ -1,4 +1,5 @@
 """Which `sending` rows a restarted sender may settle: only those of workers that are gone."""
+
 from __future__ import annotations
 
 import subprocess
@@ -23,9 +24,9 @@ def test_live_workers_are_left_alone_and_gone_ones_are_recognised(app: App) -> N
     live_elsewhere = Worker(app.engine, TTL, "other-host:4242:aaaaaaaa")
     silent_elsewhere = Worker(app.engine, TTL, "other-host:4343:bbbbbbbb")
     host = me.id.split(":")[0]
-    killed_here = Worker(app.engine, TTL, f"{host}:{dead_pid()}:cccccccc")   # lease still valid, process gone
+    killed_here = Worker(app.engine, TTL, f"{host}:{dead_pid()}:cccccccc")  # lease still valid, process gone
     stopped = Worker(app.engine, TTL, "other-host:4444:dddddddd")
-    never_seen = "other-host:4545:eeeeeeee"                                     # claimed, never held a lease
+    never_seen = "other-host:4545:eeeeeeee"  # claimed, never held a lease
     for w in (me, live_elsewhere, killed_here, stopped):
         w.heartbeat(T0)
     silent_elsewhere.heartbeat(T0 - 2 * TTL)
@@ -35,8 +36,10 @@ def test_live_workers_are_left_alone_and_gone_ones_are_recognised(app: App) -> N
         dead = me.dead_claimers(conn, claimers, T0 + timedelta(seconds=5))
     # Its own rows count as abandoned: a worker only asks between batches.
     assert dead == claimers - {live_elsewhere.id}
-    with app.engine.connect() as conn:   # once the live worker stops renewing, its lease lapses
-        assert live_elsewhere.id in me.dead_claimers(conn, {live_elsewhere.id}, T0 + TTL + timedelta(seconds=1))
+    with app.engine.connect() as conn:  # once the live worker stops renewing, its lease lapses
+        assert live_elsewhere.id in me.dead_claimers(
+            conn, {live_elsewhere.id}, T0 + TTL + timedelta(seconds=1)
+        )
 
 
 def test_worker_ids_fit_the_lease_table() -> None:

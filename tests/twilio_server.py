@@ -12,6 +12,7 @@ signed receipts (X-Twilio-Signature) the way Twilio does, optionally duplicated 
 Runs in the caller's event loop (`async with TwilioServer() as s`) or in a thread of its own
 (`with TwilioServer() as s`) for code that runs its own loops, like `asyncio.run(dispatcher...)`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -61,7 +62,11 @@ class Fault:
 
     @classmethod
     def region_disabled(cls) -> Fault:
-        return cls(400, 21408, "Permission to send an SMS has not been enabled for the region indicated by the 'To' number")
+        return cls(
+            400,
+            21408,
+            "Permission to send an SMS has not been enabled for the region indicated by the 'To' number",
+        )
 
     @classmethod
     def unreachable(cls) -> Fault:
@@ -98,38 +103,61 @@ class Message:
         when = format_datetime(self.created, usegmt=True).replace("GMT", "+0000")
         uri = f"{API}/Accounts/{self.account_sid}/Messages/{self.sid}"
         return {
-            "account_sid": self.account_sid, "api_version": "2010-04-01", "body": self.body,
-            "date_created": when, "date_sent": when, "date_updated": when, "direction": "outbound-api",
-            "error_code": self.error_code, "error_message": None, "from": self.from_,
-            "messaging_service_sid": self.messaging_service_sid, "num_media": "0",
-            "num_segments": str(self.num_segments), "price": None, "price_unit": "USD", "sid": self.sid,
-            "status": self.status, "to": self.to, "uri": uri + ".json",
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "body": self.body,
+            "date_created": when,
+            "date_sent": when,
+            "date_updated": when,
+            "direction": "outbound-api",
+            "error_code": self.error_code,
+            "error_message": None,
+            "from": self.from_,
+            "messaging_service_sid": self.messaging_service_sid,
+            "num_media": "0",
+            "num_segments": str(self.num_segments),
+            "price": None,
+            "price_unit": "USD",
+            "sid": self.sid,
+            "status": self.status,
+            "to": self.to,
+            "uri": uri + ".json",
             "subresource_uris": {"media": uri + "/Media.json", "feedback": uri + "/Feedback.json"},
         }
 
 
 def segments(body: str) -> int:
     """Twilio's count: GSM-7 160/153 per segment, otherwise UCS-2 70/67 (Chinese is UCS-2)."""
-    units, single, multi = ((len(body), 160, 153) if body.isascii()
-                            else (len(body.encode("utf-16-le")) // 2, 70, 67))
+    units, single, multi = (
+        (len(body), 160, 153) if body.isascii() else (len(body.encode("utf-16-le")) // 2, 70, 67)
+    )
     return 1 if units <= single else -(-units // multi)
 
 
 def _error(status: int, code: int | None, message: str) -> web.Response:
     code = code or status
-    return web.json_response({"code": code, "message": message, "status": status,
-                              "more_info": f"https://www.twilio.com/docs/errors/{code}"}, status=status)
+    return web.json_response(
+        {
+            "code": code,
+            "message": message,
+            "status": status,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        },
+        status=status,
+    )
 
 
 class TwilioServer:
-    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN, *, page_size: int = 50) -> None:
+    def __init__(
+        self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN, *, page_size: int = 50
+    ) -> None:
         self.account_sid, self.auth_token, self.page_size = account_sid, auth_token, page_size
-        self.plan: deque[Fault] = deque()          # answers for the next creates, in order
+        self.plan: deque[Fault] = deque()  # answers for the next creates, in order
         self.number_faults: dict[str, Fault] = {}  # every create to this number gets this answer
-        self.messages: list[Message] = []          # accepted messages, in order
+        self.messages: list[Message] = []  # accepted messages, in order
         self.attempts: list[tuple[str, int]] = []  # (To, HTTP status answered) for every create
         self._random: tuple[random.Random, float, Sequence[Fault]] | None = None
-        self.failing_reads = 0                     # answer the next N lists / fetches with 500
+        self.failing_reads = 0  # answer the next N lists / fetches with 500
         self._random_reads: tuple[random.Random, float] | None = None
         self._lock = threading.Lock()
         self._runner: web.AppRunner | None = None
@@ -147,8 +175,12 @@ class TwilioServer:
         with self._lock:
             self.plan.extend(faults)
 
-    def random_faults(self, percent: float, seed: int,
-                      faults: Sequence[Fault] = (Fault.too_many_requests(), Fault.server_error())) -> None:
+    def random_faults(
+        self,
+        percent: float,
+        seed: int,
+        faults: Sequence[Fault] = (Fault.too_many_requests(), Fault.server_error()),
+    ) -> None:
         """Answer about `percent` % of creates (not planned ones) with one of `faults`, reproducibly."""
         self._random = (random.Random(seed), percent, tuple(faults))
 
@@ -230,8 +262,9 @@ class TwilioServer:
             auth = aiohttp.BasicAuth.decode(request.headers.get("Authorization", ""))
         except ValueError:
             return False
-        return (auth.login, auth.password) == (self.account_sid, self.auth_token) and \
-            request.match_info["account"] == self.account_sid
+        return (auth.login, auth.password) == (self.account_sid, self.auth_token) and request.match_info[
+            "account"
+        ] == self.account_sid
 
     def _choose(self, to: str) -> Fault | None:
         with self._lock:
@@ -260,11 +293,18 @@ class TwilioServer:
         fault = self._choose(to)
         message = None
         if fault is None or fault.accept or 200 <= fault.status < 300:
-            message = Message("SM" + secrets.token_hex(16), self.account_sid, to, str(from_) if from_ else None,
-                              str(service) if service else None, body,
-                              str(form["StatusCallback"]) if form.get("StatusCallback") else None,
-                              datetime.now(timezone.utc).replace(microsecond=0), segments(body),
-                              "queued" if from_ else "accepted")
+            message = Message(
+                "SM" + secrets.token_hex(16),
+                self.account_sid,
+                to,
+                str(from_) if from_ else None,
+                str(service) if service else None,
+                body,
+                str(form["StatusCallback"]) if form.get("StatusCallback") else None,
+                datetime.now(timezone.utc).replace(microsecond=0),
+                segments(body),
+                "queued" if from_ else "accepted",
+            )
             with self._lock:
                 self.messages.append(message)
         status = fault.status if fault else 201
@@ -299,12 +339,16 @@ class TwilioServer:
             return fault
         q = request.query
         with self._lock:
-            rows = [m for m in reversed(self.messages)  # newest first, as Twilio lists
-                    if (not q.get("To") or m.to == q["To"]) and (not q.get("From") or m.from_ == q["From"])
-                    and _date_filters(m.created, q)]
+            rows = [
+                m
+                for m in reversed(self.messages)  # newest first, as Twilio lists
+                if (not q.get("To") or m.to == q["To"])
+                and (not q.get("From") or m.from_ == q["From"])
+                and _date_filters(m.created, q)
+            ]
         size = int(q.get("PageSize", self.page_size))
         page = int(q.get("Page", 0))
-        chunk = rows[page * size:(page + 1) * size]
+        chunk = rows[page * size : (page + 1) * size]
         path = f"{API}/Accounts/{self.account_sid}/Messages.json"
         filters = {k: v for k, v in q.items() if k not in ("Page", "PageSize", "PageToken")}
 
@@ -312,16 +356,31 @@ class TwilioServer:
             return path + "?" + urlencode({**filters, "PageSize": size, "Page": n})
 
         more = (page + 1) * size < len(rows)
-        return web.json_response({
-            "messages": [m.resource() for m in chunk], "page": page, "page_size": size,
-            "start": page * size, "end": page * size + max(len(chunk) - 1, 0), "uri": uri(page),
-            "first_page_uri": uri(0), "previous_page_uri": uri(page - 1) if page else None,
-            "next_page_uri": uri(page + 1) if more else None})
+        return web.json_response(
+            {
+                "messages": [m.resource() for m in chunk],
+                "page": page,
+                "page_size": size,
+                "start": page * size,
+                "end": page * size + max(len(chunk) - 1, 0),
+                "uri": uri(page),
+                "first_page_uri": uri(0),
+                "previous_page_uri": uri(page - 1) if page else None,
+                "next_page_uri": uri(page + 1) if more else None,
+            }
+        )
 
     # -- status callbacks ---------------------------------------------------------------
-    async def send_status_callbacks(self, sid: str, statuses: Iterable[str] = ("queued", "sent", "delivered"), *,
-                                    url: str | None = None, duplicate: bool = False, out_of_order: bool = False,
-                                    error_code: int | None = 30003) -> list[int]:
+    async def send_status_callbacks(
+        self,
+        sid: str,
+        statuses: Iterable[str] = ("queued", "sent", "delivered"),
+        *,
+        url: str | None = None,
+        duplicate: bool = False,
+        out_of_order: bool = False,
+        error_code: int | None = 30003,
+    ) -> list[int]:
         """POST Twilio-style signed receipts for message `sid` to `url` (default: the message's
         StatusCallback). Returns the HTTP status of each POST. The message's own status becomes
         the last of `statuses` in their given order, whatever order they are delivered in."""
@@ -337,9 +396,16 @@ class TwilioServer:
         answers = []
         async with aiohttp.ClientSession() as session:
             for status in sending:
-                params = {"AccountSid": message.account_sid, "ApiVersion": "2010-04-01", "From": message.from_ or "",
-                          "MessageSid": sid, "MessageStatus": status, "SmsSid": sid, "SmsStatus": status,
-                          "To": message.to}
+                params = {
+                    "AccountSid": message.account_sid,
+                    "ApiVersion": "2010-04-01",
+                    "From": message.from_ or "",
+                    "MessageSid": sid,
+                    "MessageStatus": status,
+                    "SmsSid": sid,
+                    "SmsStatus": status,
+                    "To": message.to,
+                }
                 if message.messaging_service_sid:
                     params["MessagingServiceSid"] = message.messaging_service_sid
                 if status in ("undelivered", "failed") and error_code:
@@ -350,8 +416,9 @@ class TwilioServer:
                     answers.append(response.status)
         return answers
 
-    def send_status_callbacks_sync(self, sid: str, statuses: Iterable[str] = ("queued", "sent", "delivered"),
-                                   **kwargs: Any) -> list[int]:
+    def send_status_callbacks_sync(
+        self, sid: str, statuses: Iterable[str] = ("queued", "sent", "delivered"), **kwargs: Any
+    ) -> list[int]:
         """The same from a test's thread while the server runs in its own."""
         assert self._loop is not None, "server is not running in a thread"
         coro = self.send_status_callbacks(sid, tuple(statuses), **kwargs)
@@ -362,8 +429,11 @@ def _date_filters(created: datetime, q: Any) -> bool:
     """DateSent=, DateSent>= and DateSent<= (dates or ISO datetimes). In a query string
     `DateSent>=X` parses as the key `DateSent>` with the value X, which is also what the twilio
     client sends for date_sent_after (it names the parameter "DateSent>")."""
-    for key, test in (("DateSent", lambda a, b: a == b), ("DateSent>", lambda a, b: a >= b),
-                      ("DateSent<", lambda a, b: a <= b)):
+    for key, test in (
+        ("DateSent", lambda a, b: a == b),
+        ("DateSent>", lambda a, b: a >= b),
+        ("DateSent<", lambda a, b: a <= b),
+    ):
         value = q.get(key)
         if not value:
             continue

@@ -17,6 +17,7 @@ the most the file was seen holding (audit_checkpoint_state: lines and highest ev
 every checkpoint and every verify that reads a longer file). A file that is missing or holds
 less than that fails with kind "checkpoint_file" until it is restored from its copy.
 """
+
 from __future__ import annotations
 
 import base64
@@ -62,15 +63,27 @@ def read_checkpoints(path: Path) -> list[Checkpoint]:
             try:
                 obj = json.loads(line)
                 seq, h = obj["seq"], obj["hash"]
-                if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or not _HASH.fullmatch(str(h)):
+                if (
+                    not isinstance(seq, int)
+                    or isinstance(seq, bool)
+                    or seq < 0
+                    or not _HASH.fullmatch(str(h))
+                ):
                     raise ValueError
                 sig, pub = obj.get("sig", ""), obj.get("public_key", "")
                 if not isinstance(sig, str) or not isinstance(pub, str):
                     raise ValueError
             except (ValueError, KeyError, TypeError, AttributeError):
-                raise InputError(f"{path}: checkpoint file is damaged", [Problem(
-                    "not a checkpoint: expected a JSON object with seq (integer) and hash (64 hex digits)",
-                    file=str(path), line=n)]) from None
+                raise InputError(
+                    f"{path}: checkpoint file is damaged",
+                    [
+                        Problem(
+                            "not a checkpoint: expected a JSON object with seq (integer) and hash (64 hex digits)",
+                            file=str(path),
+                            line=n,
+                        )
+                    ],
+                ) from None
             out.append(Checkpoint(seq, str(h), str(obj.get("at", "")), sig, pub, n))
     return out
 
@@ -86,7 +99,9 @@ def _key_bytes(text: str) -> bytes | None:
     if _HEX_KEY.fullmatch(text):
         return bytes.fromhex(text)
     try:
-        raw = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
+        raw = base64.b64decode(
+            text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True
+        )
     except (binascii.Error, ValueError):
         return None
     return raw if len(raw) == 32 else None
@@ -102,8 +117,10 @@ def signing_key(app: App) -> Ed25519PrivateKey | None:
         return None
     raw = _key_bytes(value)
     if raw is None:
-        raise ConfigError(f"{env} does not hold an Ed25519 private key: expected 32 bytes written as 64 hex digits "
-                          f"or as base64 (the value is not shown); fix it or unset {env}")
+        raise ConfigError(
+            f"{env} does not hold an Ed25519 private key: expected 32 bytes written as 64 hex digits "
+            f"or as base64 (the value is not shown); fix it or unset {env}"
+        )
     return Ed25519PrivateKey.from_private_bytes(raw)
 
 
@@ -114,8 +131,10 @@ def verify_key(app: App) -> Ed25519PublicKey | None:
         return None
     raw = _key_bytes(value)
     if raw is None:
-        raise ConfigError(f"{app.config.where()}: [audit] verify_public_key must be an Ed25519 public key: "
-                          "32 bytes written as 64 hex digits or as base64")
+        raise ConfigError(
+            f"{app.config.where()}: [audit] verify_public_key must be an Ed25519 public key: "
+            "32 bytes written as 64 hex digits or as base64"
+        )
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
@@ -123,16 +142,24 @@ def public_hex(key: Ed25519PublicKey) -> str:
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
-def check_signatures(path: Path, cps: list[Checkpoint], key: Ed25519PublicKey | None
-                     ) -> tuple[list[Checkpoint], list[dict[str, Any]]]:
+def check_signatures(
+    path: Path, cps: list[Checkpoint], key: Ed25519PublicKey | None
+) -> tuple[list[Checkpoint], list[dict[str, Any]]]:
     """(checkpoints to trust, signature problems). With `key`, every line must be signed by it;
     without, each signed line must verify with the public key stored on it."""
     good: list[Checkpoint] = []
     problems: list[dict[str, Any]] = []
 
     def problem(cp: Checkpoint, message: str) -> None:
-        problems.append({"kind": SIGNATURE_PROBLEM, "file": str(path), "line": cp.line, "seq": cp.seq,
-                         "message": f"checkpoint at line {cp.line} (event {cp.seq}): {message}"})
+        problems.append(
+            {
+                "kind": SIGNATURE_PROBLEM,
+                "file": str(path),
+                "line": cp.line,
+                "seq": cp.seq,
+                "message": f"checkpoint at line {cp.line} (event {cp.seq}): {message}",
+            }
+        )
 
     for cp in cps:
         if not cp.sig and not cp.public_key:
@@ -160,11 +187,17 @@ def check_signatures(path: Path, cps: list[Checkpoint], key: Ed25519PublicKey | 
         elif key is not None and line_key is not None and _valid(line_key, sig, data):
             problem(cp, f"signed with another key ({cp.public_key[:16]}…), not [audit] verify_public_key")
         elif key is not None:
-            problem(cp, "bad signature: seq, hash or at was changed after signing, or it was signed with another "
-                        "key (checked with [audit] verify_public_key)")
+            problem(
+                cp,
+                "bad signature: seq, hash or at was changed after signing, or it was signed with another "
+                "key (checked with [audit] verify_public_key)",
+            )
         else:
-            problem(cp, "bad signature: seq, hash or at was changed after signing (checked with the public_key "
-                        "stored on the line)")
+            problem(
+                cp,
+                "bad signature: seq, hash or at was changed after signing (checked with the public_key "
+                "stored on the line)",
+            )
     return good, problems
 
 
@@ -190,25 +223,37 @@ def verify_log(app: App, *, from_checkpoint: bool = False) -> tuple[VerifyResult
     start = max(good, key=lambda c: c.seq) if from_checkpoint and good else None
     with audit.snapshot(app.engine) as conn:
         result = audit.verify(conn, good, start=start)
-        seen = conn.execute(sa.select(audit_checkpoint_state).where(audit_checkpoint_state.c.id == 1)).one_or_none()
+        seen = conn.execute(
+            sa.select(audit_checkpoint_state).where(audit_checkpoint_state.c.id == 1)
+        ).one_or_none()
     if problems:
         result = dataclasses.replace(result, problems=tuple(problems))
         if result.ok:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            result = dataclasses.replace(result, ok=False, kind=SIGNATURE_PROBLEM,
-                                         reason=f"{path}: {problems[0]['message']}{more}")
+            result = dataclasses.replace(
+                result, ok=False, kind=SIGNATURE_PROBLEM, reason=f"{path}: {problems[0]['message']}{more}"
+            )
     top = max(cps, key=lambda c: c.seq, default=None)
     shrunk = _shrunk(path, cps, seen)
     if shrunk and result.ok:
         result = dataclasses.replace(result, ok=False, kind=FILE_PROBLEM, reason=shrunk)
     elif shrunk:
         result = dataclasses.replace(result, reason=f"{result.reason}; and {shrunk}")
-    elif result.ok and top is not None and seen is not None and (len(cps) > seen.checkpoints or top.seq > seen.seq):
+    elif (
+        result.ok
+        and top is not None
+        and seen is not None
+        and (len(cps) > seen.checkpoints or top.seq > seen.seq)
+    ):
         record_seen(app, path, len(cps), top)
-    summary = {"file": str(path), "count": len(cps), "signed": sum(1 for c in cps if c.sig or c.public_key),
-               "bad_signatures": len(problems),
-               "signatures_checked_with": "verify_public_key" if key is not None else "line_public_key",
-               "verify_public_key": public_hex(key) if key is not None else None}
+    summary = {
+        "file": str(path),
+        "count": len(cps),
+        "signed": sum(1 for c in cps if c.sig or c.public_key),
+        "bad_signatures": len(problems),
+        "signatures_checked_with": "verify_public_key" if key is not None else "line_public_key",
+        "verify_public_key": public_hex(key) if key is not None else None,
+    }
     return result, path, summary
 
 
@@ -217,14 +262,17 @@ def _shrunk(path: Path, cps: list[Checkpoint], seen: sa.Row[Any] | None) -> str 
     if seen is None or (seen.checkpoints == 0 and seen.seq == 0):
         return None
     was = f"{seen.checkpoints} checkpoint(s) up to event {seen.seq}" + (
-        f" (as {seen.file})" if seen.file and seen.file != str(path) else "")
+        f" (as {seen.file})" if seen.file and seen.file != str(path) else ""
+    )
     restore = "restore it from its copy kept off this machine"
     if not path.exists():
         return f"checkpoint file {path} is missing; it held {was}: {restore}"
     top = max((c.seq for c in cps), default=0)
     if len(cps) < seen.checkpoints or top < seen.seq:
-        return (f"checkpoint file {path} holds {len(cps)} checkpoint(s) up to event {top}, but held {was} when "
-                f"last seen: it was truncated or replaced; {restore}")
+        return (
+            f"checkpoint file {path} holds {len(cps)} checkpoint(s) up to event {top}, but held {was} when "
+            f"last seen: it was truncated or replaced; {restore}"
+        )
     return None
 
 
@@ -232,8 +280,11 @@ def record_seen(app: App, path: Path, count: int, top: Checkpoint) -> None:
     """Raise the remembered high-water mark of the checkpoint file (never lower it)."""
     t = audit_checkpoint_state
     with app.engine.begin() as conn:
-        conn.execute(t.update().where(t.c.id == 1, t.c.checkpoints <= count, t.c.seq <= top.seq)
-                     .values(file=str(path), checkpoints=count, seq=top.seq, hash=top.hash, updated_at=utcnow()))
+        conn.execute(
+            t.update()
+            .where(t.c.id == 1, t.c.checkpoints <= count, t.c.seq <= top.seq)
+            .values(file=str(path), checkpoints=count, seq=top.seq, hash=top.hash, updated_at=utcnow())
+        )
 
 
 def take_checkpoint(app: App) -> dict[str, Any]:
@@ -243,18 +294,27 @@ def take_checkpoint(app: App) -> dict[str, Any]:
     vkey = verify_key(app)
     if key is not None and vkey is not None and public_hex(key.public_key()) != public_hex(vkey):
         env = app.config.raw["audit"]["signing_key_env"]
-        raise ConfigError(f"the key in {env} does not belong to [audit] verify_public_key ({public_hex(vkey)}): "
-                          f"checkpoints signed with it would not verify; no checkpoint written")
+        raise ConfigError(
+            f"the key in {env} does not belong to [audit] verify_public_key ({public_hex(vkey)}): "
+            f"checkpoints signed with it would not verify; no checkpoint written"
+        )
     result, path, summary = verify_log(app, from_checkpoint=True)
     if not result.ok:
         if result.kind in (SIGNATURE_PROBLEM, FILE_PROBLEM):
             raise StateError(f"{result.reason}; no checkpoint written")
-        raise StateError(f"audit log is broken at event {result.first_bad} ({result.kind}): {result.reason}; "
-                         "no checkpoint written")
-    line: dict[str, Any] = {"seq": result.head_seq, "hash": result.head_hash,
-                            "at": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")}
+        raise StateError(
+            f"audit log is broken at event {result.first_bad} ({result.kind}): {result.reason}; "
+            "no checkpoint written"
+        )
+    line: dict[str, Any] = {
+        "seq": result.head_seq,
+        "hash": result.head_hash,
+        "at": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
     if key is not None:
-        line["sig"] = base64.b64encode(key.sign(signed_bytes(line["seq"], line["hash"], line["at"]))).decode("ascii")
+        line["sig"] = base64.b64encode(key.sign(signed_bytes(line["seq"], line["hash"], line["at"]))).decode(
+            "ascii"
+        )
         line["public_key"] = public_hex(key.public_key())
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as f:

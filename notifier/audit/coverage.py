@@ -4,6 +4,7 @@ A run's audience was frozen at creation as one delivery row per resident (plus l
 rows on other channels). Coverage counts each resident once, by the best thing that happened
 to them, so the totals add up to the audience exactly; a mismatch means rows went missing.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -22,8 +23,16 @@ OUTCOMES = ("delivered", "sent", "fallback", "failed", "skipped", "unknown", "pe
 SKIP_REASONS = ("opted_out", "no_contact", "cancelled", "already_notified", "window_closed", "other")
 # Best first: reached on the first channel, reached by a fallback, maybe reached, still open, not reached.
 _RANK = {"delivered": 0, "sent": 1, "fallback": 2, "unknown": 3, "pending": 4, "failed": 5, "skipped": 6}
-_STATUS_OUTCOME = {"delivered": "delivered", "sent": "sent", "failed": "failed", "undelivered": "failed",
-                   "skipped": "skipped", "unknown": "unknown", "pending": "pending", "sending": "pending"}
+_STATUS_OUTCOME = {
+    "delivered": "delivered",
+    "sent": "sent",
+    "failed": "failed",
+    "undelivered": "failed",
+    "skipped": "skipped",
+    "unknown": "unknown",
+    "pending": "pending",
+    "sending": "pending",
+}
 
 
 def skip_reason(reason: str | None) -> str:
@@ -71,9 +80,17 @@ class Coverage:
         return self.counted == self.audience
 
     def as_json(self) -> dict[str, Any]:
-        return {"run": self.run, "rule": self.rule, "status": self.status, "audience": self.audience,
-                "review": self.review, "counted": self.counted, "balanced": self.balanced,
-                "totals": self.totals, "skipped_by_reason": self.skipped_by_reason}
+        return {
+            "run": self.run,
+            "rule": self.rule,
+            "status": self.status,
+            "audience": self.audience,
+            "review": self.review,
+            "counted": self.counted,
+            "balanced": self.balanced,
+            "totals": self.totals,
+            "skipped_by_reason": self.skipped_by_reason,
+        }
 
 
 RESIDENT_COLUMNS = ("resident", "outcome", "channel", "status", "at", "reason", "skip_reason", "channels")
@@ -82,13 +99,24 @@ RESIDENT_COLUMNS = ("resident", "outcome", "channel", "status", "at", "reason", 
 def _rows_by_resident(conn: sa.Connection, run_id: int, batch: int = 5000) -> Iterator[list[sa.Row[Any]]]:
     """The run's delivery rows grouped by resident, keyset-paginated on (resident_id, id)."""
     d = deliveries
-    cols = (d.c.id, d.c.resident_id, d.c.channel, d.c.status, d.c.reason, d.c.fallback_of, d.c.sent_at, d.c.updated_at)
+    cols = (
+        d.c.id,
+        d.c.resident_id,
+        d.c.channel,
+        d.c.status,
+        d.c.reason,
+        d.c.fallback_of,
+        d.c.sent_at,
+        d.c.updated_at,
+    )
     last: tuple[str, int] | None = None
     group: list[sa.Row[Any]] = []
     while True:
         q = sa.select(*cols).where(d.c.run_id == run_id)
         if last is not None:
-            q = q.where(sa.or_(d.c.resident_id > last[0], sa.and_(d.c.resident_id == last[0], d.c.id > last[1])))
+            q = q.where(
+                sa.or_(d.c.resident_id > last[0], sa.and_(d.c.resident_id == last[0], d.c.id > last[1]))
+            )
         rows = conn.execute(q.order_by(d.c.resident_id, d.c.id).limit(batch)).all()
         for r in rows:
             if group and group[0].resident_id != r.resident_id:
@@ -105,8 +133,11 @@ def _rows_by_resident(conn: sa.Connection, run_id: int, batch: int = 5000) -> It
 def coverage(app: App, run_id: int) -> tuple[Coverage, Iterator[dict[str, Any]]]:
     """The run's header and a stream of one outcome per resident; totals fill in as the stream is read."""
     with app.reader.connect() as conn:
-        run = conn.execute(sa.select(runs.c.id, runs.c.rule_id, runs.c.status, runs.c.audience, runs.c.review)
-                           .where(runs.c.id == run_id)).one_or_none()
+        run = conn.execute(
+            sa.select(runs.c.id, runs.c.rule_id, runs.c.status, runs.c.audience, runs.c.review).where(
+                runs.c.id == run_id
+            )
+        ).one_or_none()
     if run is None:
         raise NotFound(f"no run {run_id}")
     cov = Coverage(run.id, run.rule_id, run.status, run.audience, run.review)
@@ -120,9 +151,16 @@ def coverage(app: App, run_id: int) -> tuple[Coverage, Iterator[dict[str, Any]]]
                 why = skip_reason(best.reason) if out == "skipped" else None
                 if why:
                     cov.skipped_by_reason[why] += 1
-                yield {"resident": best.resident_id, "outcome": out, "channel": best.channel, "status": best.status,
-                       "at": _when(best), "reason": mask_text(best.reason) if best.reason else None, "skip_reason": why,
-                       "channels": ",".join(f"{r.channel}:{r.status}" for r in group)}
+                yield {
+                    "resident": best.resident_id,
+                    "outcome": out,
+                    "channel": best.channel,
+                    "status": best.status,
+                    "at": _when(best),
+                    "reason": mask_text(best.reason) if best.reason else None,
+                    "skip_reason": why,
+                    "channels": ",".join(f"{r.channel}:{r.status}" for r in group),
+                }
 
     return cov, stream()
 
@@ -132,21 +170,50 @@ def resident_history(app: App, resident_id: str) -> dict[str, Any]:
     d, r = deliveries, runs
     t = app.residents
     with app.reader.connect() as conn:
-        known = conn.execute(sa.select(t.c.resident_id).where(t.c.resident_id == resident_id)).first() is not None
-        rows = conn.execute(sa.select(d, r.c.rule_id, r.c.status.label("run_status"))
-                            .join(r, r.c.id == d.c.run_id).where(d.c.resident_id == resident_id)
-                            .order_by(d.c.run_id, d.c.id)).all()
+        known = (
+            conn.execute(sa.select(t.c.resident_id).where(t.c.resident_id == resident_id)).first() is not None
+        )
+        rows = conn.execute(
+            sa.select(d, r.c.rule_id, r.c.status.label("run_status"))
+            .join(r, r.c.id == d.c.run_id)
+            .where(d.c.resident_id == resident_id)
+            .order_by(d.c.run_id, d.c.id)
+        ).all()
     if not rows and not known:
         raise NotFound(f"no resident {resident_id!r} in the register and no deliveries for it")
-    return {"resident": resident_id, "in_register": known, "deliveries": [{
-        "run": x.run_id, "rule": x.rule_id, "run_status": x.run_status, "delivery": x.id, "channel": x.channel,
-        "status": x.status, "recipient": _mask_recipient(x.channel, x.recipient), "provider": x.provider,
-        "message_id": x.provider_message_id, "attempts": x.attempts, "fallback_of": x.fallback_of,
-        "created_at": as_utc(x.created_at).isoformat(), "sent_at": as_utc(x.sent_at).isoformat() if x.sent_at else None,
-        "at": _when(x), "reason": mask_text(x.reason) if x.reason else None} for x in rows]}
+    return {
+        "resident": resident_id,
+        "in_register": known,
+        "deliveries": [
+            {
+                "run": x.run_id,
+                "rule": x.rule_id,
+                "run_status": x.run_status,
+                "delivery": x.id,
+                "channel": x.channel,
+                "status": x.status,
+                "recipient": _mask_recipient(x.channel, x.recipient),
+                "provider": x.provider,
+                "message_id": x.provider_message_id,
+                "attempts": x.attempts,
+                "fallback_of": x.fallback_of,
+                "created_at": as_utc(x.created_at).isoformat(),
+                "sent_at": as_utc(x.sent_at).isoformat() if x.sent_at else None,
+                "at": _when(x),
+                "reason": mask_text(x.reason) if x.reason else None,
+            }
+            for x in rows
+        ],
+    }
 
 
 def _mask_recipient(channel: str, value: str | None) -> str | None:
     if not value:
         return None
-    return mask_phone(value) if channel == "sms" else mask_email(value) if channel == "email" else mask_address(value)
+    return (
+        mask_phone(value)
+        if channel == "sms"
+        else mask_email(value)
+        if channel == "email"
+        else mask_address(value)
+    )

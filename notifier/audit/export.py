@@ -6,6 +6,7 @@ is itself written to the audit log before anything is exported. Every export clo
 chain head it was taken at, so the file can later be checked against `audit verify` and the
 checkpoints: an unmasked event's hash can be recomputed from its row.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,9 +36,12 @@ class ExportFilter:
     date_to: date | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"run": self.run, "resident": self.resident,
-                "from": self.date_from.isoformat() if self.date_from else None,
-                "to": self.date_to.isoformat() if self.date_to else None}
+        return {
+            "run": self.run,
+            "resident": self.resident,
+            "from": self.date_from.isoformat() if self.date_from else None,
+            "to": self.date_to.isoformat() if self.date_to else None,
+        }
 
 
 def _where(app: App, f: ExportFilter) -> sa.ColumnElement[bool]:
@@ -47,8 +51,12 @@ def _where(app: App, f: ExportFilter) -> sa.ColumnElement[bool]:
     delivery_subject = sa.literal("delivery:") + sa.cast(d.c.id, sa.String)
     conds: list[sa.ColumnElement[bool]] = []
     if f.run is not None:
-        conds.append(sa.or_(e.c.subject == f"run:{f.run}",
-                            e.c.subject.in_(sa.select(delivery_subject).where(d.c.run_id == f.run))))
+        conds.append(
+            sa.or_(
+                e.c.subject == f"run:{f.run}",
+                e.c.subject.in_(sa.select(delivery_subject).where(d.c.run_id == f.run)),
+            )
+        )
     if f.resident is not None:
         conds.append(e.c.subject.in_(sa.select(delivery_subject).where(d.c.resident_id == f.resident)))
     tz = app.config.timezone
@@ -59,25 +67,55 @@ def _where(app: App, f: ExportFilter) -> sa.ColumnElement[bool]:
     return sa.and_(sa.true(), *conds)
 
 
-def export_events(app: App, out: Path, fmt: str, f: ExportFilter, *, unmask: bool = False,
-                  by: str | None = None) -> dict[str, Any]:
+def export_events(
+    app: App, out: Path, fmt: str, f: ExportFilter, *, unmask: bool = False, by: str | None = None
+) -> dict[str, Any]:
     if f.date_from and f.date_to and f.date_from > f.date_to:
         raise InputError(f"--from {f.date_from} is after --to {f.date_to}")
     if unmask:
         who = unmasking_actor(app.config, by, "export")
         with app.engine.begin() as conn:
-            audit.record(conn, who, "audit.unmasked_export", f"export:{out.name}", file=str(out), format=fmt,
-                         filters=f.as_json())
+            audit.record(
+                conn,
+                who,
+                "audit.unmasked_export",
+                f"export:{out.name}",
+                file=str(out),
+                format=fmt,
+                filters=f.as_json(),
+            )
     count = 0
     with audit.snapshot(app.engine) as conn, table_writer(out, fmt, HEADER) as write:
         head_seq, head_hash = audit.read_head(conn)
         where = sa.and_(_where(app, f), audit_events.c.seq <= head_seq)
         for r in audit.iter_events(conn, where=where):
-            write((r.seq, audit.ts_text(r.ts), r.actor, r.action, r.subject if unmask else mask_text(r.subject),
-                   r.payload if unmask else mask_text(r.payload), r.prev_hash, r.hash))
+            write(
+                (
+                    r.seq,
+                    audit.ts_text(r.ts),
+                    r.actor,
+                    r.action,
+                    r.subject if unmask else mask_text(r.subject),
+                    r.payload if unmask else mask_text(r.payload),
+                    r.prev_hash,
+                    r.hash,
+                )
+            )
             count += 1
         taken = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
-        trailer = {"seq": head_seq, "hash": head_hash, "taken_at": taken, "masked": not unmask, "events": count}
+        trailer = {
+            "seq": head_seq,
+            "hash": head_hash,
+            "taken_at": taken,
+            "masked": not unmask,
+            "events": count,
+        }
         write({"chain_head": trailer} if fmt == "jsonl" else ["chain_head", *trailer.values()])
-    return {"file": str(out), "format": fmt, "events": count, "masked": not unmask,
-            "head": {"seq": head_seq, "hash": head_hash}, "filters": f.as_json()}
+    return {
+        "file": str(out),
+        "format": fmt,
+        "events": count,
+        "masked": not unmask,
+        "head": {"seq": head_seq, "hash": head_hash},
+        "filters": f.as_json(),
+    }

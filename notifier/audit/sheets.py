@@ -4,6 +4,7 @@ Rows are written as they come (openpyxl in write-only mode), so a million-event 
 no more memory than a small one. Every cell goes through cellsafe.safe_cell (no formula
 injection), and XLSX text cells are typed as strings, so openpyxl never stores a formula.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,6 +35,7 @@ def table_writer(path: Path, fmt: str, header: Sequence[str], sheet: str = "audi
     try:
         if fmt == "xlsx":
             from openpyxl import Workbook
+
             wb = Workbook(write_only=True)
             ws = wb.create_sheet(sheet)
             ws.append(_xlsx_cells(ws, safe_row(header)))
@@ -47,8 +49,14 @@ def table_writer(path: Path, fmt: str, header: Sequence[str], sheet: str = "audi
                     yield lambda row: w.writerow(_cells(row))
                 else:
                     keys = list(header)
-                    yield lambda row: f.write(json.dumps(row if isinstance(row, dict) else dict(zip(keys, row)),
-                                                        ensure_ascii=False, default=str) + "\n")
+                    yield lambda row: f.write(
+                        json.dumps(
+                            row if isinstance(row, dict) else dict(zip(keys, row, strict=False)),
+                            ensure_ascii=False,
+                            default=str,
+                        )
+                        + "\n"
+                    )
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ After `threshold` consecutive transient failures a provider rests for `cooldown`
 the next one in order takes over; the first healthy provider in order is always preferred, so
 traffic returns once the cool-down ends.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,7 +36,11 @@ class ProviderChain:
     def failed(self, provider: Provider, now: datetime) -> bool:
         """Count a transient failure; True when this one takes the provider out of service."""
         n = self.failures[provider.name] = self.failures.get(provider.name, 0) + 1
-        if n >= self.threshold and len(self.providers) > 1 and self.resting_until.get(provider.name, now) <= now:
+        if (
+            n >= self.threshold
+            and len(self.providers) > 1
+            and self.resting_until.get(provider.name, now) <= now
+        ):
             self.resting_until[provider.name] = now + self.cooldown
             self.failures[provider.name] = 0
             return True

@@ -11,6 +11,7 @@ Resident fields are data, never markup: the page escapes them (a newline in an a
 written fails its own delivery; a page that cannot be read is left out of its run's file with an
 error in the log; neither stops other letters, runs or channels.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,7 +41,7 @@ body { font-family: "SimSun", "Songti SC", "Noto Serif CJK SC", serif; font-size
 _PAGE_FILE = re.compile(r"(\d+)\.html")
 _RUN_DIR = re.compile(r"run-(\d+)")
 _COMMENT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "-": "\\u002d", "&": "\\u0026"})
-_RETRY_HELPS = frozenset({errno.ENOSPC, errno.EDQUOT})   # the disk may have room again later
+_RETRY_HELPS = frozenset({errno.ENOSPC, errno.EDQUOT})  # the disk may have room again later
 
 
 def _text(value: str) -> str:
@@ -78,12 +79,21 @@ class LetterProvider(Provider):
 
     async def send(self, message: OutboundMessage) -> SendResult:
         m = message.meta
-        page = (f'<section class="letter" id="d{message.delivery_id}">\n'
-                f'<div class="address">{_text(message.recipient)}<br>{_text(message.recipient_name)} 收</div>\n'
-                f"{message.body}\n"
-                f'<div class="ref">投递编号 {message.delivery_id} · 居民编号 {_text(message.resident_id)}</div>\n</section>\n')
-        row = [message.delivery_id, message.resident_id, message.recipient_name, m.get("township", ""), m.get("village", ""),
-               message.recipient, m.get("title", "")]
+        page = (
+            f'<section class="letter" id="d{message.delivery_id}">\n'
+            f'<div class="address">{_text(message.recipient)}<br>{_text(message.recipient_name)} 收</div>\n'
+            f"{message.body}\n"
+            f'<div class="ref">投递编号 {message.delivery_id} · 居民编号 {_text(message.resident_id)}</div>\n</section>\n'
+        )
+        row = [
+            message.delivery_id,
+            message.resident_id,
+            message.recipient_name,
+            m.get("township", ""),
+            m.get("village", ""),
+            message.recipient,
+            m.get("title", ""),
+        ]
         path = self._pages(message.run_id) / f"{message.delivery_id:08d}.html"
         tmp = path.with_suffix(".tmp")
         try:
@@ -93,10 +103,16 @@ class LetterProvider(Provider):
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
-            raise ProviderError(f"cannot write the letter page {path}: {exc.strerror or exc}", self.name,
-                                exc.errno in _RETRY_HELPS, "write") from None
+            raise ProviderError(
+                f"cannot write the letter page {path}: {exc.strerror or exc}",
+                self.name,
+                exc.errno in _RETRY_HELPS,
+                "write",
+            ) from None
         self.touched.add(message.run_id)
-        return SendResult(DeliveryStatus.SENT, f"letter:{message.run_id}:{message.delivery_id}", {"page": str(path)})
+        return SendResult(
+            DeliveryStatus.SENT, f"letter:{message.run_id}:{message.delivery_id}", {"page": str(path)}
+        )
 
     async def open(self) -> None:
         for pages in self.dir.glob("run-*/pages"):
@@ -120,7 +136,9 @@ class LetterProvider(Provider):
 
     def assemble(self, run_id: int) -> tuple[Path, Path]:
         """(Re)build the run's printable HTML and roster CSV from its pages, ordered by village."""
-        pages = sorted(p for p in self._pages(run_id).glob("*.html") if _PAGE_FILE.fullmatch(p.name) and p.is_file())
+        pages = sorted(
+            p for p in self._pages(run_id).glob("*.html") if _PAGE_FILE.fullmatch(p.name) and p.is_file()
+        )
         entries = []
         for p in pages:
             try:
@@ -132,8 +150,10 @@ class LetterProvider(Provider):
         out = self.dir / f"run-{run_id}.html"
         tmp = out.with_suffix(".tmp")
         with tmp.open("w", encoding="utf-8") as f:
-            f.write(f'<!doctype html>\n<html lang="zh-CN"><head><meta charset="utf-8"><title>通知书 run {run_id}</title>'
-                    f"<style>{PAGE_CSS}</style></head><body>\n")
+            f.write(
+                f'<!doctype html>\n<html lang="zh-CN"><head><meta charset="utf-8"><title>通知书 run {run_id}</title>'
+                f"<style>{PAGE_CSS}</style></head><body>\n"
+            )
             for _, body in entries:
                 f.write(body)
             f.write("</body></html>\n")
@@ -142,9 +162,22 @@ class LetterProvider(Provider):
         tmp = roster.with_suffix(".tmp")
         with tmp.open("w", encoding="utf-8-sig", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["序号", "投递编号", "居民编号", "姓名", "乡镇", "村", "地址", "通知事项", "签收人", "签收日期"])
+            w.writerow(
+                [
+                    "序号",
+                    "投递编号",
+                    "居民编号",
+                    "姓名",
+                    "乡镇",
+                    "村",
+                    "地址",
+                    "通知事项",
+                    "签收人",
+                    "签收日期",
+                ]
+            )
             for i, (row, _) in enumerate(entries, start=1):
-                w.writerow(safe_row([i, *row, "", ""]))   # no formula injection through names or addresses
+                w.writerow(safe_row([i, *row, "", ""]))  # no formula injection through names or addresses
         os.replace(tmp, roster)
         return out, roster
 

@@ -3,6 +3,7 @@
 Files are named by delivery id and written atomically, so a resend after a crash rewrites
 the same file instead of adding a second message.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,13 @@ class OutboxProvider(Provider):
             folder.mkdir(parents=True, exist_ok=True)
             self._made.add(folder)
         path = folder / f"{message.delivery_id:08d}.{message.channel.value}.txt"
-        lines = [f"Delivery-Id: {message.delivery_id}", f"Run: {message.run_id}", f"Channel: {message.channel.value}",
-                 f"Resident: {message.resident_id}", f"To: {message.recipient}"]
+        lines = [
+            f"Delivery-Id: {message.delivery_id}",
+            f"Run: {message.run_id}",
+            f"Channel: {message.channel.value}",
+            f"Resident: {message.resident_id}",
+            f"To: {message.recipient}",
+        ]
         if message.subject is not None:
             lines.append(f"Subject: {message.subject}")
         if message.segments is not None:

@@ -10,6 +10,7 @@ provider counting requests over a sliding second would then see a few more than 
 actual release times of the last `rate` acquisitions are kept, and no release happens less than
 one second after the release `rate` places back.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """Building providers from config: `[providers.NAME]`, kind = its `kind` key or NAME."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -13,8 +14,12 @@ from .outbox import OutboxProvider
 from .smtp import SmtpProvider
 from .twilio import TwilioProvider
 
-KINDS: dict[str, type[Provider]] = {"outbox": OutboxProvider, "letter": LetterProvider, "smtp": SmtpProvider,
-                                 "twilio": TwilioProvider}
+KINDS: dict[str, type[Provider]] = {
+    "outbox": OutboxProvider,
+    "letter": LetterProvider,
+    "smtp": SmtpProvider,
+    "twilio": TwilioProvider,
+}
 
 
 def build_provider(config: Config, name: str) -> Provider:
@@ -22,7 +27,9 @@ def build_provider(config: Config, name: str) -> Provider:
     kind = str(settings.get("kind", name))
     cls = KINDS.get(kind)
     if cls is None:
-        raise ConfigError(f"{config.where()}: [providers.{name}] has unknown kind {kind!r}; known: {', '.join(KINDS)}")
+        raise ConfigError(
+            f"{config.where()}: [providers.{name}] has unknown kind {kind!r}; known: {', '.join(KINDS)}"
+        )
     return cls(name, settings, config.base_dir)  # type: ignore[call-arg]
 
 
@@ -39,5 +46,7 @@ def providers_for(config: Config) -> dict[Channel, ProviderChain]:
                 raise ConfigError(f"{config.where()}: provider {name!r} cannot send {channel.value}")
             built[name] = provider
             chain.append(provider)
-        out[channel] = ProviderChain(chain, s.get("failover_after", 3), timedelta(seconds=s.get("failover_cooldown_seconds", 60)))
+        out[channel] = ProviderChain(
+            chain, s.get("failover_after", 3), timedelta(seconds=s.get("failover_cooldown_seconds", 60))
+        )
     return out

@@ -10,6 +10,7 @@ after a while; later, with backoff, otherwise). 5xx answers are permanent. Only 
 after the message and its final "." were written is ambiguous: the server may have taken it, so
 the delivery ends `unknown` (settled with `notifier send --resolve-unknown`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,7 +39,9 @@ class _Connection(aiosmtplib.SMTP):
 
     message_written = False
 
-    async def data(self, message: str | bytes, /, *, timeout: Any = aiosmtplib.typing.Default.token) -> SMTPResponse:
+    async def data(
+        self, message: str | bytes, /, *, timeout: Any = aiosmtplib.typing.Default.token
+    ) -> SMTPResponse:
         start = await self.execute_command(b"DATA", timeout=timeout)
         if start.code != SMTPStatus.start_input:
             raise aiosmtplib.SMTPDataError(start.code, start.message)
@@ -51,7 +54,8 @@ class _Connection(aiosmtplib.SMTP):
         self.message_written = True
         try:
             response = await self.protocol.read_response(
-                timeout=self.timeout if timeout is aiosmtplib.typing.Default.token else timeout)
+                timeout=self.timeout if timeout is aiosmtplib.typing.Default.token else timeout
+            )
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
             self.close()
             raise
@@ -81,8 +85,13 @@ class SmtpProvider(Provider):
         self._lock = asyncio.Lock()
 
     async def _connect(self) -> _Connection:
-        client = _Connection(hostname=self.host, port=self.port, timeout=self.timeout,
-                             use_tls=self.use_tls, start_tls=self.starttls)
+        client = _Connection(
+            hostname=self.host,
+            port=self.port,
+            timeout=self.timeout,
+            use_tls=self.use_tls,
+            start_tls=self.starttls,
+        )
         await client.connect()
         if self.username:
             await client.login(self.username, self.password or "")
@@ -128,28 +137,45 @@ class SmtpProvider(Provider):
             try:
                 client, reused = await self._acquire()
             except (OSError, aiosmtplib.SMTPException) as exc:
-                raise ProviderError(f"cannot connect to SMTP server {self.host}:{self.port}: {exc}", self.name, True,
-                                    "connect") from None
+                raise ProviderError(
+                    f"cannot connect to SMTP server {self.host}:{self.port}: {exc}",
+                    self.name,
+                    True,
+                    "connect",
+                ) from None
             try:
                 client.message_written = False
                 errors, response = await client.send_message(msg)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 code = exc.recipients[0].code if exc.recipients else 550
-                raise ProviderError(f"recipient {mask_email(message.recipient)} refused: {code}", self.name, code < 500,
-                                    str(code)) from None
-            except aiosmtplib.SMTPResponseException as exc:   # an answer, at any step: the server decided
-                raise ProviderError(f"SMTP server answered {exc.code} {exc.message}", self.name, exc.code < 500,
-                                    str(exc.code)) from None
+                raise ProviderError(
+                    f"recipient {mask_email(message.recipient)} refused: {code}",
+                    self.name,
+                    code < 500,
+                    str(code),
+                ) from None
+            except aiosmtplib.SMTPResponseException as exc:  # an answer, at any step: the server decided
+                raise ProviderError(
+                    f"SMTP server answered {exc.code} {exc.message}", self.name, exc.code < 500, str(exc.code)
+                ) from None
             except _LOST as exc:
                 client.close()
-                if client.message_written:   # the server may have taken it before the connection dropped
-                    raise ProviderError(f"SMTP connection lost after the message was sent: {exc}", self.name, False,
-                                        "connection", ambiguous=True) from None
-                if reused:                   # an idle connection the server had dropped: once more, fresh
+                if client.message_written:  # the server may have taken it before the connection dropped
+                    raise ProviderError(
+                        f"SMTP connection lost after the message was sent: {exc}",
+                        self.name,
+                        False,
+                        "connection",
+                        ambiguous=True,
+                    ) from None
+                if reused:  # an idle connection the server had dropped: once more, fresh
                     continue
-                raise ProviderError(f"SMTP connection lost before the message was sent: {exc}", self.name, True,
-                                    "connection") from None
-            except aiosmtplib.SMTPException as exc:   # e.g. the server lacks SMTPUTF8: trying again cannot help
+                raise ProviderError(
+                    f"SMTP connection lost before the message was sent: {exc}", self.name, True, "connection"
+                ) from None
+            except (
+                aiosmtplib.SMTPException
+            ) as exc:  # e.g. the server lacks SMTPUTF8: trying again cannot help
                 raise ProviderError(f"SMTP error: {exc}", self.name, False, "smtp") from None
             finally:
                 self._release(client)

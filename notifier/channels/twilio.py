@@ -9,6 +9,7 @@ Errors: 429 / 20429, 5xx, timeouts and connection errors are retryable; other 4x
 non-mobile number, unsubscribed, region not enabled, bad credentials) are permanent. A timeout
 is ambiguous: Twilio may have accepted the message before the answer was lost (code "timeout").
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -53,12 +54,24 @@ class _HttpClient(AsyncTwilioHttpClient):
     def log_response(self, status_code: int, response: Any) -> None:
         self.logger.debug("Twilio API response %s", status_code)
 
-    async def request(self, method: str, url: str, *args: Any, headers: dict[str, str] | None = None,
-                      auth: tuple[str, str] | None = None, timeout: float | None = None, **kwargs: Any) -> Any:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *args: Any,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
         headers = dict(headers or {})
         if auth is not None:
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
-        return await super().request(method, url, *args, headers=headers, timeout=timeout or self.timeout, **kwargs)
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode(
+                "ascii"
+            )
+        return await super().request(
+            method, url, *args, headers=headers, timeout=timeout or self.timeout, **kwargs
+        )
 
 
 class TwilioProvider(Provider):
@@ -111,10 +124,12 @@ class TwilioProvider(Provider):
             found = await self._client.messages.list_async(to=message.recipient, date_sent_after=since)
         except (TwilioRestException, TwilioServiceException) as exc:
             raise self._rest_error(exc, message) from None
-        except TwilioException as exc:   # a page that could not be fetched (any HTTP error while listing)
+        except TwilioException as exc:  # a page that could not be fetched (any HTTP error while listing)
             raise ProviderError(f"cannot list Twilio messages: {exc}", self.name, True, "lookup") from None
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise ProviderError(f"cannot list Twilio messages: {exc.__class__.__name__}", self.name, True, "lookup") from None
+            raise ProviderError(
+                f"cannot list Twilio messages: {exc.__class__.__name__}", self.name, True, "lookup"
+            ) from None
         for m in found:
             if m.body == message.body:
                 return SendResult(DeliveryStatus.SENT, m.sid, {"status": m.status, "reconciled": True})
@@ -144,30 +159,58 @@ class TwilioProvider(Provider):
         except (TwilioRestException, TwilioServiceException) as exc:
             raise self._rest_error(exc, message) from None
         except asyncio.TimeoutError:
-            raise ProviderError(f"Twilio did not answer within {self.timeout:g}s; the message may have been "
-                                f"accepted / 超时，短信可能已发出", self.name, False, "timeout", ambiguous=True) from None
+            raise ProviderError(
+                f"Twilio did not answer within {self.timeout:g}s; the message may have been "
+                f"accepted / 超时，短信可能已发出",
+                self.name,
+                False,
+                "timeout",
+                ambiguous=True,
+            ) from None
         except aiohttp.ClientConnectorError as exc:  # nothing reached Twilio
             raise ProviderError(f"cannot connect to Twilio: {exc}", self.name, True, "connect") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise ProviderError(f"Twilio connection failed: {exc.__class__.__name__}: {exc}",
-                                self.name, False, "connection", ambiguous=True) from None
+            raise ProviderError(
+                f"Twilio connection failed: {exc.__class__.__name__}: {exc}",
+                self.name,
+                False,
+                "connection",
+                ambiguous=True,
+            ) from None
         except TwilioException as exc:
             raise ProviderError(f"Twilio client error: {exc}", self.name, False, "client") from None
         segments = sent.num_segments
-        return SendResult(DeliveryStatus.SENT, sent.sid,
-                          {"status": sent.status, "num_segments": int(segments) if str(segments).isdigit() else segments})
+        return SendResult(
+            DeliveryStatus.SENT,
+            sent.sid,
+            {"status": sent.status, "num_segments": int(segments) if str(segments).isdigit() else segments},
+        )
 
-    def _rest_error(self, exc: TwilioRestException | TwilioServiceException, message: OutboundMessage) -> ProviderError:
+    def _rest_error(
+        self, exc: TwilioRestException | TwilioServiceException, message: OutboundMessage
+    ) -> ProviderError:
         status = int(exc.status)
         code = int(exc.code) if exc.code is not None else status
         retryable = status == 429 or code == 20429 or status >= 500
         if isinstance(exc, TwilioRestException):
-            detail, raw = exc.msg, {"status": status, "code": code, "message": exc.msg, "details": exc.details}
+            detail, raw = (
+                exc.msg,
+                {"status": status, "code": code, "message": exc.msg, "details": exc.details},
+            )
         else:
             detail = exc.detail or exc.title
-            raw = {"status": status, "code": code, "title": exc.title, "detail": exc.detail, "errors": exc.errors}
-        reason = REASONS.get(code) or (f"Twilio 暂时不可用 / Twilio unavailable (HTTP {status})" if status >= 500
-                                       else f"Twilio 拒绝 / Twilio refused (HTTP {status})")
+            raw = {
+                "status": status,
+                "code": code,
+                "title": exc.title,
+                "detail": exc.detail,
+                "errors": exc.errors,
+            }
+        reason = REASONS.get(code) or (
+            f"Twilio 暂时不可用 / Twilio unavailable (HTTP {status})"
+            if status >= 500
+            else f"Twilio 拒绝 / Twilio refused (HTTP {status})"
+        )
         text = f"{reason} [{code}]; to {mask_phone(message.recipient)}"
         if code != 20003 and detail:
             text += f": {mask_text(detail)}"  # Twilio quotes the number

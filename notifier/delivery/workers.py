@@ -6,14 +6,15 @@ is sending right now. An age threshold alone cannot tell the two apart quickly; 
 liveness can: its lease has lapsed or was released, or it ran on this host and its process is
 gone.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import socket
 import uuid
-from pathlib import Path
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -53,7 +54,7 @@ def _process_gone(worker: str) -> bool:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except PermissionError:   # exists, owned by someone else
+    except PermissionError:  # exists, owned by someone else
         return False
     return False
 
@@ -75,7 +76,9 @@ class Worker:
         """Whether others still see this worker alive, with a margin: a worker whose lease may
         have lapsed (the database was too busy to renew it) must not send, or a restarted
         worker could settle and resend the same rows."""
-        return self.ttl <= timedelta(0) or (self._renewed is not None and now - self._renewed < self.ttl * 3 / 4)
+        return self.ttl <= timedelta(0) or (
+            self._renewed is not None and now - self._renewed < self.ttl * 3 / 4
+        )
 
     def stop(self) -> None:
         lease.release(self.engine, _lease_name(self.id), self.id)
@@ -87,6 +90,11 @@ class Worker:
         round in `serve`)."""
         if not claimers:
             return set()
-        alive = set(conn.execute(sa.select(leases.c.holder).where(
-            leases.c.name.in_([_lease_name(c) for c in claimers]), leases.c.expires_at >= now)).scalars())
+        alive = set(
+            conn.execute(
+                sa.select(leases.c.holder).where(
+                    leases.c.name.in_([_lease_name(c) for c in claimers]), leases.c.expires_at >= now
+                )
+            ).scalars()
+        )
         return {c for c in claimers if c == self.id or c not in alive or _process_gone(c)}

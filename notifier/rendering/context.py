@@ -1,4 +1,5 @@
 """The variables a template sees for one resident, built the same way for previews and sends."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -34,4 +35,3 @@ class ResidentContext:
 def params_context(params: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A run's recorded parameter values ({name: {value, unit, reference}}) as template numbers."""
     return {name: display_value(Decimal(str(p["value"]))) for name, p in params.items()}
-

@@ -5,6 +5,7 @@ filter expects raises ValueError (the template set reports it with file and line
 rendering something plausible. The message masks the value: it may be personal data that a
 template author passed to the wrong filter.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -45,7 +46,9 @@ def _as_date(value: Any, name: str) -> date:
                 return parse(text)
             except ValueError:
                 pass
-    raise ValueError(f"{name}: {mask_value(value)} is not a date (expected a date or an ISO string like 2026-03-02)")
+    raise ValueError(
+        f"{name}: {mask_value(value)} is not a date (expected a date or an ISO string like 2026-03-02)"
+    )
 
 
 def cn_date(value: Any) -> str:
@@ -63,6 +66,11 @@ def cn_datetime(value: Any) -> str:
 
 
 FILTERS: dict[str, Callable[..., str]] = {
-    "money": money, "cn_date": cn_date, "cn_datetime": cn_datetime,
-    "mask_phone": mask_phone, "mask_name": mask_name, "mask_id": mask_id_number, "mask_email": mask_email,
+    "money": money,
+    "cn_date": cn_date,
+    "cn_datetime": cn_datetime,
+    "mask_phone": mask_phone,
+    "mask_name": mask_name,
+    "mask_id": mask_id_number,
+    "mask_email": mask_email,
 }

@@ -5,13 +5,15 @@ characters take two septets): 160 septets in one message, 153 per part when spli
 UCS-2 (all Chinese text): 70 UTF-16 units in one message, 67 per part. A two-unit sequence
 (GSM escape + character, or a UTF-16 surrogate pair) is never split across parts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
 GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
 
 
@@ -19,8 +21,8 @@ GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
 class SegmentInfo:
     """What a provider will bill for one SMS body: previews show it, sends record it."""
 
-    encoding: str   # "GSM-7" | "UCS-2"
-    units: int      # septets (GSM-7) or UTF-16 code units (UCS-2)
+    encoding: str  # "GSM-7" | "UCS-2"
+    units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
     segments: int
 
 

@@ -10,6 +10,7 @@ but printing it, or computing with it, is an error naming the variable, so "None
 a resident. Every render is bounded in time and output size, so a template loop cannot hang a
 run's creation or fill memory.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,11 +18,11 @@ import json
 import operator
 import time
 import traceback
-from functools import lru_cache
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import jinja2
@@ -31,9 +32,8 @@ from ..errors import Problem, RuleError
 from ..status import Channel
 from .filters import FILTERS
 
-
-MAX_OUTPUT_CHARS = 100_000    # one message; a letter page is a few kB
-MAX_RENDER_SECONDS = 2.0      # one message
+MAX_OUTPUT_CHARS = 100_000  # one message; a letter page is a few kB
+MAX_RENDER_SECONDS = 2.0  # one message
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,10 @@ class MissingValue(jinja2.StrictUndefined):
 
 @lru_cache(maxsize=1024)
 def missing(name: str) -> MissingValue:
-    return MissingValue(hint=f"{name} has no value for this resident (it would print as nothing or 'None'); "
-                             f"write {{{{ {name}|default('…') }}}} or test it with {{% if {name} %}}")
+    return MissingValue(
+        hint=f"{name} has no value for this resident (it would print as nothing or 'None'); "
+        f"write {{{{ {name}|default('…') }}}} or test it with {{% if {name} %}}"
+    )
 
 
 class RenderLimit(Exception):
@@ -93,7 +95,9 @@ class _BoundedEnvironment(SandboxedEnvironment):
 
     def _tick(self) -> None:
         self.ticks += 1
-        if not self.ticks & 63 and time.monotonic() > self.deadline:   # the clock every 64th step: cheap enough
+        if (
+            not self.ticks & 63 and time.monotonic() > self.deadline
+        ):  # the clock every 64th step: cheap enough
             raise RenderLimit(f"rendering took longer than {MAX_RENDER_SECONDS:g} s")
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -114,7 +118,11 @@ class _BoundedEnvironment(SandboxedEnvironment):
             raise RenderLimit(f"exponent {right} is too large")
         if operator_ == "*":
             for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_OUTPUT_CHARS:
+                if (
+                    isinstance(seq, (str, list, tuple))
+                    and isinstance(n, int)
+                    and len(seq) * n > MAX_OUTPUT_CHARS
+                ):
                     raise RenderLimit(f"a repeated value would exceed {MAX_OUTPUT_CHARS:,} characters")
         return (operator.pow if operator_ == "**" else operator.mul)(left, right)
 
@@ -122,9 +130,16 @@ class _BoundedEnvironment(SandboxedEnvironment):
 def _env(autoescape: bool, sources: dict[str, str]) -> _BoundedEnvironment:
     # A FunctionLoader (unlike DictLoader) gives each template a file name, so errors raised
     # while rendering can be traced back to the template's line.
-    loader = jinja2.FunctionLoader(lambda name: (sources[name], name, lambda: True) if name in sources else None)
-    env = _BoundedEnvironment(loader=loader, undefined=jinja2.StrictUndefined,
-                              autoescape=autoescape, trim_blocks=True, lstrip_blocks=True)
+    loader = jinja2.FunctionLoader(
+        lambda name: (sources[name], name, lambda: True) if name in sources else None
+    )
+    env = _BoundedEnvironment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(FILTERS)
     return env
 
@@ -135,7 +150,7 @@ def _bounded(chunks: Iterator[str], tmpl: jinja2.Template) -> str:
         size += len(chunk)
         if size > MAX_OUTPUT_CHARS:
             exc = RenderLimit(f"the message would be longer than {MAX_OUTPUT_CHARS:,} characters")
-            exc.lineno = _paused_line(chunks, tmpl)   # type: ignore[attr-defined]
+            exc.lineno = _paused_line(chunks, tmpl)  # type: ignore[attr-defined]
             raise exc
         out.append(chunk)
     return "".join(out)
@@ -168,10 +183,18 @@ class TemplateSet:
                         self._html[ch] = self.html_env.get_template(name)
                         missing = {"subject", "body"} - set(self._text[ch].blocks)
                         if missing:
-                            problems.append(Problem(f"an e-mail template needs {{% block {sorted(missing)[0]} %}}",
-                                                    file=name, line=1, column=1))
+                            problems.append(
+                                Problem(
+                                    f"an e-mail template needs {{% block {sorted(missing)[0]} %}}",
+                                    file=name,
+                                    line=1,
+                                    column=1,
+                                )
+                            )
             except jinja2.TemplateSyntaxError as exc:
-                problems.append(Problem(f"template syntax error: {exc.message}", file=name, line=exc.lineno, column=1))
+                problems.append(
+                    Problem(f"template syntax error: {exc.message}", file=name, line=exc.lineno, column=1)
+                )
         if problems:
             raise RuleError("template errors", problems)
 
@@ -188,13 +211,22 @@ class TemplateSet:
             subject = " ".join(_block(tmpl, "subject", ctx).split())
             body = _block(tmpl, "body", ctx).strip() + "\n"
             html_t = self._html[channel]
-            html = _block(html_t, "html", html_t.new_context(context)).strip() if "html" in html_t.blocks else None
+            html = (
+                _block(html_t, "html", html_t.new_context(context)).strip()
+                if "html" in html_t.blocks
+                else None
+            )
             return Rendered(body, subject, html)
         except Exception as exc:  # any error inside a template (undefined variable, None * 2, ...)
             name = self.names[channel]
-            what = str(exc) if isinstance(exc, (jinja2.UndefinedError, RenderLimit)) else f"{exc.__class__.__name__}: {exc}"
-            raise RuleError(f"{name}: cannot render", [Problem(what, file=name, line=_template_line(exc, name),
-                                                               column=1)]) from None
+            what = (
+                str(exc)
+                if isinstance(exc, (jinja2.UndefinedError, RenderLimit))
+                else f"{exc.__class__.__name__}: {exc}"
+            )
+            raise RuleError(
+                f"{name}: cannot render", [Problem(what, file=name, line=_template_line(exc, name), column=1)]
+            ) from None
         finally:
             self.text_env.deadline = self.html_env.deadline = float("inf")
 
@@ -214,7 +246,7 @@ def _block(tmpl: jinja2.Template, name: str, context: jinja2.runtime.Context) ->
     try:
         return _bounded(tmpl.blocks[name](context), tmpl)
     except Exception:
-        tmpl.environment.handle_exception()   # re-raises with the traceback at template lines, as render() does
+        tmpl.environment.handle_exception()  # re-raises with the traceback at template lines, as render() does
         raise
 
 
@@ -227,14 +259,30 @@ def _template_line(exc: BaseException, name: str) -> int | None:
 
 
 def item_context(item: Any, domains: dict[str, str]) -> dict[str, Any]:
-    return {"title": item.title, "domain": item.domain, "domain_label": domains.get(item.domain, item.domain),
-            "department": item.department, "url": item.url,
-            "publish_from": item.publish_from, "publish_until": item.publish_until}
+    return {
+        "title": item.title,
+        "domain": item.domain,
+        "domain_label": domains.get(item.domain, item.domain),
+        "department": item.department,
+        "url": item.url,
+        "publish_from": item.publish_from,
+        "publish_until": item.publish_until,
+    }
 
 
-def template_context(resident: dict[str, Any], item: dict[str, Any], params: dict[str, Any], run_id: int | None,
-                     rule_id: str, on: date) -> dict[str, Any]:
+def template_context(
+    resident: dict[str, Any],
+    item: dict[str, Any],
+    params: dict[str, Any],
+    run_id: int | None,
+    rule_id: str,
+    on: date,
+) -> dict[str, Any]:
     """The variables every template sees, built the same way for checks, previews and runs:
     an item field left empty in the rule file is missing, like a resident's."""
-    return {"resident": resident, "item": {k: missing(f"item.{k}") if v is None or v == "" else v for k, v in item.items()},
-            "params": params, "run": {"id": run_id, "rule": rule_id, "on_date": on}}
+    return {
+        "resident": resident,
+        "item": {k: missing(f"item.{k}") if v is None or v == "" else v for k, v in item.items()},
+        "params": params,
+        "run": {"id": run_id, "rule": rule_id, "on_date": on},
+    }

@@ -4,6 +4,7 @@ Real rosters carry a title (often a merged cell) and a blank row or two above th
 totals and signatures (合计, 制表人：…) below the data. The header is the row, among the first
 HEADER_SEARCH_ROWS, whose cells name the most known fields, one of them the resident id.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,28 @@ from ..fields import FieldSpec, header_map, norm_header
 
 HEADER_SEARCH_ROWS = 10
 _BRACKETED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|【[^【】]*】|〔[^〔〕]*〕|<[^<>]*>|《[^《》]*》")
-FOOTER_WORDS = ("合计", "小计", "总计", "共计", "累计", "制表人", "制表", "审核人", "审核", "填表人", "填表日期",
-                "填报人", "填报日期", "负责人", "经办人", "复核人", "统计人", "单位负责人", "填表单位", "制表日期")
+FOOTER_WORDS = (
+    "合计",
+    "小计",
+    "总计",
+    "共计",
+    "累计",
+    "制表人",
+    "制表",
+    "审核人",
+    "审核",
+    "填表人",
+    "填表日期",
+    "填报人",
+    "填报日期",
+    "负责人",
+    "经办人",
+    "复核人",
+    "统计人",
+    "单位负责人",
+    "填表单位",
+    "制表日期",
+)
 _SPACES = re.compile(r"\s+")
 
 

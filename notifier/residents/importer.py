@@ -7,6 +7,7 @@ register) rejects the row. Writes are Core executemany batches inside one transa
 failure part-way leaves the register as it was; a row equal to what is stored is counted
 `unchanged` and not written. One audit event records each import. See docs/import.md.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,10 @@ from .readers import Table, read_table
 from .validate import check_id_number, first_phone, id_birth_date, normalize_email
 
 BATCH = 2000
-MAX_CELL = 10_000        # characters; a longer cell is a pasted document or an attack, not a roster value
-BIRTH_FIELD = "birth_date"   # a declared date field of this name is checked against, and filled from, the ID number
+MAX_CELL = 10_000  # characters; a longer cell is a pasted document or an attack, not a roster value
+BIRTH_FIELD = (
+    "birth_date"  # a declared date field of this name is checked against, and filled from, the ID number
+)
 Progress = Callable[[int], None]
 
 
@@ -47,7 +50,7 @@ class ImportReport:
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     dry_run: bool = False
-    encoding: str | None = None       # CSV: utf-8, utf-8-sig or gb18030; XLSX: None
+    encoding: str | None = None  # CSV: utf-8, utf-8-sig or gb18030; XLSX: None
     header_row: int = 1
     sheet: str | None = None
 
@@ -56,10 +59,19 @@ class ImportReport:
         return 3 if self.rejected else 0
 
     def as_json(self) -> dict[str, Any]:
-        return {"file": self.file, "dry_run": self.dry_run, "imported": self.imported, "updated": self.updated,
-                "unchanged": self.unchanged, "rejected": self.rejected, "encoding": self.encoding,
-                "header_row": self.header_row, "sheet": self.sheet,
-                "errors": [_cell(p) for p in self.errors], "warnings": [_cell(p) for p in self.warnings]}
+        return {
+            "file": self.file,
+            "dry_run": self.dry_run,
+            "imported": self.imported,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "encoding": self.encoding,
+            "header_row": self.header_row,
+            "sheet": self.sheet,
+            "errors": [_cell(p) for p in self.errors],
+            "warnings": [_cell(p) for p in self.warnings],
+        }
 
 
 def _cell(p: Problem) -> dict[str, Any]:
@@ -69,7 +81,7 @@ def _cell(p: Problem) -> dict[str, Any]:
 @dataclass
 class ParsedRow:
     row: int
-    values: dict[str, Any]            # field name -> typed value (None when empty)
+    values: dict[str, Any]  # field name -> typed value (None when empty)
     errors: list[Problem]
     warnings: list[Problem]
 
@@ -80,8 +92,9 @@ def _open(path: Path, matcher: HeaderMatcher, report: ImportReport, sheet: str |
     return table
 
 
-def _map_columns(header: list[str], matcher: HeaderMatcher, file: str,
-                 report: ImportReport) -> list[tuple[int, FieldSpec]]:
+def _map_columns(
+    header: list[str], matcher: HeaderMatcher, file: str, report: ImportReport
+) -> list[tuple[int, FieldSpec]]:
     mapping: list[tuple[int, FieldSpec]] = []
     seen: dict[str, str] = {}
     for idx, title in enumerate(header):
@@ -89,16 +102,25 @@ def _map_columns(header: list[str], matcher: HeaderMatcher, file: str,
             continue
         spec = matcher.field(title)
         if spec is None:
-            report.warnings.append(Problem("column is not in the data dictionary and was ignored",
-                                           row=report.header_row, column=title))
+            report.warnings.append(
+                Problem(
+                    "column is not in the data dictionary and was ignored",
+                    row=report.header_row,
+                    column=title,
+                )
+            )
             continue
         if spec.name in seen:
-            raise InputError(f"{file}: columns {seen[spec.name]!r} and {title!r} both hold {spec.label} ({spec.name})")
+            raise InputError(
+                f"{file}: columns {seen[spec.name]!r} and {title!r} both hold {spec.label} ({spec.name})"
+            )
         seen[spec.name] = title
         mapping.append((idx, spec))
     if "resident_id" not in seen:
-        raise InputError(f"{file}: no resident id column (a header such as 居民编号 or resident_id is required "
-                         f"in one of the first rows; looked at rows 1-10)")
+        raise InputError(
+            f"{file}: no resident id column (a header such as 居民编号 or resident_id is required "
+            f"in one of the first rows; looked at rows 1-10)"
+        )
     return mapping
 
 
@@ -107,12 +129,22 @@ def _birth_field(specs: dict[str, FieldSpec]) -> FieldSpec | None:
     return spec if spec is not None and spec.type is FieldType.DATE else None
 
 
-def _parse(table_rows: Iterator[tuple[int, list[Any]]], header: list[str],
-           mapping: list[tuple[int, FieldSpec]], birth: FieldSpec | None = None) -> Iterator[ParsedRow]:
+def _parse(
+    table_rows: Iterator[tuple[int, list[Any]]],
+    header: list[str],
+    mapping: list[tuple[int, FieldSpec]],
+    birth: FieldSpec | None = None,
+) -> Iterator[ParsedRow]:
     contact = {"phone", "email"}
-    special = {"phone": first_phone, "email": normalize_email, "id_number": check_id_number,
-               "resident_id": norm_key}
-    columns = [(idx, spec.name, header[idx], special.get(spec.name) or spec.converter()) for idx, spec in mapping]
+    special = {
+        "phone": first_phone,
+        "email": normalize_email,
+        "id_number": check_id_number,
+        "resident_id": norm_key,
+    }
+    columns = [
+        (idx, spec.name, header[idx], special.get(spec.name) or spec.converter()) for idx, spec in mapping
+    ]
     titles = {name: title for _, name, title, _ in columns}
     rid_col = titles["resident_id"]
     if "id_number" not in titles:
@@ -128,8 +160,13 @@ def _parse(table_rows: Iterator[tuple[int, list[Any]]], header: list[str],
                 raw = raw.strip() or None
                 if raw is not None and len(raw) > MAX_CELL:
                     values[name] = None
-                    errors.append(Problem(f"the cell holds {len(raw):,} characters; at most {MAX_CELL:,} are accepted",
-                                          row=rownum, column=title))
+                    errors.append(
+                        Problem(
+                            f"the cell holds {len(raw):,} characters; at most {MAX_CELL:,} are accepted",
+                            row=rownum,
+                            column=title,
+                        )
+                    )
                     continue
             if raw is None:
                 values[name] = None
@@ -139,7 +176,11 @@ def _parse(table_rows: Iterator[tuple[int, list[Any]]], header: list[str],
             except ValueError as exc:
                 if name in contact:
                     values[name] = None
-                    warnings.append(Problem(f"{mask_text(str(raw))}: {exc}; dropped, row imported", row=rownum, column=title))
+                    warnings.append(
+                        Problem(
+                            f"{mask_text(str(raw))}: {exc}; dropped, row imported", row=rownum, column=title
+                        )
+                    )
                 elif name == "id_number":
                     errors.append(Problem(f"{mask_id_number(str(raw))}: {exc}", row=rownum, column=title))
                 else:
@@ -148,8 +189,14 @@ def _parse(table_rows: Iterator[tuple[int, list[Any]]], header: list[str],
         if phone is not None:
             (values["phone"], values["phone_kind"]), more = phone
             if more:
-                warnings.append(Problem(f"the cell holds more than one number; the first usable one, "
-                                        f"{mask_phone(values['phone'])}, was used", row=rownum, column=titles["phone"]))
+                warnings.append(
+                    Problem(
+                        f"the cell holds more than one number; the first usable one, "
+                        f"{mask_phone(values['phone'])}, was used",
+                        row=rownum,
+                        column=titles["phone"],
+                    )
+                )
         elif "phone" in values:
             values["phone_kind"] = None
         if not values.get("resident_id"):
@@ -159,22 +206,35 @@ def _parse(table_rows: Iterator[tuple[int, list[Any]]], header: list[str],
         yield ParsedRow(rownum, values, errors, warnings)
 
 
-def _check_birth(values: dict[str, Any], birth: FieldSpec, title: str | None, rownum: int,
-                 warnings: list[Problem]) -> None:
+def _check_birth(
+    values: dict[str, Any], birth: FieldSpec, title: str | None, rownum: int, warnings: list[Problem]
+) -> None:
     """Fill a missing birth date from the ID number; warn when the two disagree (the cell is kept)."""
     born = id_birth_date(values["id_number"])
     given = values.get(birth.name)
     if given is None:
         values[birth.name] = born
     elif given != born:
-        if birth.precision == "month" and given.day == 1 and (given.year, given.month) == (born.year, born.month):
+        if (
+            birth.precision == "month"
+            and given.day == 1
+            and (given.year, given.month) == (born.year, born.month)
+        ):
             values[birth.name] = born
         else:
-            warnings.append(Problem(f"{birth.label} {given.isoformat()} contradicts the birth date in the ID number; "
-                                    "the cell's date was kept", row=rownum, column=title or birth.label))
+            warnings.append(
+                Problem(
+                    f"{birth.label} {given.isoformat()} contradicts the birth date in the ID number; "
+                    "the cell's date was kept",
+                    row=rownum,
+                    column=title or birth.label,
+                )
+            )
 
 
-def _batches(rows: Iterator[ParsedRow], report: ImportReport, progress: Progress | None) -> Iterator[list[ParsedRow]]:
+def _batches(
+    rows: Iterator[ParsedRow], report: ImportReport, progress: Progress | None
+) -> Iterator[list[ParsedRow]]:
     """Valid rows in batches; rejected rows and warnings go to the report. Duplicated ids are rejected."""
     first_row: dict[str, int] = {}
     batch: list[ParsedRow] = []
@@ -199,8 +259,16 @@ def _batches(rows: Iterator[ParsedRow], report: ImportReport, progress: Progress
         yield batch
 
 
-def import_residents(app: App, path: Path, *, actor: str = "import", dry_run: bool = False, sheet: str | None = None,
-                     progress: Progress | None = None, on_total: Callable[[int | None], None] | None = None) -> ImportReport:
+def import_residents(
+    app: App,
+    path: Path,
+    *,
+    actor: str = "import",
+    dry_run: bool = False,
+    sheet: str | None = None,
+    progress: Progress | None = None,
+    on_total: Callable[[int | None], None] | None = None,
+) -> ImportReport:
     report = ImportReport(str(path), dry_run=dry_run)
     specs = app.dictionary.all_fields()
     matcher = HeaderMatcher(specs)
@@ -211,7 +279,7 @@ def import_residents(app: App, path: Path, *, actor: str = "import", dry_run: bo
     t = app.residents
     present = {spec.name for _, spec in mapping}
     birth = _birth_field(specs) if "id_number" in present else None
-    derived_only: set[str] = set()       # filled from the ID number only: an empty value keeps what is stored
+    derived_only: set[str] = set()  # filled from the ID number only: an empty value keeps what is stored
     if birth is not None and birth.name not in present:
         present.add(birth.name)
         derived_only.add(birth.name)
@@ -220,9 +288,21 @@ def import_residents(app: App, path: Path, *, actor: str = "import", dry_run: bo
     cols = {name: "phone_kind" if name == "phone_kind" else column_name(specs[name]) for name in present}
     compared = [n for n in present if n != "resident_id"]
     now = utcnow()
-    upd = (t.update().where(t.c.resident_id == sa.bindparam("b_id"))
-           .values({cols[n]: (sa.func.coalesce(sa.bindparam(f"b_{cols[n]}"), t.c[cols[n]]) if n in derived_only
-                              else sa.bindparam(f"b_{cols[n]}")) for n in compared} | {"updated_at": now}))
+    upd = (
+        t.update()
+        .where(t.c.resident_id == sa.bindparam("b_id"))
+        .values(
+            {
+                cols[n]: (
+                    sa.func.coalesce(sa.bindparam(f"b_{cols[n]}"), t.c[cols[n]])
+                    if n in derived_only
+                    else sa.bindparam(f"b_{cols[n]}")
+                )
+                for n in compared
+            }
+            | {"updated_at": now}
+        )
+    )
     stored_cols = [t.c.resident_id, *(t.c[cols[n]] for n in compared)]
 
     def write(conn: sa.Connection) -> None:
@@ -230,26 +310,55 @@ def import_residents(app: App, path: Path, *, actor: str = "import", dry_run: bo
         for batch in _batches(_parse(table.rows, table.header, mapping, birth), report, progress):
             batch = _one_person_one_resident(conn, t, batch, report, id_numbers)
             ids = [r.values["resident_id"] for r in batch]
-            stored = {row[0]: row[1:] for row in conn.execute(sa.select(*stored_cols).where(t.c.resident_id.in_(ids)))}
+            stored = {
+                row[0]: row[1:]
+                for row in conn.execute(sa.select(*stored_cols).where(t.c.resident_id.in_(ids)))
+            }
             new = [r for r in batch if r.values["resident_id"] not in stored]
-            old = [r for r in batch if r.values["resident_id"] in stored
-                   and not _same(r.values, compared, stored[r.values["resident_id"]], derived_only)]
+            old = [
+                r
+                for r in batch
+                if r.values["resident_id"] in stored
+                and not _same(r.values, compared, stored[r.values["resident_id"]], derived_only)
+            ]
             report.imported += len(new)
             report.updated += len(old)
             report.unchanged += len(batch) - len(new) - len(old)
             if dry_run:
                 continue
             if new:
-                executemany(conn, t.insert(), [{cols[n]: r.values.get(n) for n in present} | {"created_at": now, "updated_at": now}
-                                               for r in new])
+                executemany(
+                    conn,
+                    t.insert(),
+                    [
+                        {cols[n]: r.values.get(n) for n in present} | {"created_at": now, "updated_at": now}
+                        for r in new
+                    ],
+                )
             if old:
-                executemany(conn, upd, [{"b_id": r.values["resident_id"]} | {f"b_{cols[n]}": r.values.get(n) for n in compared}
-                                        for r in old])
+                executemany(
+                    conn,
+                    upd,
+                    [
+                        {"b_id": r.values["resident_id"]}
+                        | {f"b_{cols[n]}": r.values.get(n) for n in compared}
+                        for r in old
+                    ],
+                )
         report.warnings.extend(table.skipped)
         if not dry_run:
-            audit.record(conn, actor, "residents.import", path.name, file_sha256=_sha256(path),
-                         imported=report.imported, updated=report.updated, unchanged=report.unchanged,
-                         rejected=report.rejected, rejected_rows=sorted({p.row for p in report.errors if p.row}))
+            audit.record(
+                conn,
+                actor,
+                "residents.import",
+                path.name,
+                file_sha256=_sha256(path),
+                imported=report.imported,
+                updated=report.updated,
+                unchanged=report.unchanged,
+                rejected=report.rejected,
+                rejected_rows=sorted({p.row for p in report.errors if p.row}),
+            )
 
     _in_one_transaction(app, path, write)
     report.warnings.sort(key=lambda p: p.row or 0)
@@ -258,15 +367,20 @@ def import_residents(app: App, path: Path, *, actor: str = "import", dry_run: bo
 
 def _same(values: dict[str, Any], names: list[str], stored: Any, keep_when_empty: set[str]) -> bool:
     """Whether a row would change nothing that is stored (an empty derived value keeps the stored one)."""
-    for name, old in zip(names, stored):
+    for name, old in zip(names, stored, strict=False):
         new = values.get(name)
         if new != old and not (new is None and name in keep_when_empty):
             return False
     return True
 
 
-def _one_person_one_resident(conn: sa.Connection, t: sa.Table, batch: list[ParsedRow], report: ImportReport,
-                             seen: dict[str, tuple[int, str]]) -> list[ParsedRow]:
+def _one_person_one_resident(
+    conn: sa.Connection,
+    t: sa.Table,
+    batch: list[ParsedRow],
+    report: ImportReport,
+    seen: dict[str, tuple[int, str]],
+) -> list[ParsedRow]:
     """Reject a row whose ID number the register (one query per batch) or an earlier row of the file
     (`seen`: ID number -> (row, resident id)) holds under another resident id."""
     idns = {r.values["id_number"] for r in batch if r.values.get("id_number")}
@@ -289,8 +403,14 @@ def _one_person_one_resident(conn: sa.Connection, t: sa.Table, batch: list[Parse
             kept.append(r)
             continue
         report.rejected += 1
-        report.errors.append(Problem(f"ID number {mask_id_number(idn)} is already resident {owner}'s {where}: "
-                                     "one person, one resident", row=r.row, column="id_number"))
+        report.errors.append(
+            Problem(
+                f"ID number {mask_id_number(idn)} is already resident {owner}'s {where}: "
+                "one person, one resident",
+                row=r.row,
+                column="id_number",
+            )
+        )
     return kept
 
 
@@ -301,19 +421,35 @@ def _in_one_transaction(app: App, path: Path, work: Callable[[sa.Connection], No
             work(conn)
     except sa.exc.DBAPIError as exc:
         reason = db_error_text(exc)
-        hint = ("; another process is writing to the database (an import, `send` or `serve`?): try again when it is done"
-                if "locked" in reason or "timeout" in reason.lower() else "")
-        raise NotifierError(f"{path}: import failed and was rolled back, the register is exactly as it was "
-                            f"({reason}){hint}") from exc
+        hint = (
+            "; another process is writing to the database (an import, `send` or `serve`?): try again when it is done"
+            if "locked" in reason or "timeout" in reason.lower()
+            else ""
+        )
+        raise NotifierError(
+            f"{path}: import failed and was rolled back, the register is exactly as it was ({reason}){hint}"
+        ) from exc
 
 
-def import_records(app: App, kind: str, path: Path, *, actor: str = "import", dry_run: bool = False,
-                   sheet: str | None = None, progress: Progress | None = None, on_total: Callable[[int | None], None] | None = None) -> ImportReport:
+def import_records(
+    app: App,
+    kind: str,
+    path: Path,
+    *,
+    actor: str = "import",
+    dry_run: bool = False,
+    sheet: str | None = None,
+    progress: Progress | None = None,
+    on_total: Callable[[int | None], None] | None = None,
+) -> ImportReport:
     spec_kind = app.dictionary.records.get(kind)
     if spec_kind is None:
         from ..errors import did_you_mean
-        raise InputError(f"unknown record kind {kind!r}{did_you_mean(kind, app.dictionary.records)}; "
-                         f"declared in {app.dictionary.source}: {', '.join(app.dictionary.records) or 'none'}")
+
+        raise InputError(
+            f"unknown record kind {kind!r}{did_you_mean(kind, app.dictionary.records)}; "
+            f"declared in {app.dictionary.source}: {', '.join(app.dictionary.records) or 'none'}"
+        )
     report = ImportReport(str(path), dry_run=dry_run)
     matcher = HeaderMatcher({"resident_id": BUILTIN_FIELDS["resident_id"], **spec_kind.fields})
     table = _open(path, matcher, report, sheet)
@@ -329,7 +465,9 @@ def import_records(app: App, kind: str, path: Path, *, actor: str = "import", dr
         for r in rows:
             data = {k: v for k, v in r.values.items() if k != "resident_id"}
             r.values["_data"] = data
-            r.values["_key"] = hashlib.sha256(audit.canonical_json([kind, r.values.get("resident_id"), data]).encode()).hexdigest()
+            r.values["_key"] = hashlib.sha256(
+                audit.canonical_json([kind, r.values.get("resident_id"), data]).encode()
+            ).hexdigest()
             yield r
 
     def write(conn: sa.Connection) -> None:
@@ -342,23 +480,44 @@ def import_records(app: App, kind: str, path: Path, *, actor: str = "import", dr
                     good.append(r)
                 else:
                     report.rejected += 1
-                    report.errors.append(Problem("no resident with this id has been imported", row=r.row, column="resident_id"))
+                    report.errors.append(
+                        Problem("no resident with this id has been imported", row=r.row, column="resident_id")
+                    )
             if dry_run or not good:
                 report.imported += len(good)
                 continue
-            result = conn.execute(ins, [{
-                "kind": kind, "resident_id": r.values["resident_id"],
-                "record_date": r.values["_data"].get(spec_kind.date_field) if spec_kind.date_field else None,
-                "data": _jsonable(r.values["_data"]),
-                "fingerprint": r.values["_key"], "imported_at": now} for r in good])
+            result = conn.execute(
+                ins,
+                [
+                    {
+                        "kind": kind,
+                        "resident_id": r.values["resident_id"],
+                        "record_date": r.values["_data"].get(spec_kind.date_field)
+                        if spec_kind.date_field
+                        else None,
+                        "data": _jsonable(r.values["_data"]),
+                        "fingerprint": r.values["_key"],
+                        "imported_at": now,
+                    }
+                    for r in good
+                ],
+            )
             inserted = len(result.all())
             report.imported += inserted
             report.unchanged += len(good) - inserted
         report.warnings.extend(table.skipped)
         if not dry_run:
-            audit.record(conn, actor, "records.import", f"{kind}:{path.name}", file_sha256=_sha256(path),
-                         imported=report.imported, unchanged=report.unchanged, rejected=report.rejected,
-                         rejected_rows=sorted({p.row for p in report.errors if p.row}))
+            audit.record(
+                conn,
+                actor,
+                "records.import",
+                f"{kind}:{path.name}",
+                file_sha256=_sha256(path),
+                imported=report.imported,
+                unchanged=report.unchanged,
+                rejected=report.rejected,
+                rejected_rows=sorted({p.row for p in report.errors if p.row}),
+            )
 
     _in_one_transaction(app, path, write)
     report.warnings.sort(key=lambda p: p.row or 0)
@@ -368,7 +527,11 @@ def import_records(app: App, kind: str, path: Path, *, actor: str = "import", dr
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     from datetime import date
     from decimal import Decimal
-    return {k: (v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Decimal) else v) for k, v in data.items()}
+
+    return {
+        k: (v.isoformat() if isinstance(v, date) else str(v) if isinstance(v, Decimal) else v)
+        for k, v in data.items()
+    }
 
 
 def _sha256(path: Path) -> str:

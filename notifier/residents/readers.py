@@ -5,6 +5,7 @@ skipped; total and signature rows below the data are skipped with a warning. An 
 checked against zip bombs before openpyxl opens it, and the sheet holding the header is used
 unless one is named.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,27 +28,32 @@ __all__ = ["Table", "decode_text", "read_table"]
 @dataclass
 class Table:
     header: list[str]
-    rows: Iterator[tuple[int, list[Any]]]   # (spreadsheet row number, cells)
-    total: int | None                       # data rows, when known up front
+    rows: Iterator[tuple[int, list[Any]]]  # (spreadsheet row number, cells)
+    total: int | None  # data rows, when known up front
     encoding: str | None = None
     header_row: int = 1
     sheet: str | None = None
-    skipped: list[Problem] = field(default_factory=list)   # footer rows, filled while `rows` is read
+    skipped: list[Problem] = field(default_factory=list)  # footer rows, filled while `rows` is read
 
 
 def _nonempty(cells: list[Any]) -> bool:
     return any(c is not None and (not isinstance(c, str) or c.strip()) for c in cells)
 
 
-def _table(head: list[list[Any]], rest: Iterator[list[Any]], matcher: HeaderMatcher | None, total_rows: int | None,
-           **kw: Any) -> Table:
+def _table(
+    head: list[list[Any]],
+    rest: Iterator[list[Any]],
+    matcher: HeaderMatcher | None,
+    total_rows: int | None,
+    **kw: Any,
+) -> Table:
     """A Table from a sheet's first rows and the rest: header found, footer rows skipped."""
     at = (pick_header(head, matcher) if matcher else None) or 0
     header = ["" if h is None else str(h).strip() for h in head[at]]
     skipped: list[Problem] = []
 
     def body() -> Iterator[tuple[int, list[Any]]]:
-        for n, cells in enumerate(chain(head[at + 1:], rest), start=at + 2):
+        for n, cells in enumerate(chain(head[at + 1 :], rest), start=at + 2):
             if not _nonempty(cells):
                 continue
             word = footer_label(cells)
@@ -66,11 +72,15 @@ def read_csv(path: Path, matcher: HeaderMatcher | None = None) -> Table:
     try:
         lines = list(reader)
     except csv.Error as exc:
-        raise InputError(f"{path}: line {reader.line_num}: not readable as CSV ({exc}); "
-                         "cells are limited to 10,000 characters") from None
+        raise InputError(
+            f"{path}: line {reader.line_num}: not readable as CSV ({exc}); "
+            "cells are limited to 10,000 characters"
+        ) from None
     if not lines:
         raise InputError(f"{path}: the file is empty (expected a header row)")
-    return _table(lines[:HEADER_SEARCH_ROWS], iter(lines[HEADER_SEARCH_ROWS:]), matcher, len(lines), encoding=encoding)
+    return _table(
+        lines[:HEADER_SEARCH_ROWS], iter(lines[HEADER_SEARCH_ROWS:]), matcher, len(lines), encoding=encoding
+    )
 
 
 def read_xlsx(path: Path, matcher: HeaderMatcher | None = None, sheet: str | None = None) -> Table:
@@ -88,9 +98,9 @@ def read_xlsx(path: Path, matcher: HeaderMatcher | None = None, sheet: str | Non
     chosen = None
     for ws in candidates:
         it = ws.iter_rows(values_only=True)
-        head = [list(r) for _, r in zip(range(HEADER_SEARCH_ROWS), it)]
+        head = [list(r) for _, r in zip(range(HEADER_SEARCH_ROWS), it, strict=False)]
         if chosen is None:
-            chosen = (ws, it, head)          # no sheet has a header: the first one, to say what is missing
+            chosen = (ws, it, head)  # no sheet has a header: the first one, to say what is missing
         if matcher is None or pick_header(head, matcher) is not None:
             chosen = (ws, it, head)
             break

@@ -1,4 +1,5 @@
 """Contact and identity checks for imported rows: phone numbers, e-mail, PRC ID numbers."""
+
 from __future__ import annotations
 
 import operator
@@ -20,7 +21,9 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _SCIENTIFIC = re.compile(r"\d(?:\.\d+)?E\+?\d+", re.IGNORECASE)
 _PHONE_LIST = re.compile(r"\s*[,，;；/、|]\s*|\s{2,}")
-AS_NUMBER = "is stored as a number, so Excel has rounded it: format the ID column as text and enter the numbers again"
+AS_NUMBER = (
+    "is stored as a number, so Excel has rounded it: format the ID column as text and enter the numbers again"
+)
 
 
 _CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")

@@ -4,6 +4,7 @@ An XLSX is a zip of XML parts. The checks use each member's declared sizes; Pyth
 stops reading a member at its declared size (and fails its CRC check if there was more), so a
 member cannot expand past what is checked here.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -11,10 +12,10 @@ from pathlib import Path
 
 from ..errors import InputError
 
-MAX_MEMBER = 1 << 30          # 1 GiB of XML in one part: far beyond any roster (~1 KB per row)
+MAX_MEMBER = 1 << 30  # 1 GiB of XML in one part: far beyond any roster (~1 KB per row)
 MAX_TOTAL = 2 << 30
-MAX_RATIO = 100               # real sheets compress 5-30:1; bombs 1000:1
-RATIO_FLOOR = 16 << 20        # small parts may compress well (empty styled cells); only large ones are judged
+MAX_RATIO = 100  # real sheets compress 5-30:1; bombs 1000:1
+RATIO_FLOOR = 16 << 20  # small parts may compress well (empty styled cells); only large ones are judged
 
 
 def check_xlsx(path: Path) -> None:
@@ -30,8 +31,12 @@ def check_xlsx(path: Path) -> None:
         total += size
         ratio = size / max(info.compress_size, 1)
         if size > MAX_MEMBER or (size > RATIO_FLOOR and ratio > MAX_RATIO):
-            raise InputError(f"{path}: refused, part {info.filename} would expand to {size:,} bytes "
-                             f"({ratio:,.0f} times its compressed size); a real roster is far smaller: "
-                             "re-save the sheet with only the roster's rows and columns")
+            raise InputError(
+                f"{path}: refused, part {info.filename} would expand to {size:,} bytes "
+                f"({ratio:,.0f} times its compressed size); a real roster is far smaller: "
+                "re-save the sheet with only the roster's rows and columns"
+            )
     if total > MAX_TOTAL:
-        raise InputError(f"{path}: refused, the workbook would expand to {total:,} bytes (limit {MAX_TOTAL:,})")
+        raise InputError(
+            f"{path}: refused, the workbook would expand to {total:,} bytes (limit {MAX_TOTAL:,})"
+        )

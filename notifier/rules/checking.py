@@ -6,6 +6,7 @@ against a sample resident so a missing variable is found now, with its file and 
 against one who lacks every value the rule does not require, so a template that would print
 an empty or "None" value for some matched resident fails here rather than at `runs create`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,9 +29,17 @@ from .compile import OUTCOME, compile_rule, result_name
 from .load import load_rules, rule_files
 from .model import Combinator, Condition, FieldCondition, Rule, jsonable
 
-SAMPLE_TEXT = {"name": "张三", "phone": "+8613800000000", "email": "zhangsan@example.com", "id_number": "110101199003070000",
-               "address": "某县某镇某村1号", "village": "某村", "township": "某镇", "resident_id": "R0000000",
-               "preferred_channel": "sms"}
+SAMPLE_TEXT = {
+    "name": "张三",
+    "phone": "+8613800000000",
+    "email": "zhangsan@example.com",
+    "id_number": "110101199003070000",
+    "address": "某县某镇某村1号",
+    "village": "某村",
+    "township": "某镇",
+    "resident_id": "R0000000",
+    "preferred_channel": "sms",
+}
 
 
 @dataclass
@@ -46,14 +55,26 @@ class CheckReport:
         return not self.errors and self.failed == 0
 
     def as_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "files": self.files, "rules": self.rules,
-                "errors": [{"file": p.file, "line": p.line, "column": p.column, "message": p.message} for p in self.errors],
-                "tests": {"passed": self.passed, "failed": self.failed}}
+        return {
+            "ok": self.ok,
+            "files": self.files,
+            "rules": self.rules,
+            "errors": [
+                {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
+                for p in self.errors
+            ],
+            "tests": {"passed": self.passed, "failed": self.failed},
+        }
 
 
 def sample_value(spec: Any) -> Any:
-    return {FieldType.INT: 3, FieldType.DECIMAL: Decimal("1234.5"), FieldType.DATE: date(1960, 5, 1),
-            FieldType.BOOL: True, FieldType.TEXT: "示例"}.get(spec.type, next(iter(spec.values), "示例"))
+    return {
+        FieldType.INT: 3,
+        FieldType.DECIMAL: Decimal("1234.5"),
+        FieldType.DATE: date(1960, 5, 1),
+        FieldType.BOOL: True,
+        FieldType.TEXT: "示例",
+    }.get(spec.type, next(iter(spec.values), "示例"))
 
 
 CONTACT = {Channel.SMS: "phone", Channel.EMAIL: "email", Channel.LETTER: "address"}
@@ -75,14 +96,23 @@ def present_when_matched(cond: Condition) -> set[str]:
     return set()
 
 
-def sample_context(rule: Rule, dictionary: DataDictionary, on: date, keep: set[str] | None = None) -> dict[str, Any]:
+def sample_context(
+    rule: Rule, dictionary: DataDictionary, on: date, keep: set[str] | None = None
+) -> dict[str, Any]:
     """A sample resident with every field filled, or (with `keep`) only those fields."""
-    row = SimpleNamespace(**{column_name(s): SAMPLE_TEXT.get(n, sample_value(s)) if keep is None or n in keep else None
-                             for n, s in dictionary.all_fields().items()})
-    params = {name: display_value(p.value_on(on) or (p.values[-1][1] if p.values else Decimal(0)))
-              for name, p in rule.parameters.items()}
-    return template_context(ResidentContext(dictionary)(row), item_context(rule.item, dictionary.domains), params, 0,
-                            rule.id, on)
+    row = SimpleNamespace(
+        **{
+            column_name(s): SAMPLE_TEXT.get(n, sample_value(s)) if keep is None or n in keep else None
+            for n, s in dictionary.all_fields().items()
+        }
+    )
+    params = {
+        name: display_value(p.value_on(on) or (p.values[-1][1] if p.values else Decimal(0)))
+        for name, p in rule.parameters.items()
+    }
+    return template_context(
+        ResidentContext(dictionary)(row), item_context(rule.item, dictionary.domains), params, 0, rule.id, on
+    )
 
 
 def check_templates(rule: Rule, dictionary: DataDictionary) -> list[Problem]:
@@ -100,13 +130,17 @@ def check_templates(rule: Rule, dictionary: DataDictionary) -> list[Problem]:
         try:
             ts.render(ch, sample_context(rule, dictionary, on, required | {CONTACT[ch]}))
         except NotifierError as exc:
-            problems += _problems(rule, exc, "for a matched resident who lacks data the rule does not require: ")
+            problems += _problems(
+                rule, exc, "for a matched resident who lacks data the rule does not require: "
+            )
     return problems
 
 
 def _problems(rule: Rule, exc: NotifierError, prefix: str = "") -> list[Problem]:
-    return [Problem(prefix + p.message, file=rule.template_file(p.file), line=p.line, column=p.column)
-            for p in getattr(exc, "problems", [])] or [Problem(exc.message, file=rule.file)]
+    return [
+        Problem(prefix + p.message, file=rule.template_file(p.file), line=p.line, column=p.column)
+        for p in getattr(exc, "problems", [])
+    ] or [Problem(exc.message, file=rule.file)]
 
 
 def _test_engine(dictionary: DataDictionary) -> tuple[sa.Engine, sa.Table]:
@@ -130,16 +164,31 @@ def run_tests(rule: Rule, dictionary: DataDictionary, engine: sa.Engine, table: 
             for kind, recs in test.records.items():
                 date_field = dictionary.records[kind].date_field
                 for j, rec in enumerate(recs):
-                    conn.execute(records.insert().values(
-                        kind=kind, resident_id=rid, record_date=rec.get(date_field) if date_field else None,
-                        data=jsonable(rec), fingerprint=f"{i}-{j}", imported_at=now))
+                    conn.execute(
+                        records.insert().values(
+                            kind=kind,
+                            resident_id=rid,
+                            record_date=rec.get(date_field) if date_field else None,
+                            data=jsonable(rec),
+                            fingerprint=f"{i}-{j}",
+                            imported_at=now,
+                        )
+                    )
             compiled = compile_rule(rule, dictionary, table, test.on)
             got = conn.execute(compiled.query).one()
         result = result_name(got.result)
         if result != test.expect:
-            conds = ", ".join(f"{leaf.id} {OUTCOME[getattr(got, f'cond_{leaf.id}')]}" for leaf in compiled.leaves)
-            problems.append(Problem(f"test {test.name!r}: expected {test.expect}, got {result} ({conds})",
-                                    file=rule.file, line=test.mark[0], column=test.mark[1]))
+            conds = ", ".join(
+                f"{leaf.id} {OUTCOME[getattr(got, f'cond_{leaf.id}')]}" for leaf in compiled.leaves
+            )
+            problems.append(
+                Problem(
+                    f"test {test.name!r}: expected {test.expect}, got {result} ({conds})",
+                    file=rule.file,
+                    line=test.mark[0],
+                    column=test.mark[1],
+                )
+            )
     return problems
 
 

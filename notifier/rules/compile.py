@@ -7,6 +7,7 @@ silently drops anyone (the overall `result` is 2 match, 0 no_match or 1 review),
 reaches the combination, and each condition is computed once per resident. The same query gives
 counts, the audience and per-resident explanations. Only bound parameters reach the SQL.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
-from ..errors import RuleError, Problem
+from ..errors import Problem, RuleError
 from ..fields import DataDictionary, FieldType
 from ..storage.fieldcols import column_name
 from ..storage.schema import records
@@ -56,18 +57,18 @@ def result_name(value: int) -> str:
 class CompiledRule:
     rule: Rule
     on: date
-    query: sa.Select           # resident_id, cond_<id>..., result: for explanations and tests
+    query: sa.Select  # resident_id, cond_<id>..., result: for explanations and tests
     leaves: list[Leaf]
-    conditions: dict[str, sa.ColumnElement[Any]]   # condition id -> its value over the residents table
-    result: sa.ColumnElement[Any]                  # the overall value over the residents table
-    matches: sa.ColumnElement[bool]                # result is match, as a plain predicate
-    fails: sa.ColumnElement[bool]                  # result is no_match, as a plain predicate
+    conditions: dict[str, sa.ColumnElement[Any]]  # condition id -> its value over the residents table
+    result: sa.ColumnElement[Any]  # the overall value over the residents table
+    matches: sa.ColumnElement[bool]  # result is match, as a plain predicate
+    fails: sa.ColumnElement[bool]  # result is no_match, as a plain predicate
     thresholds: dict[str, Any]  # condition id -> value in force (for explanations)
     params_used: dict[str, dict[str, Any]]
     # Condition id -> the column whose missing value makes it unknown, for the conditions that
     # can be unknown at all (if_missing: review): audiences tell which data review rows lack.
     unknown_when_null: dict[str, sa.ColumnElement[Any]]
-    costly: bool                # needs related-records lookups: scans test it after cheap rules
+    costly: bool  # needs related-records lookups: scans test it after cheap rules
 
     def column(self, leaf_id: str) -> str:
         return f"cond_{leaf_id}"
@@ -75,6 +76,7 @@ class CompiledRule:
 
 class least(GenericFunction[int]):
     """Scalar minimum of its arguments: LEAST on PostgreSQL, multi-argument min() on SQLite."""
+
     inherit_cache = True
 
 
@@ -100,7 +102,7 @@ class _Leaf:
     value: sa.ColumnElement[Any]
     passes: sa.ColumnElement[bool]
     fails: sa.ColumnElement[bool]
-    unknown_when_null: sa.ColumnElement[Any] | None = None   # unknown exactly when this column is NULL
+    unknown_when_null: sa.ColumnElement[Any] | None = None  # unknown exactly when this column is NULL
 
 
 def _tri(test: sa.ColumnElement[bool], col: sa.ColumnElement[Any], if_missing: str) -> _Leaf:
@@ -124,8 +126,14 @@ class _Compiler:
             p = self.rule.parameters[v.name]
             base = p.value_on(self.on)
             if base is None:
-                self.problems.append(Problem(f"parameter {v.name!r} has no value in force on {self.on}",
-                                             file=self.rule.file, line=leaf.mark[0], column=leaf.mark[1]))
+                self.problems.append(
+                    Problem(
+                        f"parameter {v.name!r} has no value in force on {self.on}",
+                        file=self.rule.file,
+                        line=leaf.mark[0],
+                        column=leaf.mark[1],
+                    )
+                )
                 return Decimal(0)
             self.params_used[v.name] = {"value": str(base), "unit": p.unit, "reference": p.reference}
             return base * v.times
@@ -138,8 +146,11 @@ class _Compiler:
         if op == "is_missing":
             self.thresholds[c.id] = raw
             missing, present = col.is_(None), col.is_not(None)
-            return _Leaf(sa.case((missing, PASS if raw else FAIL), else_=FAIL if raw else PASS),
-                         missing if raw else present, present if raw else missing)
+            return _Leaf(
+                sa.case((missing, PASS if raw else FAIL), else_=FAIL if raw else PASS),
+                missing if raw else present,
+                present if raw else missing,
+            )
         if op in ("age_at_least", "age_below"):
             cutoff = years_before(self.on, raw)
             self.thresholds[c.id] = raw
@@ -150,10 +161,14 @@ class _Compiler:
         if spec.type is FieldType.BOOL and op in ("equals", "not_equals"):
             val = bool(val)
         tests = {
-            "equals": lambda: col == val, "not_equals": lambda: col != val,
-            "in": lambda: col.in_(val), "not_in": lambda: col.not_in(val),
-            "less_than": lambda: col < val, "at_most": lambda: col <= val,
-            "greater_than": lambda: col > val, "at_least": lambda: col >= val,
+            "equals": lambda: col == val,
+            "not_equals": lambda: col != val,
+            "in": lambda: col.in_(val),
+            "not_in": lambda: col.not_in(val),
+            "less_than": lambda: col < val,
+            "at_most": lambda: col <= val,
+            "greater_than": lambda: col > val,
+            "at_least": lambda: col >= val,
             "between": lambda: col.between(val[0], val[1]),
         }
         return _tri(tests[op](), col, c.if_missing)
@@ -171,7 +186,9 @@ class _Compiler:
         passes, fails = (exists, sa.not_(exists)) if c.quantifier == "any" else (sa.not_(exists), exists)
         return _Leaf(sa.case((passes, PASS), else_=FAIL), passes, fails)
 
-    def predicates(self, cond: Condition, leaves: dict[str, _Leaf]) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+    def predicates(
+        self, cond: Condition, leaves: dict[str, _Leaf]
+    ) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
         """(passes, fails) of a condition in plain SQL booleans; neither holds for `review`.
         all passes when every part passes and fails when any part fails; any the other way round."""
         if isinstance(cond, (FieldCondition, RecordCondition)):
@@ -208,8 +225,10 @@ def _costly(cond: Condition) -> bool:
 def compile_rule(rule: Rule, dictionary: DataDictionary, table: sa.Table, on: date) -> CompiledRule:
     comp = _Compiler(rule, dictionary, table, on)
     leaves = rule.leaves()
-    compiled = {leaf.id: comp.field_leaf(leaf) if isinstance(leaf, FieldCondition) else comp.record_leaf(leaf)
-                for leaf in leaves}
+    compiled = {
+        leaf.id: comp.field_leaf(leaf) if isinstance(leaf, FieldCondition) else comp.record_leaf(leaf)
+        for leaf in leaves
+    }
     if comp.problems:
         raise RuleError(f"{rule.file}: cannot be evaluated on {on}", comp.problems)
     conditions = {k: v.value for k, v in compiled.items()}
@@ -217,7 +236,21 @@ def compile_rule(rule: Rule, dictionary: DataDictionary, table: sa.Table, on: da
     # Counts and audiences filter with the equivalent plain predicates straight over the table,
     # so the database short-circuits them exactly as it would hand-written AND/OR.
     matches, fails = comp.predicates(rule.match, compiled)
-    query = sa.select(table.c.resident_id, *[v.label(f"cond_{k}") for k, v in conditions.items()], result.label("result"))
+    query = sa.select(
+        table.c.resident_id, *[v.label(f"cond_{k}") for k, v in conditions.items()], result.label("result")
+    )
     unknown = {k: v.unknown_when_null for k, v in compiled.items() if v.unknown_when_null is not None}
-    return CompiledRule(rule, on, query, leaves, conditions, result, matches, fails, comp.thresholds, comp.params_used,
-                        unknown, _costly(rule.match))
+    return CompiledRule(
+        rule,
+        on,
+        query,
+        leaves,
+        conditions,
+        result,
+        matches,
+        fails,
+        comp.thresholds,
+        comp.params_used,
+        unknown,
+        _costly(rule.match),
+    )

@@ -3,6 +3,7 @@
 Nothing here touches the database: a loaded Rule is a checked description that
 `rules.compile` turns into SQL.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,15 +19,35 @@ from ..errors import InputError, Problem, RuleError, did_you_mean
 from ..fields import DataDictionary, FieldSpec, FieldType
 from ..status import Channel
 from ..yamlsafe import YList, YMap, load_yaml
-from .model import (Combinator, Condition, FieldCondition, Item, Parameter, ParamRef, RecordCondition, Rule,
-                    RuleTest, jsonable)
+from .model import (
+    Combinator,
+    Condition,
+    FieldCondition,
+    Item,
+    Parameter,
+    ParamRef,
+    RecordCondition,
+    Rule,
+    RuleTest,
+    jsonable,
+)
 
 RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 COND_ID = re.compile(r"[a-z][a-z0-9_]{0,40}")
 TOP_KEYS = ("id", "item", "parameters", "match", "channels", "templates", "schedule", "tests")
 ITEM_KEYS = ("title", "domain", "department", "url", "publish", "disclosure")
 COMPARE_OPS = ("less_than", "at_most", "greater_than", "at_least")
-FIELD_OPS = ("equals", "not_equals", "in", "not_in", *COMPARE_OPS, "between", "is_missing", "age_at_least", "age_below")
+FIELD_OPS = (
+    "equals",
+    "not_equals",
+    "in",
+    "not_in",
+    *COMPARE_OPS,
+    "between",
+    "is_missing",
+    "age_at_least",
+    "age_below",
+)
 COMBINATORS = ("all", "any", "not")
 LEAF_KEYS = ("id", "label", "field", "if_missing", *FIELD_OPS)
 RECORD_KEYS = ("id", "label", "records", "where", "within_years", "if_missing")
@@ -37,7 +58,9 @@ _BAD = object()
 
 
 def _show(value: Any) -> str:
-    return repr(value.isoformat() if isinstance(value, date) else str(value) if isinstance(value, Decimal) else value)
+    return repr(
+        value.isoformat() if isinstance(value, date) else str(value) if isinstance(value, Decimal) else value
+    )
 
 
 class _Checker:
@@ -68,8 +91,11 @@ class _Checker:
                 self.bad(node.mark, f"item.{key} is required")
         domain = str(node.get("domain") or "")
         if domain and self.d.domains and domain not in self.d.domains:
-            self.bad(node.where("domain"), f"unknown domain {domain!r}{did_you_mean(domain, self.d.domains)}; "
-                                           f"declared in fields.yaml: {', '.join(self.d.domains)}")
+            self.bad(
+                node.where("domain"),
+                f"unknown domain {domain!r}{did_you_mean(domain, self.d.domains)}; "
+                f"declared in fields.yaml: {', '.join(self.d.domains)}",
+            )
         disclosure = str(node.get("disclosure", "public"))
         if disclosure not in ("public", "restricted"):
             self.bad(node.where("disclosure"), f"disclosure must be public or restricted, not {disclosure!r}")
@@ -86,8 +112,15 @@ class _Checker:
                         self.bad(pub.where(key), f"publish.{key} must be a date like 2026-03-01")
                 if isinstance(start, date) and isinstance(until, date) and until < start:
                     self.bad(pub.where("until"), "publish.until is before publish.from")
-        return Item(str(node.get("title") or ""), domain, str(node.get("department") or ""), str(node.get("url") or ""),
-                    start if isinstance(start, date) else None, until if isinstance(until, date) else None, disclosure)
+        return Item(
+            str(node.get("title") or ""),
+            domain,
+            str(node.get("department") or ""),
+            str(node.get("url") or ""),
+            start if isinstance(start, date) else None,
+            until if isinstance(until, date) else None,
+            disclosure,
+        )
 
     def parameters(self, node: Any, mark: tuple[int, int]) -> None:
         if node is None:
@@ -97,7 +130,9 @@ class _Checker:
             return
         for name, body in node.items():
             if not COND_ID.fullmatch(name):
-                self.bad(node.key_where(name), f"parameter name {name!r} must be lower-case letters, digits and _")
+                self.bad(
+                    node.key_where(name), f"parameter name {name!r} must be lower-case letters, digits and _"
+                )
             if not isinstance(body, YMap) or not isinstance(body.get("values"), YMap) or not body["values"]:
                 self.bad(node.where(name), f"parameter {name!r} needs values: {{DATE: VALUE, ...}}")
                 continue
@@ -107,18 +142,25 @@ class _Checker:
                 try:
                     day = date.fromisoformat(str(since))
                 except ValueError:
-                    self.bad(body["values"].key_where(since), f"{since!r} is not a date (values are keyed by the date they take effect)")
+                    self.bad(
+                        body["values"].key_where(since),
+                        f"{since!r} is not a date (values are keyed by the date they take effect)",
+                    )
                     continue
                 if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
                     self.bad(body["values"].where(since), f"parameter value {value!r} is not a number")
                     continue
                 values.append((day, Decimal(value)))
-            self.params[name] = Parameter(name, str(body.get("unit") or ""), str(body.get("reference") or ""), tuple(sorted(values)))
+            self.params[name] = Parameter(
+                name, str(body.get("unit") or ""), str(body.get("reference") or ""), tuple(sorted(values))
+            )
 
     # -- conditions -----------------------------------------------------------------
     def condition(self, node: Any, mark: tuple[int, int]) -> Condition | None:
         if not isinstance(node, YMap) or not node:
-            self.bad(mark, "a condition must be a mapping: all/any/not, a field condition or a records condition")
+            self.bad(
+                mark, "a condition must be a mapping: all/any/not, a field condition or a records condition"
+            )
             return None
         for q in ("any", "none"):  # any:/none: holding `records:` is a related-records condition
             if isinstance(node.get(q), YMap) and "records" in node[q]:
@@ -156,7 +198,10 @@ class _Checker:
     def _if_missing(self, node: YMap) -> str:
         value = str(node.get("if_missing", "review"))
         if value not in IF_MISSING:
-            self.bad(node.where("if_missing"), f"if_missing must be review, fail or pass{did_you_mean(value, IF_MISSING)}")
+            self.bad(
+                node.where("if_missing"),
+                f"if_missing must be review, fail or pass{did_you_mean(value, IF_MISSING)}",
+            )
         return value
 
     def field_condition(self, node: YMap) -> FieldCondition | None:
@@ -164,7 +209,10 @@ class _Checker:
         ops = [k for k in node if k in FIELD_OPS]
         for key in node:
             if key not in LEAF_KEYS:
-                self.bad(node.key_where(key), f"unknown key {key!r} in condition{did_you_mean(key, LEAF_KEYS + COMBINATORS)}")
+                self.bad(
+                    node.key_where(key),
+                    f"unknown key {key!r} in condition{did_you_mean(key, LEAF_KEYS + COMBINATORS)}",
+                )
         if not isinstance(name, str):
             self.bad(node.mark, "condition needs field: NAME (or all/any/not, or records:)")
             return None
@@ -173,8 +221,12 @@ class _Checker:
             self.bad(node.where("field"), f"unknown field {name!r}{did_you_mean(name, self.d.all_fields())}")
             return None
         if len(ops) != 1:
-            self.bad(node.mark, f"condition on {name!r} needs exactly one operator: {', '.join(FIELD_OPS)}"
-                     if not ops else f"condition on {name!r} has several operators: {', '.join(ops)}")
+            self.bad(
+                node.mark,
+                f"condition on {name!r} needs exactly one operator: {', '.join(FIELD_OPS)}"
+                if not ops
+                else f"condition on {name!r} has several operators: {', '.join(ops)}",
+            )
             return None
         op = ops[0]
         cid, label = self._ident(node, f"{spec.label} {op}")
@@ -220,7 +272,10 @@ class _Checker:
     def literal(self, spec: FieldSpec, raw: Any, mark: tuple[int, int], *, allow_param: bool) -> Any:
         if isinstance(raw, YMap) and "param" in raw:
             if not allow_param or spec.type not in (FieldType.INT, FieldType.DECIMAL):
-                self.bad(mark, f"a parameter can only be compared with a number field; {spec.name!r} is {spec.type.value}")
+                self.bad(
+                    mark,
+                    f"a parameter can only be compared with a number field; {spec.name!r} is {spec.type.value}",
+                )
                 return _BAD
             self.unknown_keys(raw, ("param", "times"), "parameter reference")
             pname = str(raw["param"])
@@ -241,7 +296,12 @@ class _Checker:
         }
         if t in ok:
             if not ok[t](raw):
-                kind = {"int": "a whole number", "decimal": "a number", "date": "a date like 2026-03-01", "text": "text"}[t.value]
+                kind = {
+                    "int": "a whole number",
+                    "decimal": "a number",
+                    "date": "a date like 2026-03-01",
+                    "text": "text",
+                }[t.value]
                 self.bad(mark, f"{spec.name!r} is a {t.value} field; {_show(raw)} is not {kind}")
                 return _BAD
             return str(raw) if t is FieldType.TEXT else raw
@@ -249,8 +309,11 @@ class _Checker:
             return spec.parse(raw)  # enum spellings and bool words
         except ValueError:
             if t is FieldType.ENUM:
-                self.bad(mark, f"{_show(raw)} is not a value of {spec.name!r}{did_you_mean(str(raw), spec.lookup)}; "
-                               f"values: {', '.join(spec.values)}")
+                self.bad(
+                    mark,
+                    f"{_show(raw)} is not a value of {spec.name!r}{did_you_mean(str(raw), spec.lookup)}; "
+                    f"values: {', '.join(spec.values)}",
+                )
             else:
                 self.bad(mark, f"{spec.name!r} is a yes/no field; {_show(raw)} is not true/false")
             return _BAD
@@ -261,7 +324,9 @@ class _Checker:
         kind = str(body.get("records"))
         spec = self.d.records.get(kind)
         if spec is None:
-            self.bad(body.where("records"), f"unknown record kind {kind!r}{did_you_mean(kind, self.d.records)}")
+            self.bad(
+                body.where("records"), f"unknown record kind {kind!r}{did_you_mean(kind, self.d.records)}"
+            )
             return None
         where: list[tuple[str, Any]] = []
         raw_where = body.get("where") or YMap()
@@ -271,7 +336,10 @@ class _Checker:
         for fname, val in raw_where.items():
             fspec = spec.fields.get(fname)
             if fspec is None:
-                self.bad(raw_where.key_where(fname), f"{kind!r} has no field {fname!r}{did_you_mean(fname, spec.fields)}")
+                self.bad(
+                    raw_where.key_where(fname),
+                    f"{kind!r} has no field {fname!r}{did_you_mean(fname, spec.fields)}",
+                )
                 continue
             lit = self.literal(fspec, val, raw_where.where(fname), allow_param=False)
             if lit is not _BAD:
@@ -282,11 +350,14 @@ class _Checker:
                 self.bad(body.where("within_years"), "within_years takes a whole number of years (1 or more)")
                 years = None
             elif spec.date_field is None:
-                self.bad(body.where("within_years"), f"record kind {kind!r} has no date field (set date: in fields.yaml)")
+                self.bad(
+                    body.where("within_years"),
+                    f"record kind {kind!r} has no date field (set date: in fields.yaml)",
+                )
         cid, label = self._ident(outer, f"{spec.label} {quantifier}")
-        return RecordCondition(cid, label, quantifier, kind, tuple(where), years, outer.mark, self._if_missing(outer))
-
-
+        return RecordCondition(
+            cid, label, quantifier, kind, tuple(where), years, outer.mark, self._if_missing(outer)
+        )
 
     # -- channels, templates, schedule, tests ---------------------------------------
     def channels(self, node: Any, mark: tuple[int, int]) -> list[Channel]:
@@ -298,7 +369,10 @@ class _Checker:
             try:
                 ch = Channel(str(raw))
             except ValueError:
-                self.bad(node.where(i), f"unknown channel {raw!r}{did_you_mean(str(raw), [c.value for c in Channel])}")
+                self.bad(
+                    node.where(i),
+                    f"unknown channel {raw!r}{did_you_mean(str(raw), [c.value for c in Channel])}",
+                )
                 continue
             if ch in out:
                 self.bad(node.where(i), f"channel {ch} is listed twice")
@@ -309,7 +383,7 @@ class _Checker:
         if node is None:
             return {}
         if not isinstance(node, YMap) or len(node) != 1 or next(iter(node)) not in ("once", "cron"):
-            self.bad(mark, "schedule: must be {once: 2026-03-02T09:00} or {cron: \"0 9 5 * *\"}")
+            self.bad(mark, 'schedule: must be {once: 2026-03-02T09:00} or {cron: "0 9 5 * *"}')
             return {}
         kind, value = next(iter(node.items()))
         if kind == "once":
@@ -320,6 +394,7 @@ class _Checker:
                 return {}
             return {"once": value}
         from apscheduler.triggers.cron import CronTrigger
+
         try:
             CronTrigger.from_crontab(str(value))
         except ValueError as exc:
@@ -342,7 +417,10 @@ class _Checker:
             self.unknown_keys(t, allowed, "test")
             expect = str(t.get("expect"))
             if expect not in ("match", "no_match", "review"):
-                self.bad(t.where("expect"), f"expect must be match, no_match or review{did_you_mean(expect, ['match', 'no_match', 'review'])}")
+                self.bad(
+                    t.where("expect"),
+                    f"expect must be match, no_match or review{did_you_mean(expect, ['match', 'no_match', 'review'])}",
+                )
             on = t.get("on")
             if not isinstance(on, date) or isinstance(on, datetime):
                 self.bad(t.where("on"), "on: takes the date the test evaluates the rule for")
@@ -379,7 +457,9 @@ class _Checker:
                 self.bad(node.key_where(fname), f"{owner} has no field {fname!r}{did_you_mean(fname, specs)}")
                 continue
             try:
-                out[fname] = None if raw is None else spec.parse(str(raw) if isinstance(raw, Decimal) else raw)
+                out[fname] = (
+                    None if raw is None else spec.parse(str(raw) if isinstance(raw, Decimal) else raw)
+                )
             except ValueError as exc:
                 self.bad(node.where(fname), f"{fname}: {exc}")
         return out
@@ -410,15 +490,26 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise RuleError(f"{file}: not UTF-8 text", [Problem("not UTF-8 text", file=file, line=1, column=1)]) from None
+        raise RuleError(
+            f"{file}: not UTF-8 text", [Problem("not UTF-8 text", file=file, line=1, column=1)]
+        ) from None
     try:
         doc = load_yaml(text, file)
     except InputError as exc:
         raise RuleError(exc.message.splitlines()[0], exc.problems) from None
     c = _Checker(file, dictionary)
     if not isinstance(doc, YMap):
-        raise RuleError(f"{file}: not a rule", [Problem("a rule file is a mapping with id, item, match, channels, templates",
-                                                        file=file, line=1, column=1)])
+        raise RuleError(
+            f"{file}: not a rule",
+            [
+                Problem(
+                    "a rule file is a mapping with id, item, match, channels, templates",
+                    file=file,
+                    line=1,
+                    column=1,
+                )
+            ],
+        )
     c.unknown_keys(doc, TOP_KEYS, "rule")
     for key in ("id", "item", "match", "channels", "templates"):
         if key not in doc:
@@ -443,16 +534,25 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
             try:
                 ch = Channel(key)
             except ValueError:
-                c.bad(raw_t.key_where(key), f"unknown channel {key!r}{did_you_mean(key, [x.value for x in Channel])}")
+                c.bad(
+                    raw_t.key_where(key),
+                    f"unknown channel {key!r}{did_you_mean(key, [x.value for x in Channel])}",
+                )
                 continue
             outside = _outside_templates(name, templates_dir)
             if outside:
-                c.bad(raw_t.where(key), f"template {name!r} {outside}: a rule may only use files inside {templates_dir}")
+                c.bad(
+                    raw_t.where(key),
+                    f"template {name!r} {outside}: a rule may only use files inside {templates_dir}",
+                )
                 continue
             tpath = templates_dir / name
             if not tpath.is_file():
-                c.bad(raw_t.where(key), f"template {name!r} not found in {templates_dir}"
-                      f"{did_you_mean(str(name), [p.name for p in templates_dir.glob('*.j2')])}")
+                c.bad(
+                    raw_t.where(key),
+                    f"template {name!r} not found in {templates_dir}"
+                    f"{did_you_mean(str(name), [p.name for p in templates_dir.glob('*.j2')])}",
+                )
                 continue
             templates[ch] = str(name)
             sources[ch] = tpath.read_text(encoding="utf-8")
@@ -461,21 +561,40 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
     if c.problems or item is None or match is None:
         raise RuleError(f"{file}: {len(c.problems)} problem(s)", c.problems)
     document = jsonable(doc)
-    rule = Rule(rid, file, item, c.params, match, channels, templates, schedule, tests, document,
-                template_sources=sources, template_files={ch: str(templates_dir / n) for ch, n in templates.items()})
+    rule = Rule(
+        rid,
+        file,
+        item,
+        c.params,
+        match,
+        channels,
+        templates,
+        schedule,
+        tests,
+        document,
+        template_sources=sources,
+        template_files={ch: str(templates_dir / n) for ch, n in templates.items()},
+    )
     rule.version = rule_version(rule, dictionary)
     return rule
 
 
 def rule_version(rule: Rule, dictionary: DataDictionary) -> str:
     """SHA-256 of the normalised rule, the data dictionary and the templates it uses."""
-    body = canonical_json({"rule": rule.document, "fields": dictionary.text,
-                           "templates": {ch.value: src for ch, src in sorted(rule.template_sources.items())}})
+    body = canonical_json(
+        {
+            "rule": rule.document,
+            "fields": dictionary.text,
+            "templates": {ch.value: src for ch, src in sorted(rule.template_sources.items())},
+        }
+    )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def rule_files(rules_dir: Path) -> list[Path]:
-    return sorted(p for p in rules_dir.glob("*.y*ml") if p.name != "fields.yaml" and p.suffix in (".yaml", ".yml"))
+    return sorted(
+        p for p in rules_dir.glob("*.y*ml") if p.name != "fields.yaml" and p.suffix in (".yaml", ".yml")
+    )
 
 
 @dataclass(frozen=True)
@@ -497,7 +616,9 @@ def _id_line(file: str) -> int:
     return m.string.count("\n", 0, m.start()) + 1 if m else 1
 
 
-def load_rules(paths: list[Path], dictionary: DataDictionary, templates_dir: Path) -> tuple[dict[str, Rule], list[Problem]]:
+def load_rules(
+    paths: list[Path], dictionary: DataDictionary, templates_dir: Path
+) -> tuple[dict[str, Rule], list[Problem]]:
     """Every rule in `paths`; problems from all files together (one bad file hides nothing, and an
     unreadable file or template is a problem of that file, not the end of the command)."""
     found: dict[str, list[Rule]] = {}
@@ -510,8 +631,14 @@ def load_rules(paths: list[Path], dictionary: DataDictionary, templates_dir: Pat
             continue
         except (OSError, UnicodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            problems.append(Problem(f"cannot read {getattr(exc, 'filename', None) or path}: {reason}",
-                                    file=str(path), line=1, column=1))
+            problems.append(
+                Problem(
+                    f"cannot read {getattr(exc, 'filename', None) or path}: {reason}",
+                    file=str(path),
+                    line=1,
+                    column=1,
+                )
+            )
             continue
         found.setdefault(rule.id, []).append(rule)
     rules: dict[str, Rule] = {}
@@ -522,21 +649,31 @@ def load_rules(paths: list[Path], dictionary: DataDictionary, templates_dir: Pat
         files = [r.file for r in same]
         for r in same:
             others = ", ".join(f for f in files if f != r.file)
-            problems.append(DuplicateRuleId(f"rule id {rid!r} is also defined in {others}; rule ids must be unique "
-                                            "(rename one): neither file is used", file=r.file, line=_id_line(r.file),
-                                            column=1, rule=rid))
+            problems.append(
+                DuplicateRuleId(
+                    f"rule id {rid!r} is also defined in {others}; rule ids must be unique "
+                    "(rename one): neither file is used",
+                    file=r.file,
+                    line=_id_line(r.file),
+                    column=1,
+                    rule=rid,
+                )
+            )
     return rules, problems
 
 
 def find_rule(rule_id: str, rules_dir: Path, dictionary: DataDictionary, templates_dir: Path) -> Rule:
     from ..errors import NotFound
+
     paths = rule_files(rules_dir)
     rules, problems = load_rules(paths, dictionary, templates_dir)
     if rule_id in rules:
         return rules[rule_id]
     dup = [p for p in problems if isinstance(p, DuplicateRuleId) and p.rule == rule_id]
     if dup:
-        raise RuleError(f"rule {rule_id!r} is defined in {len(dup)} files: {', '.join(str(p.file) for p in dup)}", dup)
+        raise RuleError(
+            f"rule {rule_id!r} is defined in {len(dup)} files: {', '.join(str(p.file) for p in dup)}", dup
+        )
     bad = [p for p in problems if p.file and Path(p.file).stem == rule_id]
     if bad:
         raise RuleError(f"rule {rule_id!r} has errors (run `notifier rules check`)", bad)

@@ -1,4 +1,5 @@
 """What a loaded rule file is: item, dated parameters, condition tree, channels, schedule, tests."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,8 +23,9 @@ class Item:
     disclosure: str  # public | restricted
 
     def published_on(self, day: date) -> bool:
-        return (self.publish_from is None or day >= self.publish_from) and \
-               (self.publish_until is None or day <= self.publish_until)
+        return (self.publish_from is None or day >= self.publish_from) and (
+            self.publish_until is None or day <= self.publish_until
+        )
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,8 @@ class FieldCondition:
     label: str
     field: str
     op: str
-    value: Any            # literal, ParamRef, list of them (in / between), bool (is_missing), int (ages)
-    if_missing: str       # review | fail | pass
+    value: Any  # literal, ParamRef, list of them (in / between), bool (is_missing), int (ages)
+    if_missing: str  # review | fail | pass
     mark: Mark
 
 
@@ -62,7 +64,7 @@ class FieldCondition:
 class RecordCondition:
     id: str
     label: str
-    quantifier: str       # any | none
+    quantifier: str  # any | none
     kind: str
     where: tuple[tuple[str, Any], ...]
     within_years: int | None
@@ -72,7 +74,7 @@ class RecordCondition:
 
 @dataclass(frozen=True)
 class Combinator:
-    op: str               # all | any | not
+    op: str  # all | any | not
     children: tuple["Condition", ...]
     mark: Mark
 
@@ -93,7 +95,7 @@ class RuleTest:
     on: date
     resident: dict[str, Any]
     records: dict[str, list[dict[str, Any]]]
-    expect: str           # match | no_match | review
+    expect: str  # match | no_match | review
     mark: Mark
 
 
@@ -108,7 +110,7 @@ class Rule:
     templates: dict[Channel, str]
     schedule: dict[str, Any]
     tests: list[RuleTest]
-    document: dict[str, Any] = field(repr=False)     # the normalised file, JSON-ready
+    document: dict[str, Any] = field(repr=False)  # the normalised file, JSON-ready
     version: str = ""
     template_sources: dict[Channel, str] = field(default_factory=dict, repr=False)
     template_files: dict[Channel, str] = field(default_factory=dict, repr=False)
@@ -118,8 +120,14 @@ class Rule:
 
     def template_file(self, name: str | None) -> str | None:
         """The file behind a template name a render error reports (the name itself if none)."""
-        return next((self.template_files[ch] for ch, n in self.templates.items() if n == name and ch in self.template_files),
-                    name)
+        return next(
+            (
+                self.template_files[ch]
+                for ch, n in self.templates.items()
+                if n == name and ch in self.template_files
+            ),
+            name,
+        )
 
 
 def jsonable(value: Any) -> Any:

@@ -4,6 +4,7 @@ Approval belongs to the rule's version (SHA-256 of the rule, fields.yaml and its
 any edit makes a new version that is unapproved until it walks the review levels again, so the
 scheduler never sends anything that was not approved as it is.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,17 +33,35 @@ class ApprovalState:
         return len(self.approvals) >= len(self.levels)
 
     def as_json(self) -> dict[str, Any]:
-        return {"rule": self.rule, "version": self.version, "approved": self.approved,
-                "levels": self.levels, "approvals": self.approvals}
+        return {
+            "rule": self.rule,
+            "version": self.version,
+            "approved": self.approved,
+            "levels": self.levels,
+            "approvals": self.approvals,
+        }
 
 
 def approval_state(conn: sa.Connection, rule: Rule, levels: list[str]) -> ApprovalState:
-    rows = conn.execute(sa.select(rule_approvals).where(rule_approvals.c.rule_id == rule.id,
-                                                        rule_approvals.c.version == rule.version)
-                        .order_by(rule_approvals.c.level)).all()
-    return ApprovalState(rule.id, rule.version, levels, [
-        {"level": r.level, "level_name": r.level_name, "by": r.approved_by, "at": as_utc(r.approved_at).isoformat()}
-        for r in rows])
+    rows = conn.execute(
+        sa.select(rule_approvals)
+        .where(rule_approvals.c.rule_id == rule.id, rule_approvals.c.version == rule.version)
+        .order_by(rule_approvals.c.level)
+    ).all()
+    return ApprovalState(
+        rule.id,
+        rule.version,
+        levels,
+        [
+            {
+                "level": r.level,
+                "level_name": r.level_name,
+                "by": r.approved_by,
+                "at": as_utc(r.approved_at).isoformat(),
+            }
+            for r in rows
+        ],
+    )
 
 
 def approve_rule(app: App, rule: Rule, by: str) -> ApprovalState:
@@ -53,12 +72,32 @@ def approve_rule(app: App, rule: Rule, by: str) -> ApprovalState:
     with app.engine.begin() as conn:
         state = approval_state(conn, rule, levels)
         if state.approved:
-            raise StateError(f"rule {rule.id!r} version {rule.version[:12]} is already approved at every level")
+            raise StateError(
+                f"rule {rule.id!r} version {rule.version[:12]} is already approved at every level"
+            )
         if any(same_actor(a["by"], by) for a in state.approvals):
-            raise StateError(f"{by} already approved this version of {rule.id!r}; each level needs a different person")
+            raise StateError(
+                f"{by} already approved this version of {rule.id!r}; each level needs a different person"
+            )
         level = len(state.approvals) + 1
-        conn.execute(rule_approvals.insert().values(rule_id=rule.id, version=rule.version, level=level,
-                                                    level_name=levels[level - 1], approved_by=by, approved_at=utcnow()))
-        audit.record(conn, by, "rule.approved", f"rule:{rule.id}", version=rule.version, level=level,
-                     level_name=levels[level - 1], of=len(levels))
+        conn.execute(
+            rule_approvals.insert().values(
+                rule_id=rule.id,
+                version=rule.version,
+                level=level,
+                level_name=levels[level - 1],
+                approved_by=by,
+                approved_at=utcnow(),
+            )
+        )
+        audit.record(
+            conn,
+            by,
+            "rule.approved",
+            f"rule:{rule.id}",
+            version=rule.version,
+            level=level,
+            level_name=levels[level - 1],
+            of=len(levels),
+        )
         return approval_state(conn, rule, levels)

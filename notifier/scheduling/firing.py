@@ -6,6 +6,7 @@ the row and does nothing. Then the firing is decided: missed (too late), outside
 publication window, unapproved (this rule version lacks approval), or a run is created and,
 unless `[approval] per_run`, released for sending on the strength of the version's approval.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,23 +33,41 @@ ACTOR = "scheduler"
 class Firing:
     rule: str
     scheduled_at: datetime
-    status: str            # created | refused | unapproved | outside_window | missed | duplicate
+    status: str  # created | refused | unapproved | outside_window | missed | duplicate
     run: int | None = None
     reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"rule": self.rule, "scheduled_at": self.scheduled_at.isoformat(), "status": self.status,
-                "run": self.run, "reason": self.reason}
+        return {
+            "rule": self.rule,
+            "scheduled_at": self.scheduled_at.isoformat(),
+            "status": self.status,
+            "run": self.run,
+            "reason": self.reason,
+        }
 
 
-def fire(app: App, rule: Rule, scheduled_at: datetime, *, now: datetime | None = None,
-         grace: timedelta = timedelta(hours=1)) -> Firing:
+def fire(
+    app: App,
+    rule: Rule,
+    scheduled_at: datetime,
+    *,
+    now: datetime | None = None,
+    grace: timedelta = timedelta(hours=1),
+) -> Firing:
     now = now or utcnow()
     scheduled_at = as_utc(scheduled_at)
     try:
         with app.engine.begin() as conn:
-            fid = conn.execute(firings.insert().values(rule_id=rule.id, scheduled_at=scheduled_at, version=rule.version,
-                                                       status="firing", fired_at=now)).inserted_primary_key[0]
+            fid = conn.execute(
+                firings.insert().values(
+                    rule_id=rule.id,
+                    scheduled_at=scheduled_at,
+                    version=rule.version,
+                    status="firing",
+                    fired_at=now,
+                )
+            ).inserted_primary_key[0]
     except sa.exc.IntegrityError:
         return Firing(rule.id, scheduled_at, "duplicate", reason="this firing already happened")
     day = scheduled_at.astimezone(app.config.timezone).date()
@@ -60,19 +79,33 @@ def fire(app: App, rule: Rule, scheduled_at: datetime, *, now: datetime | None =
     elif rule.item.disclosure == "restricted" or not rule.item.published_on(day):
         status, reason = "outside_window", f"item not published on {day}"
     elif not state.approved:
-        status, reason = "unapproved", f"version {rule.version[:12]} has {len(state.approvals)} of {len(state.levels)} approvals"
+        status, reason = (
+            "unapproved",
+            f"version {rule.version[:12]} has {len(state.approvals)} of {len(state.levels)} approvals",
+        )
     else:
         try:
             run_id = runs.create_run(app, rule, day, ACTOR).run
             status = "created"
-        except (InputError, StateError) as exc:   # e.g. a template cannot render for someone: no run, recorded
+        except (InputError, StateError) as exc:  # e.g. a template cannot render for someone: no run, recorded
             status, reason = "refused", exc.message
         if run_id is not None and not app.config.raw["approval"].get("per_run", False):
             _release(app, run_id, state.approvals)
     with app.engine.begin() as conn:
-        conn.execute(firings.update().where(firings.c.id == fid).values(status=status, run_id=run_id, reason=reason))
-        audit.record(conn, ACTOR, "schedule.fired", f"rule:{rule.id}", scheduled_at=scheduled_at.isoformat(),
-                     version=rule.version, status=status, run=run_id, reason=reason)
+        conn.execute(
+            firings.update().where(firings.c.id == fid).values(status=status, run_id=run_id, reason=reason)
+        )
+        audit.record(
+            conn,
+            ACTOR,
+            "schedule.fired",
+            f"rule:{rule.id}",
+            scheduled_at=scheduled_at.isoformat(),
+            version=rule.version,
+            status=status,
+            run=run_id,
+            reason=reason,
+        )
     return Firing(rule.id, scheduled_at, status, run_id, reason)
 
 
@@ -81,17 +114,36 @@ def _release(app: App, run_id: int, rule_approvals: list[dict[str, Any]]) -> Non
     now = utcnow()
     with app.engine.begin() as conn:
         for a in rule_approvals:
-            conn.execute(approvals.insert().values(run_id=run_id, level=a["level"], level_name=a["level_name"],
-                                                   approved_by=a["by"], approved_at=now))
-        conn.execute(runs_table.update().where(runs_table.c.id == run_id, runs_table.c.status == RunStatus.AWAITING_APPROVAL)
-                     .values(status=RunStatus.APPROVED, approved_at=now))
-        audit.record(conn, ACTOR, "run.released", f"run:{run_id}", by_rule_approval=[a["by"] for a in rule_approvals])
+            conn.execute(
+                approvals.insert().values(
+                    run_id=run_id,
+                    level=a["level"],
+                    level_name=a["level_name"],
+                    approved_by=a["by"],
+                    approved_at=now,
+                )
+            )
+        conn.execute(
+            runs_table.update()
+            .where(runs_table.c.id == run_id, runs_table.c.status == RunStatus.AWAITING_APPROVAL)
+            .values(status=RunStatus.APPROVED, approved_at=now)
+        )
+        audit.record(
+            conn, ACTOR, "run.released", f"run:{run_id}", by_rule_approval=[a["by"] for a in rule_approvals]
+        )
 
 
 def last_firings(app: App) -> dict[str, Any]:
     """The newest firing of each rule."""
-    latest = sa.select(firings.c.rule_id, sa.func.max(firings.c.scheduled_at).label("at")).group_by(firings.c.rule_id).subquery()
+    latest = (
+        sa.select(firings.c.rule_id, sa.func.max(firings.c.scheduled_at).label("at"))
+        .group_by(firings.c.rule_id)
+        .subquery()
+    )
     with app.reader.connect() as conn:
-        rows = conn.execute(sa.select(firings).join(latest, sa.and_(firings.c.rule_id == latest.c.rule_id,
-                                                                    firings.c.scheduled_at == latest.c.at))).all()
+        rows = conn.execute(
+            sa.select(firings).join(
+                latest, sa.and_(firings.c.rule_id == latest.c.rule_id, firings.c.scheduled_at == latest.c.at)
+            )
+        ).all()
     return {r.rule_id: r for r in rows}

@@ -3,6 +3,7 @@
 The holder renews before `ttl` runs out; if it dies, the lease expires and a standby takes it.
 Works the same on SQLite and PostgreSQL: a conditional UPDATE, or an INSERT for a new name.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -17,9 +18,11 @@ def acquire(engine: sa.Engine, name: str, holder: str, ttl: timedelta, now: date
     """Take or renew the lease; False while someone else holds an unexpired one."""
     now = now or utcnow()
     with engine.begin() as conn:
-        taken = conn.execute(leases.update().where(leases.c.name == name, sa.or_(leases.c.holder == holder,
-                                                                                  leases.c.expires_at < now))
-                             .values(holder=holder, expires_at=now + ttl)).rowcount
+        taken = conn.execute(
+            leases.update()
+            .where(leases.c.name == name, sa.or_(leases.c.holder == holder, leases.c.expires_at < now))
+            .values(holder=holder, expires_at=now + ttl)
+        ).rowcount
         if taken:
             return True
         if conn.execute(sa.select(leases.c.name).where(leases.c.name == name)).first() is not None:

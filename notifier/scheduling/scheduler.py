@@ -4,6 +4,7 @@ Jobs live in an SQLAlchemy job store on the project's database, one per rule wit
 with an explicit misfire policy (coalesce, grace period). Only the holder of the `scheduler`
 lease runs them; another `serve` process waits as standby and takes over when the lease expires.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,7 +30,7 @@ from ..rules.model import Rule
 from .firing import Firing, fire
 
 log = logging.getLogger("notifier.scheduler")
-FIRING_ATTEMPTS = 6   # a firing whose database stays locked is retried for about a minute (1+2+4+8+16+32 s)
+FIRING_ATTEMPTS = 6  # a firing whose database stays locked is retried for about a minute (1+2+4+8+16+32 s)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class _Running:
     health: Health
 
 
-_APPS: dict[str, _Running] = {}   # running apps by config key: persisted jobs refer to them by name
+_APPS: dict[str, _Running] = {}  # running apps by config key: persisted jobs refer to them by name
 
 
 def trigger_for(rule: Rule, tz: ZoneInfo) -> BaseTrigger | None:
@@ -134,19 +135,26 @@ class NoticeScheduler:
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=app.engine, tablename="apscheduler_jobs")},
             job_defaults={"coalesce": True, "misfire_grace_time": grace_seconds, "max_instances": 1},
-            timezone=app.config.timezone)
+            timezone=app.config.timezone,
+        )
 
     def sync(self) -> dict[str, list[str]]:
         """Add, update and remove jobs to match the rule files; returns what changed. A rule file
         with errors is logged and has no job (it could not fire anyway); the others are kept."""
-        rules, problems = load_rules(rule_files(self.app.config.rules_dir), self.app.dictionary, self.app.config.templates_dir)
+        rules, problems = load_rules(
+            rule_files(self.app.config.rules_dir), self.app.dictionary, self.app.config.templates_dir
+        )
         log_problems(problems)
         wanted = {rid: r for rid, r in rules.items() if r.schedule}
         changed: dict[str, list[str]] = {"added": [], "updated": [], "removed": []}
         existing = {job.id: job for job in self.scheduler.get_jobs()}
         for rid, rule in wanted.items():
             trigger = trigger_for(rule, self.app.config.timezone)
-            kwargs: dict[str, Any] = {"args": [self.key, rid], "id": rid, "name": f"{rid}@{rule.version[:12]}"}
+            kwargs: dict[str, Any] = {
+                "args": [self.key, rid],
+                "id": rid,
+                "name": f"{rid}@{rule.version[:12]}",
+            }
             if rid in existing:
                 if existing[rid].name != kwargs["name"]:
                     self.scheduler.modify_job(rid, name=kwargs["name"])
@@ -170,11 +178,15 @@ class NoticeScheduler:
 
     def _missed(self, event: JobExecutionEvent) -> None:
         """APScheduler skipped a firing (past the grace period, e.g. while stopped): record it as missed."""
-        rules, _ = load_rules(rule_files(self.app.config.rules_dir), self.app.dictionary, self.app.config.templates_dir)
+        rules, _ = load_rules(
+            rule_files(self.app.config.rules_dir), self.app.dictionary, self.app.config.templates_dir
+        )
         rule = rules.get(event.job_id)
         if rule is not None:
             result = fire(self.app, rule, event.scheduled_run_time, grace=timedelta(seconds=self.grace))
-            log.warning("firing of %s at %s was missed: %s", event.job_id, event.scheduled_run_time, result.status)
+            log.warning(
+                "firing of %s at %s was missed: %s", event.job_id, event.scheduled_run_time, result.status
+            )
 
     def shutdown(self) -> None:
         if self.scheduler.running:

@@ -5,6 +5,7 @@ A second `serve` on the same database waits as standby: it keeps trying the leas
 once the holder stops renewing (dies). Firings are unique per (rule, scheduled time), so even an
 overlap at hand-over cannot create a second run.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,6 +38,7 @@ class CheckpointLoop:
 
     async def run(self) -> None:
         from ..audit.checkpoints import take_checkpoint
+
         while self.interval > 0 and not self.stopping.is_set():
             try:
                 await asyncio.wait_for(self.stopping.wait(), self.interval)
@@ -47,7 +49,9 @@ class CheckpointLoop:
                 cp = await asyncio.to_thread(take_checkpoint, self.app)
                 log.info("audit checkpoint at event %s", cp.get("seq"))
                 self.health.recovered("checkpoints")
-            except Exception as exc:  # a refused checkpoint (broken log, locked database) must not stop the service
+            except (
+                Exception
+            ) as exc:  # a refused checkpoint (broken log, locked database) must not stop the service
                 report_failure(self.health, "checkpoints", exc, self.interval, log)
 
 
@@ -74,7 +78,7 @@ class SchedulerLoop:
         for p in [*rule_files(d.rules_dir), d.fields_file, *sorted(d.templates_dir.glob("*.j2"))]:
             try:
                 out.append((str(p), p.stat().st_mtime))
-            except OSError:   # gone between listing and stat: the next round sees the change
+            except OSError:  # gone between listing and stat: the next round sees the change
                 continue
         return tuple(out)
 
@@ -121,9 +125,14 @@ class SchedulerLoop:
                 except Exception as exc:
                     delay = backoff.next()
                     report_failure(self.health, "scheduler", exc, delay, log)
-                    if self.scheduler is not None and time.monotonic() - self.renewed >= self.ttl.total_seconds():
-                        log.warning("scheduler lease could not be renewed within %gs: standing by",
-                                    self.ttl.total_seconds())
+                    if (
+                        self.scheduler is not None
+                        and time.monotonic() - self.renewed >= self.ttl.total_seconds()
+                    ):
+                        log.warning(
+                            "scheduler lease could not be renewed within %gs: standing by",
+                            self.ttl.total_seconds(),
+                        )
                         self._stand_down()
                 try:
                     await asyncio.wait_for(self.stopping.wait(), delay)
@@ -134,6 +143,9 @@ class SchedulerLoop:
                 self._stand_down()
                 try:
                     await asyncio.to_thread(lease.release, self.app.engine, LEASE, self.holder)
-                except Exception as exc:   # it expires by itself; a standby takes over after ttl
-                    log.warning("scheduler lease not released (%s); it expires in %gs", exc.__class__.__name__,
-                                self.ttl.total_seconds())
+                except Exception as exc:  # it expires by itself; a standby takes over after ttl
+                    log.warning(
+                        "scheduler lease not released (%s); it expires in %gs",
+                        exc.__class__.__name__,
+                        self.ttl.total_seconds(),
+                    )

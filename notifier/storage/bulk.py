@@ -6,6 +6,7 @@ plain tuples or dicts. SQLAlchemy's own executemany spends ~30 µs per row on th
 which dominated imports, run creation and the dispatcher's bookkeeping.
 Only for statements without expanding (IN) parameters.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -26,15 +27,18 @@ def executemany(conn: sa.Connection, stmt: sa.Executable, rows: Iterable[Mapping
     # The dialect's own type (SQLite's DATETIME, PostgreSQL's JSONB), as SQLAlchemy would use it:
     # the generic type has no processor for dates on SQLite, and the driver's adapter would then
     # store another text format than every other write (and than comparisons in SQL expect).
-    procs = {name: bp.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for name, bp in compiled.binds.items()}
+    procs = {
+        name: bp.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        for name, bp in compiled.binds.items()
+    }
     names = list(compiled.positiontup) if compiled.positional else list(defaults)
     names_procs = [(n, procs.get(n)) for n in names]
 
     try:
         values = _fast(rows, names_procs)
-    except KeyError:   # some row leaves a column to its default
+    except KeyError:  # some row leaves a column to its default
         values = [tuple(_value(r, n, p, defaults) for n, p in names_procs) for r in rows]
-    params: list[Any] = values if compiled.positional else [dict(zip(names, v)) for v in values]
+    params: list[Any] = values if compiled.positional else [dict(zip(names, v, strict=False)) for v in values]
     conn.exec_driver_sql(compiled.string, params)  # type: ignore[arg-type]
     return len(rows)
 
@@ -47,7 +51,11 @@ def _value(row: Mapping[str, Any], name: str, proc: Any, defaults: Mapping[str, 
 def _fast(rows: list[Mapping[str, Any]], names_procs: list[tuple[str, Any]]) -> list[Any]:
     """Rows that carry every column: one itemgetter call per row, and bind processors only where
     a column has one, remembering the last value (a batch shares its timestamps)."""
-    get = itemgetter(*[n for n, _ in names_procs]) if len(names_procs) > 1 else (lambda r: (r[names_procs[0][0]],))
+    get = (
+        itemgetter(*[n for n, _ in names_procs])
+        if len(names_procs) > 1
+        else (lambda r: (r[names_procs[0][0]],))
+    )
     convert = [(i, p) for i, (_, p) in enumerate(names_procs) if p is not None]
     if not convert:
         return [get(r) for r in rows]
@@ -55,7 +63,7 @@ def _fast(rows: list[Mapping[str, Any]], names_procs: list[tuple[str, Any]]) -> 
     out = []
     for r in rows:
         t = list(get(r))
-        for (i, proc), last in zip(convert, memo):
+        for (i, proc), last in zip(convert, memo, strict=False):
             v = t[i]
             if v is not None:
                 if v is not last[0]:

@@ -12,6 +12,7 @@ Every engine hides bound parameters (`hide_parameters=True`): a failed INSERT of
 would otherwise print their names, phone and ID numbers in the error and in every log line
 that quotes it. URLs are shown with the password masked (config.masked_url).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,8 +40,9 @@ def create_db_engine(url: str, busy_timeout: float = 60.0) -> sa.Engine:
             # Rule queries are large CASE expressions over the whole register: PostgreSQL's JIT
             # spends longer compiling each one than it saves (bench/rules.py: 17.0 s -> 12.7 s).
             kw["connect_args"] = {"options": f"-c jit=off -c lock_timeout={wait_ms}"}
-        engine = sa.create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"),
-                                  hide_parameters=True, **kw)
+        engine = sa.create_engine(
+            url, future=True, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True, **kw
+        )
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise ConfigError(f"database.url {masked_url(url)!r} is not usable: {mask_text(str(exc))}") from None
     if engine.dialect.name == "sqlite":
@@ -60,7 +62,10 @@ def create_db_engine(url: str, busy_timeout: float = 60.0) -> sa.Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+            conn.exec_driver_sql(
+                "BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE"
+            )
+
     return engine
 
 

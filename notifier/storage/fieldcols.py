@@ -5,6 +5,7 @@ field type, so rules compile to plain typed comparisons. Columns are added (neve
 when the dictionary gains a field; a field whose type changed is refused, because the stored
 values were read under the old type.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -44,8 +45,15 @@ def residents_table(dictionary: DataDictionary) -> sa.Table:
 
 
 def _affinity(t: sa.types.TypeEngine) -> str:
-    for cls, name in ((sa.Boolean, "bool"), (sa.Date, "date"), (sa.Integer, "int"), (sa.Numeric, "decimal"),
-                      (sa.Float, "decimal"), (sa.String, "text"), (sa.Text, "text")):
+    for cls, name in (
+        (sa.Boolean, "bool"),
+        (sa.Date, "date"),
+        (sa.Integer, "int"),
+        (sa.Numeric, "decimal"),
+        (sa.Float, "decimal"),
+        (sa.String, "text"),
+        (sa.Text, "text"),
+    ):
         if isinstance(t, cls):
             return name
     return t.__class__.__name__
@@ -61,8 +69,10 @@ def sync_field_columns(engine: sa.Engine, dictionary: DataDictionary) -> list[st
         want = SQL_TYPES[spec.type]
         if col in existing:
             if _affinity(existing[col]) != _affinity(want):
-                problems.append(f"field {spec.name!r} is stored as {_affinity(existing[col])} but declared "
-                                f"{spec.type.value}: give the new meaning a new field name")
+                problems.append(
+                    f"field {spec.name!r} is stored as {_affinity(existing[col])} but declared "
+                    f"{spec.type.value}: give the new meaning a new field name"
+                )
             continue
         with engine.begin() as conn:
             ddl = sa.schema.CreateColumn(sa.Column(col, want)).compile(dialect=engine.dialect)

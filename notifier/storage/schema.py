@@ -4,27 +4,31 @@ Resident fields declared in `rules/fields.yaml` are stored as typed columns `f_<
 on `residents`, added by `storage.fieldcols` (not by migrations: they are data-dictionary
 driven). Typed columns keep the compiled rule queries fast and comparable in SQL.
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-metadata = sa.MetaData(naming_convention={
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 TS = sa.DateTime(timezone=True)
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 residents = sa.Table(
-    "residents", metadata,
+    "residents",
+    metadata,
     sa.Column("resident_id", sa.String(64), primary_key=True),
     sa.Column("name", sa.Text),
-    sa.Column("phone", sa.String(32)),           # E.164
-    sa.Column("phone_kind", sa.String(16)),      # mobile | landline | other
+    sa.Column("phone", sa.String(32)),  # E.164
+    sa.Column("phone_kind", sa.String(16)),  # mobile | landline | other
     sa.Column("email", sa.Text),
     sa.Column("id_number", sa.String(18)),
     sa.Column("address", sa.Text),
@@ -36,7 +40,8 @@ residents = sa.Table(
 )
 
 records = sa.Table(
-    "records", metadata,
+    "records",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("resident_id", sa.String(64), nullable=False),
@@ -49,15 +54,16 @@ records = sa.Table(
 )
 
 runs = sa.Table(
-    "runs", metadata,
+    "runs",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("rule_id", sa.String(128), nullable=False, index=True),
     sa.Column("rule_version", sa.String(64), nullable=False),
     sa.Column("notice_key", sa.String(200), nullable=False),
     sa.Column("on_date", sa.Date, nullable=False),
     sa.Column("status", sa.String(24), nullable=False),
-    sa.Column("snapshot", JSONType, nullable=False),     # rule, templates and parameter values used
-    sa.Column("levels", JSONType, nullable=False),       # review levels required, in order
+    sa.Column("snapshot", JSONType, nullable=False),  # rule, templates and parameter values used
+    sa.Column("levels", JSONType, nullable=False),  # review levels required, in order
     sa.Column("audience", sa.Integer, nullable=False),
     sa.Column("review", sa.Integer, nullable=False),
     sa.Column("created_by", sa.String(128), nullable=False),
@@ -69,7 +75,8 @@ runs = sa.Table(
 )
 
 approvals = sa.Table(
-    "approvals", metadata,
+    "approvals",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
     sa.Column("level", sa.Integer, nullable=False),
@@ -84,12 +91,13 @@ approvals = sa.Table(
 # the first channel's and those of the later channels a fallback may use. Approvers page
 # through these; the dispatcher sends exactly these texts (DESIGN §14, invariant 7).
 run_messages = sa.Table(
-    "run_messages", metadata,
+    "run_messages",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
     sa.Column("resident_id", sa.String(64), nullable=False),
     sa.Column("channel", sa.String(16), nullable=False),
-    sa.Column("recipient", sa.Text, nullable=False),       # phone / e-mail / postal address at creation
+    sa.Column("recipient", sa.Text, nullable=False),  # phone / e-mail / postal address at creation
     sa.Column("recipient_name", sa.Text),
     sa.Column("township", sa.Text),
     sa.Column("village", sa.Text),
@@ -97,12 +105,13 @@ run_messages = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("html", sa.Text),
     sa.Column("segments", sa.Integer),
-    sa.Column("sha256", sa.String(64), nullable=False),    # of subject, body and html (rendering.digest)
+    sa.Column("sha256", sa.String(64), nullable=False),  # of subject, body and html (rendering.digest)
     sa.UniqueConstraint("run_id", "resident_id", "channel", name="uq_run_messages_run_resident_channel"),
 )
 
 deliveries = sa.Table(
-    "deliveries", metadata,
+    "deliveries",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
     sa.Column("resident_id", sa.String(64), nullable=False),
@@ -111,17 +120,17 @@ deliveries = sa.Table(
     # Same notice, same resident, same channel: at most once across runs. NULL when the
     # row will never send (skipped), so a cancelled run does not block a new one.
     sa.Column("notice_key", sa.String(200)),
-    sa.Column("recipient", sa.Text),            # phone / e-mail / postal address frozen at creation
+    sa.Column("recipient", sa.Text),  # phone / e-mail / postal address frozen at creation
     sa.Column("provider", sa.String(32)),
     sa.Column("provider_message_id", sa.String(128)),
     sa.Column("segments", sa.Integer),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", TS),
-    sa.Column("claimed_by", sa.String(200)),    # worker that marked it `sending` (see delivery/workers.py)
-    sa.Column("reason", sa.Text),               # why skipped / failed, readable
+    sa.Column("claimed_by", sa.String(200)),  # worker that marked it `sending` (see delivery/workers.py)
+    sa.Column("reason", sa.Text),  # why skipped / failed, readable
     sa.Column("error_code", sa.String(64)),
     sa.Column("fallback_of", sa.Integer, sa.ForeignKey("deliveries.id")),
-    sa.Column("message_id", sa.Integer, sa.ForeignKey("run_messages.id")),   # the stored text this row sends
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("run_messages.id")),  # the stored text this row sends
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
     sa.Column("sent_at", TS),
@@ -131,15 +140,19 @@ deliveries = sa.Table(
 )
 
 opt_outs = sa.Table(
-    "opt_outs", metadata,
+    "opt_outs",
+    metadata,
     sa.Column("phone", sa.String(32), primary_key=True),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("created_at", TS, nullable=False),
 )
 
 audit_events = sa.Table(
-    "audit_events", metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    "audit_events",
+    metadata,
+    sa.Column(
+        "seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
     sa.Column("ts", TS, nullable=False),
     sa.Column("actor", sa.String(128), nullable=False),
     sa.Column("action", sa.String(64), nullable=False),
@@ -150,7 +163,8 @@ audit_events = sa.Table(
 )
 
 audit_head = sa.Table(
-    "audit_head", metadata,
+    "audit_head",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
@@ -159,17 +173,19 @@ audit_head = sa.Table(
 # The most the checkpoint file was ever seen holding (one row, id 1): `audit verify` fails when the
 # file later holds fewer checkpoints or ends at an earlier event (deleted, truncated, swapped).
 audit_checkpoint_state = sa.Table(
-    "audit_checkpoint_state", metadata,
+    "audit_checkpoint_state",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("file", sa.Text, nullable=False),
-    sa.Column("checkpoints", sa.Integer, nullable=False),   # lines in the file
-    sa.Column("seq", sa.BigInteger, nullable=False),        # the highest checkpoint seen, and its hash
+    sa.Column("checkpoints", sa.Integer, nullable=False),  # lines in the file
+    sa.Column("seq", sa.BigInteger, nullable=False),  # the highest checkpoint seen, and its hash
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Column("updated_at", TS),
 )
 
 rule_approvals = sa.Table(
-    "rule_approvals", metadata,
+    "rule_approvals",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("rule_id", sa.String(128), nullable=False),
     sa.Column("version", sa.String(64), nullable=False),
@@ -182,12 +198,13 @@ rule_approvals = sa.Table(
 )
 
 firings = sa.Table(
-    "firings", metadata,
+    "firings",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("rule_id", sa.String(128), nullable=False),
-    sa.Column("scheduled_at", TS, nullable=False),          # the schedule's time, not when it ran
+    sa.Column("scheduled_at", TS, nullable=False),  # the schedule's time, not when it ran
     sa.Column("version", sa.String(64)),
-    sa.Column("status", sa.String(24), nullable=False),     # created | unapproved | outside_window | missed
+    sa.Column("status", sa.String(24), nullable=False),  # created | unapproved | outside_window | missed
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id")),
     sa.Column("reason", sa.Text),
     sa.Column("fired_at", TS, nullable=False),
@@ -197,7 +214,8 @@ firings = sa.Table(
 )
 
 leases = sa.Table(
-    "leases", metadata,
+    "leases",
+    metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("expires_at", TS, nullable=False),

@@ -1,4 +1,5 @@
 """Alembic environment: runs on the engine handed over by storage.db (no alembic.ini needed)."""
+
 from alembic import context
 
 from notifier.storage.schema import metadata

@@ -7,21 +7,21 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-22
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0003'
-down_revision = '0002'
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('deliveries') as batch:
-        batch.add_column(sa.Column('claimed_by', sa.String(length=200), nullable=True))
+    with op.batch_alter_table("deliveries") as batch:
+        batch.add_column(sa.Column("claimed_by", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('deliveries') as batch:
-        batch.drop_column('claimed_by')
+    with op.batch_alter_table("deliveries") as batch:
+        batch.drop_column("claimed_by")

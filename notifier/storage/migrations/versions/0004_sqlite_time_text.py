@@ -10,12 +10,12 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-22
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -34,7 +34,8 @@ def upgrade() -> None:
                 bind.exec_driver_sql(
                     f'UPDATE "{table}" SET "{name}" = CASE WHEN length("{name}") = 25 '
                     f'THEN substr("{name}", 1, 19) || \'.000000\' ELSE substr("{name}", 1, length("{name}") - 6) END '
-                    f'WHERE "{name}" LIKE \'%+00:00\'')
+                    f"WHERE \"{name}\" LIKE '%+00:00'"
+                )
 
 
 def downgrade() -> None:

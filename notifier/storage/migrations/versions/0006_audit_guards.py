@@ -12,29 +12,32 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-01
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0006'
-down_revision = '0005'
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
-        'audit_checkpoint_state',
-        sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column('file', sa.Text(), nullable=False),
-        sa.Column('checkpoints', sa.Integer(), nullable=False),
-        sa.Column('seq', sa.BigInteger(), nullable=False),
-        sa.Column('hash', sa.String(length=64), nullable=False),
-        sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint('id', name='pk_audit_checkpoint_state'),
+        "audit_checkpoint_state",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("file", sa.Text(), nullable=False),
+        sa.Column("checkpoints", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_audit_checkpoint_state"),
     )
-    op.execute("INSERT INTO audit_checkpoint_state (id, file, checkpoints, seq, hash) VALUES (1, '', 0, 0, '"
-               + "0" * 64 + "')")
+    op.execute(
+        "INSERT INTO audit_checkpoint_state (id, file, checkpoints, seq, hash) VALUES (1, '', 0, 0, '"
+        + "0" * 64
+        + "')"
+    )
     if op.get_bind().dialect.name == "postgresql":
         # The function of 0001 raises for any trigger, row or statement.
         op.execute("""CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
@@ -50,4 +53,4 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events")
     else:
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_replace")
-    op.drop_table('audit_checkpoint_state')
+    op.drop_table("audit_checkpoint_state")
