@@ -32,7 +32,7 @@ def same_actor(a: str, b: str) -> bool:
 def unmasking_actor(config: Any, by: str | None, what: str) -> str:
     """Who sees `what` with personal data in full: refused unless `[audit] unmask_allowed`, and
     always a named person, whom the caller records in the audit log."""
-    if config.raw["audit"].get("unmask_allowed") is not True:
+    if not config.audit.unmask_allowed:
         raise StateError(
             f"unmasked {what} is not allowed: set [audit] unmask_allowed = true in {config.where()}"
         )

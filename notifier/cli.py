@@ -826,7 +826,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
     app = _open(args)
     tz = app.config.timezone
-    grace = timedelta(seconds=app.config.raw["schedule"]["misfire_grace_seconds"])
+    grace = timedelta(seconds=app.config.schedule.misfire_grace_seconds)
     rules, problems = load_rules(rule_files(app.config.rules_dir), app.dictionary, app.config.templates_dir)
     last = last_firings(app)
     now = utcnow()

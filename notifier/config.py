@@ -12,13 +12,13 @@ import copy
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 from .status import Channel
 
 DEFAULT_FILE = "notifier.toml"
@@ -114,6 +114,93 @@ class QuietHours:
 
 
 @dataclass(frozen=True)
+class SendingSettings:
+    """[sending]: how the dispatcher claims, retries and fails over (defaults in DEFAULTS)."""
+
+    batch_size: int
+    max_attempts: int
+    retry_base_seconds: float
+    stale_seconds: float
+    settle_seconds: float
+    failover_after: int
+    failover_cooldown_seconds: float
+    retry_deadline_seconds: float
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """[serve]: the HTTP side and the loops of `notifier serve`."""
+
+    host: str
+    port: int
+    public_url: str
+    dispatch_interval_seconds: float
+    shutdown_timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """[audit]: checkpoints, their signing key and whether unmasked exports are allowed."""
+
+    checkpoint_file: str
+    unmask_allowed: bool
+    signing_key_env: str
+    verify_public_key: str
+    checkpoint_interval_seconds: float
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """[schedule]: firing of rule schedules and the scheduler lease."""
+
+    misfire_grace_seconds: float
+    lease_seconds: float
+
+
+@dataclass(frozen=True)
+class ApprovalSettings:
+    """[approval]: the approval levels every run (or, with per_run = false, every rule version) passes."""
+
+    levels: list[str]
+    per_run: bool
+
+
+_T = TypeVar("_T")
+
+
+def _section(cls: type[_T], raw: dict[str, Any], name: str, where: str) -> _T:
+    """A typed section from its merged TOML table: unknown keys and wrong types are refused with
+    the key named, so a typo in the config never silently falls back to a default."""
+    kinds = {f.name: f.type for f in fields(cls)}  # type: ignore[arg-type]
+    for key in raw:
+        if key not in kinds:
+            raise ConfigError(f"{where}: unknown key {key!r} in [{name}]{did_you_mean(key, kinds)}")
+    values: dict[str, Any] = {}
+    for key, kind in kinds.items():
+        value = raw[key]
+        ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "str": isinstance(value, str),
+            "bool": isinstance(value, bool),
+            "list[str]": isinstance(value, list) and all(isinstance(x, str) and x for x in value) and value,
+        }[str(kind)]
+        if not ok:
+            raise ConfigError(f"{where}: [{name}] {key} must be {_KIND_WORDS[str(kind)]}, not {value!r}")
+        values[key] = float(value) if kind == "float" else value
+    return cls(**values)
+
+
+_KIND_WORDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "list[str]": "a non-empty list of names",
+}
+
+
+@dataclass(frozen=True)
 class ChannelSettings:
     providers: list[str]
     price_per_segment: float = 0.0
@@ -130,9 +217,16 @@ class Config:
     fields_file: Path
     timezone: ZoneInfo
     quiet_hours: QuietHours
-    approval_levels: list[str]
     channels: dict[Channel, ChannelSettings]
-    sending: dict[str, int]
+    sending: SendingSettings
+    serve: ServeSettings
+    audit: AuditSettings
+    schedule: ScheduleSettings
+    approval: ApprovalSettings
+
+    @property
+    def approval_levels(self) -> list[str]:
+        return self.approval.levels
 
     def provider_settings(self, name: str) -> dict[str, Any]:
         """A provider's settings with `env:NAME` values read from the environment."""
@@ -245,9 +339,7 @@ def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
         _parse_time(qh["start"], "quiet_hours.start", where),
         _parse_time(qh["end"], "quiet_hours.end", where),
     )
-    levels = raw["approval"]["levels"]
-    if not isinstance(levels, list) or not levels or not all(isinstance(x, str) and x for x in levels):
-        raise ConfigError(f"{where}: [approval] levels must be a non-empty list of level names")
+    approval = _section(ApprovalSettings, raw["approval"], "approval", where)
     channels: dict[Channel, ChannelSettings] = {}
     for name, section in raw["channels"].items():
         try:
@@ -266,7 +358,10 @@ def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
                 )
         channels[ch] = ChannelSettings(list(providers), float(section.get("price_per_segment", 0.0)))
     paths = raw["paths"]
-    resolve = lambda v: Path(v) if Path(v).is_absolute() else base / v  # noqa: E731
+
+    def resolve(v: str) -> Path:
+        return Path(v) if Path(v).is_absolute() else base / v
+
     return Config(
         path=path,
         base_dir=base,
@@ -277,7 +372,10 @@ def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
         fields_file=resolve(paths.get("fields", str(Path(paths["rules"]) / "fields.yaml"))),
         timezone=tz,
         quiet_hours=quiet,
-        approval_levels=list(levels),
         channels=channels,
-        sending={k: int(v) for k, v in raw["sending"].items()},
+        sending=_section(SendingSettings, raw["sending"], "sending", where),
+        serve=_section(ServeSettings, raw["serve"], "serve", where),
+        audit=_section(AuditSettings, raw["audit"], "audit", where),
+        schedule=_section(ScheduleSettings, raw["schedule"], "schedule", where),
+        approval=approval,
     )

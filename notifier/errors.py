@@ -4,9 +4,15 @@ NotifierError
  ├── ConfigError        bad or missing configuration (file, key)
  ├── InputError         bad user input with locations (rule files, spreadsheets, requests)
  │    └── RuleError     rule file problems (file:line:column)
+ │         └── RenderError  templates failed for residents (no run; no retry, no channel fallback)
  ├── NotFound           a named rule, run or resident does not exist
  ├── StateError         an action not allowed in the current state (approve a cancelled run, ...)
- └── ProviderError      a delivery provider refused or failed; says whether a retry can help
+ │    └── TransitionForbidden  a status change the transition table does not allow
+ ├── LeaseLapsed        this worker's lease lapsed before a send (the row goes back, no attempt used)
+ └── ProviderError      a delivery provider refused or failed; the subclass says what may follow
+      ├── TransientError   not accepted this time: retry
+      ├── PermanentError   refused for good: fail, try the next channel
+      └── AmbiguousError   may have been accepted: `unknown` until reconciled
 
 Every error carries a user-facing message; the CLI prints it without a traceback
 (unless --debug) and exits with `exit_code`.
@@ -14,8 +20,9 @@ Every error carries a user-facing message; the CLI prints it without a traceback
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 
 class NotifierError(Exception):
@@ -64,6 +71,11 @@ class RuleError(InputError):
     pass
 
 
+class RenderError(RuleError):
+    """Templates could not be rendered for some residents (file:line of the template): a fault of
+    the rule or the data, which no retry and no other channel can mend, so no run is created."""
+
+
 class NotFound(NotifierError):
     pass
 
@@ -72,21 +84,56 @@ class StateError(NotifierError):
     pass
 
 
-@dataclass
+class TransitionForbidden(StateError):
+    """A status change the transition table forbids: a bug in the caller, never a user mistake."""
+
+
 class ProviderError(NotifierError):
-    """A provider could not take a message. `retryable`: trying again can help and cannot send
-    twice. `ambiguous`: the provider may have accepted the message (the answer was lost), so it
-    must not be resent blindly; the delivery ends `unknown` until reconciled."""
+    """A provider could not take a message. Raise one of the three kinds below; the kind says
+    what the dispatcher may do next, `code` is the provider's code (kept for the audit) and
+    `raw` its answer."""
 
-    message: str
-    provider: str
-    retryable: bool
-    code: str | None = None
-    raw: Any = field(default=None, repr=False)
-    ambiguous: bool = False
+    retryable: ClassVar[bool] = False
+    """Trying again can help and cannot send twice."""
+    ambiguous: ClassVar[bool] = False
+    """The provider may have accepted the message (the answer was lost): it must not be resent
+    blindly; the delivery ends `unknown` until reconciled."""
 
-    def __post_init__(self) -> None:
-        NotifierError.__init__(self, self.message)
+    def __init__(self, message: str, provider: str, *, code: str | None = None, raw: Any = None) -> None:
+        super().__init__(message)
+        self.provider, self.code, self.raw = provider, code, raw
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, {self.provider!r}, code={self.code!r})"
+
+    @staticmethod
+    def classify(
+        retryable: bool, message: str, provider: str, *, code: str | None = None, raw: Any = None
+    ) -> "ProviderError":
+        """A TransientError or a PermanentError, for answers whose kind is a condition (4xx vs 5xx)."""
+        kind = TransientError if retryable else PermanentError
+        return kind(message, provider, code=code, raw=raw)
+
+
+class TransientError(ProviderError):
+    """Not accepted this time (rate limited, unavailable, cannot connect): retry later."""
+
+    retryable = True
+
+
+class PermanentError(ProviderError):
+    """Refused for good (invalid number, bad credentials): the delivery fails, the next channel is tried."""
+
+
+class AmbiguousError(ProviderError):
+    """The request may have gone through (timeout after sending, connection lost mid-answer)."""
+
+    ambiguous = True
+
+
+class LeaseLapsed(NotifierError):
+    """This worker's lease could not be renewed in time: the claimed message was not handed to
+    the provider, so it goes back to `pending` without consuming an attempt."""
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

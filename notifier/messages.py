@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from .app import App
 from .audience import Member, choose_channel
-from .errors import Problem, RuleError
+from .errors import Problem, RenderError, RuleError
 from .masking import mask_address, mask_email, mask_id_number, mask_name, mask_phone, mask_text
 from .rendering.context import ResidentContext, params_context
 from .rendering.segments import count_segments
@@ -57,7 +57,7 @@ class RenderedRun:
                 Problem(f"{message} (residents: {shown})", file=rule.template_file(name), line=line, column=1)
             )
         affected = len({w for who in self.failures.values() for w in who})
-        raise RuleError(
+        raise RenderError(
             f"rule {rule.id!r}: templates cannot render for {affected} resident(s); no run was created",
             problems,
         )

@@ -47,17 +47,14 @@ class ServeSettings:
 
     @classmethod
     def from_config(cls, app: App, host: str | None = None, port: int | None = None) -> "ServeSettings":
-        s = app.config.raw["serve"]
+        s = app.config.serve
         where = f"{app.config.where()}: [serve]"
-        try:
-            settings = cls(
-                str(host or s["host"]),
-                int(port if port is not None else s["port"]),
-                float(s["dispatch_interval_seconds"]),
-                float(s["shutdown_timeout_seconds"]),
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where} has a value of the wrong type: {exc}") from None
+        settings = cls(
+            host or s.host,
+            port if port is not None else s.port,
+            s.dispatch_interval_seconds,
+            s.shutdown_timeout_seconds,
+        )
         if not 0 <= settings.port <= 65535:
             raise ConfigError(f"{where} port must be 0..65535, not {settings.port}")
         if settings.interval <= 0 or settings.shutdown_timeout <= 0:
@@ -155,7 +152,7 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     health = Health()
-    scheduling = SchedulerLoop(app, float(app.config.raw["schedule"].get("lease_seconds", 30)), health)
+    scheduling = SchedulerLoop(app, app.config.schedule.lease_seconds, health)
     checkpoints = CheckpointLoop(app, health)
     loop.add_signal_handler(signal.SIGHUP, scheduling.resync.set)  # re-read rules now
     config = uvicorn.Config(

@@ -1,4 +1,4 @@
-"""Delivery statuses, channels and the one transition table.
+"""Delivery and run statuses, channels and the two transition tables.
 
 A status never moves backwards. The exceptions are `sending -> pending` and `unknown -> pending`,
 used only when the provider definitely did not accept the message (a transient refusal such
@@ -53,6 +53,17 @@ FINAL_STATUSES = frozenset({S.DELIVERED, S.FAILED, S.UNDELIVERED, S.SKIPPED, S.U
 
 NOT_REACHED = frozenset({S.FAILED, S.UNDELIVERED})
 """Statuses after which the rule's next channel is tried (channel fallback)."""
+
+
+R = RunStatus
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    R.AWAITING_APPROVAL: frozenset({R.APPROVED, R.CANCELLED}),
+    R.APPROVED: frozenset({R.COMPLETED, R.CANCELLED}),
+    # A completed run is reopened when a channel fallback adds a delivery to it (fallback.py).
+    R.COMPLETED: frozenset({R.APPROVED}),
+    R.CANCELLED: frozenset(),
+}
+"""Run statuses: approval, completion (no open delivery left), cancellation; reopening only by fallback."""
 
 
 def can_transition(old: DeliveryStatus, new: DeliveryStatus) -> bool:

@@ -77,7 +77,7 @@ def webhook_auth(config: Config) -> WebhookAuth:
             tokens.append(str(settings["auth_token"]))
         if settings.get("status_callback_url"):
             callbacks.append(str(settings["status_callback_url"]))
-    public = str(config.raw["serve"].get("public_url") or "")
+    public = config.serve.public_url
     if not public and callbacks:
         public = public_base(callbacks[0])
     why = (

@@ -40,12 +40,33 @@ def test_relative_paths_and_env_secrets(tmp_path: Path, monkeypatch: pytest.Monk
         ("[quiet_hours]\nstart = '25:00'\n", "quiet_hours.start"),
         ("[channels.sms]\nproviders = ['nope']\n", "no \\[providers.nope\\] section"),
         ("[approval]\nlevels = []\n", "levels must be a non-empty list"),
+        (
+            "[sending]\nbatch_sise = 10\n",
+            "unknown key 'batch_sise' in \\[sending\\] \\(did you mean \"batch_size\"\\?\\)",
+        ),
+        (
+            "[sending]\nmax_attempts = 'five'\n",
+            r"\[sending\] max_attempts must be a whole number, not 'five'",
+        ),
+        ("[serve]\nport = 80.5\n", r"\[serve\] port must be a whole number"),
+        ("[audit]\nunmask_allowed = 'yes'\n", r"\[audit\] unmask_allowed must be true or false"),
+        ("[schedule]\nlease_seconds = true\n", r"\[schedule\] lease_seconds must be a number"),
     ],
 )
 def test_bad_config_says_where(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "n.toml").write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path / "n.toml")
+
+
+def test_typed_sections_are_built_once_with_their_defaults(tmp_path: Path) -> None:
+    (tmp_path / "n.toml").write_text(
+        "[sending]\nretry_base_seconds = 2\n[serve]\ndispatch_interval_seconds = 0.5\n"
+    )
+    cfg = load_config(tmp_path / "n.toml")
+    assert cfg.sending.retry_base_seconds == 2.0 and isinstance(cfg.sending.retry_base_seconds, float)
+    assert cfg.sending.batch_size == 500 and cfg.serve.dispatch_interval_seconds == 0.5
+    assert cfg.audit.unmask_allowed is False and cfg.schedule.misfire_grace_seconds == 3600
 
 
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def test_rule_approval_levels(papp: App) -> None:
 
 
 def test_per_run_approval_leaves_runs_waiting(papp: App) -> None:
-    papp.config.raw["approval"]["per_run"] = True
+    papp.config.approval = replace(papp.config.approval, per_run=True)
     approve(papp)
     result = fire(papp, rule(papp), AT, now=AT)
     assert result.status == "created" and all_runs(papp)[0].status == "awaiting_approval"
@@ -141,7 +142,7 @@ def test_apscheduler_fires_a_notice_once(papp: App, tmp_path: Path) -> None:
 
 
 def test_a_firing_missed_beyond_the_grace_period_is_recorded(papp: App, tmp_path: Path) -> None:
-    papp.config.raw["schedule"]["misfire_grace_seconds"] = 1
+    papp.config.schedule = replace(papp.config.schedule, misfire_grace_seconds=1)
     past = (
         (datetime.now(timezone.utc) - timedelta(seconds=30))
         .astimezone(papp.config.timezone)

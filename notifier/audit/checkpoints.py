@@ -48,7 +48,7 @@ FILE_PROBLEM = "checkpoint_file"
 
 
 def checkpoint_path(app: App) -> Path:
-    return app.config.resolve_path(str(app.config.raw["audit"]["checkpoint_file"]))
+    return app.config.resolve_path(app.config.audit.checkpoint_file)
 
 
 def read_checkpoints(path: Path) -> list[Checkpoint]:
@@ -111,7 +111,7 @@ def signing_key(app: App) -> Ed25519PrivateKey | None:
     """The private key from the environment variable named by `[audit] signing_key_env`, if set.
 
     A value that is not a 32-byte key is a ConfigError that names the variable, never the value."""
-    env = str(app.config.raw["audit"].get("signing_key_env") or "")
+    env = app.config.audit.signing_key_env
     value = os.environ.get(env, "") if env else ""
     if not value.strip():
         return None
@@ -126,7 +126,7 @@ def signing_key(app: App) -> Ed25519PrivateKey | None:
 
 def verify_key(app: App) -> Ed25519PublicKey | None:
     """`[audit] verify_public_key`, if configured."""
-    value = str(app.config.raw["audit"].get("verify_public_key") or "").strip()
+    value = app.config.audit.verify_public_key.strip()
     if not value:
         return None
     raw = _key_bytes(value)
@@ -293,7 +293,7 @@ def take_checkpoint(app: App) -> dict[str, Any]:
     key = signing_key(app)  # a bad key fails before anything is read or written
     vkey = verify_key(app)
     if key is not None and vkey is not None and public_hex(key.public_key()) != public_hex(vkey):
-        env = app.config.raw["audit"]["signing_key_env"]
+        env = app.config.audit.signing_key_env
         raise ConfigError(
             f"the key in {env} does not belong to [audit] verify_public_key ({public_hex(vkey)}): "
             f"checkpoints signed with it would not verify; no checkpoint written"

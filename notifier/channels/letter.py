@@ -103,11 +103,11 @@ class LetterProvider(Provider):
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
-            raise ProviderError(
+            raise ProviderError.classify(
+                exc.errno in _RETRY_HELPS,
                 f"cannot write the letter page {path}: {exc.strerror or exc}",
                 self.name,
-                exc.errno in _RETRY_HELPS,
-                "write",
+                code="write",
             ) from None
         self.touched.add(message.run_id)
         return SendResult(

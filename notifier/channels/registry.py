@@ -46,7 +46,5 @@ def providers_for(config: Config) -> dict[Channel, ProviderChain]:
                 raise ConfigError(f"{config.where()}: provider {name!r} cannot send {channel.value}")
             built[name] = provider
             chain.append(provider)
-        out[channel] = ProviderChain(
-            chain, s.get("failover_after", 3), timedelta(seconds=s.get("failover_cooldown_seconds", 60))
-        )
+        out[channel] = ProviderChain(chain, s.failover_after, timedelta(seconds=s.failover_cooldown_seconds))
     return out

@@ -23,7 +23,7 @@ from typing import Any
 import aiosmtplib
 from aiosmtplib import SMTPResponse, SMTPStatus
 
-from ..errors import ProviderError
+from ..errors import AmbiguousError, PermanentError, ProviderError, TransientError
 from ..masking import mask_email
 from ..status import Channel, DeliveryStatus
 from .base import OutboundMessage, Provider, SendResult
@@ -137,46 +137,44 @@ class SmtpProvider(Provider):
             try:
                 client, reused = await self._acquire()
             except (OSError, aiosmtplib.SMTPException) as exc:
-                raise ProviderError(
-                    f"cannot connect to SMTP server {self.host}:{self.port}: {exc}",
-                    self.name,
-                    True,
-                    "connect",
+                raise TransientError(
+                    f"cannot connect to SMTP server {self.host}:{self.port}: {exc}", self.name, code="connect"
                 ) from None
             try:
                 client.message_written = False
                 errors, response = await client.send_message(msg)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 code = exc.recipients[0].code if exc.recipients else 550
-                raise ProviderError(
+                raise ProviderError.classify(
+                    code < 500,
                     f"recipient {mask_email(message.recipient)} refused: {code}",
                     self.name,
-                    code < 500,
-                    str(code),
+                    code=str(code),
                 ) from None
             except aiosmtplib.SMTPResponseException as exc:  # an answer, at any step: the server decided
-                raise ProviderError(
-                    f"SMTP server answered {exc.code} {exc.message}", self.name, exc.code < 500, str(exc.code)
+                raise ProviderError.classify(
+                    exc.code < 500,
+                    f"SMTP server answered {exc.code} {exc.message}",
+                    self.name,
+                    code=str(exc.code),
                 ) from None
             except _LOST as exc:
                 client.close()
                 if client.message_written:  # the server may have taken it before the connection dropped
-                    raise ProviderError(
+                    raise AmbiguousError(
                         f"SMTP connection lost after the message was sent: {exc}",
                         self.name,
-                        False,
-                        "connection",
-                        ambiguous=True,
+                        code="connection",
                     ) from None
                 if reused:  # an idle connection the server had dropped: once more, fresh
                     continue
-                raise ProviderError(
-                    f"SMTP connection lost before the message was sent: {exc}", self.name, True, "connection"
+                raise TransientError(
+                    f"SMTP connection lost before the message was sent: {exc}", self.name, code="connection"
                 ) from None
             except (
                 aiosmtplib.SMTPException
             ) as exc:  # e.g. the server lacks SMTPUTF8: trying again cannot help
-                raise ProviderError(f"SMTP error: {exc}", self.name, False, "smtp") from None
+                raise PermanentError(f"SMTP error: {exc}", self.name, code="smtp") from None
             finally:
                 self._release(client)
             return SendResult(DeliveryStatus.SENT, msg["Message-ID"], {"response": response})

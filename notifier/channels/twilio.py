@@ -23,7 +23,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from ..errors import ConfigError, ProviderError
+from ..errors import AmbiguousError, ConfigError, PermanentError, ProviderError, TransientError
 from ..masking import mask_phone, mask_text
 from ..status import Channel, DeliveryStatus
 from .base import OutboundMessage, Provider, SendResult
@@ -125,10 +125,10 @@ class TwilioProvider(Provider):
         except (TwilioRestException, TwilioServiceException) as exc:
             raise self._rest_error(exc, message) from None
         except TwilioException as exc:  # a page that could not be fetched (any HTTP error while listing)
-            raise ProviderError(f"cannot list Twilio messages: {exc}", self.name, True, "lookup") from None
+            raise TransientError(f"cannot list Twilio messages: {exc}", self.name, code="lookup") from None
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise ProviderError(
-                f"cannot list Twilio messages: {exc.__class__.__name__}", self.name, True, "lookup"
+            raise TransientError(
+                f"cannot list Twilio messages: {exc.__class__.__name__}", self.name, code="lookup"
             ) from None
         for m in found:
             if m.body == message.body:
@@ -159,26 +159,20 @@ class TwilioProvider(Provider):
         except (TwilioRestException, TwilioServiceException) as exc:
             raise self._rest_error(exc, message) from None
         except asyncio.TimeoutError:
-            raise ProviderError(
+            raise AmbiguousError(
                 f"Twilio did not answer within {self.timeout:g}s; the message may have been "
                 f"accepted / 超时，短信可能已发出",
                 self.name,
-                False,
-                "timeout",
-                ambiguous=True,
+                code="timeout",
             ) from None
         except aiohttp.ClientConnectorError as exc:  # nothing reached Twilio
-            raise ProviderError(f"cannot connect to Twilio: {exc}", self.name, True, "connect") from None
+            raise TransientError(f"cannot connect to Twilio: {exc}", self.name, code="connect") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise ProviderError(
-                f"Twilio connection failed: {exc.__class__.__name__}: {exc}",
-                self.name,
-                False,
-                "connection",
-                ambiguous=True,
+            raise AmbiguousError(
+                f"Twilio connection failed: {exc.__class__.__name__}: {exc}", self.name, code="connection"
             ) from None
         except TwilioException as exc:
-            raise ProviderError(f"Twilio client error: {exc}", self.name, False, "client") from None
+            raise PermanentError(f"Twilio client error: {exc}", self.name, code="client") from None
         segments = sent.num_segments
         return SendResult(
             DeliveryStatus.SENT,
@@ -214,7 +208,7 @@ class TwilioProvider(Provider):
         text = f"{reason} [{code}]; to {mask_phone(message.recipient)}"
         if code != 20003 and detail:
             text += f": {mask_text(detail)}"  # Twilio quotes the number
-        return ProviderError(text, self.name, retryable, str(code), raw)
+        return ProviderError.classify(retryable, text, self.name, code=str(code), raw=raw)
 
     def describe(self) -> str:
         sender = self.sender or self.messaging_service_sid

@@ -27,7 +27,7 @@ from ..channels.base import OutboundMessage, Provider, SendResult
 from ..channels.failover import ProviderChain
 from ..channels.ratelimit import TokenBucket
 from ..clock import as_utc, utcnow
-from ..errors import ProviderError
+from ..errors import PermanentError, ProviderError, TransientError
 from ..status import Channel, RunStatus, can_transition
 from ..status import DeliveryStatus as S
 from ..storage.bulk import executemany
@@ -115,11 +115,11 @@ class Dispatcher:
         self.all_providers = {p.name: p for chain in providers.values() for p in chain.providers}
         self.failovers: list[audit.AuditEvent] = []
         s = app.config.sending
-        self.batch_size = s.get("batch_size", 500)
-        self.max_attempts = s.get("max_attempts", 5)
-        self.retry_base = s.get("retry_base_seconds", 30)
-        self.stale_seconds = s.get("stale_seconds", 120)
-        self.settle_seconds = float(s.get("settle_seconds", 30))
+        self.batch_size = s.batch_size
+        self.max_attempts = s.max_attempts
+        self.retry_base = s.retry_base_seconds
+        self.stale_seconds = s.stale_seconds
+        self.settle_seconds = s.settle_seconds
         self.worker = worker or Worker(app.engine, timedelta(seconds=self.stale_seconds))
         # Reconciliation state of this process: when a row may be looked up (monotonic time) and
         # how often its lookup failed; rows given up on stay `unknown` until the next command.
@@ -127,7 +127,7 @@ class Dispatcher:
         self._seen_change: dict[int, datetime] = {}  # the row's updated_at when _lookup_at was set
         self._lookup_failures: dict[int, int] = {}
         self._reconcile_in: float | None = None
-        self.deadline = timedelta(seconds=s.get("retry_deadline_seconds", 6 * 3600))
+        self.deadline = timedelta(seconds=s.retry_deadline_seconds)
         self.runs: dict[int, _RunInfo] = {}
         self.buckets = {
             p.name: TokenBucket(p.rate_per_second, float(p.settings.get("burst", 1)))
@@ -361,8 +361,8 @@ class Dispatcher:
             if bucket:
                 await bucket.acquire()
             if not self.worker.fresh(self.now()):
-                job.error = ProviderError(
-                    "not sent: this worker's lease could not be renewed in time", provider.name, True, "lease"
+                job.error = TransientError(
+                    "not sent: this worker's lease could not be renewed in time", provider.name, code="lease"
                 )
                 return
             chain = self.providers[job.channel]
@@ -388,11 +388,10 @@ class Dispatcher:
                         )
                     )
             except Exception as exc:  # a provider bug must not leave the row in `sending`
-                job.error = ProviderError(
+                job.error = PermanentError(
                     f"{provider.name}: unexpected error {exc.__class__.__name__}: {exc}",
                     provider.name,
-                    False,
-                    "internal",
+                    code="internal",
                 )
 
     # -- record outcomes ---------------------------------------------------------------

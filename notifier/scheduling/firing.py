@@ -89,7 +89,7 @@ def fire(
             status = "created"
         except (InputError, StateError) as exc:  # e.g. a template cannot render for someone: no run, recorded
             status, reason = "refused", exc.message
-        if run_id is not None and not app.config.raw["approval"].get("per_run", False):
+        if run_id is not None and not app.config.approval.per_run:
             _release(app, run_id, state.approvals)
     with app.engine.begin() as conn:
         conn.execute(

@@ -95,7 +95,7 @@ def run_firing(app_key: str, rule_id: str) -> None:
     if rule is None:
         log.warning("rule %s no longer exists or has errors; firing skipped", rule_id)
         return
-    grace = timedelta(seconds=app.config.raw["schedule"]["misfire_grace_seconds"])
+    grace = timedelta(seconds=app.config.schedule.misfire_grace_seconds)
     when = due_time(rule, app.config.timezone, utcnow(), grace)
     if when is not None:
         result = _fire_retrying(running, rule, when, grace)
@@ -130,7 +130,7 @@ def log_problems(problems: list[Problem]) -> None:
 class NoticeScheduler:
     def __init__(self, app: App, key: str, health: Health | None = None) -> None:
         self.app, self.key = app, key
-        self.grace = grace_seconds = int(app.config.raw["schedule"]["misfire_grace_seconds"])
+        self.grace = grace_seconds = int(app.config.schedule.misfire_grace_seconds)
         _APPS[key] = _Running(app, health or Health())
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=app.engine, tablename="apscheduler_jobs")},

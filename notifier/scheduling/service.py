@@ -33,7 +33,7 @@ class CheckpointLoop:
     def __init__(self, app: App, health: Health | None = None) -> None:
         self.app = app
         self.health = health or Health()
-        self.interval = float(app.config.raw["audit"].get("checkpoint_interval_seconds", 3600))
+        self.interval = app.config.audit.checkpoint_interval_seconds
         self.stopping = asyncio.Event()
 
     async def run(self) -> None:
