@@ -285,9 +285,9 @@ def missing_config_message(cwd: Path | None = None) -> str:
     """What was looked for, and how to point at the right county folder."""
     here = (cwd or Path.cwd()).resolve()
     return (
-        f"no config file: looked for {here / DEFAULT_FILE} ($NOTIFIER_CONFIG is not set); nothing was created "
-        f"in {here}. Run this in the county folder (`cd` there), pass `--config PATH`, or create a project "
-        "with `notifier init DIR`"
+        f"no config file: looked for {here / DEFAULT_FILE} ($NOTIFIER_CONFIG is not set); "
+        f"nothing was created in {here}. Run this in the county folder (`cd` there), "
+        "pass `--config PATH`, or create a project with `notifier init DIR`"
     )
 
 

@@ -395,7 +395,8 @@ def load_dictionary(path: Path) -> DataDictionary:
             m = body.where("date")
             problems.append(
                 Problem(
-                    f"date: {date_field!r} is not a date field of {kind!r}{did_you_mean(str(date_field), dates)}",
+                    f"date: {date_field!r} is not a date field of {kind!r}"
+                    + did_you_mean(str(date_field), dates),
                     file=file,
                     line=m[0],
                     column=m[1],

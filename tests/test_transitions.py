@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from notifier.app import App
 from notifier.delivery.transitions import Move, move, move_each, move_run
 from notifier.errors import TransitionForbidden
-from notifier.status import DeliveryStatus as S, RunStatus
+from notifier.status import DeliveryStatus as S
+from notifier.status import RunStatus
 from notifier.storage.schema import audit_events, deliveries, runs
 
 NOW = datetime(2026, 4, 1, 2, 0, tzinfo=timezone.utc)

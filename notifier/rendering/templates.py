@@ -60,16 +60,16 @@ class MissingValue(jinja2.StrictUndefined):
 
     __slots__ = ()
 
-    def __bool__(self) -> bool:
+    def __bool__(self) -> bool:  # type: ignore[override]  # StrictUndefined raises; this one is falsy
         return False
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object) -> bool:  # type: ignore[override]
         return other is None or isinstance(other, jinja2.Undefined)
 
-    def __ne__(self, other: object) -> bool:
+    def __ne__(self, other: object) -> bool:  # type: ignore[override]
         return not self.__eq__(other)
 
-    def __hash__(self) -> int:
+    def __hash__(self) -> int:  # type: ignore[override]
         return 0
 
 
@@ -246,7 +246,8 @@ def _block(tmpl: jinja2.Template, name: str, context: jinja2.runtime.Context) ->
     try:
         return _bounded(tmpl.blocks[name](context), tmpl)
     except Exception:
-        tmpl.environment.handle_exception()  # re-raises with the traceback at template lines, as render() does
+        # re-raises with the traceback at template lines, as render() does
+        tmpl.environment.handle_exception()
         raise
 
 

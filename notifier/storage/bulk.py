@@ -39,7 +39,7 @@ def executemany(conn: sa.Connection, stmt: sa.Executable, rows: Iterable[Mapping
     except KeyError:  # some row leaves a column to its default
         values = [tuple(_value(r, n, p, defaults) for n, p in names_procs) for r in rows]
     params: list[Any] = values if compiled.positional else [dict(zip(names, v, strict=False)) for v in values]
-    conn.exec_driver_sql(compiled.string, params)  # type: ignore[arg-type]
+    conn.exec_driver_sql(compiled.string, params)
     return len(rows)
 
 

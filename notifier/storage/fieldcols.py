@@ -9,6 +9,7 @@ values were read under the old type.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -16,7 +17,7 @@ from ..errors import InputError
 from ..fields import DataDictionary, FieldSpec, FieldType
 from .schema import residents
 
-SQL_TYPES: dict[FieldType, sa.types.TypeEngine] = {
+SQL_TYPES: dict[FieldType, sa.types.TypeEngine[Any]] = {
     FieldType.TEXT: sa.Text(),
     FieldType.ENUM: sa.Text(),
     FieldType.INT: sa.BigInteger(),
@@ -44,7 +45,7 @@ def residents_table(dictionary: DataDictionary) -> sa.Table:
     return _table(tuple((f.name, f.type.value) for f in dictionary.fields.values()))
 
 
-def _affinity(t: sa.types.TypeEngine) -> str:
+def _affinity(t: sa.types.TypeEngine[Any]) -> str:
     for cls, name in (
         (sa.Boolean, "bool"),
         (sa.Date, "date"),

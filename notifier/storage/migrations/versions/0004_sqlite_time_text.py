@@ -33,7 +33,8 @@ def upgrade() -> None:
                 name = col["name"]
                 bind.exec_driver_sql(
                     f'UPDATE "{table}" SET "{name}" = CASE WHEN length("{name}") = 25 '
-                    f'THEN substr("{name}", 1, 19) || \'.000000\' ELSE substr("{name}", 1, length("{name}") - 6) END '
+                    f"THEN substr(\"{name}\", 1, 19) || '.000000' "
+                    f'ELSE substr("{name}", 1, length("{name}") - 6) END '
                     f"WHERE \"{name}\" LIKE '%+00:00'"
                 )
 
