@@ -8,6 +8,7 @@ NotifierError
  ├── NotFound           a named rule, run or resident does not exist
  ├── StateError         an action not allowed in the current state (approve a cancelled run, ...)
  │    └── TransitionForbidden  a status change the transition table does not allow
+ ├── PermissionDenied   the account lacks a permission, is disabled, or could not be authenticated
  ├── LeaseLapsed        this worker's lease lapsed before a send (the row goes back, no attempt used)
  └── ProviderError      a delivery provider refused or failed; the subclass says what may follow
       ├── TransientError   not accepted this time: retry
@@ -129,6 +130,15 @@ class AmbiguousError(ProviderError):
     """The request may have gone through (timeout after sending, connection lost mid-answer)."""
 
     ambiguous = True
+
+
+class PermissionDenied(NotifierError):
+    """The acting account may not do this (or no account could be authenticated). Carries the
+    account and the permission so the refusal can be audited."""
+
+    def __init__(self, message: str, account: Any = None, permission: Any = None) -> None:
+        super().__init__(message)
+        self.account, self.permission = account, permission
 
 
 class LeaseLapsed(NotifierError):

@@ -220,3 +220,34 @@ leases = sa.Table(
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("expires_at", TS, nullable=False),
 )
+
+# -- identity (identity/): staff and auditor accounts, their roles and personal API tokens --------
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False),  # as typed, NFKC-normalised (actors.actor_name)
+    sa.Column("name_key", sa.String(128), nullable=False, unique=True),  # case-folded: one person, one name
+    sa.Column("display", sa.Text),  # e.g. 张科长
+    sa.Column("password_hash", sa.Text),  # Argon2id (identity/passwords.py); NULL: token only
+    sa.Column("roles", JSONType, nullable=False),  # ["operator", "reviewer", ...]
+    sa.Column("levels", JSONType, nullable=False),  # approval levels (1-based) a reviewer may approve
+    sa.Column("unmask", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", TS),
+    sa.Column("disabled_at", TS),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+account_tokens = sa.Table(
+    "account_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),  # the token itself is shown once
+    sa.Column("label", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("last_used_at", TS),
+    sa.Column("revoked_at", TS),
+)
