@@ -1,0 +1,35 @@
+"""The catalogs: every status, role and channel has a Chinese name; en falls back to the ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from notifier.i18n import LABELS, label, translations
+from notifier.identity import Role
+from notifier.status import Channel, DeliveryStatus, RunStatus
+
+VOCABULARY = [*DeliveryStatus, *RunStatus, *Channel, *Role]
+
+
+@pytest.mark.parametrize("value", VOCABULARY, ids=str)
+def test_every_status_role_and_channel_has_a_chinese_name(value: str) -> None:
+    assert value in LABELS
+    zh = label(value)
+    assert zh != LABELS[value] and all("\u4e00" <= ch <= "\u9fff" for ch in zh), zh
+
+
+def test_the_fixed_names_staff_read() -> None:
+    assert [label(s) for s in ("pending", "sent", "delivered", "failed")] == [
+        "待发送",
+        "已发送",
+        "已送达",
+        "发送失败",
+    ]
+    assert [label(r) for r in Role] == ["经办", "审核", "审计", "管理员"]
+    assert label("sent", "en") == "Sent" and label("sent", "xx") == "Sent"
+
+
+def test_every_catalog_entry_is_translated() -> None:
+    catalog = translations("zh_CN")
+    missing = [m for m in LABELS.values() if catalog.gettext(m) == m]
+    assert missing == []
