@@ -79,6 +79,9 @@ DEFAULTS: dict[str, Any] = {
     },
     # `notifier serve`: webhook endpoints + dispatcher loop. public_url is the base URL Twilio
     # calls (its signature covers the full URL); empty = the origin of status_callback_url.
+    # The console (`notifier serve`): signed session cookies; the secret is read when serve starts.
+    "console": {"session_secret": "env:NOTIFIER_SESSION_SECRET", "session_hours": 8},
+    "ui": {"language": "zh_CN"},
     "serve": {
         "host": "127.0.0.1",
         "port": 8080,
@@ -136,6 +139,21 @@ class ServeSettings:
     public_url: str
     dispatch_interval_seconds: float
     shutdown_timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """[console]: sessions of the web console (the secret stays `env:NAME` until serve needs it)."""
+
+    session_secret: str
+    session_hours: float
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    """[ui]: the language of what staff read (zh_CN or en)."""
+
+    language: str
 
 
 @dataclass(frozen=True)
@@ -223,6 +241,8 @@ class Config:
     audit: AuditSettings
     schedule: ScheduleSettings
     approval: ApprovalSettings
+    console: ConsoleSettings
+    ui: UiSettings
 
     @property
     def approval_levels(self) -> list[str]:
@@ -272,6 +292,15 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:
             _merge(base[key], value)
         else:
             base[key] = value
+
+
+def _ui(raw: dict[str, Any], where: str) -> UiSettings:
+    from .i18n import LANGUAGES
+
+    ui = _section(UiSettings, raw, "ui", where)
+    if ui.language not in LANGUAGES:
+        raise ConfigError(f"{where}: [ui] language must be one of {', '.join(LANGUAGES)}, not {ui.language!r}")
+    return ui
 
 
 def _parse_time(value: Any, key: str, where: str) -> time:
@@ -378,4 +407,6 @@ def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
         audit=_section(AuditSettings, raw["audit"], "audit", where),
         schedule=_section(ScheduleSettings, raw["schedule"], "schedule", where),
         approval=approval,
+        console=_section(ConsoleSettings, raw["console"], "console", where),
+        ui=_ui(raw["ui"], where),
     )

@@ -32,6 +32,16 @@ SYSTEM = "system"
 """The actor of the first admin account, created by `notifier init` before any account exists."""
 
 
+class AccountLocked(PermissionDenied):
+    """Too many failed logins in a row: refused until `until`, whatever the password."""
+
+    def __init__(self, until: datetime, timezone: Any) -> None:
+        super().__init__(
+            f"account locked after repeated failed logins; try again after {until.astimezone(timezone):%H:%M}"
+        )
+        self.until = until
+
+
 def _account(row: Any) -> Account:
     return Account(
         id=row.id,
@@ -53,6 +63,12 @@ def find_account(conn: sa.Connection, name: str) -> Account:
     if row is None:
         raise NotFound(f"no account {actor_name(name, 'an account name')!r}")
     return _account(row)
+
+
+def account_by_id(app: App, account_id: int) -> Account | None:
+    with app.reader.connect() as conn:
+        row = conn.execute(sa.select(accounts).where(accounts.c.id == account_id)).one_or_none()
+    return _account(row) if row is not None else None
 
 
 def account_count(conn: sa.Connection) -> int:
@@ -249,10 +265,7 @@ def authenticate_password(app: App, name: str, password: str, *, now: datetime |
             audit.record(
                 conn, "anonymous", "account.login_failed", f"account:{row.id}:{row.name}", reason="locked"
             )
-            refusal = PermissionDenied(
-                f"account locked after repeated failed logins; try again after "
-                f"{as_utc(row.locked_until).astimezone(app.config.timezone):%H:%M}"
-            )
+            refusal = AccountLocked(as_utc(row.locked_until), app.config.timezone)
             ok = False
         elif row.disabled_at is not None or not verify_password(row.password_hash, password):
             failures = row.failed_logins + 1

@@ -1,0 +1,122 @@
+"""Console pages and the one gate every page goes through (login, permission, CSRF)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import jinja2
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ..app import App
+from ..audit import log as audit
+from ..errors import PermissionDenied
+from ..identity import Account, Permission, authenticate_password
+from ..identity.accounts import AccountLocked, account_by_id, refused
+from ..identity.permissions import authorize
+from .security import csrf_ok
+
+Handler = Callable[[Request, Account], Awaitable[Response]]
+MENU: list[tuple[str, str, Permission | None]] = []
+"""(path, message id, permission) of the pages in the navigation, in order."""
+
+
+class Pages:
+    def __init__(self, app: App, env: jinja2.Environment) -> None:
+        self.app, self.env = app, env
+        self.max_age = app.config.console.session_hours * 3600
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.page(None, self.home)),
+            Route("/login", self.login, methods=["GET", "POST"]),
+            Route("/logout", self.logout, methods=["POST"]),
+        ]
+
+    # -- rendering -------------------------------------------------------------------------------
+    def render(
+        self, request: Request, template: str, account: Account | None, status: int = 200, **ctx: Any
+    ) -> Response:
+        menu = [(p, t) for p, t, perm in MENU if account is not None and (perm is None or account.can(perm))]
+        html = self.env.get_template(template).render(request=request, account=account, menu=menu, **ctx)
+        return HTMLResponse(html, status_code=status)
+
+    # -- the gate --------------------------------------------------------------------------------
+    async def account(self, request: Request) -> Account | None:
+        """The logged-in account, re-read from the database (a disabled account is logged out)."""
+        session = request.session
+        account_id, at = session.get("account"), session.get("at")
+        if (
+            not isinstance(account_id, int)
+            or not isinstance(at, (int, float))
+            or time.time() - at > self.max_age
+        ):
+            return None
+        account = await run_in_threadpool(account_by_id, self.app, account_id)
+        if account is None or account.disabled:
+            session.clear()
+            return None
+        return account
+
+    def page(
+        self, permission: Permission | None, handler: Handler
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Login required; `permission` checked (refusals audited); POSTs need the CSRF token."""
+
+        async def endpoint(request: Request) -> Response:
+            account = await self.account(request)
+            if account is None:
+                return RedirectResponse("/login", status_code=303)
+            if request.method == "POST":
+                form = await request.form()
+                if not csrf_ok(request, form.get("csrf")):
+                    return self.render(request, "error.html", account, 403, message_id="csrf")
+            if permission is not None:
+                try:
+                    authorize(account, permission, what=request.url.path)
+                except PermissionDenied as exc:
+                    await run_in_threadpool(refused, self.app, exc, f"page:{request.url.path}")
+                    return self.render(request, "error.html", account, 403, message_id="forbidden")
+            return await handler(request, account)
+
+        return endpoint
+
+    # -- pages -----------------------------------------------------------------------------------
+    async def home(self, request: Request, account: Account) -> Response:
+        return self.render(request, "home.html", account)
+
+    async def login(self, request: Request) -> Response:
+        if request.method == "GET":
+            return self.render(request, "login.html", None, error=None, name="")
+        form = await request.form()
+        name = str(form.get("name") or "")
+        if not csrf_ok(request, form.get("csrf")):
+            return self.render(request, "login.html", None, 403, error="csrf", name=name)
+        try:
+            account = await run_in_threadpool(
+                authenticate_password, self.app, name, str(form.get("password") or "")
+            )
+        except AccountLocked as exc:
+            until = exc.until.astimezone(self.app.config.timezone).strftime("%H:%M")
+            return self.render(request, "login.html", None, 429, error="locked", until=until, name=name)
+        except PermissionDenied:
+            return self.render(request, "login.html", None, 401, error="failed", name=name)
+        request.session.clear()  # nothing of the anonymous session survives a login (new CSRF token)
+        request.session.update({"account": account.id, "at": time.time()})
+        return RedirectResponse("/", status_code=303)
+
+    async def logout(self, request: Request) -> Response:
+        form = await request.form()
+        account = await self.account(request)
+        if account is not None and csrf_ok(request, form.get("csrf")):
+            await run_in_threadpool(self._audit_logout, account)
+            request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    def _audit_logout(self, account: Account) -> None:
+        with self.app.engine.begin() as conn:
+            audit.record(conn, account.actor, "account.logout", account.actor)
