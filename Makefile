@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test postgres bench clean
+.PHONY: run test lint debs bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,27 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 run: $(VENV)/.installed
 	$(VENV)/bin/notifier demo
 
-# The tests start their own throwaway PostgreSQL server from Debian's package.
-postgres:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
-	  echo "installing PostgreSQL (Debian package) for the tests"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+# Debian packages the tests use: PostgreSQL (the tests start their own throwaway server), Chromium
+# and its driver (browser tests of the console; nothing downloads a browser), CJK fonts.
+DEBS := postgresql chromium chromium-driver fonts-noto-cjk
+debs:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
+	[ -d /usr/share/fonts/opentype/noto ] || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the tests:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
-test: $(VENV)/.installed-test postgres
+# Static checks first: ruff (pyflakes, import order, bugbear, line length) and mypy --strict.
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff check notifier tests bench
+	$(PY) -m ruff format --check notifier tests bench
+	$(PY) -m mypy
+
+test: $(VENV)/.installed-test debs
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed-test
