@@ -144,3 +144,31 @@ def test_roles_permissions_and_levels(app: App) -> None:
         authorize(auditor, Permission.RUNS_CREATE)
     with pytest.raises(ValueError, match="unknown role"):
         parse_roles(["boss"])
+
+
+def test_the_cli_actor_comes_from_a_token_or_a_password_never_from_by(
+    app: App, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from notifier.identity.acting import TOKEN_ENV, acting
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    legacy = acting(app, by="li", interactive=False)  # no accounts yet: the typed name, with a warning
+    assert legacy.account is None and legacy.name == "li" and "no accounts yet" in capsys.readouterr().err
+    admin = _admin(app)
+    op = add_account(app, admin, "li", frozenset({Role.OPERATOR}), password=PW)
+    with pytest.raises(PermissionDenied, match="NOTIFIER_TOKEN"):
+        acting(app, by="li", interactive=False)  # accounts exist: --by alone proves nothing
+    token_file = tmp_path / "token"
+    token_file.write_text(issue_token(app, admin, "li") + "\n")
+    who = acting(app, token_file=str(token_file), interactive=False)
+    assert who.account == op and who.name == op.actor
+    with pytest.raises(PermissionDenied, match="does not match"):
+        acting(app, token_file=str(token_file), by="admin", interactive=False)
+    monkeypatch.setenv(TOKEN_ENV, token_file.read_text())
+    assert acting(app, by="LI", interactive=False).account == op
+    monkeypatch.delenv(TOKEN_ENV)
+    asked: list[str] = []
+    who = acting(app, ask=lambda p: asked.append(p) or "li", ask_secret=lambda p: PW, interactive=True)
+    assert who.account == op and asked == ["account: "]
+    with pytest.raises(PermissionDenied, match="accounts.manage"):
+        who.require(Permission.ACCOUNTS)
