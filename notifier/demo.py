@@ -12,12 +12,14 @@ import asyncio
 import shutil
 import socket
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
+from .output import progress_bar
 
-from .output import console, emit_json, err_console, progress_bar
+if TYPE_CHECKING:
+    from .residents.importer import ImportReport
 
 MARKER = ".notifier-demo"
 REPO = Path(__file__).resolve().parent.parent
@@ -37,6 +39,76 @@ class Mailbox:
         self.recipients.extend(envelope.rcpt_tos)
         (self.folder / f"{self.count:06d}.eml").write_bytes(envelope.original_content or envelope.content)
         return "250 OK"
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One sample notice taken from preview to sent."""
+
+    rule: str
+    run: int
+    match: int
+    review: int
+    sms_segments: int
+    by_channel: dict[str, int]
+    skipped: int
+    failed: int
+    status: str
+    sample: dict[str, Any] | None  # the first SMS sample of the preview, masked
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "run": self.run,
+            "match": self.match,
+            "review": self.review,
+            "sms_segments": self.sms_segments,
+            "by_channel": self.by_channel,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "status": self.status,
+            "sample": self.sample,
+        }
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What the demo did and where it left the files to look at."""
+
+    dir: Path
+    on: date
+    residents: ImportReport  # of residents.csv
+    grants: ImportReport  # of grants.csv
+    runs: list[DemoRun]
+    mailbox_dir: Path
+    mailbox_messages: int
+    audit_ok: bool
+    audit_events: int
+
+    @property
+    def outbox(self) -> Path:
+        return self.dir / "outbox"
+
+    @property
+    def letters(self) -> Path:
+        return self.dir / "letters"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "dir": str(self.dir),
+            "residents": {
+                "imported": self.residents.imported,
+                "rejected": self.residents.rejected,
+                "rejected_rows": sorted({e.row for e in self.residents.errors}),
+                "warnings": len(self.residents.warnings),
+            },
+            "grants": {"imported": self.grants.imported, "rejected": self.grants.rejected},
+            "runs": [r.as_json() for r in self.runs],
+            "outbox": str(self.outbox),
+            "letters": str(self.letters),
+            "mailbox": {"dir": str(self.mailbox_dir), "messages": self.mailbox_messages},
+            "audit": {"ok": self.audit_ok, "events": self.audit_events},
+        }
 
 
 def free_port() -> int:
@@ -91,7 +163,8 @@ connections = 4
     return cfg
 
 
-def run_demo(target: Path, n: int, *, as_json: bool = False) -> int:
+def run_demo(target: Path, n: int, *, progress: bool = True) -> DemoSummary:
+    """Raises RuleError if the sample rules do not load."""
     from aiosmtpd.controller import Controller
 
     from . import runs
@@ -100,6 +173,7 @@ def run_demo(target: Path, n: int, *, as_json: bool = False) -> int:
     from .channels.registry import providers_for
     from .clock import local_today
     from .delivery.dispatch import Dispatcher
+    from .errors import RuleError
     from .preview import preview
     from .residents.importer import import_records, import_residents
     from .rules.load import load_rules, rule_files
@@ -117,17 +191,14 @@ def run_demo(target: Path, n: int, *, as_json: bool = False) -> int:
     try:
         app = App.open(_write_config(target, port))
         on = local_today(app.config.timezone)
-        quiet = as_json
-        with progress_bar("importing residents", None, not quiet) as (adv, total):
+        with progress_bar("importing residents", None, progress) as (adv, total):
             imp = import_residents(app, target / "residents.csv", actor=CREATOR, progress=adv, on_total=total)
         grants = import_records(app, "grants", target / "grants.csv", actor=CREATOR)
         rules, problems = load_rules(
             rule_files(app.config.rules_dir), app.dictionary, app.config.templates_dir
         )
         if problems:
-            for p in problems:
-                err_console.print(str(p), markup=False)
-            return 1
+            raise RuleError("the sample rules do not load", problems)
         results = []
         for rule in rules.values():
             pv = preview(app, rule, on, sample=5)
@@ -135,97 +206,28 @@ def run_demo(target: Path, n: int, *, as_json: bool = False) -> int:
             for reviewer in REVIEWERS:
                 runs.approve_run(app, created.run, reviewer)
             dispatcher = Dispatcher(app, providers_for(app.config))
-            with progress_bar(f"sending {rule.id}", created.audience, not quiet) as (adv, _):
+            with progress_bar(f"sending {rule.id}", created.audience, progress) as (adv, _):
                 report = asyncio.run(dispatcher.run(created.run, until_idle=True, progress=adv))
             shown = runs.show_run(app, created.run)
             results.append(
-                {
-                    "rule": rule.id,
-                    "run": created.run,
-                    "match": pv["match"],
-                    "review": pv["review"],
-                    "sms_segments": pv["sms_segments"],
-                    "by_channel": report.by_channel,
-                    "skipped": shown["counts"]["skipped"],
-                    "failed": shown["counts"]["failed"],
-                    "status": shown["status"],
-                    "sample": next((s for s in pv["samples"] if s["channel"] == "sms"), None),
-                }
+                DemoRun(
+                    rule=rule.id,
+                    run=created.run,
+                    match=pv.counts["match"],
+                    review=pv.counts["review"],
+                    sms_segments=pv.sms_segments,
+                    by_channel=report.by_channel,
+                    skipped=shown["counts"]["skipped"],
+                    failed=shown["counts"]["failed"],
+                    status=shown["status"],
+                    sample=next((s.as_json() for s in pv.samples if s.channel == "sms"), None),
+                )
             )
         with app.reader.connect() as conn:
             verified = audit.verify(conn)
         app.close()
     finally:
         controller.stop()
-    summary = {
-        "dir": str(target),
-        "residents": {
-            "imported": imp.imported,
-            "rejected": imp.rejected,
-            "rejected_rows": sorted({e.row for e in imp.errors}),
-            "warnings": len(imp.warnings),
-        },
-        "grants": {"imported": grants.imported, "rejected": grants.rejected},
-        "runs": results,
-        "outbox": str(target / "outbox"),
-        "letters": str(target / "letters"),
-        "mailbox": {"dir": str(mailbox.folder), "messages": mailbox.count},
-        "audit": {"ok": verified.ok, "events": verified.events},
-    }
-    if as_json:
-        emit_json(summary)
-        return 0
-    _print_summary(summary, on)
-    return 0
-
-
-def _print_summary(s: dict[str, Any], on: Any) -> None:
-    r = s["residents"]
-    console.print(f"\n[bold]notifier demo[/bold] — {on}, folder {s['dir']}")
-    console.print(
-        f"residents.csv (GBK): imported {r['imported']}, rejected {r['rejected']} "
-        f"(rows {', '.join(map(str, r['rejected_rows']))}), {r['warnings']} contact warnings; "
-        f"grants imported {s['grants']['imported']}"
+    return DemoSummary(
+        target, on, imp, grants, results, mailbox.folder, mailbox.count, verified.ok, verified.events
     )
-    t = Table(title="campaigns")
-    for col in (
-        "rule",
-        "run",
-        "matched",
-        "review",
-        "SMS",
-        "SMS parts",
-        "e-mail",
-        "letter",
-        "skipped",
-        "failed",
-        "status",
-    ):
-        t.add_column(col, justify="right" if col not in ("rule", "status") else "left")
-    for x in s["runs"]:
-        bc = x["by_channel"]
-        t.add_row(
-            x["rule"],
-            str(x["run"]),
-            str(x["match"]),
-            str(x["review"]),
-            str(bc.get("sms", 0)),
-            str(x["sms_segments"]),
-            str(bc.get("email", 0)),
-            str(bc.get("letter", 0)),
-            str(x["skipped"]),
-            str(x["failed"]),
-            x["status"],
-        )
-    console.print(t)
-    first = next((x["sample"] for x in s["runs"] if x["sample"]), None)
-    if first:
-        console.print(
-            f"sample ({first['channel']}, personal data masked): {first['body'][:200]}", markup=False
-        )
-    console.print(
-        f"SMS outbox:   {s['outbox']}/run-N/*.sms.txt\nletters:      {s['letters']}/run-N.html (+ roster CSV)\n"
-        f"e-mail:       {s['mailbox']['messages']} messages received by the local SMTP server in {s['mailbox']['dir']}\n"
-        f"audit log:    {s['audit']['events']} events, chain " + ("intact" if s["audit"]["ok"] else "BROKEN")
-    )
-    console.print("try: notifier --config demo/notifier.toml runs list")

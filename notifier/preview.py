@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 
 from .app import App
 from .audience import evaluate, evaluate_many
-from .errors import NotFound, RuleError
+from .errors import NotFound, Problem, RuleError
 from .messages import member_rows
 from .rendering.context import ResidentContext, params_context
 from .rendering.segments import count_segments
@@ -22,7 +23,66 @@ from .storage.fieldcols import column_name
 from .storage.schema import records
 
 
-def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Sample:
+    """One sample message as a resident would get it, personal data masked; or why it cannot render."""
+
+    resident: str
+    channel: str
+    subject: str | None = None
+    body: str = ""
+    segments: int | None = None  # SMS only
+    encoding: str | None = None  # SMS only
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"resident": self.resident, "channel": self.channel, "error": self.error}
+        sms = {"segments": self.segments, "encoding": self.encoding} if self.segments is not None else {}
+        return {
+            "resident": self.resident,
+            "channel": self.channel,
+            "subject": self.subject,
+            "body": self.body,
+            **sms,
+        }
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What `rules preview` of one rule answers: counts, channels, SMS cost and samples."""
+
+    rule: str
+    version: str
+    on: date
+    counts: dict[str, int]  # match, no_match, review
+    by_channel: dict[str, int]
+    sms_segments: int
+    sms_cost: float
+    review_conditions: list[dict[str, object]]
+    params: dict[str, dict[str, Any]]
+    samples: list[Sample]
+    no_contact: int
+    warnings: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "version": self.version,
+            "on": self.on.isoformat(),
+            **self.counts,
+            "by_channel": self.by_channel,
+            "sms_segments": self.sms_segments,
+            "sms_cost": self.sms_cost,
+            "review_conditions": self.review_conditions,
+            "params": self.params,
+            "samples": [s.as_json() for s in self.samples],
+            "no_contact": self.no_contact,
+            "warnings": self.warnings,
+        }
+
+
+def preview(app: App, rule: Rule, on: date, sample: int = 3) -> Preview:
     """Counts, channels, SMS segments and masked samples. Rendering errors (a template that
     cannot render for some resident) are listed, not raised: `runs create` refuses such a run."""
     warnings = (
@@ -34,7 +94,7 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:
     templates = TemplateSet(rule.templates, rule.template_sources)
     by_id = {m.resident_id: m for m in aud.members}
     segments = 0
-    samples: list[dict[str, Any]] = []
+    samples: list[Sample] = []
     params = params_in_force(rule, on)
     item, values = item_context(rule.item, app.dictionary.domains), params_context(params)
     plain, masked = ResidentContext(app.dictionary), ResidentContext(app.dictionary, masked=True)
@@ -58,51 +118,83 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3) -> dict[str, Any]:
                 m.channel, template_context(masked(row), item, values, None, rule.id, on)
             )
         except RuleError as exc:
-            samples.append({"resident": m.resident_id, "channel": m.channel.value, "error": str(exc)})
+            samples.append(Sample(m.resident_id, m.channel.value, error=str(exc)))
             continue
         seg = count_segments(rendered.body) if m.channel is Channel.SMS else None
         samples.append(
-            {
-                "resident": m.resident_id,
-                "channel": m.channel.value,
-                "subject": rendered.subject,
-                "body": rendered.body,
-                **({"segments": seg.segments, "encoding": seg.encoding} if seg else {}),
-            }
+            Sample(
+                m.resident_id,
+                m.channel.value,
+                rendered.subject,
+                rendered.body,
+                seg.segments if seg else None,
+                seg.encoding if seg else None,
+            )
         )
     price = app.config.channels.get(Channel.SMS)
-    return {
-        "rule": rule.id,
-        "version": rule.version,
-        "on": on.isoformat(),
-        **aud.counts,
-        "by_channel": aud.by_channel(),
-        "sms_segments": segments,
-        "sms_cost": round(segments * (price.price_per_segment if price else 0.0), 2),
-        "review_conditions": aud.review_conditions,
-        "params": params,
-        "samples": samples,
-        "no_contact": sum(1 for m in by_id.values() if m.channel is None),
-        "warnings": warnings,
-    }
+    return Preview(
+        rule=rule.id,
+        version=rule.version,
+        on=on,
+        counts=aud.counts,
+        by_channel=aud.by_channel(),
+        sms_segments=segments,
+        sms_cost=round(segments * (price.price_per_segment if price else 0.0), 2),
+        review_conditions=aud.review_conditions,
+        params=params,
+        samples=samples,
+        no_contact=sum(1 for m in by_id.values() if m.channel is None),
+        warnings=warnings,
+    )
 
 
-def preview_many(app: App, rules: list[Rule], on: date) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RuleCounts:
+    """One rule's line in a preview of several rules."""
+
+    rule: str
+    version: str
+    counts: dict[str, int]
+    by_channel: dict[str, int]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "version": self.version,
+            "counts": self.counts,
+            "by_channel": self.by_channel,
+        }
+
+
+@dataclass(frozen=True)
+class PreviewSummary:
+    """`rules preview` of several rules: counts only, plus the rule files that did not load."""
+
+    on: date
+    rules: list[RuleCounts]
+    errors: list[Problem] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.errors else 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "on": self.on.isoformat(),
+            "rules": [r.as_json() for r in self.rules],
+            "errors": [p.as_json() for p in self.errors],
+        }
+
+
+def preview_many(
+    app: App, rules: list[Rule], on: date, errors: list[Problem] | None = None
+) -> PreviewSummary:
     """Counts and channels of several rules from one scan of the register. Nothing is rendered
-    (samples and SMS segments are the single-rule preview's), so a whole rules folder is cheap."""
+    (samples and SMS segments are the single-rule preview's), so a whole rules folder is cheap.
+    `errors`: rule files that did not load, reported alongside."""
     audiences = evaluate_many(app, rules, on)
-    return {
-        "on": on.isoformat(),
-        "rules": [
-            {
-                "rule": r.id,
-                "version": r.version,
-                "counts": audiences[r.id].counts,
-                "by_channel": audiences[r.id].by_channel(),
-            }
-            for r in rules
-        ],
-    }
+    lines = [RuleCounts(r.id, r.version, audiences[r.id].counts, audiences[r.id].by_channel()) for r in rules]
+    return PreviewSummary(on, lines, errors or [])
 
 
 OP_WORDS = {
@@ -129,12 +221,38 @@ def _label(spec: Any, value: Any) -> str:
     if isinstance(value, bool):
         return "是" if value else "否"
     if spec.values and value in spec.values and spec.values[value]:
-        return spec.values[value][0]
+        return str(spec.values[value][0])
     text = value.isoformat() if isinstance(value, date) else str(display_value(value))
     return f"{text}{spec.unit}" if spec.unit else text
 
 
-def explain(app: App, rule: Rule, resident_id: str, on: date) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Explanation:
+    """Why one resident does or does not match: each condition with its value, threshold and outcome."""
+
+    rule: str
+    version: str
+    resident: str
+    on: date
+    result: str  # match | no_match | review
+    summary: str
+    conditions: list[dict[str, Any]]  # id, label, result, text, and per kind the value compared
+    params: dict[str, dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "version": self.version,
+            "resident": self.resident,
+            "on": self.on.isoformat(),
+            "result": self.result,
+            "summary": self.summary,
+            "conditions": self.conditions,
+            "params": self.params,
+        }
+
+
+def explain(app: App, rule: Rule, resident_id: str, on: date) -> Explanation:
     """Each condition with the resident's value, the threshold in force and its source, and the
     outcome in words a resident could be told. Uses the same compiled query as runs."""
     c = compile_rule(rule, app.dictionary, app.residents, on)
@@ -149,7 +267,7 @@ def explain(app: App, rule: Rule, resident_id: str, on: date) -> dict[str, Any]:
         ).all()
     if got is None or person is None:
         raise NotFound(f"no resident {resident_id!r} in the register")
-    conditions = []
+    conditions: list[dict[str, Any]] = []
     for leaf in c.leaves:
         outcome = OUTCOME[getattr(got, f"cond_{leaf.id}")]
         entry: dict[str, Any] = {"id": leaf.id, "label": leaf.label, "result": outcome}
@@ -220,16 +338,7 @@ def explain(app: App, rule: Rule, resident_id: str, on: date) -> dict[str, Any]:
         "no_match": f"不符合条件：{'、'.join(failing)}。" if failing else "不符合条件。",
         "review": f"因缺少数据无法判断（{'、'.join(unknown)}），需工作人员核实后确定。",
     }[result]
-    return {
-        "rule": rule.id,
-        "version": rule.version,
-        "resident": resident_id,
-        "on": on.isoformat(),
-        "result": result,
-        "summary": summary,
-        "conditions": conditions,
-        "params": c.params_used,
-    }
+    return Explanation(rule.id, rule.version, resident_id, on, result, summary, conditions, c.params_used)
 
 
 PRIVATE = frozenset({"phone", "id_number", "name", "email", "address"})

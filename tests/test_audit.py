@@ -496,7 +496,7 @@ def test_export_is_masked_and_ends_with_the_head(sent: tuple[App, int], tmp_path
     app, run_id = sent
     with app.engine.begin() as conn:
         audit.record(conn, "clerk", "resident.corrected", "resident:F01", phone=PHONE, id_number=ID_NUMBER)
-    out = export_events(app, tmp_path / f"all.{fmt}", fmt, ExportFilter())
+    out = export_events(app, tmp_path / f"all.{fmt}", fmt, ExportFilter()).as_json()
     text = (
         (tmp_path / f"all.{fmt}").read_bytes().decode("utf-8", "replace")
         if fmt != "xlsx"
@@ -673,7 +673,7 @@ def test_coverage_accounts_for_every_resident(smtp_app: App, tmp_path: Path) -> 
         and "nobody@" not in per["F08"]["reason"]
     )
     # One complaint: everything F02 was sent, masked.
-    hist = resident_history(app, "F02")
+    hist = resident_history(app, "F02").as_json()
     assert [(d["channel"], d["status"]) for d in hist["deliveries"]] == [
         ("email", "failed"),
         ("letter", "sent"),

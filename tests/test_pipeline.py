@@ -363,21 +363,21 @@ def test_records_drive_matching(papp: App, tmp_path: Path) -> None:
 def test_preview_names_missing_data_and_explain_tells_why(papp: App, tmp_path: Path) -> None:
     from notifier.preview import explain, preview
 
-    out = preview(papp, rule(papp), ON, sample=2)
+    out = preview(papp, rule(papp), ON, sample=2).as_json()
     assert (out["match"], out["no_match"], out["review"]) == (5, 1, 1)
     assert out["review_conditions"] == [{"id": "has_land", "label": "有承包耕地", "missing": 1}]
     assert out["by_channel"] == {"sms": 1, "email": 2, "letter": 1, "none": 1}
     assert all("王" not in s["body"] or "王*" in s["body"] for s in out["samples"])
-    why = explain(papp, rule(papp), "F06", ON)
+    why = explain(papp, rule(papp), "F06", ON).as_json()
     assert why["result"] == "no_match" and why["summary"] == "不符合条件：农村户籍。"
     assert why["conditions"][0]["text"] == "农村户籍：户籍类型城镇，要求为农村 — 不符合"
-    review = explain(papp, rule(papp), "F07", ON)
+    review = explain(papp, rule(papp), "F07", ON).as_json()
     assert review["result"] == "review" and "有承包耕地" in review["summary"]
     (tmp_path / "g.csv").write_text(
         "居民编号,补助类别,发放日期\nF01,危房改造,2025-06-01\nF01,危房改造,2020-01-01\n", encoding="utf-8"
     )
     import_records(papp, "grants", tmp_path / "g.csv")
-    housing = explain(papp, rule(papp, "rural-housing-repair-2026"), "F01", ON)
+    housing = explain(papp, rule(papp, "rural-housing-repair-2026"), "F01", ON).as_json()
     funded = next(c for c in housing["conditions"] if c["id"] == "not_funded")
     assert funded["result"] == "fail" and funded["value"] == ["2025-06-01"]
     low = next(c for c in housing["conditions"] if c["id"] == "low_income")

@@ -78,7 +78,8 @@ def read_checkpoints(path: Path) -> list[Checkpoint]:
                     f"{path}: checkpoint file is damaged",
                     [
                         Problem(
-                            "not a checkpoint: expected a JSON object with seq (integer) and hash (64 hex digits)",
+                            "not a checkpoint: expected a JSON object with seq (integer) and hash "
+                            "(64 hex digits)",
                             file=str(path),
                             line=n,
                         )
@@ -255,6 +256,29 @@ def verify_log(app: App, *, from_checkpoint: bool = False) -> tuple[VerifyResult
         "verify_public_key": public_hex(key) if key is not None else None,
     }
     return result, path, summary
+
+
+@dataclasses.dataclass(frozen=True)
+class Verification:
+    """`audit verify`: the chain check and what the checkpoint file held."""
+
+    result: VerifyResult
+    checkpoints: dict[str, Any]  # the summary verify_log returns: file, count, signed, bad_signatures, ...
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.result.ok else 1
+
+    def as_json(self) -> dict[str, Any]:
+        return self.result.as_json() | {
+            "checkpoints": self.checkpoints | {"matched": self.result.checkpoints_matched}
+        }
+
+
+def verification(app: App, *, from_checkpoint: bool = False) -> Verification:
+    """verify_log as one result, for reports."""
+    result, _, summary = verify_log(app, from_checkpoint=from_checkpoint)
+    return Verification(result, summary)
 
 
 def _shrunk(path: Path, cps: list[Checkpoint], seen: sa.Row[Any] | None) -> str | None:

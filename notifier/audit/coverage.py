@@ -165,7 +165,19 @@ def coverage(app: App, run_id: int) -> tuple[Coverage, Iterator[dict[str, Any]]]
     return cov, stream()
 
 
-def resident_history(app: App, resident_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ResidentHistory:
+    """One resident's deliveries across runs, oldest first, recipients masked."""
+
+    resident: str
+    in_register: bool
+    deliveries: list[dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"resident": self.resident, "in_register": self.in_register, "deliveries": self.deliveries}
+
+
+def resident_history(app: App, resident_id: str) -> ResidentHistory:
     """Every delivery for one resident across runs, oldest first: what to look at when they complain."""
     d, r = deliveries, runs
     t = app.residents
@@ -181,10 +193,10 @@ def resident_history(app: App, resident_id: str) -> dict[str, Any]:
         ).all()
     if not rows and not known:
         raise NotFound(f"no resident {resident_id!r} in the register and no deliveries for it")
-    return {
-        "resident": resident_id,
-        "in_register": known,
-        "deliveries": [
+    return ResidentHistory(
+        resident_id,
+        known,
+        [
             {
                 "run": x.run_id,
                 "rule": x.rule_id,
@@ -204,7 +216,7 @@ def resident_history(app: App, resident_id: str) -> dict[str, Any]:
             }
             for x in rows
         ],
-    }
+    )
 
 
 def _mask_recipient(channel: str, value: str | None) -> str | None:

@@ -1,10 +1,11 @@
 """`audit export`: the events an auditor asks for, as CSV, JSON Lines or XLSX.
 
 Subjects and payloads are masked by default (phone numbers, ID numbers, e-mail addresses; an
-opt-out's subject reads `phone:+86139****5678`), because exports travel by e-mail and USB stick. `--unmask` is refused unless the configuration allows it, and
-is itself written to the audit log before anything is exported. Every export closes with the
-chain head it was taken at, so the file can later be checked against `audit verify` and the
-checkpoints: an unmasked event's hash can be recomputed from its row.
+opt-out's subject reads `phone:+86139****5678`), because exports travel by e-mail and USB stick.
+`--unmask` is refused unless the configuration allows it, and is itself written to the audit log
+before anything is exported. Every export closes with the chain head it was taken at, so the file
+can later be checked against `audit verify` and the checkpoints: an unmasked event's hash can be
+recomputed from its row.
 """
 
 from __future__ import annotations
@@ -67,9 +68,32 @@ def _where(app: App, f: ExportFilter) -> sa.ColumnElement[bool]:
     return sa.and_(sa.true(), *conds)
 
 
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote: the file, how many events, masked or not, and the chain head it ends with."""
+
+    file: Path
+    format: str
+    events: int
+    masked: bool
+    head_seq: int
+    head_hash: str
+    filters: ExportFilter
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": str(self.file),
+            "format": self.format,
+            "events": self.events,
+            "masked": self.masked,
+            "head": {"seq": self.head_seq, "hash": self.head_hash},
+            "filters": self.filters.as_json(),
+        }
+
+
 def export_events(
     app: App, out: Path, fmt: str, f: ExportFilter, *, unmask: bool = False, by: str | None = None
-) -> dict[str, Any]:
+) -> ExportResult:
     if f.date_from and f.date_to and f.date_from > f.date_to:
         raise InputError(f"--from {f.date_from} is after --to {f.date_to}")
     if unmask:
@@ -111,11 +135,4 @@ def export_events(
             "events": count,
         }
         write({"chain_head": trailer} if fmt == "jsonl" else ["chain_head", *trailer.values()])
-    return {
-        "file": str(out),
-        "format": fmt,
-        "events": count,
-        "masked": not unmask,
-        "head": {"seq": head_seq, "hash": head_hash},
-        "filters": f.as_json(),
-    }
+    return ExportResult(out, fmt, count, not unmask, head_seq, head_hash, f)

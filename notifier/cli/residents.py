@@ -1,0 +1,84 @@
+"""`residents import` and `records import`: registers and related records from CSV or XLSX."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..output import console, progress_bar
+from .common import command, group, open_app
+from .render import problems_table, show
+
+if TYPE_CHECKING:
+    from ..residents.importer import ImportReport
+    from .common import SubParsers
+
+
+def register(sub: SubParsers) -> None:
+    res = group(sub, "residents", "resident register")
+    s = command(
+        res, "import", cmd_residents_import, "import a CSV (UTF-8/GBK) or XLSX register; re-import updates"
+    )
+    _import_arguments(s)
+    rec = group(sub, "records", "related records such as grants")
+    s = command(rec, "import", cmd_records_import, "import related records of KIND (declared in fields.yaml)")
+    s.add_argument("kind")
+    _import_arguments(s)
+
+
+def _import_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("file", type=Path)
+    s.add_argument("--dry-run", action="store_true", help="validate and count, change nothing")
+    s.add_argument("--by", default="import", help="who imports (recorded in the audit log)")
+    s.add_argument("--sheet", help="XLSX: the sheet to import (default: the first sheet with a header row)")
+
+
+def cmd_residents_import(args: argparse.Namespace) -> int:
+    from ..residents.importer import import_residents
+
+    return _import(args, import_residents)
+
+
+def cmd_records_import(args: argparse.Namespace) -> int:
+    from ..residents.importer import import_records
+
+    return _import(args, import_records, args.kind)
+
+
+def _import(args: argparse.Namespace, importer: Callable[..., ImportReport], *lead: Any) -> int:
+    """Run `importer(app, *lead, file, ...)` under a progress bar; exit 3 when rows were rejected."""
+    app = open_app(args)
+    with progress_bar(f"importing {args.file.name}", None, not args.json) as (advance, set_total):
+        report = importer(
+            app,
+            *lead,
+            args.file,
+            actor=args.by,
+            dry_run=args.dry_run,
+            sheet=args.sheet,
+            progress=advance,
+            on_total=set_total,
+        )
+    show(report, _imported, args.json)
+    return report.exit_code
+
+
+def _imported(report: ImportReport) -> None:
+    verb = "would import" if report.dry_run else "imported"
+    console.print(
+        f"{report.file}: {verb} {report.imported}, updated {report.updated}, unchanged {report.unchanged}"
+        f", rejected {report.rejected}",
+        markup=False,
+    )
+    console.print(
+        f"header on row {report.header_row}"
+        + (f" of sheet {report.sheet}" if report.sheet else "")
+        + (f", encoding {report.encoding}" if report.encoding else ""),
+        markup=False,
+    )
+    if report.errors:
+        problems_table("rejected rows", report.errors)
+    if report.warnings:
+        problems_table("warnings", report.warnings, limit=20)

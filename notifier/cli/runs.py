@@ -1,0 +1,205 @@
+"""`runs create | approve | cancel | list | messages | show`: a rule's audience frozen, reviewed, sent."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from ..output import console, local_time
+from .common import UNMASK_HELP, command, find_rule, group, iso_date, open_app, today
+from .render import LocalPayload, Payload, show, table
+
+if TYPE_CHECKING:
+    from .common import SubParsers
+
+
+def register(sub: SubParsers) -> None:
+    runs = group(sub, "runs", "create, approve, cancel and inspect runs")
+    s = command(runs, "create", cmd_create, "freeze a rule's audience into a run awaiting approval")
+    s.add_argument("rule")
+    s.add_argument("--on", type=iso_date)
+    s.add_argument("--by", required=True, metavar="USER")
+    s = command(runs, "approve", cmd_approve, "approve one review level")
+    s.add_argument("run", type=int)
+    s.add_argument("--by", required=True, metavar="USER")
+    s = command(runs, "cancel", cmd_cancel, "cancel a run; pending deliveries are skipped")
+    s.add_argument("run", type=int)
+    s.add_argument("--by", required=True, metavar="USER")
+    command(runs, "list", cmd_list, "all runs")
+    s = command(
+        runs,
+        "messages",
+        cmd_messages,
+        "the stored messages of a run, exactly as they will be sent (masked unless --unmask)",
+    )
+    s.add_argument("run", type=int)
+    s.add_argument("--sample", type=int, metavar="N", help="show the first N messages only")
+    s.add_argument("--resident", metavar="ID", help="only this resident's messages")
+    s.add_argument("--unmask", action="store_true", help=UNMASK_HELP)
+    s.add_argument("--by", metavar="USER", help="who unmasks (required with --unmask)")
+    s = command(runs, "show", cmd_show, "one run with delivery counts by status")
+    s.add_argument("run", type=int)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from ..runs import create_run
+
+    app = open_app(args)
+    rule = find_rule(app, args.rule)
+    created = create_run(app, rule, args.on or today(app), args.by)
+    show(Payload(created.as_json() | {"rule": rule.id}), _created, args.json)
+    return 0
+
+
+def _created(r: Payload) -> None:
+    out = r.data
+    t = table(
+        "run", "rule", "status", "audience", "review", "skipped", "version", title=f"run {out['run']} created"
+    )
+    t.add_row(
+        *map(str, (out["run"], out["rule"], out["status"], out["audience"], out["review"], out["skipped"])),
+        out["version"][:12],
+    )
+    console.print(t)
+    console.print(
+        f"next: notifier runs show {out['run']}; notifier runs approve {out['run']} --by REVIEWER",
+        markup=False,
+    )
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from ..runs import approve_run
+
+    show(Payload(approve_run(open_app(args), args.run, args.by)), _approved, args.json)
+    return 0
+
+
+def _approved(r: Payload) -> None:
+    out = r.data
+    console.print(
+        f"run {out['run']}: {out['status']}, {len(out['approvals'])} of {out['levels']} levels approved",
+        markup=False,
+    )
+    t = table("level", "level name", "by")
+    for a in out["approvals"]:
+        t.add_row(str(a["level"]), a["level_name"], a["by"])
+    console.print(t)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from ..runs import cancel_run
+
+    show(Payload(cancel_run(open_app(args), args.run, args.by)), _cancelled, args.json)
+    return 0
+
+
+def _cancelled(r: Payload) -> None:
+    console.print(
+        f"run {r.data['run']}: {r.data['status']}; {r.data['skipped']} pending deliveries skipped",
+        markup=False,
+    )
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ..runs import list_runs
+
+    app = open_app(args)
+    show(LocalPayload({"runs": list_runs(app)}, app.config.timezone), _listed, args.json)
+    return 0
+
+
+def _listed(r: LocalPayload) -> None:
+    t = table("run", "rule", "status", "created", "created_by", "audience", title="runs")
+    for x in r.data["runs"]:
+        t.add_row(
+            str(x["run"]),
+            x["rule"],
+            x["status"],
+            local_time(x["created_at"], r.tz),
+            x["created_by"],
+            str(x["audience"]),
+        )
+    console.print(t)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from ..runs import show_run
+
+    app = open_app(args)
+    show(LocalPayload(show_run(app, args.run), app.config.timezone), _shown, args.json)
+    return 0
+
+
+def _shown(r: LocalPayload) -> None:
+    out, tz = r.data, r.tz
+    t = Table(title=f"run {out['run']}: {out['rule']} ({out['status']})", show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("")
+    approvals = ", ".join(f"{a['level_name']} {a['by']} {local_time(a['at'], tz)}" for a in out["approvals"])
+    changed = out["changed_since_created"]
+    for key, value in (
+        ("rule version", out["version"][:12]),
+        ("evaluated on", out["on"]),
+        ("created", f"{local_time(out['created_at'], tz)} by {out['created_by']}"),
+        ("audience", f"{out['audience']} (review {out['review']})"),
+        (
+            "changed since",
+            f"{changed} resident(s) changed in the register after creation"
+            + (
+                " (the run sends what was approved; cancel and re-create to use the new data)"
+                if changed
+                else ""
+            ),
+        ),
+        (
+            "approvals",
+            f"{len(out['approvals'])} of {len(out['levels'])}" + (f": {approvals}" if approvals else ""),
+        ),
+    ):
+        t.add_row(key, value)
+    console.print(t)
+    _delivery_counts(out["counts"], out["by_channel"])
+
+
+def _delivery_counts(totals: dict[str, int], by_channel: dict[str, dict[str, int]]) -> None:
+    """Deliveries by channel (rows) and status (columns), with the totals."""
+    statuses = list(totals)
+    counts = table("channel", title="deliveries")
+    for s in statuses:
+        counts.add_column(s, justify="right")
+    for channel, by in sorted(by_channel.items()):
+        counts.add_row(channel, *(str(by.get(s, 0)) for s in statuses))
+    counts.add_row("total", *(str(totals[s]) for s in statuses))
+    console.print(counts)
+
+
+def cmd_messages(args: argparse.Namespace) -> int:
+    from ..runs import run_messages_page
+
+    out = run_messages_page(
+        open_app(args), args.run, sample=args.sample, resident=args.resident, unmask=args.unmask, by=args.by
+    )
+    show(Payload(out), _messages, args.json)
+    return 0
+
+
+def _messages(r: Payload) -> None:
+    out = r.data
+    for m in out["messages"]:
+        seg = f", {m['segments']} segment(s)" if m["segments"] else ""
+        console.print(
+            f"[bold]{m['resident']}[/] {m['channel']} -> {m['recipient']} ({m['role']}"
+            f"{', ' + m['status'] if m['status'] else ''}{seg}) sha256 {m['sha256'][:12]}",
+            highlight=False,
+        )
+        if m["subject"]:
+            console.print(f"Subject: {m['subject']}", markup=False, highlight=False)
+        console.print(m["body"], markup=False, highlight=False)
+        console.print()
+    console.print(
+        f"{out['shown']} of {out['total']} message(s) of run {out['run']}, "
+        f"{'masked' if out['masked'] else 'UNMASKED (audited)'}",
+        highlight=False,
+    )
