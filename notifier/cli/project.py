@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,10 @@ REPO = Path(__file__).resolve().parents[2]  # config.example.toml, rules/ and te
 def register(sub: SubParsers) -> None:
     s = command(sub, "init", cmd_init, "create notifier.toml, rules/, templates/ and the database in DIR")
     s.add_argument("dir", nargs="?", default=".", type=Path)
+    s.add_argument(
+        "--admin", default="admin", metavar="NAME", help="name of the first admin account (default: admin)"
+    )
+    s.add_argument("--display", metavar="NAME", help="the admin's name as staff read it, e.g. 王科长")
     s = command(sub, "demo", cmd_demo, "the whole flow on generated sample data with local sinks")
     s.add_argument("--dir", type=Path, default=Path("demo"), help="where the demo writes (default: ./demo)")
     s.add_argument("--residents", type=int, default=2000)
@@ -31,14 +36,28 @@ def register(sub: SubParsers) -> None:
 class Initialised:
     config: Path
     database: str  # the URL with any password masked
+    admin: str | None = None  # the first admin account, when this init created it
+    token: str | None = None  # its personal token, shown this once
 
     def as_json(self) -> dict[str, Any]:
-        return {"config": str(self.config), "database": self.database}
+        out: dict[str, Any] = {"config": str(self.config), "database": self.database}
+        if self.admin:
+            out |= {"admin": self.admin, "token": self.token}
+        return out
 
 
-def init_project(target: Path) -> Initialised:
-    """Copy what is missing (never overwrite a county's own files), then create the database."""
+def init_project(
+    target: Path,
+    admin: str = "admin",
+    display: str | None = None,
+    password: Callable[[], str | None] | None = None,
+) -> Initialised:
+    """Copy what is missing (never overwrite a county's own files), create the database, and the
+    first admin account with a personal token if the database has no account yet."""
+    from ..app import App
     from ..config import load_config, masked_url
+    from ..identity import Role, add_account, issue_token
+    from ..identity.accounts import account_count
     from ..storage.db import open_database
 
     target.mkdir(parents=True, exist_ok=True)
@@ -51,16 +70,51 @@ def init_project(target: Path) -> Initialised:
             shutil.copytree(REPO / folder, dest)
     config = load_config(cfg)
     open_database(config.database_url).dispose()
-    return Initialised(cfg.resolve(), masked_url(config.database_url))
+    app = App.open(config)
+    try:
+        with app.reader.connect() as conn:
+            if account_count(conn):
+                return Initialised(cfg.resolve(), masked_url(config.database_url))
+        account = add_account(
+            app,
+            None,
+            admin,
+            frozenset({Role.ADMIN}),
+            display=display,
+            password=password() if password else None,
+        )
+        token = issue_token(app, account, account.name, "notifier init")
+    finally:
+        app.close()
+    return Initialised(cfg.resolve(), masked_url(config.database_url), account.name, token)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    show(init_project(args.dir), _initialised, args.json)
+    import getpass
+    import sys
+
+    def password() -> str | None:  # on a terminal the admin also gets a password (for the console)
+        return getpass.getpass(f"password for {args.admin} (console login; empty: token only): ") or None
+
+    show(
+        init_project(args.dir, args.admin, args.display, password if sys.stdin.isatty() else None),
+        _initialised,
+        args.json,
+    )
     return 0
 
 
 def _initialised(r: Initialised) -> None:
-    console.print(f"wrote {r.config}\ndatabase {r.database}\nnext: notifier residents import FILE")
+    console.print(f"wrote {r.config}\ndatabase {r.database}", markup=False)
+    if r.admin:
+        console.print(
+            f"admin account {r.admin!r} created; its personal token (shown once, keep it like a password):\n"
+            f"  {r.token}\n"
+            "add staff: NOTIFIER_TOKEN=<token> notifier users add NAME --role operator|reviewer|auditor "
+            "[--level N] [--display 张科长]",
+            markup=False,
+        )
+    console.print("next: notifier residents import FILE", markup=False)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
