@@ -85,7 +85,8 @@ def bench_append(work: Path, n: int, batch: int) -> dict[str, float]:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(
-        "CREATE TABLE audit_events (seq INTEGER PRIMARY KEY, ts DATETIME NOT NULL, actor VARCHAR(128) NOT NULL, "
+        "CREATE TABLE audit_events (seq INTEGER PRIMARY KEY, ts DATETIME NOT NULL, "
+        "actor VARCHAR(128) NOT NULL, "
         "action VARCHAR(64) NOT NULL, subject VARCHAR(200) NOT NULL, payload TEXT NOT NULL, "
         "prev_hash VARCHAR(64) NOT NULL, hash VARCHAR(64) NOT NULL)"
     )
@@ -203,12 +204,14 @@ def main() -> None:
     a, v = results["append"], results["verify"]
     print(
         f"append {a['events']:>9,} in {a['seconds']:6.2f} s = {a['per_second']:>9,.0f}/s   "
-        f"floor {a['floor_seconds']:6.2f} s = {a['floor_per_second']:>9,.0f}/s   ratio {a['ratio_to_floor']:.2f}   "
+        f"floor {a['floor_seconds']:6.2f} s = {a['floor_per_second']:>9,.0f}/s   "
+        f"ratio {a['ratio_to_floor']:.2f}   "
         f"(batches of {a['batch']})"
     )
     print(
         f"verify {v['events']:>9,} in {v['seconds']:6.2f} s = {v['per_second']:>9,.0f}/s   "
-        f"floor {v['floor_seconds']:6.2f} s = {v['floor_per_second']:>9,.0f}/s   ratio {v['ratio_to_floor']:.2f}   "
+        f"floor {v['floor_seconds']:6.2f} s = {v['floor_per_second']:>9,.0f}/s   "
+        f"ratio {v['ratio_to_floor']:.2f}   "
         f"(table built in {v['build_seconds']:.1f} s)"
     )
     if v["events"]:

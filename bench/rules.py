@@ -117,8 +117,10 @@ def make_rules(folder: Path, count: int, rng: random.Random) -> list[str]:
                 "f_registration = 'rural'",
                 f"f_house_grade IN ({', '.join(repr(g) for g in grade.strip('[]').split(', '))})",
                 f"f_income_per_capita < {line}",
-                "NOT EXISTS (SELECT 1 FROM records g WHERE g.kind = 'grants' AND g.resident_id = residents.resident_id "
-                f"AND json_extract(g.data, '$.item_domain') = 'rural_housing_repair' AND g.record_date >= '{ON.replace(year=ON.year - 3)}')",
+                "NOT EXISTS (SELECT 1 FROM records g WHERE g.kind = 'grants' "
+                "AND g.resident_id = residents.resident_id "
+                "AND json_extract(g.data, '$.item_domain') = 'rural_housing_repair' "
+                f"AND g.record_date >= '{ON.replace(year=ON.year - 3)}')",
             ]
         elif shape == 1:
             conds += ["{field: dibao, equals: true}", f"{{field: dibao_monthly, at_least: {300 + i * 10}}}"]
@@ -140,15 +142,15 @@ def make_rules(folder: Path, count: int, rng: random.Random) -> list[str]:
             ]
         else:
             conds += [
-                f"{{any: [{{field: income_per_capita, less_than: {line // 2}}}, {{field: dibao, equals: true}}]}}",
+                f"{{any: [{{field: income_per_capita, less_than: {line // 2}}}, "
+                "{field: dibao, equals: true}]}",
                 "{field: house_grade, equals: D}",
             ]
             sql += [f"(f_income_per_capita < {line // 2} OR f_dibao = 1)", "f_house_grade = 'D'"]
         (folder / f"bench-{i:02d}.yaml").write_text(
             f"id: bench-{i:02d}\nitem: {{title: 测试{i}, domain: farm_subsidy, department: 县局, url: https://example.gov.cn/{i}}}\n"
-            "match:\n  all:\n"
-            + "".join(f"    - {c}\n" for c in conds)
-            + "channels: [sms, email, letter]\ntemplates: {sms: farm_subsidy.sms.j2, email: farm_subsidy.email.j2, "
+            "match:\n  all:\n" + "".join(f"    - {c}\n" for c in conds) + "channels: [sms, email, letter]\n"
+            "templates: {sms: farm_subsidy.sms.j2, email: farm_subsidy.email.j2, "
             "letter: farm_subsidy.letter.j2}\n",
             encoding="utf-8",
         )

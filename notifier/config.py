@@ -299,7 +299,8 @@ def _ui(raw: dict[str, Any], where: str) -> UiSettings:
 
     ui = _section(UiSettings, raw, "ui", where)
     if ui.language not in LANGUAGES:
-        raise ConfigError(f"{where}: [ui] language must be one of {', '.join(LANGUAGES)}, not {ui.language!r}")
+        known = ", ".join(LANGUAGES)
+        raise ConfigError(f"{where}: [ui] language must be one of {known}, not {ui.language!r}")
     return ui
 
 

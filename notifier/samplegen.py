@@ -205,8 +205,9 @@ _TOWNSHIPS: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
 _ROADS = ("建设路", "人民路", "解放路", "文化路", "中山街", "东风路", "健康路", "车站路", "工业路", "育才街")
 
 # Surname, pinyin, share of the population (%), roughly national frequencies.
-_SURNAMES = """王wang7.1 李li7.0 张zhang6.7 刘liu5.4 陈chen4.5 杨yang3.1 黄huang2.2 赵zhao2.0 吴wu1.9 周zhou1.9
-徐xu1.5 孙sun1.5 马ma1.4 朱zhu1.3 胡hu1.3 郭guo1.2 何he1.2 高gao1.1 林lin1.1 罗luo1.1 郑zheng1.0 梁liang0.9
+_SURNAMES = """王wang7.1 李li7.0 张zhang6.7 刘liu5.4 陈chen4.5 杨yang3.1 黄huang2.2 赵zhao2.0 吴wu1.9
+周zhou1.9 徐xu1.5 孙sun1.5 马ma1.4 朱zhu1.3 胡hu1.3 郭guo1.2 何he1.2 高gao1.1 林lin1.1 罗luo1.1
+郑zheng1.0 梁liang0.9
 谢xie0.8 宋song0.8 唐tang0.8 许xu0.7 韩han0.7 冯feng0.7 邓deng0.7 曹cao0.7 彭peng0.6 曾zeng0.6 肖xiao0.6
 田tian0.6 董dong0.5 袁yuan0.5 潘pan0.5 于yu0.5 蒋jiang0.5 蔡cai0.5 余yu0.5 杜du0.5 叶ye0.4 程cheng0.4 苏su0.4
 魏wei0.4 吕lv0.4 丁ding0.4 任ren0.4 沈shen0.4 姚yao0.4 卢lu0.4 姜jiang0.3 崔cui0.3 钟zhong0.3 谭tan0.3 陆lu0.3
@@ -657,7 +658,8 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
     iso, compact, dsum, years, dibao_days = dt.iso, dt.compact, dt.wsum, dt.year, dt.dibao_days
     age_back = [int(age * 365.2425) for age in range(_MAX_AGE + 1)]
     p_disabled = [0.03 if age < 60 else 0.08 if age < 80 else 0.16 for age in range(_MAX_AGE + 1)]
-    # Days back (within 5 years) when farm subsidies (April-June) and disaster relief (June-September) are paid.
+    # Days back (within 5 years) when farm subsidies (April-June) and disaster relief (June-September)
+    # are paid.
     farm_days = [
         days
         for days in (
@@ -785,7 +787,8 @@ def _generate(n: int, seed: int, invalid: int, today: date) -> SampleData:
         else:
             addr = v.addr_prefix + v.groups[gb(8)] + house_numbers[gb(7)]
         town, vname, male_s, female_s, births = v.township, v.name, v.male, v.female, v.births
-        # Head and children share surname and ID area code; (sur, pinyin, area, its digit sum, ID counter base).
+        # Head and children share surname and ID area code;
+        # (sur, pinyin, area, its digit sum, ID counter base).
         head_sur, head_py = v.surnames[gb(12)]
         area, asum, ai = areas[gb(8)]
         as_male = (head_sur, head_py, area, asum, ai * span2 + 1)
@@ -929,7 +932,8 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]], *, encoding:
 
 
 def write_xlsx(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    """Write a one-sheet XLSX workbook (openpyxl write-only mode); every cell is text, empty strings stay empty."""
+    """Write a one-sheet XLSX workbook (openpyxl write-only mode); every cell is text, empty
+    strings stay empty."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -160,7 +160,7 @@ _PAGE = 20_000
 _SQLITE_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}")
 
 
-def _raw_pages(conn: sa.Connection, after: int, page: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
+def _raw_pages(conn: sa.Connection, after: int, page: int | None = None) -> Iterator[Sequence[Any]]:
     """Events after `after` in sequence order as the driver's own tuples (keyset pages), read on the
     connection's DBAPI connection, so inside its transaction. The ts column comes as the driver gives
     it: text on SQLite, a datetime on PostgreSQL (see _ts_texts)."""
@@ -201,12 +201,12 @@ def _ts_texts(conn: sa.Connection) -> Any:
 
     def text(raw: Any) -> str:
         if raw == last[0] and type(raw) is type(last[0]):  # events appended together share their time
-            return last[1]
+            return str(last[1])
         if type(raw) is str and canonical(raw):
             fromiso(raw)  # raises for an impossible date, as SQLAlchemy's reader does
             out = f"{raw[:10]}T{raw[11:]}Z"
         else:
-            out = ts_text(proc(raw) if proc is not None else raw)
+            out = ts_text(proc(raw) if proc is not None else raw)  # type: ignore[arg-type]
         last[0], last[1] = raw, out
         return out
 
@@ -255,7 +255,7 @@ def _rehash(
 
 
 def _self_ok(row: sa.Row[Any]) -> bool:
-    return _rehash(row) == row.hash
+    return bool(_rehash(row) == row.hash)
 
 
 def _diagnose(
@@ -338,7 +338,7 @@ def _swapped(a: int, b: int) -> str:
 def verify(
     conn: sa.Connection, checkpoints: Iterable[Checkpoint] = (), *, start: Checkpoint | None = None
 ) -> VerifyResult:
-    """Recompute the chain, compare it with the stored head and with every checkpoint; name the first bad event.
+    """Recompute the chain, compare it with the stored head and every checkpoint; name the first bad event.
 
     A chain rewritten wholesale (every hash recomputed) verifies internally; only a checkpoint kept
     outside the database shows it. Such a rewrite is located to the events after the last checkpoint
@@ -411,7 +411,8 @@ def verify(
                     good_mark + 1,
                     "rewritten",
                     (
-                        f"the chain was rewritten after event {good_mark}: the checkpoint taken {cp.at or '(no time)'} "
+                        f"the chain was rewritten after event {good_mark}: "
+                        f"the checkpoint taken {cp.at or '(no time)'} "
                         f"recorded event {cp.seq} with hash {cp.hash[:16]}…, the log now has {row.hash[:16]}…"
                     ),
                 )

@@ -46,17 +46,15 @@ def table_writer(path: Path, fmt: str, header: Sequence[str], sheet: str = "audi
                 if fmt == "csv":
                     w = csv.writer(f)
                     w.writerow(safe_row(header))
-                    yield lambda row: w.writerow(_cells(row))
+                    yield lambda row: None if w.writerow(_cells(row)) else None
                 else:
                     keys = list(header)
-                    yield lambda row: f.write(
-                        json.dumps(
-                            row if isinstance(row, dict) else dict(zip(keys, row, strict=False)),
-                            ensure_ascii=False,
-                            default=str,
-                        )
-                        + "\n"
-                    )
+
+                    def line(row: Sequence[Any] | dict[str, Any]) -> None:
+                        obj = row if isinstance(row, dict) else dict(zip(keys, row, strict=False))
+                        f.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+                    yield line
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

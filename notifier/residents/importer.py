@@ -241,7 +241,7 @@ def _batches(
     for r in rows:
         report.warnings.extend(r.warnings)
         rid = r.values.get("resident_id")
-        key = r.values.get("_key", rid)
+        key = str(r.values.get("_key", rid))
         if not r.errors and key in first_row:
             r.errors.append(Problem(f"duplicate of row {first_row[key]}", row=r.row, column="resident_id"))
         if r.errors:
@@ -415,14 +415,16 @@ def _one_person_one_resident(
 
 
 def _in_one_transaction(app: App, path: Path, work: Callable[[sa.Connection], None]) -> None:
-    """Run an import's writes in one transaction; a database failure becomes a clear error, the register untouched."""
+    """Run an import's writes in one transaction; a database failure becomes a clear error and
+    leaves the register untouched."""
     try:
         with app.engine.begin() as conn:
             work(conn)
     except sa.exc.DBAPIError as exc:
         reason = db_error_text(exc)
         hint = (
-            "; another process is writing to the database (an import, `send` or `serve`?): try again when it is done"
+            "; another process is writing to the database (an import, `send` or `serve`?): "
+            "try again when it is done"
             if "locked" in reason or "timeout" in reason.lower()
             else ""
         )

@@ -65,7 +65,8 @@ def decode_text(data: bytes, name: str) -> tuple[str, str]:
     if bad:
         raise _refuse(
             name,
-            f"read as GBK, line {_line_of(text, bad.start())} holds {bad.group()!r} (U+{ord(bad.group()):04X}), "
+            f"read as GBK, line {_line_of(text, bad.start())} holds {bad.group()!r} "
+            f"(U+{ord(bad.group()):04X}), "
             "a character no roster contains",
         )
     han = set(_HAN.findall(text))

@@ -27,7 +27,9 @@ AS_NUMBER = (
 
 
 _CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
-_CN_MOBILE_PATTERN = re.compile(_CN.mobile.national_number_pattern)
+if _CN is None or _CN.mobile is None or not _CN.mobile.national_number_pattern:  # bundled with phonenumbers
+    raise RuntimeError("phonenumbers has no metadata for China's mobile numbers")
+_CN_MOBILE_PATTERN = re.compile(str(_CN.mobile.national_number_pattern))
 
 
 @lru_cache(maxsize=4096)

@@ -10,6 +10,7 @@ counts, the audience and per-resident explanations. Only bound parameters reach 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -57,7 +58,7 @@ def result_name(value: int) -> str:
 class CompiledRule:
     rule: Rule
     on: date
-    query: sa.Select  # resident_id, cond_<id>..., result: for explanations and tests
+    query: sa.Select[Any]  # resident_id, cond_<id>..., result: for explanations and tests
     leaves: list[Leaf]
     conditions: dict[str, sa.ColumnElement[Any]]  # condition id -> its value over the residents table
     result: sa.ColumnElement[Any]  # the overall value over the residents table
@@ -160,7 +161,7 @@ class _Compiler:
         self.thresholds[c.id] = val
         if spec.type is FieldType.BOOL and op in ("equals", "not_equals"):
             val = bool(val)
-        tests = {
+        tests: dict[str, Callable[[], sa.ColumnElement[bool]]] = {
             "equals": lambda: col == val,
             "not_equals": lambda: col != val,
             "in": lambda: col.in_(val),
@@ -202,7 +203,8 @@ class _Compiler:
 
     def combine(self, cond: Condition, cols: Any) -> sa.ColumnElement[Any]:
         if isinstance(cond, (FieldCondition, RecordCondition)):
-            return cols[f"cond_{cond.id}"]
+            found: sa.ColumnElement[Any] = cols[f"cond_{cond.id}"]
+            return found
         if cond.op == "not":
             return PASS - self.combine(cond.children[0], cols)
         # Cheap conditions first, related-records lookups last, and stop at the first decisive

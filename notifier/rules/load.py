@@ -274,7 +274,8 @@ class _Checker:
             if not allow_param or spec.type not in (FieldType.INT, FieldType.DECIMAL):
                 self.bad(
                     mark,
-                    f"a parameter can only be compared with a number field; {spec.name!r} is {spec.type.value}",
+                    "a parameter can only be compared with a number field; "
+                    f"{spec.name!r} is {spec.type.value}",
                 )
                 return _BAD
             self.unknown_keys(raw, ("param", "times"), "parameter reference")
@@ -419,7 +420,8 @@ class _Checker:
             if expect not in ("match", "no_match", "review"):
                 self.bad(
                     t.where("expect"),
-                    f"expect must be match, no_match or review{did_you_mean(expect, ['match', 'no_match', 'review'])}",
+                    "expect must be match, no_match or review"
+                    + did_you_mean(expect, ["match", "no_match", "review"]),
                 )
             on = t.get("on")
             if not isinstance(on, date) or isinstance(on, datetime):
@@ -672,7 +674,8 @@ def find_rule(rule_id: str, rules_dir: Path, dictionary: DataDictionary, templat
     dup = [p for p in problems if isinstance(p, DuplicateRuleId) and p.rule == rule_id]
     if dup:
         raise RuleError(
-            f"rule {rule_id!r} is defined in {len(dup)} files: {', '.join(str(p.file) for p in dup)}", dup
+            f"rule {rule_id!r} is defined in {len(dup)} files: {', '.join(str(p.file) for p in dup)}",
+            list[Problem](dup),
         )
     bad = [p for p in problems if p.file and Path(p.file).stem == rule_id]
     if bad:

@@ -46,7 +46,9 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.Column("last_used_at", TS, nullable=True),
         sa.Column("revoked_at", TS, nullable=True),
-        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name="fk_account_tokens_account_id_accounts"),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name="fk_account_tokens_account_id_accounts"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_account_tokens"),
         sa.UniqueConstraint("token_sha256", name="uq_account_tokens_token_sha256"),
     )
