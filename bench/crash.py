@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.crash_scenario import kill_campaign  # noqa: E402
+from tests.support.crash import kill_campaign  # noqa: E402
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 a bare floor measured in the same run on the same machine and the same local server.
 
   sms        the real Dispatcher end to end (claim, render, send, record, audit) into a local
-             Twilio-compatible server (tests/twilio_server.py, in its own thread), then
+             Twilio-compatible server (tests/support/twilio_server.py, in its own thread), then
              TwilioProvider.send alone (asyncio.gather, bounded by the provider's concurrency)
   floor      a bare aiohttp loop POSTing the same form bodies (To, From, Body) to the same server
              with the same concurrency and reading each JSON answer
@@ -58,7 +58,7 @@ from notifier.delivery.dispatch import Dispatcher  # noqa: E402
 from notifier.residents.importer import import_residents  # noqa: E402
 from notifier.rules.load import find_rule  # noqa: E402
 from notifier.status import Channel  # noqa: E402
-from tests.twilio_server import ACCOUNT_SID, API, AUTH_TOKEN, TwilioServer  # noqa: E402
+from tests.support.twilio_server import ACCOUNT_SID, API, AUTH_TOKEN, TwilioServer  # noqa: E402
 
 SENDER_SMS = "+15005550006"
 SENDER_EMAIL = "县民政局 <notice@example.gov.cn>"

@@ -20,10 +20,9 @@ from notifier.cli import main
 from notifier.config import load_config
 from notifier.errors import NotifierError
 from notifier.optouts import add_opt_out
-
-from .conftest import write_config
-from .test_twilio import BODY, TO, message, settings
-from .twilio_server import TwilioServer
+from tests.support.project import write_config
+from tests.support.twilio_provider import BODY, TO, message, settings
+from tests.support.twilio_server import TwilioServer
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 

@@ -6,23 +6,20 @@ is refused; four-eyes holds whatever the spelling of a name."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from notifier.app import App
-from notifier.cli import main
 from notifier.rendering.templates import digest
 from notifier.storage.schema import audit_events, deliveries, run_messages, runs
-
-from .conftest import free_port, write_config
-from .test_pipeline import HEADER, ON, send
-from .test_serve import WebThread, approved_run, project, sid_of, tserver, wait_for  # noqa: F401 (fixture)
-from .twilio_server import TwilioServer
+from tests.support.campaign import ON, approved_run, open_window, send, sid_of, sms_project, write_roster
+from tests.support.cli import cli
+from tests.support.project import free_port, write_config
+from tests.support.twilio_server import TwilioServer
+from tests.support.webserver import WebThread, wait_for
 
 PEOPLE = [
     ["M01", "王一", "13800000001", "", "东村1号", "城关镇", "东村", "农村", "5.5", ""],  # sms
@@ -32,32 +29,12 @@ PEOPLE = [
 ]
 
 
-def cli(capsys: pytest.CaptureFixture[str], cfg: Path, *args: str) -> tuple[int, Any, str]:
-    """Run one command; (exit status, parsed JSON or stdout text, stderr)."""
-    code = main(["--config", str(cfg), *args])
-    out, err = capsys.readouterr()
-    try:
-        return code, json.loads(out), err
-    except json.JSONDecodeError:
-        return code, out, err
-
-
 def county(tmp_path: Path, db_url: str, people: list[list[str]] = PEOPLE) -> Path:
     """A county folder whose farm-subsidy window covers the real clock (`send` uses it)."""
     cfg = write_config(tmp_path, db_url)
-    rule_file = tmp_path / "rules" / "farm-subsidy-2026.yaml"
-    rule_file.write_text(
-        rule_file.read_text(encoding="utf-8").replace("until: 2027-12-31", "until: 2099-12-31"),
-        encoding="utf-8",
-    )
-    roster(tmp_path / "p.csv", people)
+    open_window(tmp_path)
+    write_roster(tmp_path / "p.csv", people)
     return cfg
-
-
-def roster(path: Path, people: list[list[str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows([HEADER, *people])
-    return path
 
 
 def outbox_text(cfg: Path, run_id: int, delivery_id: int, channel: str) -> str:
@@ -99,7 +76,7 @@ def test_what_is_sent_is_what_was_approved(
     # The register changes after creation: the run still sends what was approved.
     changed = [list(p) for p in PEOPLE]
     changed[0][1], changed[0][8] = "王一改", "9"
-    cli(capsys, cfg, "residents", "import", str(roster(tmp_path / "q.csv", changed)), "--json")
+    cli(capsys, cfg, "residents", "import", str(write_roster(tmp_path / "q.csv", changed)), "--json")
     assert cli(capsys, cfg, "runs", "show", str(run_id), "--json")[1]["changed_since_created"] == 1
     for who in ("li", "wang"):
         assert cli(capsys, cfg, "runs", "approve", str(run_id), "--by", who, "--json")[0] == 0
@@ -152,7 +129,8 @@ def test_a_run_whose_templates_cannot_render_is_refused(
     sms = tmp_path / "templates" / "farm_subsidy.sms.j2"
     write(
         sms,
-        "【县农业农村局】{{ resident.name | default('居民') }}：每亩{{ (100 / (resident.farmland_mu - 2)) | money }}\n",
+        "【县农业农村局】{{ resident.name | default('居民') }}："
+        "每亩{{ (100 / (resident.farmland_mu - 2)) | money }}\n",
     )
     # A phone-holder with 2 mu makes the SMS divide by zero (M03 has 2 mu too, but a letter:
     # its SMS is never rendered): named, masked, and nothing is stored.
@@ -162,7 +140,7 @@ def test_a_run_whose_templates_cannot_render_is_refused(
         "residents",
         "import",
         str(
-            roster(
+            write_roster(
                 tmp_path / "r.csv",
                 [["M05", "赵五", "13800000005", "", "", "城关镇", "东村", "农村", "2", ""]],
             )
@@ -209,7 +187,8 @@ def test_a_missing_value_never_prints(
 
     write(
         sms,
-        "{{ resident.name | default('居民') }}您好{% if resident.village %}（{{ resident.village }}）{% endif %}："
+        "{{ resident.name | default('居民') }}您好"
+        "{% if resident.village %}（{{ resident.village }}）{% endif %}："
         "承包耕地{{ resident.farmland_mu }}亩。\n",
     )
     assert cli(capsys, cfg, "rules", "check", "--json")[1]["ok"] is True
@@ -269,7 +248,7 @@ def test_a_late_undelivered_receipt_reopens_the_run_and_the_fallback_goes_as_app
     fallback is created, the run reopens so it is sent, and it goes to the address and with
     the text of run creation, although the register has changed since."""
     port = free_port()
-    cfg = project(tmp_path, db_url, tserver, port)
+    cfg = sms_project(tmp_path, db_url, tserver, port)
     run_id = approved_run(cfg)
     app = App.open(cfg)
     try:
@@ -277,11 +256,8 @@ def test_a_late_undelivered_receipt_reopens_the_run_and_the_fallback_goes_as_app
         assert _run_status(app, run_id) == "completed"
         from notifier.residents.importer import import_residents
 
-        with (tmp_path / "moved.csv").open("w", encoding="utf-8", newline="") as f:
-            csv.writer(f).writerows(
-                [HEADER, ["S03", "张三改", "13800000203", "", "北村99号", "城关镇", "北村", "农村", "2", ""]]
-            )
-        import_residents(app, tmp_path / "moved.csv")
+        moved = [["S03", "张三改", "13800000203", "", "北村99号", "城关镇", "北村", "农村", "2", ""]]
+        import_residents(app, write_roster(tmp_path / "moved.csv", moved))
         with WebThread(app, port):
             assert tserver.send_status_callbacks_sync(
                 sid_of(tserver, "13800000203"), ("undelivered",), error_code=30003

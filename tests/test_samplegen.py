@@ -31,8 +31,8 @@ from notifier.samplegen import (
     write_csv,
     write_xlsx,
 )
+from tests.support.project import REPO, write_config
 
-REPO = Path(__file__).resolve().parent.parent
 TODAY = date(2026, 3, 1)
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 BUILTIN_HEADERS = {
@@ -247,7 +247,7 @@ def test_grants(sample: SampleData, dictionary: DataDictionary) -> None:
     assert 0.2 < len(sample.grants_rows) / len(sample.residents_rows) < 0.4
     valid_ids = {r[0] for i, r in enumerate(sample.residents_rows) if i + 2 not in sample.invalid_rows}
     spec = dictionary.records["grants"].fields
-    domains = Counter()
+    domains: Counter[str] = Counter()
     for rid, kind, granted_on, amount in sample.grants_rows:
         assert rid in valid_ids
         domains[spec["item_domain"].parse(kind)] += 1
@@ -298,8 +298,6 @@ def test_generated_files_import_cleanly(tmp_path: Path, sqlite_url: str) -> None
     takes every grant."""
     from notifier.app import App
     from notifier.residents.importer import import_records, import_residents
-
-    from .conftest import write_config
 
     data = generate(1200, seed=4, invalid=12, today=date.today())
     write_csv(tmp_path / "residents.csv", data.residents_header, data.residents_rows, encoding="gbk")

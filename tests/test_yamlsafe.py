@@ -2,14 +2,14 @@ import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from notifier.cli import main
 from notifier.errors import InputError
 from notifier.yamlsafe import load_yaml
-
-from .conftest import write_config
+from tests.support.project import write_config
 
 
 def test_values_and_positions() -> None:
@@ -80,7 +80,7 @@ def test_numbers_and_nesting_within_the_bounds_are_read() -> None:
     assert doc["a"] == int("9" * 40) and doc["b"] == Decimal("1.5e40") and doc["d"] == "9" * 100
 
 
-def _rules_check(capsys: pytest.CaptureFixture[str], cfg: Path) -> tuple[int, dict, str]:
+def _rules_check(capsys: pytest.CaptureFixture[str], cfg: Path) -> tuple[int, dict[str, Any], str]:
     code = main(["--config", str(cfg), "rules", "check", "--json"])
     out, err = capsys.readouterr()
     return code, json.loads(out), err

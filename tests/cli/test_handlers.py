@@ -14,7 +14,7 @@ import pytest
 
 from notifier.cli import build_parser, main
 
-from ..conftest import write_config
+from ..support.project import write_config
 
 ON = "2026-04-01"
 
@@ -108,7 +108,9 @@ def county(tmp_path: Path, sqlite_url: str) -> str:
 
 def test_the_flow_covers_every_json_command(tmp_path: Path) -> None:
     json_commands = {path for path, parser in leaves(build_parser()) if takes_json(parser)}
-    accounts = {p for p in json_commands if p[0] == "users"}  # they act as an account: tests/cli/test_users.py
+    accounts = {
+        p for p in json_commands if p[0] == "users"
+    }  # they act as an account: tests/cli/test_users.py
     assert accounts and {command_path(argv) for argv in steps(tmp_path)} == json_commands - accounts
 
 

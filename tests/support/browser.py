@@ -1,0 +1,61 @@
+"""A real browser for console tests: Debian's chromium through Debian's chromedriver (selenium),
+and a real uvicorn server on 127.0.0.1 in a thread. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from .project import free_port
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@contextmanager
+def uvicorn_thread(asgi: Any) -> Iterator[str]:
+    """Serve `asgi` on a free port of 127.0.0.1 until the block ends; yields the base URL."""
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(5)
+
+
+def chromium(tmp_path: Path) -> webdriver.Chrome:
+    """Headless Debian chromium with the flags this closed network needs (no background traffic)."""
+    assert shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER), (
+        "make test installs chromium and chromium-driver"
+    )
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        "--window-size=1280,900",
+    ):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)

@@ -1,0 +1,118 @@
+"""A campaign sent by a `notifier send` subprocess that is killed with SIGKILL at random moments,
+against the local Twilio-compatible server injecting faults: used by tests/delivery/test_crash.py
+at a small scale and by bench/crash.py at the scale of issue 4 (5,000 residents, 30 % faults).
+Also the pid of a process that is gone, as a killed sender leaves behind."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from notifier import runs
+from notifier.app import App
+from notifier.residents.importer import import_residents
+from notifier.storage.schema import audit_events, deliveries
+
+from .campaign import ON, approve_all, rule, write_roster
+from .project import write_config
+from .twilio_provider import sms_config
+from .twilio_server import Fault, TwilioServer
+
+
+@dataclass
+class Outcome:
+    phones: list[str]
+    statuses: Counter[str]  # final status of every delivery of the run
+    accepted: Counter[str]  # messages Twilio accepted, by recipient
+    sids_match: bool  # every delivery records the SID Twilio gave its one message
+    moves: Counter[tuple[str, str]]  # audited status changes (from, to)
+    kills: int
+    final: subprocess.CompletedProcess[str]
+    seconds: float
+
+
+def kill_campaign(
+    folder: Path,
+    db_url: str,
+    residents: int,
+    *,
+    kills: int,
+    fault_percent: float,
+    read_fault_percent: float,
+    seed: int,
+    batch_size: int = 20,
+) -> Outcome:
+    rng = random.Random(seed)
+    started = time.monotonic()
+    with TwilioServer() as server:
+        server.random_faults(
+            fault_percent,
+            seed=seed + 1,
+            faults=(Fault.too_many_requests(), Fault.server_error(), Fault.slow(1.5)),
+        )
+        server.random_read_faults(read_fault_percent, seed=seed + 2)
+        # stale_seconds stays long: rows of a killed `send` are recognised by its vanished process.
+        cfg = write_config(
+            folder,
+            db_url,
+            sms_config(
+                server,
+                f"max_attempts = 50\nbatch_size = {batch_size}\nstale_seconds = 600\nsettle_seconds = 0.5",
+                "timeout = 1",
+            ),
+        )
+        phones = [f"138{i:08d}" for i in range(residents)]
+        roster = [[f"K{i:06d}", f"赵{i}", p, "", "", "", "", "农村", "2", ""] for i, p in enumerate(phones)]
+        app = App.open(cfg)
+        import_residents(app, write_roster(folder / "p.csv", roster))
+        run_id = runs.create_run(app, rule(app), ON, "clerk").run
+        approve_all(app, run_id)
+        app.close()
+        cmd = [sys.executable, "-m", "notifier", "--config", str(cfg), "send", "--json"]
+        killed = 0
+        for _ in range(kills):
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(rng.uniform(0.6, 1.6))
+            if proc.poll() is None:
+                proc.kill()
+                killed += 1
+            proc.wait()
+        final = subprocess.run(cmd + ["--until-idle"], capture_output=True, text=True, timeout=1800)
+        app = App.open(cfg)
+        with app.engine.connect() as conn:
+            rows = conn.execute(sa.select(deliveries).where(deliveries.c.run_id == run_id)).all()
+            moves = Counter(
+                (e["from"], e["to"])
+                for e in map(
+                    json.loads,
+                    conn.execute(
+                        sa.select(audit_events.c.payload).where(audit_events.c.action == "delivery.status")
+                    ).scalars(),
+                )
+            )
+        app.close()
+        sids = {m.to: m.sid for m in server.messages}
+        return Outcome(
+            ["+86" + p for p in phones],
+            Counter(r.status for r in rows),
+            server.accepted_by_recipient(),
+            all(r.provider_message_id == sids.get(r.recipient) for r in rows),
+            moves,
+            killed,
+            final,
+            time.monotonic() - started,
+        )
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
