@@ -92,7 +92,14 @@ class ExportResult:
 
 
 def export_events(
-    app: App, out: Path, fmt: str, f: ExportFilter, *, unmask: bool = False, by: str | None = None
+    app: App,
+    out: Path,
+    fmt: str,
+    f: ExportFilter,
+    *,
+    unmask: bool = False,
+    by: str | None = None,
+    reason: str | None = None,
 ) -> ExportResult:
     if f.date_from and f.date_to and f.date_from > f.date_to:
         raise InputError(f"--from {f.date_from} is after --to {f.date_to}")
@@ -107,6 +114,7 @@ def export_events(
                 file=str(out),
                 format=fmt,
                 filters=f.as_json(),
+                **({"reason": reason} if reason else {}),
             )
     count = 0
     with audit.snapshot(app.engine) as conn, table_writer(out, fmt, HEADER) as write:

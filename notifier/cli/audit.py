@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..output import console, err_console
-from .common import UNMASK_HELP, command, group, iso_date, open_app
+from .common import UNMASK_HELP, acting_flags, command, group, iso_date, open_app, unmasking
 from .render import Payload, show, table
 
 if TYPE_CHECKING:
@@ -42,7 +42,8 @@ def register(sub: SubParsers) -> None:
     s.add_argument("--format", required=True, choices=("csv", "jsonl", "xlsx"))
     s.add_argument("-o", "--output", required=True, type=Path, metavar="FILE")
     s.add_argument("--unmask", action="store_true", help=UNMASK_HELP)
-    s.add_argument("--by", metavar="USER", help="who exports (required with --unmask)")
+    s.add_argument("--reason", metavar="TEXT", help="with --unmask: why (recorded in the audit log)")
+    acting_flags(s, "with --unmask: assert the acting account's name")
     s = command(
         aud, "coverage", cmd_coverage, "every resident of a run with their outcome; totals = audience"
     )
@@ -99,8 +100,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     app = open_app(args)
     f = ExportFilter(args.run, args.resident, args.date_from, args.date_to)
+    by, reason = unmasking(app, args, "export unmasked") if args.unmask else (args.by, None)
     show(
-        export_events(app, args.output, args.format, f, unmask=args.unmask, by=args.by), _exported, args.json
+        export_events(app, args.output, args.format, f, unmask=args.unmask, by=by, reason=reason),
+        _exported,
+        args.json,
     )
     return 0
 

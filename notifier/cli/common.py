@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
     from ..app import App
+    from ..identity import Permission
+    from ..identity.acting import Actor
     from ..rules.model import Rule
 
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -69,3 +71,37 @@ def find_rule(app: App, rule_id: str) -> Rule:
     from ..rules.load import find_rule as find
 
     return find(rule_id, app.config.rules_dir, app.dictionary, app.config.templates_dir)
+
+
+def acting_flags(parser: argparse.ArgumentParser, by_help: str = "assert the acting account's name") -> None:
+    """The flags of a command that acts for a person (identity/acting.py decides who that is)."""
+    parser.add_argument("--token-file", metavar="PATH", help="personal token (default: $NOTIFIER_TOKEN)")
+    parser.add_argument("--by", metavar="USER", help=by_help)
+
+
+def act(app: App, args: argparse.Namespace, permission: Permission, what: str) -> Actor:
+    """Who runs this command, refused (and the refusal audited) unless they hold `permission`."""
+    from ..errors import PermissionDenied
+    from ..identity.accounts import refused
+    from ..identity.acting import acting
+
+    who = acting(app, token_file=args.token_file, by=args.by)
+    try:
+        who.require(permission, what=what)
+    except PermissionDenied as exc:
+        refused(app, exc, f"cli:{what}")
+        raise
+    return who
+
+
+def unmasking(app: App, args: argparse.Namespace, what: str) -> tuple[str, str | None]:
+    """Who sees personal data in full, and why: an account with the `unmask` permission must say
+    why (--reason, audited); a database without accounts records the typed --by as before."""
+    from ..errors import InputError
+    from ..identity import Permission
+
+    who = act(app, args, Permission.UNMASK, what)
+    reason = (args.reason or "").strip() or None
+    if who.account is not None and reason is None:
+        raise InputError("--unmask needs --reason TEXT: why personal data is shown in full (audited)")
+    return who.name, reason

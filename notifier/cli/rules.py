@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..identity.permissions import Permission
 from ..output import console
-from .common import command, find_rule, group, iso_date, open_app, today
+from .common import act, acting_flags, command, find_rule, group, iso_date, open_app, today
 from .render import print_problems, show, table
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def register(sub: SubParsers) -> None:
         "approve the rule's current version for scheduled sending (one review level)",
     )
     s.add_argument("rule")
-    s.add_argument("--by", required=True, metavar="USER")
+    acting_flags(s)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -166,7 +167,8 @@ def cmd_approve(args: argparse.Namespace) -> int:
     from ..scheduling.approval import approve_rule
 
     app = open_app(args)
-    show(approve_rule(app, find_rule(app, args.rule), args.by), _approved, args.json)
+    who = act(app, args, Permission.RULES_APPROVE, "approve rules")
+    show(approve_rule(app, find_rule(app, args.rule), who.name), _approved, args.json)
     return 0
 
 

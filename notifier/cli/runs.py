@@ -7,8 +7,20 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from ..identity.permissions import Permission
 from ..output import console, local_time
-from .common import UNMASK_HELP, command, find_rule, group, iso_date, open_app, today
+from .common import (
+    UNMASK_HELP,
+    act,
+    acting_flags,
+    command,
+    find_rule,
+    group,
+    iso_date,
+    open_app,
+    today,
+    unmasking,
+)
 from .render import LocalPayload, Payload, show, table
 
 if TYPE_CHECKING:
@@ -20,13 +32,13 @@ def register(sub: SubParsers) -> None:
     s = command(runs, "create", cmd_create, "freeze a rule's audience into a run awaiting approval")
     s.add_argument("rule")
     s.add_argument("--on", type=iso_date)
-    s.add_argument("--by", required=True, metavar="USER")
+    acting_flags(s)
     s = command(runs, "approve", cmd_approve, "approve one review level")
     s.add_argument("run", type=int)
-    s.add_argument("--by", required=True, metavar="USER")
+    acting_flags(s)
     s = command(runs, "cancel", cmd_cancel, "cancel a run; pending deliveries are skipped")
     s.add_argument("run", type=int)
-    s.add_argument("--by", required=True, metavar="USER")
+    acting_flags(s)
     command(runs, "list", cmd_list, "all runs")
     s = command(
         runs,
@@ -38,7 +50,8 @@ def register(sub: SubParsers) -> None:
     s.add_argument("--sample", type=int, metavar="N", help="show the first N messages only")
     s.add_argument("--resident", metavar="ID", help="only this resident's messages")
     s.add_argument("--unmask", action="store_true", help=UNMASK_HELP)
-    s.add_argument("--by", metavar="USER", help="who unmasks (required with --unmask)")
+    s.add_argument("--reason", metavar="TEXT", help="with --unmask: why (recorded in the audit log)")
+    acting_flags(s, "with --unmask: assert the acting account's name")
     s = command(runs, "show", cmd_show, "one run with delivery counts by status")
     s.add_argument("run", type=int)
 
@@ -48,7 +61,8 @@ def cmd_create(args: argparse.Namespace) -> int:
 
     app = open_app(args)
     rule = find_rule(app, args.rule)
-    created = create_run(app, rule, args.on or today(app), args.by)
+    who = act(app, args, Permission.RUNS_CREATE, "create runs")
+    created = create_run(app, rule, args.on or today(app), who.name)
     show(Payload(created.as_json() | {"rule": rule.id}), _created, args.json)
     return 0
 
@@ -72,7 +86,9 @@ def _created(r: Payload) -> None:
 def cmd_approve(args: argparse.Namespace) -> int:
     from ..runs import approve_run
 
-    show(Payload(approve_run(open_app(args), args.run, args.by)), _approved, args.json)
+    app = open_app(args)
+    who = act(app, args, Permission.RUNS_APPROVE, "approve runs")
+    show(Payload(approve_run(app, args.run, who.name)), _approved, args.json)
     return 0
 
 
@@ -91,7 +107,9 @@ def _approved(r: Payload) -> None:
 def cmd_cancel(args: argparse.Namespace) -> int:
     from ..runs import cancel_run
 
-    show(Payload(cancel_run(open_app(args), args.run, args.by)), _cancelled, args.json)
+    app = open_app(args)
+    who = act(app, args, Permission.RUNS_CANCEL, "cancel runs")
+    show(Payload(cancel_run(app, args.run, who.name)), _cancelled, args.json)
     return 0
 
 
@@ -178,8 +196,10 @@ def _delivery_counts(totals: dict[str, int], by_channel: dict[str, dict[str, int
 def cmd_messages(args: argparse.Namespace) -> int:
     from ..runs import run_messages_page
 
+    app = open_app(args)
+    by = unmasking(app, args, "see messages unmasked")[0] if args.unmask else args.by
     out = run_messages_page(
-        open_app(args), args.run, sample=args.sample, resident=args.resident, unmask=args.unmask, by=args.by
+        app, args.run, sample=args.sample, resident=args.resident, unmask=args.unmask, by=by
     )
     show(Payload(out), _messages, args.json)
     return 0

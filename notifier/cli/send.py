@@ -7,8 +7,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..identity.permissions import Permission
 from ..output import console, err_console, progress_bar
-from .common import command, open_app
+from .common import act, acting_flags, command, open_app
 from .render import Payload, show
 
 if TYPE_CHECKING:
@@ -38,9 +39,7 @@ def register(sub: SubParsers) -> None:
         choices=["sent", "resend"],
         help="with --resolve-unknown: `sent` (it did go out) or `resend` (send the same row again)",
     )
-    s.add_argument(
-        "--by", metavar="USER", help="with --resolve-unknown: who decided (recorded in the audit log)"
-    )
+    acting_flags(s, "with --resolve-unknown: assert the acting account's name")
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     from ..delivery.dispatch import Dispatcher
     from ..status import DeliveryStatus
 
-    if args.resolve_unknown is not None or args.resolve_as or args.by:
+    if args.resolve_unknown is not None or args.resolve_as:
         return _resolve_unknown(args)
     app = open_app(args)
     dispatcher = Dispatcher(app, providers_for(app.config))
@@ -102,10 +101,12 @@ def _sent(s: Sent) -> None:
 def _resolve_unknown(args: argparse.Namespace) -> int:
     from ..delivery.resolve import Decision, resolve_unknown
 
-    if args.resolve_unknown is None or not args.resolve_as or not args.by:
-        err_console.print("usage error: --resolve-unknown RUN goes with --as sent|resend and --by USER")
+    if args.resolve_unknown is None or not args.resolve_as:
+        err_console.print("usage error: --resolve-unknown RUN goes with --as sent|resend")
         return 2
-    out = resolve_unknown(open_app(args), args.resolve_unknown, Decision(args.resolve_as), args.by)
+    app = open_app(args)
+    who = act(app, args, Permission.SEND_RESOLVE, "settle unknown deliveries")
+    out = resolve_unknown(app, args.resolve_unknown, Decision(args.resolve_as), who.name)
     show(Payload(out), _resolved, args.json)
     return 0
 
