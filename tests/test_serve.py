@@ -30,9 +30,10 @@ from twilio.request_validator import RequestValidator
 
 from notifier import runs
 from notifier.app import App
+from notifier.channels.twilio.webhooks import public_base
 from notifier.residents.importer import import_residents
 from notifier.storage.schema import audit_events, deliveries, opt_outs
-from notifier.web import build_web_app, public_base
+from notifier.web import build_web_app
 
 from .conftest import free_port, write_config
 from .test_pipeline import HEADER, ON, approve_all, rule, send
