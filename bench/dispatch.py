@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from notifier import runs  # noqa: E402
 from notifier.app import App  # noqa: E402
-from notifier.channels.base import OutboundMessage  # noqa: E402
+from notifier.channels.base import OutboundMessage, ProviderContext  # noqa: E402
 from notifier.channels.ratelimit import TokenBucket  # noqa: E402
 from notifier.channels.registry import providers_for  # noqa: E402
 from notifier.channels.smtp import SmtpProvider  # noqa: E402
@@ -314,7 +314,7 @@ def bench_email(work: Path, n: int, connections: int) -> dict[str, Any]:
 
         def provider_pass(pool: int) -> dict[str, Any]:
             async def go() -> float:
-                p = SmtpProvider("smtp", {**settings, "connections": pool}, base_dir)
+                p = SmtpProvider("smtp", {**settings, "connections": pool}, ProviderContext(base_dir))
                 try:
                     return await bounded(p.concurrency, messages, p.send)
                 finally:

@@ -12,7 +12,8 @@ import copy
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,31 +45,9 @@ DEFAULTS: dict[str, Any] = {
         "email": {"providers": ["outbox"]},
         "letter": {"providers": ["letter"]},
     },
-    "providers": {
-        "outbox": {"dir": "outbox"},
-        "letter": {"dir": "letters", "sender": "县民政局"},
-        "smtp": {
-            "host": "127.0.0.1",
-            "port": 25,
-            "starttls": False,
-            "username": "",
-            "password": "",
-            "from": "notice@example.gov.cn",
-            "rate_per_second": 50,
-            "connections": 4,
-            "timeout": 30,
-        },
-        "twilio": {
-            "account_sid": "env:TWILIO_ACCOUNT_SID",
-            "auth_token": "env:TWILIO_AUTH_TOKEN",
-            "from": "",
-            "messaging_service_sid": "",
-            "rate_per_second": 10,
-            "status_callback_url": "",
-            "base_url": "",
-            "timeout": 10,
-        },
-    },
+    # Each provider's defaults live in its settings class (channels/<kind>/settings.py); these
+    # empty tables only make the usual provider names exist, so `[channels.*]` can name them.
+    "providers": {"outbox": {}, "letter": {}, "smtp": {}, "twilio": {}},
     "schedule": {"misfire_grace_seconds": 3600, "lease_seconds": 30},
     "audit": {
         "checkpoint_file": "audit-checkpoints.jsonl",
@@ -186,29 +165,35 @@ class ApprovalSettings:
 _T = TypeVar("_T")
 
 
-def _section(cls: type[_T], raw: dict[str, Any], name: str, where: str) -> _T:
-    """A typed section from its merged TOML table: unknown keys and wrong types are refused with
-    the key named, so a typo in the config never silently falls back to a default."""
-    kinds = {f.name: f.type for f in fields(cls)}  # type: ignore[arg-type]
+def typed_section(cls: type[_T], raw: Mapping[str, Any], name: str, where: str) -> _T:
+    """A typed section from its TOML table: unknown keys and wrong types are refused with the key
+    named, so a typo in the config never silently falls back to a default. A key absent from the
+    table takes the field's default (the sections above get every key from DEFAULTS); a field's
+    `metadata["key"]` names its TOML key where that is not a Python name (`from`)."""
+    by_key = {f.metadata.get("key", f.name): f for f in fields(cls)}  # type: ignore[arg-type]
     for key in raw:
-        if key not in kinds:
-            raise ConfigError(f"{where}: unknown key {key!r} in [{name}]{did_you_mean(key, kinds)}")
+        if key not in by_key:
+            raise ConfigError(f"{where}: unknown key {key!r} in [{name}]{did_you_mean(key, by_key)}")
     values: dict[str, Any] = {}
-    for key, kind in kinds.items():
-        value = raw[key]
-        ok = {
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-            "str": isinstance(value, str),
-            "bool": isinstance(value, bool),
-            "list[str]": isinstance(value, list) and all(isinstance(x, str) and x for x in value) and value,
-        }[str(kind)]
-        if not ok:
-            raise ConfigError(f"{where}: [{name}] {key} must be {_KIND_WORDS[str(kind)]}, not {value!r}")
-        values[key] = float(value) if kind == "float" else value
+    for key, f in by_key.items():
+        if key not in raw:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ConfigError(f"{where}: [{name}] needs {key}")
+            continue
+        value, kind = raw[key], str(f.type)
+        if not _KIND_CHECKS[kind](value):
+            raise ConfigError(f"{where}: [{name}] {key} must be {_KIND_WORDS[kind]}, not {value!r}")
+        values[f.name] = float(value) if kind == "float" else value
     return cls(**values)
 
 
+_KIND_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "list[str]": lambda v: isinstance(v, list) and bool(v) and all(isinstance(x, str) and x for x in v),
+}
 _KIND_WORDS = {
     "int": "a whole number",
     "float": "a number",
@@ -369,7 +354,7 @@ def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
         _parse_time(qh["start"], "quiet_hours.start", where),
         _parse_time(qh["end"], "quiet_hours.end", where),
     )
-    approval = _section(ApprovalSettings, raw["approval"], "approval", where)
+    approval = typed_section(ApprovalSettings, raw["approval"], "approval", where)
     channels: dict[Channel, ChannelSettings] = {}
     for name, section in raw["channels"].items():
         try:
@@ -403,10 +388,10 @@ def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
         timezone=tz,
         quiet_hours=quiet,
         channels=channels,
-        sending=_section(SendingSettings, raw["sending"], "sending", where),
-        serve=_section(ServeSettings, raw["serve"], "serve", where),
-        audit=_section(AuditSettings, raw["audit"], "audit", where),
-        schedule=_section(ScheduleSettings, raw["schedule"], "schedule", where),
+        sending=typed_section(SendingSettings, raw["sending"], "sending", where),
+        serve=typed_section(ServeSettings, raw["serve"], "serve", where),
+        audit=typed_section(AuditSettings, raw["audit"], "audit", where),
+        schedule=typed_section(ScheduleSettings, raw["schedule"], "schedule", where),
         approval=approval,
         console=_section(ConsoleSettings, raw["console"], "console", where),
         ui=_ui(raw["ui"], where),

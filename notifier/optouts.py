@@ -15,6 +15,7 @@ from typing import Any
 
 from .app import App
 from .audit import log as audit
+from .channels.base import InboundMessage
 from .clock import utcnow
 from .errors import InputError
 from .masking import mask_phone
@@ -76,22 +77,24 @@ def add_opt_out(
     return added
 
 
-def handle_inbound_sms(
-    app: App, sender: str, body: str, *, message_sid: str = "", actor: str = "twilio"
-) -> InboundResult:
+def handle_inbound_sms(app: App, message: InboundMessage, *, actor: str | None = None) -> InboundResult:
     """An inbound SMS: an opt-out keyword puts the sender on the list; other text is ignored here
-    (staff read replies in Twilio's console). InputError if the sender is not a usable number."""
-    if not is_opt_out(body):
+    (staff read replies in the provider's console). `actor` defaults to the provider's name.
+    InputError if the sender is not a usable number."""
+    if not is_opt_out(message.text):
         return InboundResult(False, False, None)
     try:
-        phone, _ = normalize_phone(sender)
+        phone, _ = normalize_phone(message.sender)
     except ValueError:
-        raise InputError(f"inbound SMS From {mask_phone(sender)!r} is not a valid phone number") from None
+        raise InputError(
+            f"inbound SMS From {mask_phone(message.sender)!r} is not a valid phone number"
+        ) from None
+    keyword = message.text.strip()
     added = add_opt_out(
         app,
         phone,
-        source=f"sms reply {body.strip()!r}",
-        actor=actor,
-        detail={"message_sid": message_sid, "keyword": body.strip()},
+        source=f"sms reply {keyword!r}",
+        actor=actor or message.provider,
+        detail={"message_sid": message.message_id, "keyword": keyword},
     )
     return InboundResult(True, added, phone)

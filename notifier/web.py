@@ -1,20 +1,22 @@
-"""The HTTP side of `notifier serve`: Twilio webhooks, health and metrics (Starlette).
+"""The HTTP side of `notifier serve`: every configured provider's webhooks, health and metrics.
 
-Webhooks change stored data, so nothing is believed before Twilio's signature is: the
-X-Twilio-Signature header is an HMAC (auth token) over the full URL Twilio called and the form
-fields. Behind a proxy that URL is not what this process sees, so the public base URL comes from
-configuration (`[serve] public_url`, else the `status_callback_url` we hand Twilio). Forged or
-unsigned requests get 403 and touch nothing; signed but malformed ones get 400 saying what is
-wrong. Database work is synchronous SQLAlchemy, run in the thread pool so the event loop (shared
-with the dispatcher) keeps serving.
+The webhook flow is the same for every provider and fixed here: read the request (size-capped),
+let the provider package verify it (nothing is believed before its signature is: forged or
+unsigned requests get 403 and touch nothing), parse it into provider-neutral events, apply them
+(receipts.apply_event, optouts.handle_inbound_sms) and answer what the provider expects. Signed
+but malformed requests get 400 saying what is wrong. Routes are registered per provider kind
+(`/twilio/status`, `/twilio/inbound`) from channels.registry. Providers sign the full URL they
+called; behind a proxy that is not what this process sees, so the public base URL comes from
+`[serve] public_url`, else from the provider's settings (Twilio: its `status_callback_url`).
+Database work is synchronous SQLAlchemy, run in the thread pool so the event loop (shared with
+the dispatcher) keeps serving.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
@@ -22,156 +24,118 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from twilio.request_validator import RequestValidator
 
 from .app import App
+from .channels.registry import webhooks_for
+from .channels.webhooks import Hook, Refusal, Reply, Verified, WebhookRequest, Webhooks
 from .clock import as_utc
-from .config import Config
-from .errors import ConfigError, InputError, NotFound
+from .errors import InputError, NotFound
 from .health import Health
 from .masking import mask_phone
 from .optouts import handle_inbound_sms
-from .receipts import Receipt, apply_receipt
+from .receipts import apply_event
 from .status import Channel, DeliveryStatus, RunStatus
 from .storage.schema import deliveries, firings, runs
 
 log = logging.getLogger("notifier.web")
 
-STATUS_PATH = "/twilio/status"
-INBOUND_PATH = "/twilio/inbound"
-MAX_BODY = 64 * 1024  # Twilio's callbacks are a few hundred bytes
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+MAX_BODY = 64 * 1024  # providers' callbacks are a few hundred bytes
 
-
-@dataclass
-class WebhookAuth:
-    """Who may call the webhooks: Twilio, proven by a signature with one of our auth tokens."""
-
-    tokens: list[str]
-    public_url: str = ""  # base (scheme, host, optional path prefix) Twilio uses to reach us
-    why_disabled: str = ""
-
-    def url_for(self, request: Request) -> str:
-        """The URL Twilio signed: the public base + this path + the query, or the URL as received."""
-        if not self.public_url:
-            return str(request.url)
-        query = request.url.query
-        return self.public_url.rstrip("/") + request.url.path + (f"?{query}" if query else "")
-
-    def valid(self, url: str, params: Mapping[str, str], signature: str) -> bool:
-        return any(RequestValidator(t).validate(url, dict(params), signature) for t in self.tokens)
-
-
-def webhook_auth(config: Config) -> WebhookAuth:
-    """Auth tokens of every Twilio provider whose token can be read, and the public base URL."""
-    tokens, callbacks, problems = [], [], []
-    for name, section in config.raw["providers"].items():
-        if str(section.get("kind", name)) != "twilio":
-            continue
-        try:
-            settings = config.provider_settings(name)
-        except ConfigError as exc:
-            problems.append(exc.message)
-            continue
-        if settings.get("auth_token"):
-            tokens.append(str(settings["auth_token"]))
-        if settings.get("status_callback_url"):
-            callbacks.append(str(settings["status_callback_url"]))
-    public = config.serve.public_url
-    if not public and callbacks:
-        public = public_base(callbacks[0])
-    why = (
-        ""
-        if tokens
-        else (
-            "Twilio webhooks are disabled: no [providers.twilio] auth_token"
-            + (f" ({problems[0]})" if problems else "")
-        )
-    )
-    return WebhookAuth(tokens, public, why)
-
-
-def public_base(callback_url: str) -> str:
-    """https://host/prefix/twilio/status?x=1 -> https://host/prefix: where this app is mounted."""
-    parts = urlsplit(callback_url)
-    path = parts.path[: -len(STATUS_PATH)] if parts.path.endswith(STATUS_PATH) else ""
-    return f"{parts.scheme}://{parts.netloc}{path}"
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def _signed_form(request: Request, auth: WebhookAuth) -> dict[str, str] | Response:
-    """The form fields of a request proven to come from Twilio, or the response refusing it."""
-    if auth.why_disabled:
-        return _error(503, auth.why_disabled)
-    signature = request.headers.get("x-twilio-signature")
-    if not signature:
-        return _error(403, "missing X-Twilio-Signature: only Twilio may call this endpoint")
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/x-www-form-urlencoded":
-        return _error(400, f"expected an application/x-www-form-urlencoded body, got {ctype or 'none'}")
+def _reply(reply: Reply) -> Response:
+    return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
+
+
+async def _received(request: Request, public_base: str) -> WebhookRequest | Response:
+    """The request as the provider sent it, or the response refusing a body that is too large."""
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
         return _error(413, f"body larger than {MAX_BODY} bytes")
-    try:
-        form = await request.form()
-    except Exception as exc:  # starlette raises several types for a broken body
-        return _error(400, f"cannot read the form body: {exc}")
-    params = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    url = auth.url_for(request)
-    if not auth.valid(url, params, signature):
-        log.warning("refused %s: bad X-Twilio-Signature for %s", request.url.path, url)
-        return _error(403, "invalid X-Twilio-Signature")
-    return params
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return _error(413, f"body larger than {MAX_BODY} bytes")
+    query = request.url.query
+    url = public_base.rstrip("/") + request.url.path + (f"?{query}" if query else "") if public_base else ""
+    return WebhookRequest(
+        url=url or str(request.url),
+        path=request.url.path,
+        query=dict(request.query_params),
+        headers=dict(request.headers.items()),
+        body=body,
+    )
 
 
-def build_web_app(app: App, auth: WebhookAuth | None = None, health: Health | None = None) -> Starlette:
-    """The Starlette application; `auth` defaults to what the config says; `health` is what the
-    loops of `serve` report (a locked database makes /healthz `degraded` until it clears)."""
-    health = health or Health()
-    auth = auth or webhook_auth(app.config)
-
-    async def twilio_status(request: Request) -> Response:
-        form = await _signed_form(request, auth)
-        if isinstance(form, Response):
-            return form
+async def _status(app: App, hooks: Webhooks, verified: Verified, request: WebhookRequest) -> Response:
+    """Apply a verified status callback's events, in order, and answer their outcomes (one event:
+    its outcome). An event for no delivery answers 404 at once: the provider sends the callback
+    again, and the events already applied come back as duplicates."""
+    results = []
+    for event in hooks.parse_status(verified, request):
         try:
-            receipt = Receipt.from_twilio(form, dict(request.query_params))
-            result = await run_in_threadpool(apply_receipt, app, receipt)
-        except InputError as exc:
-            return _error(400, exc.message)
+            result = await run_in_threadpool(apply_event, app, event)
         except NotFound as exc:
             return _error(404, exc.message)
         log.info(
             "receipt %s for delivery %s: %s (%s -> %s)",
-            receipt.provider_status,
+            event.provider_status,
             result.delivery_id,
             result.outcome,
             result.old,
             result.new,
         )
-        return JSONResponse(result.as_json())
+        results.append(result.as_json())
+    if hooks.status_reply is not None:
+        return _reply(hooks.status_reply)
+    return JSONResponse(results[0] if len(results) == 1 else {"results": results})
 
-    async def twilio_inbound(request: Request) -> Response:
-        form = await _signed_form(request, auth)
-        if isinstance(form, Response):
-            return form
-        sender = form.get("From", "").strip()
-        if not sender:
-            return _error(400, "inbound SMS without From")
+
+async def _inbound(app: App, hooks: Webhooks, verified: Verified) -> Response:
+    message = hooks.parse_inbound(verified)
+    result = await run_in_threadpool(handle_inbound_sms, app, message)
+    if result.opted_out:
+        log.info(
+            "opt-out from %s (%s)", mask_phone(result.phone), "new" if result.added else "already listed"
+        )
+    return _reply(hooks.inbound_reply or Reply())
+
+
+def _endpoint(app: App, hooks: Webhooks, hook: Hook) -> Endpoint:
+    """One webhook route: verify -> parse -> apply -> answer, the same for every provider."""
+    public_base = app.config.serve.public_url or hooks.public_base()
+
+    async def endpoint(request: Request) -> Response:
+        if hooks.why_disabled:
+            return _error(503, hooks.why_disabled)
+        received = await _received(request, public_base)
+        if isinstance(received, Response):
+            return received
+        verified = hooks.verify(received)
+        if isinstance(verified, Refusal):
+            return _error(verified.status, verified.message)
         try:
-            result = await run_in_threadpool(
-                handle_inbound_sms, app, sender, form.get("Body", ""), message_sid=form.get("MessageSid", "")
-            )
+            if hook is Hook.STATUS:
+                return await _status(app, hooks, verified, received)
+            return await _inbound(app, hooks, verified)
         except InputError as exc:
             return _error(400, exc.message)
-        if result.opted_out:
-            log.info(
-                "opt-out from %s (%s)", mask_phone(result.phone), "new" if result.added else "already listed"
-            )
-        return Response(EMPTY_TWIML, media_type="application/xml")
+
+    return endpoint
+
+
+def build_web_app(
+    app: App, webhooks: Sequence[Webhooks] | None = None, health: Health | None = None
+) -> Starlette:
+    """The Starlette application; `webhooks` default to those of the configured providers;
+    `health` is what the loops of `serve` report (a locked database makes /healthz `degraded`
+    until it clears)."""
+    health = health or Health()
+    hooks = webhooks_for(app.config) if webhooks is None else webhooks
 
     async def healthz(request: Request) -> Response:
         try:
@@ -189,10 +153,14 @@ def build_web_app(app: App, auth: WebhookAuth | None = None, health: Health | No
         text = await run_in_threadpool(prometheus_text, app)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    routes = [
+        Route(path, _endpoint(app, h, hook), methods=["POST"])
+        for h in hooks
+        for path, hook in h.routes().items()
+    ]
     return Starlette(
         routes=[
-            Route(STATUS_PATH, twilio_status, methods=["POST"]),
-            Route(INBOUND_PATH, twilio_inbound, methods=["POST"]),
+            *routes,
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ]

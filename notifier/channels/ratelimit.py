@@ -25,7 +25,8 @@ class TokenBucket:
         self.capacity = max(1.0, burst)
         self.next_at = 0.0
         self._lock = asyncio.Lock()
-        self._released: collections.deque[float] = collections.deque(maxlen=max(1, math.floor(rate)))
+        self._window = max(1, math.floor(rate))
+        self._released: collections.deque[float] = collections.deque(maxlen=self._window)
 
     async def acquire(self) -> None:
         async with self._lock:
@@ -39,7 +40,7 @@ class TokenBucket:
             # No await between the check and the append: the check-and-release is atomic.
             now = time.monotonic()
             released = self._released
-            if len(released) < released.maxlen or now >= released[0] + 1.0:
+            if len(released) < self._window or now >= released[0] + 1.0:
                 released.append(now)
                 return
             await asyncio.sleep(released[0] + 1.0 - now)

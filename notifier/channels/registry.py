@@ -1,36 +1,56 @@
-"""Building providers from config: `[providers.NAME]`, kind = its `kind` key or NAME."""
+"""Building providers from config: `[providers.NAME]`, kind = its `kind` key or NAME.
+
+Adding a provider is one package under channels/ and one line in KINDS.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
 from ..status import Channel
-from .base import Provider
+from .base import Provider, ProviderContext
 from .failover import ProviderChain
 from .letter import LetterProvider
 from .outbox import OutboxProvider
 from .smtp import SmtpProvider
-from .twilio import TwilioProvider
+from .twilio import TwilioProvider, TwilioWebhooks
+from .webhooks import Webhooks
 
-KINDS: dict[str, type[Provider]] = {
-    "outbox": OutboxProvider,
-    "letter": LetterProvider,
-    "smtp": SmtpProvider,
-    "twilio": TwilioProvider,
+
+@dataclass(frozen=True)
+class ProviderKind:
+    """What a provider package offers: how to send and, if the provider calls us back, its webhooks."""
+
+    provider: type[Provider]
+    webhooks: type[Webhooks] | None = None
+
+
+KINDS: dict[str, ProviderKind] = {
+    "outbox": ProviderKind(OutboxProvider),
+    "letter": ProviderKind(LetterProvider),
+    "smtp": ProviderKind(SmtpProvider),
+    "twilio": ProviderKind(TwilioProvider, TwilioWebhooks),
 }
+
+
+def kind_of(config: Config, name: str) -> str:
+    section: dict[str, Any] = config.raw["providers"].get(name) or {}
+    return str(section.get("kind", name))
 
 
 def build_provider(config: Config, name: str) -> Provider:
     settings = config.provider_settings(name)
-    kind = str(settings.get("kind", name))
-    cls = KINDS.get(kind)
-    if cls is None:
+    kind = kind_of(config, name)
+    entry = KINDS.get(kind)
+    if entry is None:
         raise ConfigError(
             f"{config.where()}: [providers.{name}] has unknown kind {kind!r}; known: {', '.join(KINDS)}"
         )
-    return cls(name, settings, config.base_dir)  # type: ignore[call-arg]
+    return entry.provider(name, settings, ProviderContext(config.base_dir, config.where()))
 
 
 def providers_for(config: Config) -> dict[Channel, ProviderChain]:
@@ -48,3 +68,19 @@ def providers_for(config: Config) -> dict[Channel, ProviderChain]:
             chain.append(provider)
         out[channel] = ProviderChain(chain, s.failover_after, timedelta(seconds=s.failover_cooldown_seconds))
     return out
+
+
+def webhooks_for(config: Config) -> list[Webhooks]:
+    """The webhooks of every kind with a configured `[providers.*]` table, each built from all the
+    tables of its kind (a table whose secrets cannot be read is a problem the kind reports)."""
+    found: dict[type[Webhooks], tuple[dict[str, Any], list[str]]] = {}
+    for name in config.raw["providers"]:
+        entry = KINDS.get(kind_of(config, name))
+        if entry is None or entry.webhooks is None:
+            continue
+        tables, problems = found.setdefault(entry.webhooks, ({}, []))
+        try:
+            tables[name] = config.provider_settings(name)
+        except ConfigError as exc:
+            problems.append(exc.message)
+    return [hooks(tables, problems, config.where()) for hooks, (tables, problems) in found.items()]

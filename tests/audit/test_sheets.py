@@ -16,7 +16,7 @@ from notifier.app import App
 from notifier.audit import log as audit
 from notifier.audit.export import ExportFilter, export_events
 from notifier.cellsafe import safe_cell
-from notifier.channels.base import OutboundMessage
+from notifier.channels.base import OutboundMessage, ProviderContext
 from notifier.channels.letter import LetterProvider
 from notifier.cli import main
 from notifier.status import Channel
@@ -76,7 +76,7 @@ def test_audit_export_csv_and_xlsx_neutralise_formulas(app: App, tmp_path: Path)
 
 def test_letter_roster_neutralises_formulas(tmp_path: Path) -> None:
     async def send() -> None:
-        p = LetterProvider("letter", {"dir": "letters"}, tmp_path)
+        p = LetterProvider("letter", {"dir": "letters"}, ProviderContext(tmp_path))
         await p.send(
             OutboundMessage(
                 delivery_id=1,

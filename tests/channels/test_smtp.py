@@ -50,7 +50,7 @@ def message(i: int) -> OutboundMessage:
 
 
 def provider(port: int) -> SmtpProvider:
-    return SmtpProvider("smtp", {"port": port, "connections": 1, "timeout": 5}, Path("."))
+    return SmtpProvider("smtp", {"port": port, "connections": 1, "timeout": 5})
 
 
 TRANSIENT = [

@@ -23,10 +23,11 @@ from notifier import runs
 from notifier.app import App
 from notifier.channels.registry import build_provider
 from notifier.channels.twilio import TwilioProvider
+from notifier.channels.twilio.webhooks import status_event
 from notifier.config import load_config
 from notifier.delivery.workers import Worker, new_worker_id
 from notifier.errors import ConfigError, ProviderError
-from notifier.receipts import Receipt, apply_receipt
+from notifier.receipts import apply_event
 from notifier.residents.importer import import_residents
 from notifier.status import FINAL_STATUSES, DeliveryStatus
 from notifier.storage.schema import audit_events, deliveries
@@ -521,9 +522,8 @@ def test_a_receipt_before_the_answer_wins_and_the_answer_is_audited_as_such(
             m = tserver.messages[0]
             d = sms_rows(app, run_id)[m.to]
             assert d.status == "sending"
-            apply_receipt(
-                app,
-                Receipt.from_twilio({"MessageSid": m.sid, "MessageStatus": "delivered"}, {"d": str(d.id)}),
+            apply_event(
+                app, status_event({"MessageSid": m.sid, "MessageStatus": "delivered"}, {"d": str(d.id)})
             )
 
         early = threading.Thread(target=deliver_early)

@@ -265,12 +265,12 @@ def test_unreachable_channel_falls_back_once(papp: App, smtp: SmtpServer, tmp_pa
 def test_letters_of_a_killed_send_are_assembled_by_the_next_one(tmp_path: Path) -> None:
     """Pages written by a process that died before assembling them become the run's printable
     file and roster when the next `send` opens the letter provider."""
-    from notifier.channels.base import OutboundMessage
+    from notifier.channels.base import OutboundMessage, ProviderContext
     from notifier.channels.letter import LetterProvider
     from notifier.status import Channel
 
     async def killed() -> None:  # sends pages, never reaches close()
-        p = LetterProvider("letter", {"dir": "letters"}, tmp_path)
+        p = LetterProvider("letter", {"dir": "letters"}, ProviderContext(tmp_path))
         for i, (name, village) in enumerate([("王二", "西村"), ("李一", "东村")], start=1):
             await p.send(
                 OutboundMessage(
@@ -290,7 +290,7 @@ def test_letters_of_a_killed_send_are_assembled_by_the_next_one(tmp_path: Path) 
 
     asyncio.run(killed())
     assert not (tmp_path / "letters" / "run-7.html").exists()
-    asyncio.run(LetterProvider("letter", {"dir": "letters"}, tmp_path).open())
+    asyncio.run(LetterProvider("letter", {"dir": "letters"}, ProviderContext(tmp_path)).open())
     page = (tmp_path / "letters" / "run-7.html").read_text(encoding="utf-8")
     assert page.index("李一") < page.index("王二")  # sorted by village: 东村 before 西村
     roster = list(csv.reader((tmp_path / "letters" / "run-7-roster.csv").open(encoding="utf-8-sig")))

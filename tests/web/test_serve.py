@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
 from notifier.app import App
+from notifier.channels.twilio.webhooks import public_base
 from notifier.residents.importer import import_residents
 from notifier.storage.schema import audit_events, deliveries, opt_outs
-from notifier.web import public_base
 from tests.support.campaign import (
     PHONES,
     approved_run,
