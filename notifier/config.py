@@ -282,7 +282,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> None:
 def _ui(raw: dict[str, Any], where: str) -> UiSettings:
     from .i18n import LANGUAGES
 
-    ui = _section(UiSettings, raw, "ui", where)
+    ui = typed_section(UiSettings, raw, "ui", where)
     if ui.language not in LANGUAGES:
         known = ", ".join(LANGUAGES)
         raise ConfigError(f"{where}: [ui] language must be one of {known}, not {ui.language!r}")
@@ -393,6 +393,6 @@ def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
         audit=typed_section(AuditSettings, raw["audit"], "audit", where),
         schedule=typed_section(ScheduleSettings, raw["schedule"], "schedule", where),
         approval=approval,
-        console=_section(ConsoleSettings, raw["console"], "console", where),
+        console=typed_section(ConsoleSettings, raw["console"], "console", where),
         ui=_ui(raw["ui"], where),
     )

@@ -103,10 +103,6 @@ def test_chinese_mail_arrives_intact_with_encoded_headers(mailed: tuple[Path, in
     assert {r.status for r in rows.values()} == {"sent"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SmtpProvider.build sets no Date header (RFC 5322 §3.6 requires one); reported as a product fix",
-)
 def test_mail_carries_a_date(mailed: tuple[Path, int], smtp: SmtpServer) -> None:
     date = to_wang2(smtp).message["Date"]
     assert date is not None and parsedate_to_datetime(str(date)).tzinfo is not None

@@ -13,8 +13,9 @@ the delivery ends `unknown` (settled with `notifier send --resolve-unknown`).
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
 import aiosmtplib
 
@@ -57,6 +58,7 @@ class SmtpProvider(Provider):
         msg["Subject"] = m.subject or ""
         domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
         msg["Message-ID"] = make_msgid(idstring=f"d{m.delivery_id}", domain=domain)
+        msg["Date"] = format_datetime(datetime.now(timezone.utc))  # RFC 5322 requires it
         msg["X-Notifier-Delivery"] = str(m.delivery_id)
         msg.set_content(m.body, charset="utf-8")
         if m.html:
