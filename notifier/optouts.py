@@ -98,3 +98,54 @@ def handle_inbound_sms(app: App, message: InboundMessage, *, actor: str | None =
         detail={"message_sid": message.message_id, "keyword": keyword},
     )
     return InboundResult(True, added, phone)
+
+
+@dataclass(frozen=True)
+class OptOut:
+    phone: str  # E.164; show it masked (mask_phone) unless the viewer may unmask
+    source: str
+    created_at: Any
+
+    def as_json(self) -> dict[str, Any]:
+        return {"phone": mask_phone(self.phone), "source": self.source, "created_at": str(self.created_at)}
+
+
+def list_opt_outs(app: App, *, limit: int = 500, offset: int = 0) -> tuple[int, list[OptOut]]:
+    """The total and one page of the list, newest first."""
+    import sqlalchemy as sa
+
+    with app.reader.connect() as conn:
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(opt_outs)).scalar_one())
+        rows = conn.execute(
+            sa.select(opt_outs)
+            .order_by(opt_outs.c.created_at.desc(), opt_outs.c.phone)
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return total, [OptOut(r.phone, r.source, r.created_at) for r in rows]
+
+
+def parse_phone(text: str) -> str:
+    """A number as staff type it (138 0000 0000, +86…) in E.164, or InputError saying why."""
+    try:
+        phone, _ = normalize_phone(text)
+    except ValueError:
+        raise InputError(f"{mask_phone(text.strip())!r} is not a valid mobile number") from None
+    return phone
+
+
+def remove_opt_out(app: App, phone: str, *, actor: str, reason: str) -> bool:
+    """Take a number off the list (the resident asked to receive SMS again); True if it was on
+    it. A reason is required and audited."""
+    if not reason.strip():
+        raise InputError("removing an opt-out needs a reason (recorded in the audit log)")
+    with app.engine.begin() as conn:
+        removed = conn.execute(opt_outs.delete().where(opt_outs.c.phone == phone)).rowcount > 0
+        audit.record(
+            conn,
+            actor,
+            "optout.removed" if removed else "optout.remove_unknown",
+            f"phone:{phone}",
+            reason=reason.strip(),
+        )
+    return removed

@@ -18,6 +18,7 @@ from ..app import App
 from ..config import resolve_secret
 from ..errors import ConfigError
 from ..i18n import label, translations
+from . import optouts
 from .pages import Pages
 from .security import SecurityHeaders, csrf_token
 
@@ -75,5 +76,9 @@ def console_app(app: App) -> Starlette:
             https_only=https,
         ),
     ]
-    routes = [*pages.routes(), Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
+    routes = [
+        *pages.routes(),
+        *optouts.routes(pages),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
     return Starlette(routes=routes, middleware=middleware)

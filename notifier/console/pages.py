@@ -21,7 +21,9 @@ from ..identity.permissions import authorize
 from .security import csrf_ok
 
 Handler = Callable[[Request, Account], Awaitable[Response]]
-MENU: list[tuple[str, str, Permission | None]] = []
+MENU: list[tuple[str, str, Permission | None]] = [
+    ("/optouts", "Opt-outs", Permission.OPTOUTS),
+]
 """(path, message id, permission) of the pages in the navigation, in order."""
 
 
@@ -44,6 +46,12 @@ class Pages:
         menu = [(p, t) for p, t, perm in MENU if account is not None and (perm is None or account.can(perm))]
         html = self.env.get_template(template).render(request=request, account=account, menu=menu, **ctx)
         return HTMLResponse(html, status_code=status)
+
+    def local(self, when: Any) -> str:
+        """A stored time as staff read it: in the configured timezone, to the minute."""
+        from ..clock import as_utc
+
+        return as_utc(when).astimezone(self.app.config.timezone).strftime("%Y-%m-%d %H:%M") if when else ""
 
     # -- the gate --------------------------------------------------------------------------------
     async def account(self, request: Request) -> Account | None:
@@ -83,6 +91,8 @@ class Pages:
                     return self.render(request, "error.html", account, 403, message_id="forbidden")
             return await handler(request, account)
 
+        endpoint.permission = permission  # type: ignore[attr-defined]  # read by the route x role tests
+        endpoint.gated = True  # type: ignore[attr-defined]
         return endpoint
 
     # -- pages -----------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from starlette.testclient import TestClient
 
 from notifier.app import App
 from notifier.console import console_app
-from notifier.identity import Role, add_account
+from notifier.identity import Permission, Role, add_account
 from notifier.identity.accounts import LOCK_AFTER
+from notifier.identity.permissions import ROLE_PERMISSIONS
 from notifier.storage.schema import audit_events
 
 PW = "correct horse battery"
@@ -92,3 +93,92 @@ def test_without_a_session_secret_the_console_says_how_to_enable_it(
     with TestClient(console_app(app)) as client:
         r = client.get("/login")
     assert r.status_code == 503 and "管理平台未启用" in r.text and "NOTIFIER_SESSION_SECRET" in r.text
+
+
+def _as(console: TestClient, app: App, role: Role, name: str) -> None:
+    from notifier.identity import find_account
+
+    with app.engine.connect() as conn:
+        admin = find_account(conn, "admin")
+    add_account(app, admin, name, frozenset({role}), levels=[1] if role is Role.REVIEWER else [], password=PW)
+    console.cookies.clear()
+    _login(console, name, PW)
+
+
+def gated_routes(app: App) -> list[tuple[str, str, object]]:
+    """(method, path, permission) of every console page behind the gate."""
+    from starlette.routing import Route
+
+    out = []
+    for r in console_app(app).routes:
+        if isinstance(r, Route) and getattr(r.endpoint, "gated", False):
+            for m in sorted(r.methods or {"GET"}):
+                if m != "HEAD":
+                    out.append((m, r.path, r.endpoint.permission))  # type: ignore[attr-defined]
+    return out
+
+
+def test_every_page_is_behind_the_gate(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.routing import Mount, Route
+
+    monkeypatch.setenv("NOTIFIER_SESSION_SECRET", SECRET)
+    open_routes = set()
+    for r in console_app(app).routes:
+        if isinstance(r, Route) and not getattr(r.endpoint, "gated", False):
+            open_routes.add(r.path)
+        elif isinstance(r, Mount):
+            open_routes.add(r.path)
+    assert open_routes == {"/login", "/logout", "/static"}  # a new page must go through Pages.page
+    assert ("GET", "/optouts", Permission.OPTOUTS) in gated_routes(app)
+
+
+@pytest.mark.parametrize("role", list(Role), ids=str)
+def test_each_gated_route_for_each_role(console: TestClient, app: App, role: Role) -> None:
+    """Every gated route answers 403 (audited) to a role without its permission; with it, the
+    page is served (a POST then fails on its form, never on the gate)."""
+    _as(console, app, role, f"user-{role.value}")
+    home = console.get("/")
+    csrf = _csrf(home.text)
+    for method, path, permission in gated_routes(app):
+        allowed = permission is None or permission in ROLE_PERMISSIONS[role]
+        r = console.request(
+            method, path, data={"csrf": csrf} if method == "POST" else None, follow_redirects=False
+        )
+        if allowed:
+            assert r.status_code in (200, 303, 400), (role, method, path, r.status_code)
+        else:
+            assert r.status_code == 403 and "无权访问" in r.text, (role, method, path)
+    with app.engine.connect() as conn:
+        refused = conn.execute(
+            sa.select(sa.func.count()).where(audit_events.c.action == "account.refused")
+        ).scalar_one()
+    denied = sum(1 for _, _, p in gated_routes(app) if p is not None and p not in ROLE_PERMISSIONS[role])
+    assert refused == denied
+
+
+def test_an_operator_keeps_the_opt_out_list(console: TestClient, app: App) -> None:
+    _login(console, "li", PW)
+    page = console.get("/optouts")
+    assert page.status_code == 200 and "退订管理" in page.text and "名单为空" in page.text
+    csrf = _csrf(page.text)
+    r = console.post("/optouts", data={"csrf": csrf, "phone": "138 0013 8000", "reason": "", "action": "add"})
+    assert r.status_code == 400 and "请填写原因" in r.text
+    r = console.post("/optouts", data={"csrf": csrf, "phone": "12345", "reason": "来电", "action": "add"})
+    assert r.status_code == 400 and "手机号码无效" in r.text
+    r = console.post(
+        "/optouts", data={"csrf": csrf, "phone": "138 0013 8000", "reason": "来电要求", "action": "add"}
+    )
+    assert r.status_code == 200 and "号码已加入退订名单" in r.text
+    assert "138****8000" in r.text and "13800138000" not in r.text  # masked on the page
+    r = console.post(
+        "/optouts", data={"csrf": csrf, "phone": "+8613800138000", "reason": "恢复", "action": "remove"}
+    )
+    assert "号码已移出退订名单" in r.text and "名单为空" in r.text
+    with app.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(audit_events.c.actor, audit_events.c.action)
+            .where(audit_events.c.action.like("optout.%"))
+            .order_by(audit_events.c.seq)
+        ).all()
+    assert [a for _, a in rows] == ["optout.added", "optout.removed"]
+    assert all(actor.startswith("account:") and actor.endswith(":li") for actor, _ in rows)
