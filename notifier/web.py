@@ -23,12 +23,13 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from .app import App
 from .channels.registry import webhooks_for
 from .channels.webhooks import Hook, Refusal, Reply, Verified, WebhookRequest, Webhooks
 from .clock import as_utc
+from .console import console_app
 from .errors import InputError, NotFound
 from .health import Health
 from .masking import mask_phone
@@ -154,17 +155,31 @@ def build_web_app(
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     routes = [
-        Route(path, _endpoint(app, h, hook), methods=["POST"])
-        for h in hooks
-        for path, hook in h.routes().items()
+        _only("POST", path, _endpoint(app, h, hook)) for h in hooks for path, hook in h.routes().items()
     ]
     return Starlette(
         routes=[
             *routes,
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            _only("GET", "/healthz", healthz),
+            _only("GET", "/metrics", metrics),
+            Mount("/", app=console_app(app)),  # everything else: the console (its own sessions and headers)
         ]
     )
+
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _only(method: str, path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Route:
+    """A route that owns its path for every method: another method is answered 405 here rather
+    than falling through to the console mounted at /."""
+
+    async def guarded(request: Request) -> Response:
+        if request.method != method and not (method == "GET" and request.method == "HEAD"):
+            return PlainTextResponse("Method Not Allowed", status_code=405, headers={"Allow": method})
+        return await endpoint(request)
+
+    return Route(path, guarded, methods=ALL_METHODS)
 
 
 def _ping(app: App) -> None:

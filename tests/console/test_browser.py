@@ -9,7 +9,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from notifier.app import App
-from notifier.console import console_app
+from notifier.web import build_web_app
 from notifier.identity import Role, add_account
 
 from ..support.browser import chromium, uvicorn_thread
@@ -22,7 +22,7 @@ def server(app: App, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("NOTIFIER_SESSION_SECRET", "b" * 40)
     admin = add_account(app, None, "admin", frozenset({Role.ADMIN}), password=PW)
     add_account(app, admin, "li", frozenset({Role.OPERATOR}), password=PW, display="李经办")
-    with uvicorn_thread(console_app(app)) as url:
+    with uvicorn_thread(build_web_app(app)) as url:
         yield url
 
 
