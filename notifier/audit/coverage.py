@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -229,3 +230,15 @@ def _mask_recipient(channel: str, value: str | None) -> str | None:
         if channel == "email"
         else mask_address(value)
     )
+
+
+def write_coverage(app: App, run_id: int, path: Path, fmt: str) -> Coverage:
+    """The run's one-row-per-resident coverage as a CSV / XLSX / JSONL file; returns the totals
+    (complete once the file is written). Shared by `audit coverage -o` and the console."""
+    from .sheets import table_writer
+
+    cov, residents = coverage(app, run_id)
+    with table_writer(path, fmt, RESIDENT_COLUMNS, sheet=f"run {run_id}") as write:
+        for r in residents:
+            write([r[c] for c in RESIDENT_COLUMNS])
+    return cov

@@ -130,16 +130,18 @@ class Covered:
 
 def cmd_coverage(args: argparse.Namespace) -> int:
     """Exit 1 when the residents accounted for do not add up to the audience."""
-    from ..audit.coverage import coverage
+    from ..audit.coverage import coverage, write_coverage
     from ..errors import InputError
 
     app = open_app(args)
     if bool(args.format) != bool(args.output):
         raise InputError("--format and -o FILE go together")
-    cov, residents = coverage(app, args.run)
     if args.output:
-        _write_residents(residents, args.output, args.format, args.run)
-    elif args.json:
+        cov = write_coverage(app, args.run, args.output, args.format)
+        show(Covered(cov, args.output), _covered, args.json)
+        return 0 if cov.balanced else 1
+    cov, residents = coverage(app, args.run)
+    if args.json:
         _stream_json(residents, cov)
         return 0 if cov.balanced else 1
     else:
@@ -147,15 +149,6 @@ def cmd_coverage(args: argparse.Namespace) -> int:
             pass
     show(Covered(cov, args.output), _covered, args.json)
     return 0 if cov.balanced else 1
-
-
-def _write_residents(residents: Iterator[dict[str, Any]], path: Path, fmt: str, run: int) -> None:
-    from ..audit.coverage import RESIDENT_COLUMNS
-    from ..audit.sheets import table_writer
-
-    with table_writer(path, fmt, RESIDENT_COLUMNS, sheet=f"run {run}") as write:
-        for r in residents:
-            write([r[c] for c in RESIDENT_COLUMNS])
 
 
 def _stream_json(residents: Iterator[dict[str, Any]], cov: Coverage) -> None:

@@ -23,6 +23,7 @@ from .security import csrf_ok
 Handler = Callable[[Request, Account], Awaitable[Response]]
 MENU: list[tuple[str, str, Permission | None]] = [
     ("/optouts", "Opt-outs", Permission.OPTOUTS),
+    ("/audit", "Audit", Permission.AUDIT_READ),
 ]
 """(path, message id, permission) of the pages in the navigation, in order."""
 
@@ -52,6 +53,12 @@ class Pages:
         from ..clock import as_utc
 
         return as_utc(when).astimezone(self.app.config.timezone).strftime("%Y-%m-%d %H:%M") if when else ""
+
+    def local_iso(self, text: str | None) -> str:
+        """An ISO time from a service's JSON, in the configured timezone, to the minute."""
+        from datetime import datetime
+
+        return self.local(datetime.fromisoformat(text)) if text else ""
 
     # -- the gate --------------------------------------------------------------------------------
     async def account(self, request: Request) -> Account | None:

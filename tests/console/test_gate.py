@@ -182,3 +182,20 @@ def test_an_operator_keeps_the_opt_out_list(console: TestClient, app: App) -> No
         ).all()
     assert [a for _, a in rows] == ["optout.added", "optout.removed"]
     assert all(actor.startswith("account:") and actor.endswith(":li") for actor, _ in rows)
+
+
+def test_an_auditor_sees_the_chain_a_residents_history_and_downloads(console: TestClient, app: App) -> None:
+    _as(console, app, Role.AUDITOR, "zhao")
+    page = console.get("/audit")
+    assert page.status_code == 200 and "审计日志链" in page.text and "完整" in page.text
+    assert 'href="/audit"' in page.text  # in the navigation
+    r = console.get("/audit", params={"resident": "NOBODY"})
+    assert "花名册中没有居民 NOBODY" in r.text
+    events = console.get("/audit/events.download", params={"format": "csv"})
+    assert events.status_code == 200 and events.headers["content-type"].startswith("text/csv")
+    assert (
+        "account.created" in events.content.decode("utf-8-sig")
+        and "attachment" in events.headers["content-disposition"]
+    )
+    assert console.get("/audit/coverage.download", params={"run": "999"}).status_code == 404
+    assert console.get("/audit/events.download", params={"format": "exe"}).status_code == 400
