@@ -19,11 +19,17 @@ from typing import TYPE_CHECKING, Any
 from .output import progress_bar
 
 if TYPE_CHECKING:
+    from .app import App
+    from .identity import Account
     from .residents.importer import ImportReport
 
 MARKER = ".notifier-demo"
 REPO = Path(__file__).resolve().parent.parent
-CREATOR, REVIEWERS = "zhang.keyuan", ("li.kezhang", "wang.juzhang")
+STAFF = (  # (name, display, role, approval levels): the demo county's own accounts
+    ("zhang.keyuan", "张科员", "operator", ()),
+    ("li.kezhang", "李科长", "reviewer", (1,)),
+    ("wang.juzhang", "王局长", "reviewer", (2,)),
+)
 
 
 @dataclass
@@ -163,6 +169,18 @@ connections = 4
     return cfg
 
 
+def _staff(app: App) -> list[Account]:
+    """An admin and the demo's staff (no passwords: the demo acts for them directly)."""
+    from .identity import Role, add_account
+    from .identity.permissions import parse_roles
+
+    admin = add_account(app, None, "admin", frozenset({Role.ADMIN}), display="系统管理员")
+    return [
+        add_account(app, admin, name, parse_roles([role]), levels=levels, display=display)
+        for name, display, role, levels in STAFF
+    ]
+
+
 def run_demo(target: Path, n: int, *, progress: bool = True) -> DemoSummary:
     """Raises RuleError if the sample rules do not load."""
     from aiosmtpd.controller import Controller
@@ -191,9 +209,11 @@ def run_demo(target: Path, n: int, *, progress: bool = True) -> DemoSummary:
     try:
         app = App.open(_write_config(target, port))
         on = local_today(app.config.timezone)
+        creator, *reviewers = _staff(app)
+        actor = creator.actor
         with progress_bar("importing residents", None, progress) as (adv, total):
-            imp = import_residents(app, target / "residents.csv", actor=CREATOR, progress=adv, on_total=total)
-        grants = import_records(app, "grants", target / "grants.csv", actor=CREATOR)
+            imp = import_residents(app, target / "residents.csv", actor=actor, progress=adv, on_total=total)
+        grants = import_records(app, "grants", target / "grants.csv", actor=actor)
         rules, problems = load_rules(
             rule_files(app.config.rules_dir), app.dictionary, app.config.templates_dir
         )
@@ -202,9 +222,9 @@ def run_demo(target: Path, n: int, *, progress: bool = True) -> DemoSummary:
         results = []
         for rule in rules.values():
             pv = preview(app, rule, on, sample=5)
-            created = runs.create_run(app, rule, on, CREATOR)
-            for reviewer in REVIEWERS:
-                runs.approve_run(app, created.run, reviewer)
+            created = runs.create_run(app, rule, on, actor)
+            for reviewer in reviewers:
+                runs.approve_run(app, created.run, reviewer.actor)
             dispatcher = Dispatcher(app, providers_for(app.config))
             with progress_bar(f"sending {rule.id}", created.audience, progress) as (adv, _):
                 report = asyncio.run(dispatcher.run(created.run, until_idle=True, progress=adv))
