@@ -68,7 +68,8 @@ ON = date(2026, 4, 1)
 RULE = """\
 id: bench-{channel}
 item: {{title: 2026年农村危房改造补助, domain: rural_housing_repair, department: 县住房和城乡建设局,
-       url: https://example.gov.cn/zwgk/2026/wf014, publish: {{from: 2026-01-01, until: 2030-12-31}}, disclosure: public}}
+       url: https://example.gov.cn/zwgk/2026/wf014, publish: {{from: 2026-01-01, until: 2030-12-31}},
+       disclosure: public}}
 parameters:
   low_income_line: {{unit: 元, reference: bench, values: {{2026-01-01: 7440}}}}
 match:
@@ -296,7 +297,8 @@ def bench_email(work: Path, n: int, connections: int) -> dict[str, Any]:
     try:
         extra = (
             f'[channels.email]\nproviders = ["smtp"]\n[providers.smtp]\nhost = "127.0.0.1"\nport = {port}\n'
-            f'from = "{SENDER_EMAIL}"\nrate_per_second = {HIGH_RATE}\nconnections = {connections}\ntimeout = 30\n'
+            f'from = "{SENDER_EMAIL}"\nrate_per_second = {HIGH_RATE}\n'
+            f"connections = {connections}\ntimeout = 30\n"
         )
         app, run_id = make_project(work, n, "email", extra)
         settings = app.config.provider_settings("smtp")
@@ -482,13 +484,16 @@ def main() -> None:
     if "bucket" in out:
         b = out["bucket"]
         print(
-            f"token bucket ({b['rate']:g}/s, burst {b['burst']:g}, {b['acquirers']} acquirers, {b['seconds']:g} s)"
+            f"token bucket ({b['rate']:g}/s, burst {b['burst']:g}, {b['acquirers']} acquirers, "
+            f"{b['seconds']:g} s)"
         )
         print(
-            f"  achieved {b['achieved_per_second']:.2f}/s ({b['acquired']:,} acquired), error {b['error_percent']:+.2f}%"
+            f"  achieved {b['achieved_per_second']:.2f}/s ({b['acquired']:,} acquired), "
+            f"error {b['error_percent']:+.2f}%"
         )
         print(
-            f"  after the first second {b['steady_per_second']:.2f}/s, error {b['steady_error_percent']:+.2f}%"
+            f"  after the first second {b['steady_per_second']:.2f}/s, "
+            f"error {b['steady_error_percent']:+.2f}%"
         )
         print(
             f"  max in any 1 s window {b['max_in_1s_window']} "

@@ -39,7 +39,8 @@ from notifier.samplegen import generate, write_csv  # noqa: E402
 BENCH_RULE = """\
 id: bench-everyone
 item: {title: 2026年农村危房改造补助, domain: rural_housing_repair, department: 县住房和城乡建设局,
-       url: https://example.gov.cn/zwgk/2026/wf014, publish: {from: 2026-01-01, until: 2030-12-31}, disclosure: public}
+       url: https://example.gov.cn/zwgk/2026/wf014, publish: {from: 2026-01-01, until: 2030-12-31},
+       disclosure: public}
 parameters:
   low_income_line: {unit: 元, reference: bench, values: {2026-01-01: 7440}}
 match:

@@ -46,7 +46,7 @@ class Backoff:
         self.failures = 0
 
     def next(self) -> float:
-        delay = min(self.cap, self.base * 2**self.failures)
+        delay = min(self.cap, self.base * 2.0**self.failures)
         self.failures += 1
         return delay
 

@@ -64,17 +64,21 @@ class RenderedRun:
 
 
 def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> RenderedRun:
-    """Render each member's channel and every later channel they have a contact for."""
+    """Render each member's channel and every later channel they have a contact for. A
+    template that fails for a member is recorded as a failure (raise_for_failures then refuses
+    the whole run), never replaced by a later channel: a render error has no fallback."""
     templates = TemplateSet(rule.templates, rule.template_sources)
     item = item_context(rule.item, app.dictionary.domains)
     params = params_context(params_in_force(rule, on))
     resident = ResidentContext(app.dictionary)
     out = RenderedRun()
     for row, member in member_rows(app, [m for m in members if m.channel is not None]):
-        assert member.channel is not None
+        first = member.channel
+        if first is None:  # filtered out above; says so to the type checker
+            continue
         context = template_context(resident(row), item, params, None, rule.id, on)
-        targets = [(member.channel, member.recipient)]
-        for ch in later_channels(rule.channels, member.channel):
+        targets = [(first, member.recipient)]
+        for ch in later_channels(rule.channels, first):
             got, recipient, _ = choose_channel(
                 [ch], None, row.phone, row.phone_kind, row.email, row.address, False
             )

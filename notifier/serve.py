@@ -25,13 +25,12 @@ from typing import Any
 import uvicorn
 
 from .app import App
-from .channels.failover import ProviderChain
 from .channels.registry import providers_for
 from .delivery.dispatch import Dispatcher, DispatchReport
 from .errors import ConfigError
 from .health import Backoff, Health, describe, report_failure
 from .scheduling.service import CheckpointLoop, SchedulerLoop
-from .status import Channel, DeliveryStatus
+from .status import DeliveryStatus
 from .web import build_web_app
 
 log = logging.getLogger("notifier.serve")
@@ -64,25 +63,10 @@ class ServeSettings:
         return settings
 
 
-class _StoppableDispatcher(Dispatcher):
-    """A Dispatcher that claims nothing more once `stopping` is set. The batch already claimed is
-    sent and recorded by Dispatcher.run as usual, so nothing is left `sending`."""
-
-    def __init__(
-        self, app: App, providers: dict[Channel, ProviderChain], stopping: asyncio.Event, **kw: Any
-    ) -> None:
-        super().__init__(app, providers, **kw)
-        self.stopping = stopping
-
-    def _claim(self, run_id: int | None) -> list[Any]:
-        if self.stopping.is_set():
-            return []
-        return super()._claim(run_id)
-
-
 class DispatchLoop:
-    """Sends due deliveries every `interval` seconds until stopped. One dispatcher serves every
-    round, so failover state (a resting provider), rate limits and the backoff of lookups that
+    """Sends due deliveries every `interval` seconds until `stopping` is set (which also stops a
+    round from claiming another batch: the one in flight is sent and recorded). One dispatcher
+    serves every round, so failover state (a resting provider), rate limits and the backoff of lookups that
     settle interrupted sends carry over from one round to the next. A failed round (database
     locked or briefly away) never ends the service: it is retried with backoff while `health`
     says degraded."""
@@ -91,7 +75,7 @@ class DispatchLoop:
         self.app, self.interval = app, interval
         self.health = health or Health()
         self.stopping = asyncio.Event()
-        self.dispatcher = _StoppableDispatcher(app, providers_for(app.config), self.stopping, actor="serve")
+        self.dispatcher = Dispatcher(app, providers_for(app.config), actor="serve")
         self.rounds = 0
         self.last: DispatchReport | None = None
 
@@ -100,7 +84,7 @@ class DispatchLoop:
         while not self.stopping.is_set():
             delay = self.interval
             try:
-                self.last = await self.dispatcher.run()
+                self.last = await self.dispatcher.run(stop=self.stopping)
                 self.rounds += 1
                 backoff.reset()
                 self.health.recovered("dispatch")
@@ -174,36 +158,17 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     log.info("serving on http://%s:%d; dispatching every %gs", host, port, settings.interval)
     if on_ready is not None:
         on_ready(host, port)
-    waiter = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait(tasks | {waiter}, return_when=asyncio.FIRST_COMPLETED)
-    failed = [t for t in done if t is not waiter and t.exception() is not None]
-    for t in failed:
-        log.error("%s stopped: %r", t.get_name(), t.exception())
+    failed = await _until_stopped(tasks, stop)
     log.info("stopping: no new work; waiting up to %gs for the batch in flight", settings.shutdown_timeout)
     scheduling.stopping.set()  # no new firings, lease released for a standby
     checkpoints.stopping.set()
     dispatch.stopping.set()
     server.should_exit = True
-    waiter.cancel()
-    pending = {t for t in tasks if not t.done()}
-    clean = True
-    if pending:
-        _, late = await asyncio.wait(pending, timeout=settings.shutdown_timeout)
-        for t in late:
-            clean = False
-            t.cancel()
-        if late:
-            await asyncio.wait(late, timeout=5)
+    clean = await _finish(tasks, settings.shutdown_timeout)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.remove_signal_handler(sig)
     sock.close()
-    try:
-        left = await asyncio.to_thread(
-            dispatch.dispatcher.count, [DeliveryStatus.SENDING], None, approved_runs=False
-        )
-    except Exception as exc:  # a locked or vanished database must not turn a stop into a traceback
-        log.warning("could not count deliveries left `sending`: %s", describe(exc))
-        left = 0
+    left = await _left_sending(dispatch)
     if not clean:
         log.error(
             "shutdown timeout: the batch in flight was abandoned; %d deliveries are `sending` and will be "
@@ -215,3 +180,38 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
         log.warning("%d deliveries are `sending` (another worker, or an earlier crash)", left)
     log.info("stopped cleanly after %d dispatch round(s)", dispatch.rounds)
     return 1 if failed else 0
+
+
+async def _until_stopped(tasks: set[asyncio.Task[Any]], stop: asyncio.Event) -> bool:
+    """Wait for a signal or for a part to end; True if a part failed (each failure logged)."""
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait(tasks | {waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    failed = [t for t in done if t is not waiter and t.exception() is not None]
+    for t in failed:
+        log.error("%s stopped: %r", t.get_name(), t.exception())
+    return bool(failed)
+
+
+async def _finish(tasks: set[asyncio.Task[Any]], timeout: float) -> bool:
+    """Let the parts finish their work in flight; False if some overran `timeout` (cancelled)."""
+    pending = {t for t in tasks if not t.done()}
+    if not pending:
+        return True
+    _, late = await asyncio.wait(pending, timeout=timeout)
+    for t in late:
+        t.cancel()
+    if late:
+        await asyncio.wait(late, timeout=5)
+    return not late
+
+
+async def _left_sending(dispatch: DispatchLoop) -> int:
+    """Deliveries still `sending` (of any worker), or 0 if the database cannot say."""
+    try:
+        return await asyncio.to_thread(
+            dispatch.dispatcher.count, [DeliveryStatus.SENDING], None, approved_runs=False
+        )
+    except Exception as exc:  # a locked or vanished database must not turn a stop into a traceback
+        log.warning("could not count deliveries left `sending`: %s", describe(exc))
+        return 0

@@ -66,5 +66,10 @@ RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 """Run statuses: approval, completion (no open delivery left), cancellation; reopening only by fallback."""
 
 
+CHANNELS: dict[str, Channel] = {c.value: c for c in Channel}
+STATUSES: dict[str, DeliveryStatus] = {s.value: s for s in DeliveryStatus}
+"""Members by stored value: a dict lookup, for per-row paths (calling the enum is much slower)."""
+
+
 def can_transition(old: DeliveryStatus, new: DeliveryStatus) -> bool:
     return new in ALLOWED_TRANSITIONS[old]

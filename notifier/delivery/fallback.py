@@ -9,27 +9,69 @@ so the dispatcher sends the fallback (a late `undelivered` receipt can arrive da
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from ..app import App
 from ..audit import log as audit
 from ..messages import later_channels
+from ..runs.snapshot import RunSnapshot
 from ..status import Channel, DeliveryStatus, RunStatus
 from ..storage.bulk import insert_new
 from ..storage.schema import deliveries, opt_outs, run_messages, runs
+from .transitions import move_run
 
 
 def fall_back(conn: sa.Connection, app: App, delivery_ids: list[int], now: datetime, actor: str) -> list[int]:
     """Create the fallback deliveries for these unreached deliveries; returns the new ids."""
     if not delivery_ids:
         return []
-    d, m = deliveries, run_messages
+    d = deliveries
     found = conn.execute(
         sa.select(d.c.id, d.c.run_id, d.c.resident_id, d.c.channel, runs.c.snapshot, runs.c.notice_key)
         .join(runs, runs.c.id == d.c.run_id)
         .where(d.c.id.in_(delivery_ids))
     ).all()
+    stored = _stored_messages(conn, {(r.run_id, r.resident_id) for r in found})
+    rows = [row for r in found if (row := _fallback_row(r, stored, now)) is not None]
+    if not rows:
+        return []
+    created = conn.execute(
+        insert_new(app.engine, d).returning(d.c.id, d.c.fallback_of, d.c.channel, d.c.run_id), rows
+    ).all()
+    audit.append(
+        conn,
+        [
+            audit.AuditEvent(
+                actor,
+                "delivery.fallback",
+                f"delivery:{new_id}",
+                {"run": run_id, "fallback_of": first, "channel": channel, "to": "pending"},
+            )
+            for new_id, first, channel, run_id in created
+        ],
+        now=now,
+    )
+    move_run(  # a completed run has something to send again
+        conn,
+        sorted({c.run_id for c in created}),
+        from_=RunStatus.COMPLETED,
+        to=RunStatus.APPROVED,
+        actor=actor,
+        now=now,
+        values={"completed_at": None},
+        payload={"from": "completed", "to": "approved", "reason": "a fallback delivery was created"},
+    )
+    return [c.id for c in created]
+
+
+def _stored_messages(
+    conn: sa.Connection, members: set[tuple[int, str]]
+) -> dict[tuple[int, str, Channel], Any]:
+    """The messages stored at run creation for these (run, resident) pairs, by channel, with
+    whether the recipient has opted out of SMS since."""
+    m = run_messages
     stored = conn.execute(
         sa.select(
             m.c.id,
@@ -38,62 +80,31 @@ def fall_back(conn: sa.Connection, app: App, delivery_ids: list[int], now: datet
             m.c.channel,
             m.c.recipient,
             sa.exists().where(opt_outs.c.phone == m.c.recipient).label("opted_out"),
-        ).where(sa.tuple_(m.c.run_id, m.c.resident_id).in_([(r.run_id, r.resident_id) for r in found]))
+        ).where(sa.tuple_(m.c.run_id, m.c.resident_id).in_(sorted(members)))
     ).all()
-    by_member = {(s.run_id, s.resident_id, Channel(s.channel)): s for s in stored}
-    rows = []
-    for r in found:
-        for channel in later_channels([Channel(c) for c in r.snapshot["channels"]], Channel(r.channel)):
-            message = by_member.get((r.run_id, r.resident_id, channel))
-            if message is not None and not (channel is Channel.SMS and message.opted_out):
-                rows.append(
-                    {
-                        "run_id": r.run_id,
-                        "resident_id": r.resident_id,
-                        "channel": channel.value,
-                        "status": DeliveryStatus.PENDING,
-                        "notice_key": r.notice_key,
-                        "recipient": message.recipient,
-                        "message_id": message.id,
-                        "fallback_of": r.id,
-                        "attempts": 0,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-                break
-    if not rows:
-        return []
-    created = conn.execute(
-        insert_new(app.engine, d).returning(d.c.id, d.c.fallback_of, d.c.channel, d.c.run_id), rows
-    ).all()
-    events = [
-        audit.AuditEvent(
-            actor,
-            "delivery.fallback",
-            f"delivery:{new_id}",
-            {"run": run_id, "fallback_of": first, "channel": channel, "to": "pending"},
-        )
-        for new_id, first, channel, run_id in created
-    ]
-    reopened = (
-        conn.execute(
-            runs.update()
-            .where(runs.c.id.in_({c[3] for c in created}), runs.c.status == RunStatus.COMPLETED)
-            .values(status=RunStatus.APPROVED, completed_at=None)
-            .returning(runs.c.id)
-        )
-        .scalars()
-        .all()
-    )
-    events += [
-        audit.AuditEvent(
-            actor,
-            "run.reopened",
-            f"run:{rid}",
-            {"from": "completed", "to": "approved", "reason": "a fallback delivery was created"},
-        )
-        for rid in reopened
-    ]
-    audit.append(conn, events, now=now)
-    return [c[0] for c in created]
+    return {(s.run_id, s.resident_id, Channel(s.channel)): s for s in stored}
+
+
+def _fallback_row(
+    first: Any, stored: dict[tuple[int, str, Channel], Any], now: datetime
+) -> dict[str, Any] | None:
+    """The delivery row of the first later channel with a stored message (and, for SMS, no
+    opt-out), or None when no channel is left."""
+    order = RunSnapshot.from_json(first.snapshot).channels
+    for channel in later_channels(order, Channel(first.channel)):
+        message = stored.get((first.run_id, first.resident_id, channel))
+        if message is not None and not (channel is Channel.SMS and message.opted_out):
+            return {
+                "run_id": first.run_id,
+                "resident_id": first.resident_id,
+                "channel": channel.value,
+                "status": DeliveryStatus.PENDING,
+                "notice_key": first.notice_key,
+                "recipient": message.recipient,
+                "message_id": message.id,
+                "fallback_of": first.id,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+    return None

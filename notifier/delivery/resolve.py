@@ -10,6 +10,7 @@ person's name, like any status change, and a run with nothing left open complete
 
 from __future__ import annotations
 
+from collections import Counter
 from enum import StrEnum
 from typing import Any
 
@@ -17,13 +18,13 @@ import sqlalchemy as sa
 
 from ..actors import actor_name
 from ..app import App
-from ..audit import log as audit
 from ..clock import utcnow
 from ..errors import NotFound, StateError
 from ..status import DeliveryStatus as S
-from ..status import RunStatus, can_transition
+from ..status import RunStatus
 from ..storage.schema import deliveries, runs
-from .dispatch import complete_runs
+from .complete import complete_runs
+from .transitions import move
 
 
 class Decision(StrEnum):
@@ -38,60 +39,50 @@ def resolve_unknown(app: App, run_id: int, decision: Decision, by: str) -> dict[
     """Settle every `unknown` delivery of the run as `decision`; returns what changed (JSON)."""
     by = actor_name(by)
     new = _TO[decision]
-    assert can_transition(S.UNKNOWN, new)
     now = utcnow()
     reason = (
         f"resolved by {by}: {'the message did go out' if decision is Decision.SENT else 'to be sent again'}"
     )
     d = deliveries
     with app.engine.begin() as conn:
-        q = sa.select(runs.c.status).where(runs.c.id == run_id)
-        status = conn.execute(
-            q.with_for_update() if app.engine.dialect.name == "postgresql" else q
-        ).scalar_one_or_none()
-        if status is None:
-            raise NotFound(f"no run {run_id}")
-        if decision is Decision.RESEND and status != RunStatus.APPROVED:
-            raise StateError(f"run {run_id} is {status}; only an approved run can send again (use --as sent)")
-        values: dict[str, Any] = {"status": new, "reason": reason, "updated_at": now, "next_attempt_at": None}
+        _check_run(app, conn, run_id, decision)
+        values: dict[str, Any] = {"next_attempt_at": None}
         if decision is Decision.SENT:
             values["sent_at"] = sa.func.coalesce(d.c.sent_at, now)
-        changed = conn.execute(
-            d.update()
-            .where(d.c.run_id == run_id, d.c.status == S.UNKNOWN)
-            .values(**values)
-            .returning(d.c.id, d.c.channel)
-        ).all()
-        changed.sort()
-        audit.append(
+        changed = move(
             conn,
-            [
-                audit.AuditEvent(
-                    by,
-                    "delivery.status",
-                    f"delivery:{i}",
-                    {
-                        "run": run_id,
-                        "from": S.UNKNOWN.value,
-                        "to": new.value,
-                        "reason": reason,
-                        "resolved_as": decision.value,
-                    },
-                )
-                for i, _ in changed
-            ],
+            None,
+            from_=S.UNKNOWN,
+            to=new,
+            actor=by,
             now=now,
+            reason=reason,
+            values=values,
+            where=[d.c.run_id == run_id],
+            payload={"resolved_as": decision.value},
+        )
+        channels = (
+            conn.execute(sa.select(d.c.channel).where(d.c.id.in_(changed)).order_by(d.c.id)).scalars().all()
         )
         complete_runs(conn, {run_id}, now, by)
         status = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar_one()
-    by_channel: dict[str, int] = {}
-    for _, channel in changed:
-        by_channel[channel] = by_channel.get(channel, 0) + 1
     return {
         "run": run_id,
         "as": decision.value,
         "resolved": len(changed),
-        "deliveries": [i for i, _ in changed],
-        "by_channel": by_channel,
+        "deliveries": sorted(changed),
+        "by_channel": dict(Counter(channels)),
         "run_status": str(status),
     }
+
+
+def _check_run(app: App, conn: sa.Connection, run_id: int, decision: Decision) -> None:
+    """The run exists (locked while it is settled) and, to send again, is approved."""
+    q = sa.select(runs.c.status).where(runs.c.id == run_id)
+    status = conn.execute(
+        q.with_for_update() if app.engine.dialect.name == "postgresql" else q
+    ).scalar_one_or_none()
+    if status is None:
+        raise NotFound(f"no run {run_id}")
+    if decision is Decision.RESEND and status != RunStatus.APPROVED:
+        raise StateError(f"run {run_id} is {status}; only an approved run can send again (use --as sent)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,35 +55,46 @@ def move(
     values: Mapping[str, Any] | None = None,
     where: Sequence[sa.ColumnElement[bool]] = (),
     payload: Mapping[str, Any] | None = None,
+    per_row: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> list[int]:
     """Move the rows among `ids` (or all rows matching `where` when ids is None) that are still
     in a `from_` state to `to`, setting `values` (and `reason` when given); one audit event per
-    moved row. Returns the moved ids."""
+    moved row, with `payload` and the row's own `per_row` detail. Returns the moved ids."""
     sources = _sources(from_)
-    for old in sources:
-        check(old, to)
+    _check_all(sources, [to])
+    payload = payload or {}
     d = deliveries
     sets: dict[str, Any] = {"status": to, "updated_at": now, **(values or {})}
     if reason is not None:
         sets["reason"] = reason
-    chunks: Iterable[list[int] | None] = (
-        [None] if ids is None else (list(ids)[i : i + CHUNK] for i in range(0, len(ids), CHUNK))
-    )
     moved: list[int] = []
     events: list[audit.AuditEvent] = []
-    for chunk in chunks:
-        if chunk == []:
-            continue
+    for chunk in _chunks(ids):
         for old in sources:  # one statement per source state, so each event names its true `from`
             stmt = d.update().where(d.c.status == old, *where)
             if chunk is not None:
                 stmt = stmt.where(d.c.id.in_(chunk))
-            rows = conn.execute(stmt.values(**sets).returning(d.c.id, d.c.run_id)).all()
-            for r in sorted(rows):
-                moved.append(r.id)
-                events.append(_event(actor, r.id, r.run_id, old, to, reason, payload))
+            rows = conn.execute(stmt.values(**sets).returning(d.c.id, d.c.run_id)).tuples().all()
+            old_value, to_value = old.value, to.value
+            for row_id, run_id in sorted(map(tuple, rows)):
+                moved.append(row_id)
+                extra = per_row.get(row_id) if per_row else None
+                detail = {**payload, **extra} if extra else payload
+                events.append(_event(actor, row_id, run_id, old_value, to_value, reason, detail))
     audit.append(conn, events, now=now)
     return moved
+
+
+def _chunks(ids: Collection[int] | None) -> Iterable[list[int] | None]:
+    """`ids` in statements of at most CHUNK (or one unrestricted statement for None)."""
+    if ids is None:
+        return [None]
+    listed = list(ids)
+    return [listed[i : i + CHUNK] for i in range(0, len(listed), CHUNK)]
+
+
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+"""An empty mapping shared by every Move that leaves a field out (read-only, so it can be)."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +105,10 @@ class Move:
 
     id: int
     to: DeliveryStatus
-    values: Mapping[str, Any] = field(default_factory=dict)
-    payload: Mapping[str, Any] = field(default_factory=dict)
+    values: Mapping[str, Any] = field(default_factory=lambda: _NOTHING)
+    payload: Mapping[str, Any] = field(default_factory=lambda: _NOTHING)
     reason: str | None = None
-    expect: Mapping[str, Any] = field(default_factory=dict)
+    expect: Mapping[str, Any] = field(default_factory=lambda: _NOTHING)
 
 
 def move_each(
@@ -111,53 +123,23 @@ def move_each(
 ) -> tuple[list[Move], list[audit.AuditEvent]]:
     """Apply per-row moves to the rows still in a `from_` state (and matching `where` and each
     move's `expect`). The rows are locked first (PostgreSQL `FOR UPDATE`; a SQLite write
-    transaction is the only writer), so the rows updated are exactly the rows found. Returns the
-    moves applied and their audit events (already appended unless `audit_now` is False, for a
-    caller that appends them with others in one go)."""
+    transaction is the only writer), so the rows updated are exactly the rows found. Moves may
+    set different columns (one executemany per set). Returns the moves applied and their audit
+    events (already appended unless `audit_now` is False, for a caller that appends them with
+    others in one go)."""
     sources = set(_sources(from_))
-    for m in moves:
-        for old in sources:
-            check(old, m.to)
+    _check_all(sources, {m.to for m in moves})
     if not moves:
         return [], []
-    d = deliveries
-    expect_cols = sorted({k for m in moves for k in m.expect})
-    found: dict[int, Any] = {}
-    ids = [m.id for m in moves]
-    for i in range(0, len(ids), CHUNK):
-        q = sa.select(d.c.id, d.c.run_id, d.c.status, *(d.c[k] for k in expect_cols)).where(
-            d.c.id.in_(ids[i : i + CHUNK]), d.c.status.in_(sources), *where
-        )
-        if conn.dialect.name == "postgresql":
-            q = q.with_for_update(of=d)
-        found.update((r.id, r) for r in conn.execute(q))
-    applied = [
-        m for m in moves if m.id in found and all(getattr(found[m.id], k) == v for k, v in m.expect.items())
-    ]
-    keys = sorted({k for m in applied for k in m.values})
-    if any(set(m.values) != set(keys) for m in applied):
-        raise ValueError("move_each: every move must set the same columns")
-    if applied:
-        params: dict[str, Any] = {k: sa.bindparam(f"v_{k}") for k in keys}
-        stmt = (
-            d.update()
-            .where(d.c.id == sa.bindparam("b_id"))
-            .values(
-                status=sa.bindparam("b_status"), reason=sa.bindparam("b_reason"), updated_at=now, **params
-            )
-        )
-        rows = [
-            {"b_id": m.id, "b_status": m.to.value, "b_reason": m.reason}
-            | {f"v_{k}": m.values[k] for k in keys}
-            for m in applied
-        ]
-        if all(m.reason is None for m in applied):  # keep the reason a row already has
-            stmt = stmt.values(reason=d.c.reason)
-            for r in rows:
-                del r["b_reason"]
-        executemany(conn, stmt, rows)
+    found = _lock(conn, moves, sources, where)
+    applied = [m for m in moves if m.id in found and (not m.expect or _holds(found[m.id], m.expect))]
+    by_columns: dict[tuple[str, ...], list[Move]] = {}
+    for m in applied:
+        by_columns.setdefault(tuple(m.values), []).append(m)
+    for keys, group in by_columns.items():
+        _apply(conn, group, keys, now)
     events = [
-        _event(actor, m.id, found[m.id].run_id, DeliveryStatus(found[m.id].status), m.to, m.reason, m.payload)
+        _event(actor, m.id, found[m.id].run_id, found[m.id].status, m.to, m.reason, m.payload)
         for m in applied
     ]
     if audit_now:
@@ -165,19 +147,75 @@ def move_each(
     return applied, events
 
 
+def _check_all(sources: Collection[DeliveryStatus], targets: Collection[DeliveryStatus]) -> None:
+    for new in targets:
+        for old in sources:
+            check(old, new)
+
+
+def _lock(
+    conn: sa.Connection,
+    moves: Sequence[Move],
+    sources: set[DeliveryStatus],
+    where: Sequence[sa.ColumnElement[bool]],
+) -> dict[int, Any]:
+    """The rows of `moves` still in a source state, locked, with the columns moves expect."""
+    d = deliveries
+    base = {"id", "run_id", "status"}
+    extra = sorted({k for m in moves for k in m.expect} - base)
+    ids = [m.id for m in moves]
+    found: dict[int, Any] = {}
+    for chunk in _chunks(ids):
+        q = sa.select(d.c.id, d.c.run_id, d.c.status, *(d.c[k] for k in extra)).where(
+            d.c.id.in_(chunk or []), d.c.status.in_(sources), *where
+        )
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update(of=d)
+        found.update((r.id, r) for r in conn.execute(q))
+    return found
+
+
+def _holds(row: Any, expect: Mapping[str, Any]) -> bool:
+    return all(getattr(row, k) == v for k, v in expect.items())
+
+
+def _apply(conn: sa.Connection, moves: list[Move], keys: tuple[str, ...], now: datetime) -> None:
+    """One executemany for moves that set the same columns. `reason` is set from the moves
+    unless they set it in `values` or none has one (then the row keeps the reason it has)."""
+    d = deliveries
+    sets: dict[str, Any] = {"status": sa.bindparam("b_status"), "updated_at": now}
+    sets |= {k: sa.bindparam(f"v_{k}") for k in keys}
+    with_reason = "reason" not in keys and any(m.reason is not None for m in moves)
+    if with_reason:
+        sets["reason"] = sa.bindparam("b_reason")
+    names = [(f"v_{k}", k) for k in keys]
+    rows = []
+    for m in moves:
+        row: dict[str, Any] = {"b_id": m.id, "b_status": m.to}  # a StrEnum: stored as its value
+        for name, k in names:
+            row[name] = m.values[k]
+        if with_reason:
+            row["b_reason"] = m.reason
+        rows.append(row)
+    executemany(conn, d.update().where(d.c.id == sa.bindparam("b_id")).values(**sets), rows)
+
+
 def _event(
     actor: str,
     delivery_id: int,
     run_id: int,
-    old: DeliveryStatus,
-    new: DeliveryStatus,
+    old: str,
+    new: str,
     reason: str | None,
     payload: Mapping[str, Any] | None,
 ) -> audit.AuditEvent:
-    body: dict[str, Any] = {"run": run_id, "from": old.value, "to": new.value}
+    """`delivery.status` for one moved row (`old`, `new`: status values); `payload` adds to it."""
+    body: dict[str, Any] = {"run": run_id, "from": old, "to": new}
     if reason is not None:
         body["reason"] = reason
-    return audit.AuditEvent(actor, "delivery.status", f"delivery:{delivery_id}", body | dict(payload or {}))
+    if payload:
+        body.update(payload)
+    return audit.AuditEvent(actor, "delivery.status", f"delivery:{delivery_id}", body)
 
 
 # -- runs ------------------------------------------------------------------------------------

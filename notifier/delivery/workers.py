@@ -9,10 +9,12 @@ gone.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -98,3 +100,18 @@ class Worker:
             ).scalars()
         )
         return {c for c in claimers if c == self.id or c not in alive or _process_gone(c)}
+
+
+async def keep_alive(worker: Worker, now: Callable[[], datetime]) -> None:
+    """Renew the worker's lease until cancelled, batches in flight included: a batch held back
+    by a rate limit can take minutes, and a lapsed lease would let another worker settle (and
+    resend) rows this one is still sending. A busy database is tried again soon; sends pause
+    (LeaseLapsed) if the lease runs short meanwhile."""
+    delay = max(1.0, worker.ttl.total_seconds() / 4)
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            await asyncio.to_thread(worker.heartbeat, now())
+            delay = max(1.0, worker.ttl.total_seconds() / 4)
+        except sa.exc.OperationalError:
+            delay = 1.0

@@ -21,9 +21,7 @@ from ..audit import log as audit
 from ..clock import as_utc, utcnow
 from ..errors import InputError, StateError
 from ..rules.model import Rule
-from ..status import RunStatus
 from ..storage.schema import approvals, firings
-from ..storage.schema import runs as runs_table
 from .approval import approval_state
 
 ACTOR = "scheduler"
@@ -60,14 +58,16 @@ def fire(
     try:
         with app.engine.begin() as conn:
             fid = conn.execute(
-                firings.insert().values(
+                firings.insert()
+                .values(
                     rule_id=rule.id,
                     scheduled_at=scheduled_at,
                     version=rule.version,
                     status="firing",
                     fired_at=now,
                 )
-            ).inserted_primary_key[0]
+                .returning(firings.c.id)
+            ).scalar_one()
     except sa.exc.IntegrityError:
         return Firing(rule.id, scheduled_at, "duplicate", reason="this firing already happened")
     day = scheduled_at.astimezone(app.config.timezone).date()
@@ -76,7 +76,7 @@ def fire(
         state = approval_state(conn, rule, app.config.approval_levels)
     if now - scheduled_at > grace:
         status, reason = "missed", f"{now - scheduled_at} late, beyond the grace period of {grace}"
-    elif rule.item.disclosure == "restricted" or not rule.item.published_on(day):
+    elif rule.item.disclosure == "restricted" or runs.window_problem(rule, day) is not None:
         status, reason = "outside_window", f"item not published on {day}"
     elif not state.approved:
         status, reason = (
@@ -123,11 +123,7 @@ def _release(app: App, run_id: int, rule_approvals: list[dict[str, Any]]) -> Non
                     approved_at=now,
                 )
             )
-        conn.execute(
-            runs_table.update()
-            .where(runs_table.c.id == run_id, runs_table.c.status == RunStatus.AWAITING_APPROVAL)
-            .values(status=RunStatus.APPROVED, approved_at=now)
-        )
+        runs.mark_approved(conn, run_id, ACTOR, now)  # `run.released` names the approvals it stands on
         audit.record(
             conn, ACTOR, "run.released", f"run:{run_id}", by_rule_approval=[a["by"] for a in rule_approvals]
         )

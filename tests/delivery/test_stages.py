@@ -1,0 +1,169 @@
+"""The dispatcher's stages on a real database: a lapsed lease gives its attempt back, stopping
+is an event the loop obeys between batches, and cancelling a run while a dispatcher claims
+audits exactly the rows the cancel moved (PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from notifier import runs
+from notifier.app import App
+from notifier.channels.registry import providers_for
+from notifier.delivery.dispatch import Dispatcher
+from notifier.delivery.jobs import Outcome
+from notifier.delivery.transitions import move
+from notifier.delivery.workers import Worker
+from notifier.errors import LeaseLapsed, RenderError
+from notifier.rules.load import find_rule
+from notifier.status import DeliveryStatus as S
+from notifier.storage.schema import audit_events, deliveries, run_messages
+from notifier.storage.schema import runs as runs_table
+
+from .builders import NOON, ON, approved_run, county
+
+
+def _rows(app: App, run_id: int) -> list[Any]:
+    with app.engine.connect() as conn:
+        return conn.execute(
+            sa.select(deliveries).where(deliveries.c.run_id == run_id).order_by(deliveries.c.id)
+        ).all()
+
+
+def _events(app: App, action: str) -> list[tuple[str, dict[str, Any]]]:
+    with app.engine.connect() as conn:
+        return [
+            (s, json.loads(p))
+            for s, p in conn.execute(
+                sa.select(audit_events.c.subject, audit_events.c.payload)
+                .where(audit_events.c.action == action)
+                .order_by(audit_events.c.seq)
+            )
+        ]
+
+
+def test_a_lapsed_lease_puts_the_row_back_without_using_an_attempt(tmp_path: Path, sqlite_url: str) -> None:
+    """With max_attempts = 1 the old handling (a retryable error that kept the claim's count)
+    failed the SMS and fell back to e-mail; nothing was ever handed to a provider."""
+    app = county(tmp_path, sqlite_url, phones=2, extra="[sending]\nmax_attempts = 1\n")
+    try:
+        run_id = approved_run(app)
+        clock = [NOON]
+        worker = Worker(app.engine, timedelta(seconds=60))
+        dispatcher = Dispatcher(app, providers_for(app.config), now=lambda: clock[0], worker=worker)
+        stages = dispatcher.stages
+        worker.heartbeat(NOON)
+        claimed = stages.claimer.claim(run_id)
+        assert [r.status for r in _rows(app, run_id)] == ["sending", "sending"]
+        clock[0] = NOON + timedelta(seconds=50)  # no renewal for 3/4 of the lease: must not send
+
+        async def send_all() -> list[Outcome]:
+            return list(await asyncio.gather(*(stages.sender.send(j) for j in claimed.jobs)))
+
+        outcomes = asyncio.run(send_all())
+        assert all(isinstance(o.error, LeaseLapsed) for o in outcomes)
+        recorded = stages.recorder.record(outcomes, clock[0])
+        assert (recorded.sent, recorded.failed, recorded.retried) == (0, 0, 0)
+        rows = _rows(app, run_id)
+        assert [(r.status, r.attempts, r.next_attempt_at, r.error_code) for r in rows] == [
+            ("pending", 0, None, "lease"),
+            ("pending", 0, None, "lease"),
+        ]
+        assert [(e["from"], e["to"]) for _, e in _events(app, "delivery.status")] == [
+            ("pending", "sending"),
+            ("pending", "sending"),
+            ("sending", "pending"),
+            ("sending", "pending"),
+        ]
+        assert _events(app, "delivery.fallback") == []
+        # A worker whose lease holds sends them, each on its first (and only allowed) attempt.
+        report = asyncio.run(Dispatcher(app, providers_for(app.config), now=lambda: NOON).run(run_id))
+        assert (report.sent, report.failed, report.remaining) == (2, 0, 0)
+        assert [(r.status, r.attempts) for r in _rows(app, run_id)] == [("delivered", 1), ("delivered", 1)]
+    finally:
+        app.close()
+
+
+def test_stopping_is_an_event_obeyed_between_batches(tmp_path: Path, sqlite_url: str) -> None:
+    app = county(tmp_path, sqlite_url, phones=3, extra="[sending]\nbatch_size = 1\n")
+    try:
+        run_id = approved_run(app)
+        stop = asyncio.Event()
+        stop.set()
+        dispatcher = Dispatcher(app, providers_for(app.config), now=lambda: NOON)
+        report = asyncio.run(dispatcher.run(run_id, until_idle=True, stop=stop))
+        assert (report.sent, report.remaining) == (0, 3)  # set before the start: nothing claimed
+
+        async def stop_after_first_batch() -> Any:
+            stop = asyncio.Event()
+            return await dispatcher.run(run_id, until_idle=True, progress=lambda n: stop.set(), stop=stop)
+
+        report = asyncio.run(stop_after_first_batch())
+        assert (report.sent, report.remaining) == (1, 2)  # the batch in flight was recorded, no more
+        assert sorted(r.status for r in _rows(app, run_id)) == ["delivered", "pending", "pending"]
+    finally:
+        app.close()
+
+
+def test_runs_cancel_racing_a_claim_audits_only_the_rows_it_skipped_postgresql(
+    pg_server: Any, tmp_path: Path
+) -> None:
+    """A dispatcher has claimed (locked, not yet committed) some of the run's rows when the run
+    is cancelled: the cancel waits for them, skips only the rows still pending, and both the
+    `delivery.status` events and `run.cancelled`'s count say exactly that."""
+    app = county(tmp_path, pg_server.create_database("cancel_race"), phones=6)
+    try:
+        run_id = approved_run(app)
+        ids = [r.id for r in _rows(app, run_id)]
+        claim = app.engine.connect()
+        tx = claim.begin()
+        move(claim, ids[:2], from_=S.PENDING, to=S.SENDING, actor="dispatcher", now=NOON)  # holds row locks
+        result: list[dict[str, Any]] = []
+        cancel = threading.Thread(target=lambda: result.append(runs.cancel_run(app, run_id, "clerk")))
+        cancel.start()
+        cancel.join(1.0)
+        assert cancel.is_alive(), "the cancel should wait for the claim's row locks"
+        tx.commit()
+        claim.close()
+        cancel.join(20)
+        assert result == [{"run": run_id, "status": "cancelled", "skipped": 4}]
+        assert [(r.id, r.status) for r in _rows(app, run_id)] == [(i, "sending") for i in ids[:2]] + [
+            (i, "skipped") for i in ids[2:]
+        ]
+        skipped = [
+            (s, e["from"], e["to"]) for s, e in _events(app, "delivery.status") if e["to"] == "skipped"
+        ]
+        assert skipped == [(f"delivery:{i}", "pending", "skipped") for i in ids[2:]]
+        assert [e for _, e in _events(app, "run.cancelled")] == [{"pending_skipped": 4}]
+    finally:
+        app.close()
+
+
+def test_a_template_that_cannot_render_stops_the_run_and_never_falls_back(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Everyone here could be reached by e-mail, but the SMS template fails for one resident:
+    that is the rule's fault, which no other channel mends. No run, no delivery, no message."""
+    app = county(tmp_path, sqlite_url, phones=2)
+    try:
+        (tmp_path / "templates" / "farm_subsidy.sms.j2").write_text(
+            "{{ 100 / (resident.farmland_mu - 2) }}\n", encoding="utf-8"
+        )
+        rule = find_rule("farm-subsidy-2026", app.config.rules_dir, app.dictionary, app.config.templates_dir)
+        with pytest.raises(RenderError, match="no run was created"):
+            runs.create_run(app, rule, ON, "clerk")
+        with app.engine.connect() as conn:
+            counts = [
+                conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                for t in (runs_table, deliveries, run_messages)
+            ]
+        assert counts == [0, 0, 0] and _events(app, "delivery.fallback") == []
+    finally:
+        app.close()
