@@ -9,8 +9,8 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from notifier.app import App
-from notifier.web import build_web_app
 from notifier.identity import Role, add_account
+from notifier.web import build_web_app
 
 from ..support.browser import chromium, uvicorn_thread
 

@@ -17,7 +17,7 @@ from notifier.runs.snapshot import ItemSnapshot
 from notifier.status import Channel
 from notifier.storage.schema import runs as runs_table
 
-from .builders import approved_run, county
+from ..support.county import approved_run, county
 
 
 def test_what_a_run_stores_reads_back_the_same(tmp_path: Path, sqlite_url: str) -> None:

@@ -27,7 +27,7 @@ from notifier.status import DeliveryStatus as S
 from notifier.storage.schema import audit_events, deliveries, run_messages
 from notifier.storage.schema import runs as runs_table
 
-from .builders import NOON, ON, approved_run, county
+from ..support.county import NOON, ON, approved_run, county
 
 
 def _rows(app: App, run_id: int) -> list[Any]:

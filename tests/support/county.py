@@ -12,7 +12,7 @@ from notifier.app import App
 from notifier.residents.importer import import_residents
 from notifier.rules.load import find_rule
 
-from ..conftest import write_config
+from .project import write_config
 
 ON = date(2026, 4, 1)
 NOON = datetime(2026, 4, 1, 4, 0, tzinfo=timezone.utc)  # 12:00 in Asia/Shanghai
