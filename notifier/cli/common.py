@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from datetime import date
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from ..app import App
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 Handler: TypeAlias = Callable[[argparse.Namespace], int]
+R = TypeVar("R")
 UNMASK_HELP = "personal data in full (needs [audit] unmask_allowed; audited)"
 
 
@@ -92,6 +93,28 @@ def act(app: App, args: argparse.Namespace, permission: Permission, what: str) -
         refused(app, exc, f"cli:{what}")
         raise
     return who
+
+
+def level_gate(app: App, who: Actor, permission: Permission, what: str) -> Callable[[int], None]:
+    """For approvals: raises unless `who` may approve the level the approval would take."""
+
+    def check(level: int) -> None:
+        who.require(permission, level=level, what=f"{what} at level {level}")
+
+    return check
+
+
+def refusals_audited(app: App, what: str, call: Callable[[], R]) -> R:
+    """Run a service; a PermissionDenied it raises (inside its own, rolled back, transaction) is
+    audited afterwards in a transaction of its own."""
+    from ..errors import PermissionDenied
+    from ..identity.accounts import refused
+
+    try:
+        return call()
+    except PermissionDenied as exc:
+        refused(app, exc, f"cli:{what}")
+        raise
 
 
 def unmasking(app: App, args: argparse.Namespace, what: str) -> tuple[str, str | None]:

@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING
 
 from ..identity.permissions import Permission
 from ..output import console
-from .common import act, acting_flags, command, find_rule, group, iso_date, open_app, today
+from .common import (
+    act,
+    acting_flags,
+    command,
+    find_rule,
+    group,
+    iso_date,
+    level_gate,
+    open_app,
+    refusals_audited,
+    today,
+)
 from .render import print_problems, show, table
 
 if TYPE_CHECKING:
@@ -168,7 +179,12 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
     app = open_app(args)
     who = act(app, args, Permission.RULES_APPROVE, "approve rules")
-    show(approve_rule(app, find_rule(app, args.rule), who.name), _approved, args.json)
+    gate = level_gate(app, who, Permission.RULES_APPROVE, "approve rules")
+    rule = find_rule(app, args.rule)
+    state = refusals_audited(
+        app, "approve rules", lambda: approve_rule(app, rule, who.name, may_approve=gate)
+    )
+    show(state, _approved, args.json)
     return 0
 
 

@@ -17,7 +17,9 @@ from .common import (
     find_rule,
     group,
     iso_date,
+    level_gate,
     open_app,
+    refusals_audited,
     today,
     unmasking,
 )
@@ -88,7 +90,11 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
     app = open_app(args)
     who = act(app, args, Permission.RUNS_APPROVE, "approve runs")
-    show(Payload(approve_run(app, args.run, who.name)), _approved, args.json)
+    gate = level_gate(app, who, Permission.RUNS_APPROVE, "approve runs")
+    out = refusals_audited(
+        app, "approve runs", lambda: approve_run(app, args.run, who.name, may_approve=gate)
+    )
+    show(Payload(out), _approved, args.json)
     return 0
 
 

@@ -7,6 +7,7 @@ dispatcher claimed in the meantime.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -46,9 +47,12 @@ def mark_approved(conn: sa.Connection, run_id: int, actor: str, now: datetime) -
     return bool(moved)
 
 
-def approve_run(app: App, run_id: int, by: str) -> dict[str, Any]:
+def approve_run(
+    app: App, run_id: int, by: str, *, may_approve: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """One review level. Never by the run's creator, never twice by the same person (names
-    compared as actors.same_actor does: case, width and stray spaces do not make a new person)."""
+    compared as actors.same_actor does: case, width and stray spaces do not make a new person).
+    `may_approve(level)` raises unless the acting account may approve that level."""
     by = actor_name(by)
     with app.engine.begin() as conn:
         run = load_run(conn, run_id, lock=True)
@@ -66,6 +70,8 @@ def approve_run(app: App, run_id: int, by: str) -> dict[str, Any]:
             )
         levels = list(run.levels)
         level = len(done) + 1
+        if may_approve is not None:
+            may_approve(level)
         now = utcnow()
         conn.execute(
             approvals.insert().values(

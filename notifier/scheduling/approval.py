@@ -7,6 +7,7 @@ scheduler never sends anything that was not approved as it is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,9 +65,12 @@ def approval_state(conn: sa.Connection, rule: Rule, levels: list[str]) -> Approv
     )
 
 
-def approve_rule(app: App, rule: Rule, by: str) -> ApprovalState:
+def approve_rule(
+    app: App, rule: Rule, by: str, *, may_approve: Callable[[int], None] | None = None
+) -> ApprovalState:
     """One review level for the rule's current version; each level by a different person
-    (names compared as actors.same_actor does)."""
+    (names compared as actors.same_actor does); `may_approve(level)` raises unless the acting
+    account may approve that level."""
     by = actor_name(by)
     levels = app.config.approval_levels
     with app.engine.begin() as conn:
@@ -80,6 +84,8 @@ def approve_rule(app: App, rule: Rule, by: str) -> ApprovalState:
                 f"{by} already approved this version of {rule.id!r}; each level needs a different person"
             )
         level = len(state.approvals) + 1
+        if may_approve is not None:
+            may_approve(level)
         conn.execute(
             rule_approvals.insert().values(
                 rule_id=rule.id,
