@@ -41,7 +41,7 @@ lint: $(VENV)/.installed-test
 	$(PY) -m ruff format --check notifier tests bench
 	$(PY) -m mypy
 
-test: $(VENV)/.installed-test debs
+test: $(VENV)/.installed-test debs lint
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed-test
