@@ -5,7 +5,6 @@ detail in one statement (the claim), moves that set different columns in one cal
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,44 +12,13 @@ import sqlalchemy as sa
 from notifier.app import App
 from notifier.delivery.transitions import Move, move, move_each
 from notifier.status import DeliveryStatus as S
-from notifier.storage.schema import audit_events, deliveries, runs
+from notifier.storage.schema import audit_events, deliveries
 
-NOW = datetime(2026, 4, 1, 2, 0, tzinfo=timezone.utc)
+from ..support.rows import NOW, bare_run
 
 
 def _deliveries(app: App, n: int) -> list[int]:
-    with app.engine.begin() as conn:
-        run_id = conn.execute(
-            runs.insert()
-            .values(
-                rule_id="r",
-                rule_version="v",
-                notice_key="k",
-                on_date=date(2026, 4, 1),
-                status="approved",
-                snapshot={},
-                levels=[],
-                audience=n,
-                review=0,
-                created_by="t",
-                created_at=NOW,
-            )
-            .returning(runs.c.id)
-        ).scalar_one()
-        rows = [
-            {
-                "run_id": run_id,
-                "resident_id": f"R{i}",
-                "channel": "sms",
-                "status": "pending",
-                "recipient": f"+86138000{i:05d}",
-                "reason": "an earlier problem",
-                "created_at": NOW,
-                "updated_at": NOW,
-            }
-            for i in range(n)
-        ]
-        return sorted(conn.execute(deliveries.insert().returning(deliveries.c.id), rows).scalars().all())
+    return bare_run(app, n, reason="an earlier problem")[1]
 
 
 def _payloads(app: App) -> list[dict[str, Any]]:

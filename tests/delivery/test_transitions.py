@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import date, datetime, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -15,52 +14,13 @@ from notifier.delivery.transitions import Move, move, move_each, move_run
 from notifier.errors import TransitionForbidden
 from notifier.status import DeliveryStatus as S
 from notifier.status import RunStatus
-from notifier.storage.schema import audit_events, deliveries, runs
+from notifier.storage.schema import audit_events, deliveries
 
-NOW = datetime(2026, 4, 1, 2, 0, tzinfo=timezone.utc)
+from ..support.rows import NOW, bare_run
 
 
-def _run(app: App, n: int, status: RunStatus = RunStatus.APPROVED) -> tuple[int, list[int]]:
-    with app.engine.begin() as conn:
-        run_id = conn.execute(
-            runs.insert()
-            .values(
-                rule_id="r",
-                rule_version="v",
-                notice_key="k",
-                on_date=date(2026, 4, 1),
-                status=status,
-                snapshot={},
-                levels=[],
-                audience=n,
-                review=0,
-                created_by="t",
-                created_at=NOW,
-            )
-            .returning(runs.c.id)
-        ).scalar_one()
-        if n == 0:
-            return run_id, []
-        ids = (
-            conn.execute(
-                deliveries.insert().returning(deliveries.c.id),
-                [
-                    {
-                        "run_id": run_id,
-                        "resident_id": f"R{i}",
-                        "channel": "sms",
-                        "status": "pending",
-                        "recipient": f"+8613800000{i:03d}",
-                        "created_at": NOW,
-                        "updated_at": NOW,
-                    }
-                    for i in range(n)
-                ],
-            )
-            .scalars()
-            .all()
-        )
-    return run_id, sorted(ids)
+def _run(app: App, n: int) -> tuple[int, list[int]]:
+    return bare_run(app, n)
 
 
 def _status_events(app: App) -> list[tuple[str, str, str]]:
