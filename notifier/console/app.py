@@ -18,7 +18,7 @@ from ..app import App
 from ..config import resolve_secret
 from ..errors import ConfigError
 from ..i18n import label, translations
-from . import audit, optouts
+from . import audit, optouts, runs
 from .pages import Pages
 from .security import SecurityHeaders, csrf_token
 
@@ -79,6 +79,7 @@ def console_app(app: App) -> Starlette:
     routes = [
         *pages.routes(),
         *optouts.routes(pages),
+        *runs.routes(pages),
         *audit.routes(pages),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

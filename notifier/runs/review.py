@@ -48,7 +48,12 @@ def mark_approved(conn: sa.Connection, run_id: int, actor: str, now: datetime) -
 
 
 def approve_run(
-    app: App, run_id: int, by: str, *, may_approve: Callable[[int], None] | None = None
+    app: App,
+    run_id: int,
+    by: str,
+    *,
+    may_approve: Callable[[int], None] | None = None,
+    comment: str | None = None,
 ) -> dict[str, Any]:
     """One review level. Never by the run's creator, never twice by the same person (names
     compared as actors.same_actor does: case, width and stray spaces do not make a new person).
@@ -91,6 +96,7 @@ def approve_run(
             of=len(levels),
             status=status,
             version=run.rule_version,
+            **({"comment": comment} if comment else {}),
         )
     names = [a.approved_by for a in done] + [by]
     return {
@@ -101,7 +107,7 @@ def approve_run(
     }
 
 
-def cancel_run(app: App, run_id: int, by: str) -> dict[str, Any]:
+def cancel_run(app: App, run_id: int, by: str, *, comment: str | None = None) -> dict[str, Any]:
     """Cancel a run that has not completed: its pending deliveries are skipped (each audited)
     and their notice keys released; rows already claimed by a dispatcher go their way."""
     by = actor_name(by)
@@ -134,7 +140,14 @@ def cancel_run(app: App, run_id: int, by: str) -> dict[str, Any]:
         )
         audit.append(
             conn,
-            [audit.AuditEvent(by, "run.cancelled", f"run:{run_id}", {"pending_skipped": len(skipped)})],
+            [
+                audit.AuditEvent(
+                    by,
+                    "run.cancelled",
+                    f"run:{run_id}",
+                    {"pending_skipped": len(skipped), **({"comment": comment} if comment else {})},
+                )
+            ],
             now=now,
         )
     return {"run": run_id, "status": str(RunStatus.CANCELLED), "skipped": len(skipped)}

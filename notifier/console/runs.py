@@ -1,0 +1,155 @@
+"""发送批次 pages: runs with their status, creating one, the review of one run (counts, the stored
+sample messages, approvals) with approve / reject (with a comment) and cancel. The same services
+as the CLI (runs/), acting as the logged-in account."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ..clock import local_today
+from ..errors import NotFound, NotifierError, PermissionDenied
+from ..identity import Account, Permission, authorize
+from ..identity.accounts import refused
+from ..rules.load import load_rules, rule_files
+from ..runs import approve_run, cancel_run, create_run, list_runs, run_messages_page, show_run
+from .pages import Pages
+
+PATH = "/runs"
+SAMPLES = 5
+
+
+def routes(pages: Pages) -> list[Route]:
+    app = pages.app
+
+    def rules() -> list[str]:
+        found, _ = load_rules(rule_files(app.config.rules_dir), app.dictionary, app.config.templates_dir)
+        return sorted(found)
+
+    async def index(
+        request: Request, account: Account, status: int = 200, error: str | None = None
+    ) -> Response:
+        runs = await run_in_threadpool(list_runs, app)
+        names = await run_in_threadpool(rules) if account.can(Permission.RUNS_CREATE) else []
+        return pages.render(
+            request,
+            "runs.html",
+            account,
+            status,
+            runs=list(reversed(runs)),
+            rules=names,
+            error=error,
+            today=local_today(app.config.timezone).isoformat(),
+            local=pages.local_iso,
+        )
+
+    async def listing(request: Request, account: Account) -> Response:
+        return await index(request, account)
+
+    async def create(request: Request, account: Account) -> Response:
+        from datetime import date
+
+        from ..rules.load import find_rule
+
+        form = await request.form()
+        try:
+            on = date.fromisoformat(str(form.get("on") or ""))
+            rule = await run_in_threadpool(
+                find_rule,
+                str(form.get("rule") or ""),
+                app.config.rules_dir,
+                app.dictionary,
+                app.config.templates_dir,
+            )
+            created = await run_in_threadpool(create_run, app, rule, on, account.actor)
+        except ValueError:
+            return await index(request, account, 400, "date")
+        except NotifierError as exc:
+            return await index(request, account, 400, exc.message)
+        return RedirectResponse(f"{PATH}/{created.run}", status_code=303)
+
+    async def detail(
+        request: Request, account: Account, status: int = 200, error: str | None = None
+    ) -> Response:
+        run_id = int(request.path_params["run"])
+        try:
+            run = await run_in_threadpool(show_run, app, run_id)
+        except NotFound:
+            return pages.render(request, "error.html", account, 404, message_id="not_found")
+        page = await run_in_threadpool(lambda: run_messages_page(app, run_id, sample=SAMPLES))
+        level = len(run["approvals"]) + 1
+        return pages.render(
+            request,
+            "run.html",
+            account,
+            status,
+            run=run,
+            messages=page["messages"],
+            error=error,
+            may_approve=run["status"] == "awaiting_approval" and account.can(Permission.RUNS_APPROVE, level),
+            may_cancel=run["status"] in ("awaiting_approval", "approved")
+            and account.can(Permission.RUNS_CANCEL),
+            level=level,
+            local=pages.local_iso,
+            done=request.query_params.get("done"),
+        )
+
+    async def show(request: Request, account: Account) -> Response:
+        return await detail(request, account)
+
+    def acting(action: Callable[..., Any], done: str) -> Callable[[Request, Account], Any]:
+        async def handler(request: Request, account: Account) -> Response:
+            run_id = int(request.path_params["run"])
+            form = await request.form()
+            comment = str(form.get("comment") or "").strip() or None
+            try:
+                await run_in_threadpool(action, account, run_id, comment, str(form.get("decision") or ""))
+            except PermissionDenied as exc:
+                await run_in_threadpool(refused, app, exc, f"page:{request.url.path}")
+                return await detail(request, account, 403, exc.message)
+            except NotifierError as exc:
+                return await detail(request, account, 409, exc.message)
+            return RedirectResponse(f"{PATH}/{run_id}?done={done}", status_code=303)
+
+        return handler
+
+    def review(account: Account, run_id: int, comment: str | None, decision: str) -> None:
+        if decision == "reject":  # a rejection ends the run; the reviewer says why
+            if not comment:
+                raise _NeedsComment("a rejection needs a comment")
+            cancel_run(app, run_id, account.actor, comment=f"rejected: {comment}")
+            return
+
+        def gate(level: int) -> None:
+            authorize(account, Permission.RUNS_APPROVE, level=level, what=f"approve runs at level {level}")
+
+        approve_run(app, run_id, account.actor, may_approve=gate, comment=comment)
+
+    def cancel(account: Account, run_id: int, comment: str | None, _: str) -> None:
+        cancel_run(app, run_id, account.actor, comment=comment)
+
+    run_path = PATH + "/{run:int}"
+    return [
+        Route(PATH, pages.page(Permission.RUNS_READ, listing), methods=["GET"]),
+        Route(PATH, pages.page(Permission.RUNS_CREATE, create), methods=["POST"]),
+        Route(run_path, pages.page(Permission.RUNS_READ, show), methods=["GET"]),
+        Route(
+            run_path + "/review",
+            pages.page(Permission.RUNS_APPROVE, acting(review, "reviewed")),
+            methods=["POST"],
+        ),
+        Route(
+            run_path + "/cancel",
+            pages.page(Permission.RUNS_CANCEL, acting(cancel, "cancelled")),
+            methods=["POST"],
+        ),
+    ]
+
+
+class _NeedsComment(NotifierError):
+    pass
