@@ -12,7 +12,7 @@ from notifier.app import App
 from notifier.identity import Role, add_account
 from notifier.web import build_web_app
 
-from ..support.browser import chromium, uvicorn_thread
+from ..support.browser import chromium, submit_and_wait, uvicorn_thread
 
 PW = "correct horse battery"
 
@@ -33,14 +33,14 @@ def test_log_in_and_out_in_a_real_browser(server: str, tmp_path: Path) -> None:
         assert browser.current_url.endswith("/login") and browser.title.startswith("登录")
         browser.find_element(By.ID, "name").send_keys("li")
         browser.find_element(By.ID, "password").send_keys("wrong password!")
-        browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+        submit_and_wait(browser, "form.login button")
         assert "账号或密码错误" in browser.find_element(By.CSS_SELECTOR, ".error").text
         browser.find_element(By.ID, "password").send_keys(PW)
-        browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+        submit_and_wait(browser, "form.login button")
         assert "欢迎，李经办" in browser.find_element(By.TAG_NAME, "h1").text
         cookie = browser.get_cookie("notifier_session")
         assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
-        browser.find_element(By.CSS_SELECTOR, "form.logout button").click()
+        submit_and_wait(browser, "form.logout button")
         assert browser.current_url.endswith("/login")
         browser.get(server + "/")
         assert browser.current_url.endswith("/login")  # logged out: the start page needs a login again

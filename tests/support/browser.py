@@ -59,3 +59,18 @@ def chromium(tmp_path: Path) -> webdriver.Chrome:
     ):
         opts.add_argument(flag)
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+
+
+def submit_and_wait(browser: webdriver.Chrome, button_css: str, timeout: float = 20) -> None:
+    """Click a form's submit button and wait until the browser has loaded the answer (the old
+    page goes stale), so the next lookup reads the new page, however loaded the machine is."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.CSS_SELECTOR, button_css).click()
+    WebDriverWait(browser, timeout).until(ec.staleness_of(old))
+    WebDriverWait(browser, timeout).until(
+        lambda b: b.execute_script("return document.readyState") == "complete"
+    )
