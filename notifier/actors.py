@@ -1,4 +1,5 @@
-"""Who acted: the names typed after `--by`, compared the way people read them.
+"""Who acted, as recorded: an account's actor (`account:ID:name`, identity/) or, in a database
+without accounts, the name typed after `--by`; compared the way people read them.
 
 Separation of duties (a run's creator never approves it, one person one level) must not be
 dodged by spelling: "Li", " li", "ｌｉ" (full-width) and "li\u200b" are one person. Names are
