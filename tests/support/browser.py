@@ -4,6 +4,7 @@ and a real uvicorn server on 127.0.0.1 in a thread. Nothing is downloaded."""
 from __future__ import annotations
 
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,26 +16,30 @@ import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from .project import free_port
-
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 @contextmanager
 def uvicorn_thread(asgi: Any) -> Iterator[str]:
-    """Serve `asgi` on a free port of 127.0.0.1 until the block ends; yields the base URL."""
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
+    """Serve `asgi` on 127.0.0.1 until the block ends; yields the base URL. The socket is bound
+    here (port 0) and handed to uvicorn, so no other process can take the port in between."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(asgi, log_level="warning"))
+    thread = threading.Thread(target=lambda: srv.run(sockets=[sock]), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline and thread.is_alive():
         time.sleep(0.05)
+    assert srv.started, "the test web server did not start"
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         srv.should_exit = True
         thread.join(5)
+        sock.close()
 
 
 def chromium(tmp_path: Path) -> webdriver.Chrome:
