@@ -93,6 +93,15 @@ def _guarded(app: App, by: Account | None, permission: Permission, what: str) ->
         raise
 
 
+def _guard_others(app: App, by: Account, name: str, what: str) -> None:
+    """Acting on another account needs `accounts.manage`. Checked before the caller's write
+    transaction, so a refusal is audited in a transaction of its own without waiting on it."""
+    with app.reader.connect() as conn:
+        target = find_account(conn, name)
+    if target.id != by.id:
+        _guarded(app, by, Permission.ACCOUNTS, what)
+
+
 def _check_levels(app: App, roles: frozenset[Role], levels: Iterable[int]) -> frozenset[int]:
     names = app.config.approval.levels
     out = frozenset(levels)
@@ -191,12 +200,11 @@ def disable_account(app: App, by: Account, name: str) -> Account:
 
 def reset_password(app: App, by: Account, name: str, password: str) -> None:
     """Set a new password (and lift a lockout). An admin for anyone, anyone for themselves."""
+    _guard_others(app, by, name, "reset passwords of others")
     pw_hash = hash_password(password)
     now = utcnow()
     with app.engine.begin() as conn:
         target = find_account(conn, name)
-        if target.id != by.id:
-            _guarded(app, by, Permission.ACCOUNTS, "reset passwords of others")
         conn.execute(
             accounts.update()
             .where(accounts.c.id == target.id)
@@ -207,12 +215,11 @@ def reset_password(app: App, by: Account, name: str, password: str) -> None:
 
 def issue_token(app: App, by: Account, name: str, label: str | None = None) -> str:
     """A new personal token for the named account, returned once and stored only hashed."""
+    _guard_others(app, by, name, "issue tokens for others")
     token = new_token()
     now = utcnow()
     with app.engine.begin() as conn:
         target = find_account(conn, name)
-        if target.id != by.id:
-            _guarded(app, by, Permission.ACCOUNTS, "issue tokens for others")
         if target.disabled:
             raise StateError(f"account {target.name} is disabled")
         tid = conn.execute(

@@ -172,3 +172,19 @@ def test_the_cli_actor_comes_from_a_token_or_a_password_never_from_by(
     assert who.account == op and asked == ["account: "]
     with pytest.raises(PermissionDenied, match="accounts.manage"):
         who.require(Permission.ACCOUNTS)
+
+
+def test_a_refusal_on_another_account_is_audited_without_waiting_for_the_database(app: App) -> None:
+    """reset_password / issue_token for someone else check the permission before their write
+    transaction: the refusal's audit event must not wait on the caller's own lock."""
+    import time
+
+    admin = _admin(app)
+    op = add_account(app, admin, "li", frozenset({Role.OPERATOR}), password=PW)
+    started = time.monotonic()
+    with pytest.raises(PermissionDenied, match="accounts.manage"):
+        issue_token(app, op, "admin")
+    with pytest.raises(PermissionDenied, match="accounts.manage"):
+        reset_password(app, op, "admin", "another good password")
+    assert time.monotonic() - started < 10
+    assert [a[1] for a in _actions(app)][-2:] == ["account.refused", "account.refused"]
