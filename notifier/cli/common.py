@@ -82,26 +82,12 @@ def acting_flags(parser: argparse.ArgumentParser, by_help: str = "assert the act
 
 def act(app: App, args: argparse.Namespace, permission: Permission, what: str) -> Actor:
     """Who runs this command, refused (and the refusal audited) unless they hold `permission`."""
-    from ..errors import PermissionDenied
-    from ..identity.accounts import refused
+    from ..identity.accounts import require
     from ..identity.acting import acting
 
     who = acting(app, token_file=args.token_file, by=args.by)
-    try:
-        who.require(permission, what=what)
-    except PermissionDenied as exc:
-        refused(app, exc, f"cli:{what}")
-        raise
+    require(app, who.account, permission, what, subject=f"cli:{what}")
     return who
-
-
-def level_gate(app: App, who: Actor, permission: Permission, what: str) -> Callable[[int], None]:
-    """For approvals: raises unless `who` may approve the level the approval would take."""
-
-    def check(level: int) -> None:
-        who.require(permission, level=level, what=f"{what} at level {level}")
-
-    return check
 
 
 def refusals_audited(app: App, what: str, call: Callable[[], R]) -> R:

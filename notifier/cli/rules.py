@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..identity.permissions import Permission
+from ..identity.permissions import Permission, approval_gate
 from ..output import console
 from .common import (
     act,
@@ -15,7 +15,6 @@ from .common import (
     find_rule,
     group,
     iso_date,
-    level_gate,
     open_app,
     refusals_audited,
     today,
@@ -179,7 +178,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
     app = open_app(args)
     who = act(app, args, Permission.RULES_APPROVE, "approve rules")
-    gate = level_gate(app, who, Permission.RULES_APPROVE, "approve rules")
+    gate = approval_gate(who.account, Permission.RULES_APPROVE, "approve rules")
     rule = find_rule(app, args.rule)
     state = refusals_audited(
         app, "approve rules", lambda: approve_rule(app, rule, who.name, may_approve=gate)

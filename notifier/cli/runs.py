@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from ..identity.permissions import Permission
+from ..identity.permissions import Permission, approval_gate
 from ..output import console, local_time
 from .common import (
     UNMASK_HELP,
@@ -17,7 +17,6 @@ from .common import (
     find_rule,
     group,
     iso_date,
-    level_gate,
     open_app,
     refusals_audited,
     today,
@@ -90,7 +89,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
     app = open_app(args)
     who = act(app, args, Permission.RUNS_APPROVE, "approve runs")
-    gate = level_gate(app, who, Permission.RUNS_APPROVE, "approve runs")
+    gate = approval_gate(who.account, Permission.RUNS_APPROVE, "approve runs")
     out = refusals_audited(
         app, "approve runs", lambda: approve_run(app, args.run, who.name, may_approve=gate)
     )

@@ -46,7 +46,7 @@ def routes(pages: Pages) -> list[Route]:
             resident=resident,
             history=history,
             missing=missing,
-            local=pages.local_iso,
+            local=pages.local,
         )
 
     async def download(request: Request, account: Account) -> Response:

@@ -18,6 +18,7 @@ from ..errors import PermissionDenied
 from ..identity import Account, Permission, authenticate_password
 from ..identity.accounts import AccountLocked, account_by_id, refused
 from ..identity.permissions import authorize
+from ..output import local_time
 from .security import csrf_ok
 
 Handler = Callable[[Request, Account], Awaitable[Response]]
@@ -50,16 +51,9 @@ class Pages:
         return HTMLResponse(html, status_code=status)
 
     def local(self, when: Any) -> str:
-        """A stored time as staff read it: in the configured timezone, to the minute."""
-        from ..clock import as_utc
-
-        return as_utc(when).astimezone(self.app.config.timezone).strftime("%Y-%m-%d %H:%M") if when else ""
-
-    def local_iso(self, text: str | None) -> str:
-        """An ISO time from a service's JSON, in the configured timezone, to the minute."""
-        from datetime import datetime
-
-        return self.local(datetime.fromisoformat(text)) if text else ""
+        """A stored time (or its ISO text from a service's JSON) as staff read it, in the
+        configured timezone (output.local_time, as the CLI shows it)."""
+        return local_time(when, self.app.config.timezone)
 
     # -- the gate --------------------------------------------------------------------------------
     async def account(self, request: Request) -> Account | None:

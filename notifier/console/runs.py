@@ -14,8 +14,9 @@ from starlette.routing import Route
 
 from ..clock import local_today
 from ..errors import NotFound, NotifierError, PermissionDenied
-from ..identity import Account, Permission, authorize
+from ..identity import Account, Permission
 from ..identity.accounts import refused
+from ..identity.permissions import approval_gate
 from ..rules.load import load_rules, rule_files
 from ..runs import approve_run, cancel_run, create_run, list_runs, run_messages_page, show_run
 from .pages import Pages
@@ -45,7 +46,7 @@ def routes(pages: Pages) -> list[Route]:
             rules=names,
             error=error,
             today=local_today(app.config.timezone).isoformat(),
-            local=pages.local_iso,
+            local=pages.local,
         )
 
     async def listing(request: Request, account: Account) -> Response:
@@ -95,7 +96,7 @@ def routes(pages: Pages) -> list[Route]:
             may_cancel=run["status"] in ("awaiting_approval", "approved")
             and account.can(Permission.RUNS_CANCEL),
             level=level,
-            local=pages.local_iso,
+            local=pages.local,
             done=request.query_params.get("done"),
         )
 
@@ -125,9 +126,7 @@ def routes(pages: Pages) -> list[Route]:
             cancel_run(app, run_id, account.actor, comment=f"rejected: {comment}")
             return
 
-        def gate(level: int) -> None:
-            authorize(account, Permission.RUNS_APPROVE, level=level, what=f"approve runs at level {level}")
-
+        gate = approval_gate(account, Permission.RUNS_APPROVE, "approve runs")
         approve_run(app, run_id, account.actor, may_approve=gate, comment=comment)
 
     def cancel(account: Account, run_id: int, comment: str | None, _: str) -> None:

@@ -83,13 +83,18 @@ def refused(app: App, exc: PermissionDenied, what: str) -> None:
         audit.record(conn, who, "account.refused", what, permission=perm, reason=exc.message)
 
 
-def _guarded(app: App, by: Account | None, permission: Permission, what: str) -> None:
+def require(
+    app: App, by: Account | None, permission: Permission, what: str, *, subject: str | None = None
+) -> None:
+    """authorize(), with a refusal audited (as `subject`, default `what`) before it is raised.
+    Call it outside any write transaction: the audit event takes one of its own. No account
+    (a database without accounts, or the first admin): nothing to check."""
     if by is None:
         return
     try:
         authorize(by, permission, what=what)
     except PermissionDenied as exc:
-        refused(app, exc, what)
+        refused(app, exc, subject or what)
         raise
 
 
@@ -99,7 +104,7 @@ def _guard_others(app: App, by: Account, name: str, what: str) -> None:
     with app.reader.connect() as conn:
         target = find_account(conn, name)
     if target.id != by.id:
-        _guarded(app, by, Permission.ACCOUNTS, what)
+        require(app, by, Permission.ACCOUNTS, what)
 
 
 def _check_levels(app: App, roles: frozenset[Role], levels: Iterable[int]) -> frozenset[int]:
@@ -129,7 +134,7 @@ def add_account(
 ) -> Account:
     """A new account. `by` is the admin creating it; None only for the very first account
     (`notifier init`), which must be an admin."""
-    _guarded(app, by, Permission.ACCOUNTS, "add accounts")
+    require(app, by, Permission.ACCOUNTS, "add accounts")
     if not roles:
         raise InputError("an account needs at least one role (--role operator|reviewer|auditor|admin)")
     clean = actor_name(name, "an account name")
@@ -173,14 +178,14 @@ def add_account(
 
 
 def list_accounts(app: App, by: Account) -> list[Account]:
-    _guarded(app, by, Permission.ACCOUNTS, "list accounts")
+    require(app, by, Permission.ACCOUNTS, "list accounts")
     with app.reader.connect() as conn:
         return [_account(r) for r in conn.execute(sa.select(accounts).order_by(accounts.c.id))]
 
 
 def disable_account(app: App, by: Account, name: str) -> Account:
     """Disable an account and revoke its tokens; it stays in the audit trail."""
-    _guarded(app, by, Permission.ACCOUNTS, "disable accounts")
+    require(app, by, Permission.ACCOUNTS, "disable accounts")
     now = utcnow()
     with app.engine.begin() as conn:
         target = find_account(conn, name)

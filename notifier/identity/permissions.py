@@ -7,7 +7,7 @@ approves the levels they are bound to and no other.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -97,6 +97,17 @@ def authorize(account: Account, permission: Permission, *, level: int | None = N
         account,
         permission,
     )
+
+
+def approval_gate(account: Account | None, permission: Permission, what: str) -> Callable[[int], None]:
+    """For run and rule approvals: a check, called with the level an approval would take, that
+    raises unless the account is bound to that level (no account: no check)."""
+
+    def check(level: int) -> None:
+        if account is not None:
+            authorize(account, permission, level=level, what=f"{what} at level {level}")
+
+    return check
 
 
 def parse_roles(names: Iterable[str]) -> frozenset[Role]:
