@@ -4,7 +4,8 @@ A status never moves backwards. The exceptions are `sending -> pending` and `unk
 used only when the provider definitely did not accept the message (a transient refusal such
 as a 429 answered before acceptance, or a lookup at the provider that finds no such message),
 or when a person settles an `unknown` row as "send again" (delivery/resolve.py), so that it
-can be sent later.
+can be sent later; and `failed` / `undelivered -> pending`, only when a person sends failed
+deliveries again (delivery/retry.py).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ ALLOWED_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     S.SENT: frozenset({S.DELIVERED, S.UNDELIVERED, S.FAILED}),
     S.UNKNOWN: frozenset({S.SENT, S.DELIVERED, S.UNDELIVERED, S.FAILED, S.PENDING}),
     S.DELIVERED: frozenset(),
-    S.FAILED: frozenset(),
-    S.UNDELIVERED: frozenset(),
+    S.FAILED: frozenset({S.PENDING}),  # a person's retry only (delivery/retry.py)
+    S.UNDELIVERED: frozenset({S.PENDING}),  # likewise
     S.SKIPPED: frozenset(),
 }
 
@@ -59,11 +60,12 @@ R = RunStatus
 RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     R.AWAITING_APPROVAL: frozenset({R.APPROVED, R.CANCELLED}),
     R.APPROVED: frozenset({R.COMPLETED, R.CANCELLED}),
-    # A completed run is reopened when a channel fallback adds a delivery to it (fallback.py).
+    # A completed run is reopened when a channel fallback adds a delivery to it (fallback.py)
+    # or a person sends failed deliveries again (retry.py).
     R.COMPLETED: frozenset({R.APPROVED}),
     R.CANCELLED: frozenset(),
 }
-"""Run statuses: approval, completion (no open delivery left), cancellation; reopening only by fallback."""
+"""Run statuses: approval, completion (nothing open left), cancellation; reopening by fallback or retry."""
 
 
 CHANNELS: dict[str, Channel] = {c.value: c for c in Channel}

@@ -33,3 +33,30 @@ def test_every_catalog_entry_is_translated() -> None:
     catalog = translations("zh_CN")
     missing = [m for m in LABELS.values() if catalog.gettext(m) == m]
     assert missing == []
+
+
+def _template_messages() -> list[tuple[str, int, str]]:
+    """(template, line, msgid) of every translatable string of the console's templates."""
+    from pathlib import Path
+
+    from jinja2.ext import babel_extract
+
+    import notifier.console
+
+    folder = Path(notifier.console.__file__).parent / "templates"
+    out = []
+    for path in sorted(folder.glob("*.html")):
+        with path.open("rb") as f:
+            for line, _func, message, _comments in babel_extract(f, ["_", "gettext"], [], {}):
+                messages = [message] if isinstance(message, str) else list(message or ())
+                out += [(path.name, line, m) for m in messages if m]  # None: _(a variable)
+    return out
+
+
+def test_every_console_string_has_a_chinese_translation() -> None:
+    """A string added to a template without a zh_CN entry would show English to staff."""
+    found = _template_messages()
+    assert len(found) > 50  # the extractor did read the templates
+    catalog = translations("zh_CN")
+    missing = [f"{name}:{line}: {msgid!r}" for name, line, msgid in found if catalog.gettext(msgid) == msgid]
+    assert missing == []

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ..identity.permissions import Permission, approval_gate
 from ..output import console, local_time
+from ..status import DeliveryStatus
 from .common import (
     UNMASK_HELP,
     act,
@@ -55,6 +56,20 @@ def register(sub: SubParsers) -> None:
     acting_flags(s, "with --unmask: assert the acting account's name")
     s = command(runs, "show", cmd_show, "one run with delivery counts by status")
     s.add_argument("run", type=int)
+    s = command(runs, "deliveries", cmd_deliveries, "each recipient's delivery status and reason (masked)")
+    s.add_argument("run", type=int)
+    s.add_argument(
+        "--status", choices=[x.value for x in DeliveryStatus], help="only deliveries in this status"
+    )
+    s.add_argument("--offset", type=int, default=0, metavar="N", help="skip the first N")
+    s.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (500 at most)")
+    s = command(
+        runs, "diff", cmd_diff, "what the run's rule and templates change since its last approved run"
+    )
+    s.add_argument("run", type=int)
+    s = command(runs, "retry", cmd_retry, "send the run's failed deliveries again (those without a fallback)")
+    s.add_argument("run", type=int)
+    acting_flags(s)
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -227,4 +242,79 @@ def _messages(r: Payload) -> None:
         f"{out['shown']} of {out['total']} message(s) of run {out['run']}, "
         f"{'masked' if out['masked'] else 'UNMASKED (audited)'}",
         highlight=False,
+    )
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    from ..runs import run_deliveries
+
+    app = open_app(args)
+    out = run_deliveries(app, args.run, status=args.status, offset=args.offset, limit=args.limit)
+    show(LocalPayload(out, app.config.timezone), _deliveries, args.json)
+    return 0
+
+
+def _deliveries(r: LocalPayload) -> None:
+    out = r.data
+    t = table(
+        "resident",
+        "name",
+        "channel",
+        "recipient",
+        "status",
+        "reason",
+        "updated",
+        title=f"run {out['run']}: {len(out['deliveries'])} of {out['total']} from {out['offset'] + 1}",
+    )
+    for x in out["deliveries"]:
+        t.add_row(
+            x["resident"],
+            x["name"],
+            x["channel"],
+            x["recipient"],
+            x["status"],
+            x["reason"] or "",
+            local_time(x["updated_at"], r.tz),
+        )
+    console.print(t)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from ..runs import rule_diff
+
+    app = open_app(args)
+    show(Payload(rule_diff(app, args.run)), _diff, args.json)
+    return 0
+
+
+def _diff(r: Payload) -> None:
+    out = r.data
+    if out["against"] is None:
+        console.print(
+            f"run {out['run']}: no earlier approved run of this rule; review it in full", markup=False
+        )
+    elif out["same"]:
+        console.print(
+            f"run {out['run']}: rule and templates as in approved run {out['against']}", markup=False
+        )
+    else:
+        console.print("\n".join(out["diff"]), markup=False, highlight=False)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from ..delivery.retry import retry_failed
+
+    app = open_app(args)
+    who = act(app, args, Permission.RUNS_RETRY, "send failed deliveries again")
+    out = retry_failed(app, args.run, who.name)
+    show(Payload(out), _retried, args.json)
+    return 0
+
+
+def _retried(r: Payload) -> None:
+    out = r.data
+    console.print(
+        f"run {out['run']}: {out['retried']} failed deliveries to be sent again ({out['run_status']}); "
+        "they go out with the next `notifier send` or `serve`",
+        markup=False,
     )

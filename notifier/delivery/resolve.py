@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from ..actors import actor_name
 from ..app import App
 from ..clock import utcnow
-from ..errors import NotFound, StateError
+from ..errors import StateError
+from ..runs.review import load_run
 from ..status import DeliveryStatus as S
 from ..status import RunStatus
 from ..storage.schema import deliveries, runs
@@ -78,11 +79,6 @@ def resolve_unknown(app: App, run_id: int, decision: Decision, by: str) -> dict[
 
 def _check_run(app: App, conn: sa.Connection, run_id: int, decision: Decision) -> None:
     """The run exists (locked while it is settled) and, to send again, is approved."""
-    q = sa.select(runs.c.status).where(runs.c.id == run_id)
-    status = conn.execute(
-        q.with_for_update() if app.engine.dialect.name == "postgresql" else q
-    ).scalar_one_or_none()
-    if status is None:
-        raise NotFound(f"no run {run_id}")
+    status = load_run(conn, run_id, lock=True).status
     if decision is Decision.RESEND and status != RunStatus.APPROVED:
         raise StateError(f"run {run_id} is {status}; only an approved run can send again (use --as sent)")

@@ -36,6 +36,7 @@ class Permission(StrEnum):
     RUNS_CREATE = "runs.create"
     RUNS_CANCEL = "runs.cancel"
     RUNS_APPROVE = "runs.approve"
+    RUNS_RETRY = "runs.retry"  # send failed deliveries again
     SEND_RESOLVE = "send.resolve"  # settle `unknown` deliveries
     OPTOUTS = "optouts.manage"
     AUDIT_READ = "audit.read"  # verify, coverage, resident history
@@ -47,7 +48,16 @@ class Permission(StrEnum):
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OPERATOR: frozenset(
-        {P.IMPORT, P.RULES_READ, P.RUNS_READ, P.RUNS_CREATE, P.RUNS_CANCEL, P.SEND_RESOLVE, P.OPTOUTS}
+        {
+            P.IMPORT,
+            P.RULES_READ,
+            P.RUNS_READ,
+            P.RUNS_CREATE,
+            P.RUNS_CANCEL,
+            P.RUNS_RETRY,
+            P.SEND_RESOLVE,
+            P.OPTOUTS,
+        }
     ),
     Role.REVIEWER: frozenset({P.RULES_READ, P.RUNS_READ, P.RUNS_APPROVE, P.RULES_APPROVE}),
     Role.AUDITOR: frozenset({P.RULES_READ, P.RUNS_READ, P.AUDIT_READ, P.EXPORT}),

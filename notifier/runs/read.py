@@ -1,24 +1,29 @@
-"""Reading runs back: the list, one run's state (`runs show`) and its stored messages as
-approvers page through them (masked unless unmasking is allowed and audited)."""
+"""Reading runs back: the list, one run's state (`runs show`), its stored messages as approvers
+page through them (masked unless unmasking is allowed and audited), each recipient's delivery
+status (masked) and what changed in the rule since the last approved run of it."""
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import sqlalchemy as sa
+import yaml
 
 from ..actors import unmasking_actor
 from ..app import App
 from ..audit import log as audit
 from ..clock import as_utc
+from ..masking import mask_address, mask_email, mask_name, mask_phone
 from ..messages import mask_message
-from ..status import DeliveryStatus
+from ..status import Channel, DeliveryStatus, RunStatus
 from ..storage.schema import approvals, deliveries, run_messages, runs
 from .review import load_run
 from .snapshot import RunSnapshot
 
 
 def list_runs(app: App) -> list[dict[str, Any]]:
+    """Every run, oldest first, with who approved it so far (a review queue is a filter of this)."""
     with app.reader.connect() as conn:
         rows = conn.execute(
             sa.select(
@@ -28,8 +33,14 @@ def list_runs(app: App) -> list[dict[str, Any]]:
                 runs.c.created_at,
                 runs.c.audience,
                 runs.c.created_by,
+                runs.c.levels,
             ).order_by(runs.c.id)
         ).all()
+        approved: dict[int, list[str]] = {}
+        for run_id, by in conn.execute(
+            sa.select(approvals.c.run_id, approvals.c.approved_by).order_by(approvals.c.level)
+        ):
+            approved.setdefault(run_id, []).append(by)
     return [
         {
             "run": r.id,
@@ -38,6 +49,8 @@ def list_runs(app: App) -> list[dict[str, Any]]:
             "created_at": as_utc(r.created_at).isoformat(),
             "audience": r.audience,
             "created_by": r.created_by,
+            "levels": len(r.levels),
+            "approved_by": approved.get(r.id, []),
         }
         for r in rows
     ]
@@ -173,3 +186,106 @@ def _message_json(r: Any, unmask: bool) -> dict[str, Any]:
         "segments": r.segments,
         "sha256": r.sha256,
     }
+
+
+PAGE = 50
+_MASK_RECIPIENT = {"sms": mask_phone, "email": mask_email, "letter": mask_address}
+
+
+def run_deliveries(
+    app: App, run_id: int, *, status: str | None = None, offset: int = 0, limit: int = PAGE
+) -> dict[str, Any]:
+    """One page of a run's deliveries, one row per recipient and channel, with status and reason;
+    names and contacts masked (staff answering a resident's call need no more)."""
+    d, m = deliveries, run_messages
+    where = [d.c.run_id == run_id] + ([d.c.status == status] if status else [])
+    with app.reader.connect() as conn:
+        load_run(conn, run_id)
+        total = conn.execute(sa.select(sa.func.count()).select_from(d).where(*where)).scalar_one()
+        rows = conn.execute(
+            sa.select(
+                d.c.id,
+                d.c.resident_id,
+                d.c.channel,
+                d.c.status,
+                d.c.recipient,
+                d.c.provider,
+                d.c.attempts,
+                d.c.reason,
+                d.c.error_code,
+                d.c.fallback_of,
+                d.c.updated_at,
+                m.c.recipient_name,
+                m.c.village,
+            )
+            .join(m, m.c.id == d.c.message_id, isouter=True)
+            .where(*where)
+            .order_by(d.c.resident_id, d.c.id)
+            .offset(max(0, offset))
+            .limit(max(1, min(limit, 500)))
+        ).all()
+    return {
+        "run": run_id,
+        "status": status,
+        "total": int(total),
+        "offset": max(0, offset),
+        "deliveries": [
+            {
+                "delivery": r.id,
+                "resident": r.resident_id,
+                "name": mask_name(r.recipient_name),
+                "village": r.village,
+                "channel": r.channel,
+                "recipient": _MASK_RECIPIENT.get(r.channel, mask_address)(r.recipient),
+                "status": r.status,
+                "provider": r.provider,
+                "attempts": r.attempts,
+                "reason": mask_message(r.reason, _personal(r)),
+                "error_code": r.error_code,
+                "fallback_of": r.fallback_of,
+                "updated_at": as_utc(r.updated_at).isoformat(),
+            }
+            for r in rows
+        ],
+    }
+
+
+def _personal(r: Any) -> tuple[str | None, ...]:
+    """(name, phone, ID number, e-mail, address) as mask_message takes them, from a delivery row."""
+    contact = {c: r.recipient if r.channel == c.value else None for c in Channel}
+    return (r.recipient_name, contact[Channel.SMS], None, contact[Channel.EMAIL], contact[Channel.LETTER])
+
+
+def rule_diff(app: App, run_id: int) -> dict[str, Any]:
+    """What this run's frozen rule and templates change against the last approved run of the
+    same rule (approved or completed), as unified diff lines; what reviewers must read closely."""
+    with app.reader.connect() as conn:
+        run = load_run(conn, run_id)
+        before = conn.execute(
+            sa.select(runs.c.id, runs.c.rule_version, runs.c.snapshot)
+            .where(
+                runs.c.rule_id == run.rule_id,
+                runs.c.id < run_id,
+                runs.c.approved_at.is_not(None),
+                runs.c.status.in_([RunStatus.APPROVED, RunStatus.COMPLETED]),
+            )
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        ).first()
+    if before is None:
+        return {"run": run_id, "against": None, "same": False, "diff": []}
+    old, new = _reviewed_text(before.snapshot), _reviewed_text(run.snapshot)
+    diff = list(difflib.unified_diff(old, new, f"run {before.id}", f"run {run_id}", lineterm="", n=2))
+    return {"run": run_id, "against": before.id, "same": not diff, "diff": diff}
+
+
+def _reviewed_text(snapshot: Any) -> list[str]:
+    """The parts of a run snapshot a reviewer approves, as lines: the rule, its parameter values
+    on the run date, and each channel's template source."""
+    snap = RunSnapshot.from_json(snapshot)
+    text: str = yaml.safe_dump(
+        {"rule": dict(snap.rule), "params": dict(snap.params)}, allow_unicode=True, sort_keys=True
+    )
+    for channel, source in sorted(snap.templates.items()):
+        text += f"--- template {channel} ---\n{source}\n"
+    return text.splitlines()

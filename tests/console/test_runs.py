@@ -18,6 +18,7 @@ from notifier.storage.schema import audit_events
 from notifier.web import build_web_app
 
 from ..support.county import county
+from ..support.smtp_server import SmtpServer
 
 PW = "correct horse battery"
 
@@ -112,3 +113,111 @@ def test_a_rejection_needs_a_comment_and_cancels_the_run(capp: App) -> None:
         ).scalar_one()
     assert json.loads(payload)["comment"] == "rejected: 补贴标准有误"
     assert zhang.get("/runs/999").status_code == 404
+
+
+def _create(client: TestClient) -> str:
+    page = client.get("/runs")
+    r = client.post(
+        "/runs",
+        data={"csrf": csrf(page.text), "rule": "farm-subsidy-2026", "on": "2026-04-01"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    return str(r.headers["location"])
+
+
+def _approve(client: TestClient, url: str) -> None:
+    p = client.get(url)
+    assert client.post(url + "/review", data={"csrf": csrf(p.text), "decision": "approve"}).status_code == 200
+
+
+def test_the_review_queue_shows_each_reviewer_the_runs_waiting_for_their_level(capp: App) -> None:
+    zhang, li, wang = (browser_of(capp, n) for n in ("zhang", "li", "wang"))
+    url = _create(zhang)
+    run = url.rsplit("/", 1)[-1]
+    assert "待我审核（1）" in li.get("/runs").text
+    queue = li.get("/runs", params={"queue": "mine"}).text
+    assert f'href="/runs/{run}"' in queue
+    assert "待我审核（0）" in wang.get("/runs").text  # level 2 waits for level 1
+    assert "待我审核（0）" in zhang.get("/runs").text  # the creator never reviews their own run
+    assert "没有等待您审核的批次" in zhang.get("/runs", params={"queue": "mine"}).text
+    _approve(li, url)
+    assert "待我审核（0）" in li.get("/runs").text and "待我审核（1）" in wang.get("/runs").text
+
+
+def test_a_reviewer_sees_what_changed_in_the_rule_since_the_last_approved_run(capp: App) -> None:
+    zhang, li, wang = (browser_of(capp, n) for n in ("zhang", "li", "wang"))
+    first = _create(zhang)
+    assert "该规则此前没有已批准的批次" in li.get(first).text
+    _approve(li, first)
+    _approve(wang, first)
+    sms = capp.config.templates_dir / "farm_subsidy.sms.j2"
+    sms.write_text(sms.read_text(encoding="utf-8").rstrip("\n") + "咨询电话：12345。\n", encoding="utf-8")
+    second = _create(zhang)
+    page = li.get(second).text
+    assert f"与已批准的批次 {first.rsplit('/', 1)[-1]} 相比" in page
+    assert '<span class="add">+' in page and "咨询电话：12345。" in page
+    assert '<span class="del">-' in page  # the old last line of the template
+
+
+def test_each_recipients_status_is_listed_masked_with_a_status_filter(capp: App) -> None:
+    from ..support.campaign import send
+    from ..support.county import NOON
+
+    zhang, li, wang = (browser_of(capp, n) for n in ("zhang", "li", "wang"))
+    url = _create(zhang)
+    _approve(li, url)
+    _approve(wang, url)
+    send(capp, int(url.rsplit("/", 1)[-1]), now=NOON)
+    page = zhang.get(url + "/deliveries")
+    assert page.status_code == 200 and "每位接收人的发送状态" in page.text
+    assert "D01" in page.text and "138****0001" in page.text and "13800000001" not in page.text
+    assert "李1" not in page.text  # names masked too
+    assert "已送达" in page.text
+    only = zhang.get(url + "/deliveries", params={"status": "failed"}).text
+    assert "D01" not in only and "没有通知记录" in only
+    assert zhang.get("/runs/999/deliveries").status_code == 404
+
+
+def test_failed_deliveries_are_sent_again_from_the_run_page(
+    papp: App, smtp: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from notifier.residents.importer import import_residents
+
+    from ..delivery.test_retry import ONLY_EMAIL
+    from ..support.campaign import NOON, send, write_roster
+
+    monkeypatch.setenv("NOTIFIER_SESSION_SECRET", "r" * 40)
+    import_residents(papp, write_roster(tmp_path / "more.csv", [ONLY_EMAIL]))
+    admin = add_account(papp, None, "admin", frozenset({Role.ADMIN}), password=PW)
+    add_account(papp, admin, "zhang", frozenset({Role.OPERATOR}), password=PW)
+    add_account(papp, admin, "li", frozenset({Role.REVIEWER}), levels=[1], password=PW)
+    add_account(papp, admin, "wang", frozenset({Role.REVIEWER, Role.AUDITOR}), levels=[2], password=PW)
+    zhang, li, wang = (browser_of(papp, n) for n in ("zhang", "li", "wang"))
+    url = _create(zhang)
+    _approve(li, url)
+    _approve(wang, url)
+    smtp.refuse.add("zhao1@example.com")
+    send(papp, int(url.rsplit("/", 1)[-1]), now=NOON)
+    page = zhang.get(url)
+    assert "重新发送 1 条失败的通知" in page.text  # F02's failed e-mail went on to a letter
+    assert "重新发送" not in wang.get(url).text  # a reviewer/auditor has no retry
+    failed = zhang.get(url + "/deliveries", params={"status": "failed"}).text
+    assert "R01" in failed and "z***@example.com" in failed and "赵*" in failed
+    assert "zhao1@example.com" not in failed and "赵一" not in failed
+    r = wang.post(url + "/retry", data={"csrf": csrf(page.text)})
+    assert r.status_code == 403
+    smtp.refuse.clear()
+    r = zhang.post(url + "/retry", data={"csrf": csrf(page.text)})
+    assert r.status_code == 200 and "发送失败的通知将重新发送" in r.text
+    assert "正在发送：本页每 5 秒自动刷新" in r.text and 'http-equiv="refresh"' in r.text
+    send(papp, int(url.rsplit("/", 1)[-1]), now=NOON)
+    done = zhang.get(url).text
+    assert "已完成" in done and 'http-equiv="refresh"' not in done and "重新发送" not in done
+    with papp.engine.connect() as conn:
+        actors = (
+            conn.execute(sa.select(audit_events.c.actor).where(audit_events.c.action == "run.reopened"))
+            .scalars()
+            .all()
+        )
+    assert [a.split(":")[-1] for a in actors] == ["zhang"]
