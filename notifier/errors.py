@@ -16,22 +16,34 @@ NotifierError
       └── AmbiguousError   may have been accepted: `unknown` until reconciled
 
 Every error carries a user-facing message; the CLI prints it without a traceback
-(unless --debug) and exits with `exit_code`.
+(unless --debug) and exits with `exit_code`. An error raised with `translatable` also keeps its
+gettext message id and values, so the console shows it in the staff's language
+(i18n.error_text); the English text stays what the CLI, logs and JSON show.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 
 class NotifierError(Exception):
     exit_code = 1
+    msgid: str | None = None  # the gettext message id, when raised with `translatable`
+    params: Mapping[str, Any] = {}
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @classmethod
+    def translatable(cls, msgid: str, /, **params: Any) -> Self:
+        """The error with message `msgid % params` (msgid in python-format: `%(run)s`), keeping
+        both for translation."""
+        exc = cls(msgid % params)
+        exc.msgid, exc.params = msgid, params
+        return exc
 
 
 class ConfigError(NotifierError):

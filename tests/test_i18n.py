@@ -60,3 +60,14 @@ def test_every_console_string_has_a_chinese_translation() -> None:
     catalog = translations("zh_CN")
     missing = [f"{name}:{line}: {msgid!r}" for name, line, msgid in found if catalog.gettext(msgid) == msgid]
     assert missing == []
+
+
+def test_a_translatable_error_keeps_its_english_text_and_reads_in_chinese_in_the_console() -> None:
+    from notifier.errors import StateError
+    from notifier.i18n import error_text
+
+    exc = StateError.translatable("run %(run)s is already %(status)s", run=7, status="cancelled")
+    assert exc.message == str(exc) == "run 7 is already cancelled"  # CLI, logs, JSON
+    assert error_text(exc) == "批次 7 已经是「已取消」状态"
+    assert error_text(exc, "en") == "run 7 is already Cancelled"
+    assert error_text(StateError("plain")) == "plain"

@@ -19,6 +19,7 @@ from ..actors import same_actor
 from ..clock import local_today
 from ..delivery.retry import retry_failed
 from ..errors import NotFound, NotifierError, PermissionDenied
+from ..i18n import error_text
 from ..identity import Account, Permission
 from ..identity.accounts import refused
 from ..identity.permissions import approval_gate
@@ -100,7 +101,7 @@ def routes(pages: Pages) -> list[Route]:
         except ValueError:
             return await index(request, account, 400, "date")
         except NotifierError as exc:
-            return await index(request, account, 400, exc.message)
+            return await index(request, account, 400, error_text(exc, app.config.ui.language))
         return RedirectResponse(f"{PATH}/{created.run}", status_code=303)
 
     async def detail(
@@ -176,9 +177,9 @@ def routes(pages: Pages) -> list[Route]:
                 await run_in_threadpool(action, account, run_id, comment, str(form.get("decision") or ""))
             except PermissionDenied as exc:
                 await run_in_threadpool(refused, app, exc, f"page:{request.url.path}")
-                return await detail(request, account, 403, exc.message)
+                return await detail(request, account, 403, error_text(exc, app.config.ui.language))
             except NotifierError as exc:
-                return await detail(request, account, 409, exc.message)
+                return await detail(request, account, 409, error_text(exc, app.config.ui.language))
             return RedirectResponse(f"{PATH}/{run_id}?done={done}", status_code=303)
 
         return handler
@@ -186,7 +187,7 @@ def routes(pages: Pages) -> list[Route]:
     def review(account: Account, run_id: int, comment: str | None, decision: str) -> None:
         if decision == "reject":  # a rejection ends the run; the reviewer says why
             if not comment:
-                raise _NeedsComment("a rejection needs a comment")
+                raise _NeedsComment.translatable("a rejection needs a comment")
             cancel_run(app, run_id, account.actor, comment=f"rejected: {comment}")
             return
 

@@ -37,7 +37,11 @@ def retry_failed(app: App, run_id: int, by: str) -> dict[str, Any]:
     with app.engine.begin() as conn:
         status = load_run(conn, run_id, lock=True).status
         if status not in RETRYABLE_RUNS:
-            raise StateError(f"run {run_id} is {status}; only an approved or completed run can send again")
+            raise StateError.translatable(
+                "run %(run)s is %(status)s; only an approved or completed run can send again",
+                run=run_id,
+                status=status,
+            )
         moved = move(
             conn,
             None,

@@ -39,6 +39,31 @@ def gettext(message: str, language: str = DEFAULT_LANGUAGE) -> str:
     return translations(language).gettext(message)
 
 
+def error_text(exc: Exception, language: str = DEFAULT_LANGUAGE) -> str:
+    """A project error as staff read it: translated when it was raised `translatable` (a status
+    among its values by its name: 已完成), else its English message."""
+    from ..errors import NotifierError
+
+    if not isinstance(exc, NotifierError):
+        return str(exc)
+    if exc.msgid is None:
+        return exc.message
+    return gettext(exc.msgid, language) % {k: _shown(k, v, language) for k, v in exc.params.items()}
+
+
+def _shown(key: str, value: object, language: str) -> object:
+    """A value of an error as staff read it: statuses by name, accounts by their name, and what
+    was refused (`approve runs`) translated."""
+    text = str(value)
+    if key == "status":
+        return label(text, language)
+    if key == "by" and text.startswith("account:"):
+        return text.split(":", 2)[-1]
+    if key == "what":
+        return gettext(text, language)
+    return value
+
+
 def label(value: str, language: str = DEFAULT_LANGUAGE) -> str:
     """A status, role or channel as staff read it: `sent` -> 已发送 (zh_CN), `sent` -> Sent (en)."""
     return gettext(LABELS.get(value, value), language)

@@ -99,14 +99,24 @@ def authorize(account: Account, permission: Permission, *, level: int | None = N
     if account.can(permission, level):
         return
     if account.disabled:
-        raise PermissionDenied(f"account {account.name} is disabled", account, permission)
-    at = f" at level {level}" if level is not None and permission in LEVELLED else ""
-    raise PermissionDenied(
-        f"account {account.name} may not {what or permission.value}: it lacks the permission "
-        f"{permission.value}{at}",
-        account,
-        permission,
-    )
+        exc = PermissionDenied.translatable("account %(name)s is disabled", name=account.name)
+    elif level is not None and permission in LEVELLED:
+        exc = PermissionDenied.translatable(
+            "account %(name)s may not %(what)s: it lacks the permission %(permission)s at level %(level)s",
+            name=account.name,
+            what=what or permission.value,
+            permission=permission.value,
+            level=level,
+        )
+    else:
+        exc = PermissionDenied.translatable(
+            "account %(name)s may not %(what)s: it lacks the permission %(permission)s",
+            name=account.name,
+            what=what or permission.value,
+            permission=permission.value,
+        )
+    exc.account, exc.permission = account, permission
+    raise exc
 
 
 def approval_gate(account: Account | None, permission: Permission, what: str) -> Callable[[int], None]:
@@ -115,7 +125,7 @@ def approval_gate(account: Account | None, permission: Permission, what: str) ->
 
     def check(level: int) -> None:
         if account is not None:
-            authorize(account, permission, level=level, what=f"{what} at level {level}")
+            authorize(account, permission, level=level, what=what)
 
     return check
 

@@ -67,9 +67,17 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
     no delivery and no channel fallback can come of it)."""
     by = actor_name(by)
     if rule.item.disclosure == "restricted":
-        raise StateError(f"rule {rule.id!r}: item is restricted; restricted items are never sent")
-    if (why := window_problem(rule, on)) is not None:
-        raise StateError(f"{why}: nothing dated outside it is created; pass --on a date inside the window")
+        raise StateError.translatable(
+            "rule '%(rule)s': item is restricted; restricted items are never sent", rule=rule.id
+        )
+    if window_problem(rule, on) is not None:
+        raise StateError.translatable(
+            "%(on)s is outside the publication window of '%(rule)s' (%(window)s): nothing dated outside "
+            "it is created; pass --on a date inside the window",
+            on=on.isoformat(),
+            rule=rule.id,
+            window=PublicationWindow.of(rule.item).describe(),
+        )
     aud = evaluate(app, rule, on)
     rendered = render_messages(app, rule, on, aud.members)
     rendered.raise_for_failures(rule)

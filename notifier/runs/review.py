@@ -27,7 +27,7 @@ def load_run(conn: sa.Connection, run_id: int, lock: bool = False) -> sa.Row[Any
     q = sa.select(runs).where(runs.c.id == run_id)
     row = conn.execute(q.with_for_update() if lock else q).one_or_none()
     if row is None:
-        raise NotFound(f"no run {run_id}")
+        raise NotFound.translatable("no run %(run)s", run=run_id)
     return row
 
 
@@ -62,16 +62,26 @@ def approve_run(
     with app.engine.begin() as conn:
         run = load_run(conn, run_id, lock=True)
         if run.status != RunStatus.AWAITING_APPROVAL:
-            raise StateError(f"run {run_id} is {run.status}; only runs awaiting approval can be approved")
+            raise StateError.translatable(
+                "run %(run)s is %(status)s; only runs awaiting approval can be approved",
+                run=run_id,
+                status=run.status,
+            )
         if same_actor(by, run.created_by):
-            raise StateError(f"run {run_id} was created by {run.created_by}; the creator cannot approve it")
+            raise StateError.translatable(
+                "run %(run)s was created by %(by)s; the creator cannot approve it",
+                run=run_id,
+                by=run.created_by,
+            )
         done = conn.execute(
             sa.select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.level)
         ).all()
         if (same := next((a for a in done if same_actor(a.approved_by, by)), None)) is not None:
-            raise StateError(
-                f"{same.approved_by} already approved run {run_id} (level {same.level}); "
-                "each level needs a different person"
+            raise StateError.translatable(
+                "%(by)s already approved run %(run)s (level %(level)s); each level needs a different person",
+                by=same.approved_by,
+                run=run_id,
+                level=same.level,
             )
         levels = list(run.levels)
         level = len(done) + 1
@@ -114,7 +124,7 @@ def cancel_run(app: App, run_id: int, by: str, *, comment: str | None = None) ->
     with app.engine.begin() as conn:
         run = load_run(conn, run_id, lock=True)
         if run.status in (RunStatus.CANCELLED, RunStatus.COMPLETED):
-            raise StateError(f"run {run_id} is already {run.status}")
+            raise StateError.translatable("run %(run)s is already %(status)s", run=run_id, status=run.status)
         now = utcnow()
         move_run(
             conn,

@@ -67,11 +67,11 @@ def test_a_run_is_created_and_approved_in_the_console(capp: App) -> None:
     url = r.headers["location"]
     # the creator (also a level-1 reviewer) is refused; so is level 2 before level 1
     r = zhang.post(url + "/review", data={"csrf": csrf(run_page.text), "decision": "approve"})
-    assert r.status_code == 409 and "creator cannot approve" in r.text
+    assert r.status_code == 409 and "由 zhang 创建，创建人不能审核自己创建的批次" in r.text
     w = wang.get(url)
     assert "第 2 级审核通过" not in w.text  # no button for a level this account cannot take
     r = wang.post(url + "/review", data={"csrf": csrf(w.text), "decision": "approve"})
-    assert r.status_code == 403 and "at level 1" in r.text
+    assert r.status_code == 403 and "账号 wang 无权审核发送批次：没有第 1 级的权限 runs.approve" in r.text
     p = li.get(url)
     r = li.post(url + "/review", data={"csrf": csrf(p.text), "decision": "approve", "comment": "名单已核对"})
     assert r.status_code == 200 and "审核意见已记录" in r.text
@@ -104,7 +104,7 @@ def test_a_rejection_needs_a_comment_and_cancels_the_run(capp: App) -> None:
     ).headers["location"]
     p = li.get(url)
     r = li.post(url + "/review", data={"csrf": csrf(p.text), "decision": "reject"})
-    assert r.status_code == 409 and "待审核" in r.text
+    assert r.status_code == 409 and "待审核" in r.text and "驳回时请填写意见" in r.text
     r = li.post(url + "/review", data={"csrf": csrf(p.text), "decision": "reject", "comment": "补贴标准有误"})
     assert r.status_code == 200 and "已取消" in r.text
     with capp.engine.connect() as conn:
