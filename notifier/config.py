@@ -59,7 +59,12 @@ DEFAULTS: dict[str, Any] = {
     # `notifier serve`: webhook endpoints + dispatcher loop. public_url is the base URL Twilio
     # calls (its signature covers the full URL); empty = the origin of status_callback_url.
     # The console (`notifier serve`): signed session cookies; the secret is read when serve starts.
-    "console": {"session_secret": "env:NOTIFIER_SESSION_SECRET", "session_hours": 8},
+    "console": {
+        "session_secret": "env:NOTIFIER_SESSION_SECRET",
+        "session_hours": 8,
+        "login_failures_per_address": 20,
+        "login_window_minutes": 15,
+    },
     "ui": {"language": "zh_CN"},
     "serve": {
         "host": "127.0.0.1",
@@ -126,6 +131,8 @@ class ConsoleSettings:
 
     session_secret: str
     session_hours: float
+    login_failures_per_address: int  # failed logins from one client address before it must wait
+    login_window_minutes: float  # ... counted over this window, which is also the wait
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from ..identity.accounts import AccountLocked, account_by_id, refused
 from ..identity.permissions import authorize
 from ..output import local_time
 from .security import csrf_ok
+from .throttle import LoginThrottle
 
 Handler = Callable[[Request, Account], Awaitable[Response]]
 MENU: list[tuple[str, str, Permission | None]] = [
@@ -33,7 +34,9 @@ MENU: list[tuple[str, str, Permission | None]] = [
 class Pages:
     def __init__(self, app: App, env: jinja2.Environment) -> None:
         self.app, self.env = app, env
-        self.max_age = app.config.console.session_hours * 3600
+        settings = app.config.console
+        self.max_age = settings.session_hours * 3600
+        self.throttle = LoginThrottle(settings.login_failures_per_address, settings.login_window_minutes * 60)
 
     def routes(self) -> list[Route]:
         return [
@@ -108,15 +111,24 @@ class Pages:
         name = str(form.get("name") or "")
         if not csrf_ok(request, form.get("csrf")):
             return self.render(request, "login.html", None, 403, error="csrf", name=name)
+        address = request.client.host if request.client else ""
+        if wait := self.throttle.wait(address):
+            minutes = max(1, round(wait / 60))
+            return self.render(
+                request, "login.html", None, 429, error="throttled", minutes=minutes, name=name
+            )
         try:
             account = await run_in_threadpool(
                 authenticate_password, self.app, name, str(form.get("password") or "")
             )
         except AccountLocked as exc:
+            self.throttle.failed(address)
             until = exc.until.astimezone(self.app.config.timezone).strftime("%H:%M")
             return self.render(request, "login.html", None, 429, error="locked", until=until, name=name)
         except PermissionDenied:
+            self.throttle.failed(address)
             return self.render(request, "login.html", None, 401, error="failed", name=name)
+        self.throttle.succeeded(address)
         request.session.clear()  # nothing of the anonymous session survives a login (new CSRF token)
         request.session.update({"account": account.id, "at": time.time()})
         return RedirectResponse("/", status_code=303)

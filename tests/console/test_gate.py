@@ -206,3 +206,37 @@ def test_an_auditor_sees_the_chain_a_residents_history_and_downloads(console: Te
     )
     assert console.get("/audit/coverage.download", params={"run": "999"}).status_code == 404
     assert console.get("/audit/events.download", params={"format": "exe"}).status_code == 400
+
+
+def test_one_address_trying_many_accounts_must_wait(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-account lock does not stop one address guessing across accounts; the per-address
+    throttle does, and a correct password does not get past it."""
+    monkeypatch.setenv("NOTIFIER_SESSION_SECRET", SECRET)
+    admin = add_account(app, None, "admin", frozenset({Role.ADMIN}), password=PW)
+    for i in range(5):
+        add_account(app, admin, f"u{i}", frozenset({Role.OPERATOR}), password=PW)
+    limit = app.config.console.login_failures_per_address
+    with TestClient(console_app(app), base_url="http://127.0.0.1") as client:
+        for n in range(limit):  # below each account's own lock: LOCK_AFTER - 1 per account at most
+            r = _login(client, f"u{n % 5}", "wrong password")
+            assert r.status_code == 401  # type: ignore[attr-defined]
+        r = _login(client, "u0", PW)
+        assert r.status_code == 429 and "此电脑登录失败次数过多" in r.text  # type: ignore[attr-defined]
+
+
+def test_the_throttle_forgets_failures_after_its_window() -> None:
+    from notifier.console.throttle import LoginThrottle
+
+    now = [1000.0]
+    t = LoginThrottle(3, 60, clock=lambda: now[0])
+    for _ in range(3):
+        assert t.wait("10.0.0.1") == 0
+        t.failed("10.0.0.1")
+    assert t.wait("10.0.0.1") == 60 and t.wait("10.0.0.2") == 0
+    now[0] += 30
+    assert t.wait("10.0.0.1") == 30
+    now[0] += 30.5
+    assert t.wait("10.0.0.1") == 0
+    t.failed("10.0.0.1")
+    t.succeeded("10.0.0.1")
+    assert t.wait("10.0.0.1") == 0
