@@ -63,7 +63,25 @@ def chromium(tmp_path: Path) -> webdriver.Chrome:
         "--window-size=1280,900",
     ):
         opts.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    opts.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
+    browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    return browser
+
+
+def downloaded(tmp_path: Path, suffix: str, timeout: float = 20) -> Path:
+    """The file the browser of `chromium(tmp_path)` downloaded, once complete."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [p for p in (tmp_path / "downloads").glob(f"*{suffix}") if p.stat().st_size]
+        if done:
+            return done[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no {suffix} file was downloaded")
 
 
 def submit_and_wait(browser: webdriver.Chrome, button_css: str, timeout: float = 20) -> None:
