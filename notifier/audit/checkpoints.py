@@ -254,6 +254,7 @@ def verify_log(app: App, *, from_checkpoint: bool = False) -> tuple[VerifyResult
         "bad_signatures": len(problems),
         "signatures_checked_with": "verify_public_key" if key is not None else "line_public_key",
         "verify_public_key": public_hex(key) if key is not None else None,
+        "last": {"seq": top.seq, "at": top.at} if top is not None else None,
     }
     return result, path, summary
 

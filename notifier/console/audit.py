@@ -1,5 +1,6 @@
-"""审计 pages: chain status (verify, last checkpoint), one resident's history, coverage of a run
-and the audit log as CSV/XLSX downloads (masked). Read-only: auditors change nothing here."""
+"""审计 pages: chain status (verify, last checkpoint), one resident's history, a run's coverage
+(on the page and as a download) and the audit log as CSV/XLSX downloads (masked). Read-only:
+auditors change nothing here."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from ..app import App
 from ..audit.checkpoints import verification
-from ..audit.coverage import resident_history, write_coverage
+from ..audit.coverage import Coverage, coverage, resident_history, write_coverage
 from ..audit.export import ExportFilter, export_events
 from ..errors import NotFound
 from ..identity import Account, Permission
@@ -38,6 +40,13 @@ def routes(pages: Pages) -> list[Route]:
                 history = await run_in_threadpool(resident_history, app, resident)
             except NotFound:
                 missing = True
+        run_id = _run_id(request.query_params.get("run"))
+        summary, no_run = None, False
+        if run_id is not None:
+            try:
+                summary = (await run_in_threadpool(_coverage, app, run_id)).as_json()
+            except NotFound:
+                no_run = True
         return pages.render(
             request,
             "audit.html",
@@ -46,6 +55,9 @@ def routes(pages: Pages) -> list[Route]:
             resident=resident,
             history=history,
             missing=missing,
+            run=run_id,
+            coverage=summary,
+            no_run=no_run,
             local=pages.local,
         )
 
@@ -74,6 +86,14 @@ def routes(pages: Pages) -> list[Route]:
         Route(PATH, pages.page(Permission.AUDIT_READ, overview), methods=["GET"]),
         Route(PATH + "/{what:str}.download", pages.page(Permission.EXPORT, download), methods=["GET"]),
     ]
+
+
+def _coverage(app: App, run_id: int) -> Coverage:
+    """The run's coverage totals (they fill in as its per-resident stream is read)."""
+    cov, rows = coverage(app, run_id)
+    for _ in rows:
+        pass
+    return cov
 
 
 def _run_id(text: str | None) -> int | None:

@@ -352,8 +352,11 @@ def test_signed_checkpoint_verifies(
     assert cli_json(capsys, "--config", cfg, "audit", "checkpoint")[0] == 0
     code, out = cli_json(capsys, "--config", cfg, "audit", "verify")
     assert code == 0 and out["ok"] and out["problems"] == []
-    assert out["checkpoints"] | {"file": None} == {
+    last = out["checkpoints"]["last"]
+    assert last["seq"] > cp["seq"] and last["at"].endswith("Z")  # the later checkpoint
+    assert out["checkpoints"] | {"file": None, "last": None} == {
         "file": None,
+        "last": None,
         "count": 2,
         "signed": 2,
         "matched": 2,

@@ -240,3 +240,13 @@ def test_the_throttle_forgets_failures_after_its_window() -> None:
     t.failed("10.0.0.1")
     t.succeeded("10.0.0.1")
     assert t.wait("10.0.0.1") == 0
+
+
+def test_the_audit_page_says_when_there_is_no_checkpoint_or_no_such_run(
+    console: TestClient, app: App
+) -> None:
+    _as(console, app, Role.AUDITOR, "qian")
+    page = console.get("/audit")
+    assert "最近的检查点" in page.text and "暂无" in page.text
+    r = console.get("/audit", params={"run": "42"})
+    assert "没有批次 42" in r.text

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from notifier.app import App
-from notifier.identity import Role, add_account
+from notifier.identity import Role, add_account, find_account
 from notifier.storage.schema import audit_events
 from notifier.web import build_web_app
 
@@ -177,6 +177,13 @@ def test_each_recipients_status_is_listed_masked_with_a_status_filter(capp: App)
     only = zhang.get(url + "/deliveries", params={"status": "failed"}).text
     assert "D01" not in only and "没有通知记录" in only
     assert zhang.get("/runs/999/deliveries").status_code == 404
+    with capp.engine.connect() as conn:
+        admin = find_account(conn, "admin")
+    add_account(capp, admin, "zhao", frozenset({Role.AUDITOR}), password=PW)
+    run = url.rsplit("/", 1)[-1]
+    audit = browser_of(capp, "zhao").get("/audit", params={"run": run}).text
+    assert f"批次 {run}（farm-subsidy-2026，已完成）：3 名居民中已核对 3 名" in audit
+    assert '<td data-outcome="delivered">3</td>' in audit
 
 
 def test_failed_deliveries_are_sent_again_from_the_run_page(
