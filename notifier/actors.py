@@ -34,7 +34,9 @@ def unmasking_actor(config: Any, by: str | None, what: str) -> str:
     """Who sees `what` with personal data in full: refused unless `[audit] unmask_allowed`, and
     always a named person, whom the caller records in the audit log."""
     if not config.audit.unmask_allowed:
-        raise StateError(
-            f"unmasked {what} is not allowed: set [audit] unmask_allowed = true in {config.where()}"
+        raise StateError.translatable(
+            "unmasked %(what)s is not allowed: set [audit] unmask_allowed = true in %(config)s",
+            what=what,
+            config=config.where(),
         )
     return actor_name(by, f"--unmask needs --by USER: unmasked {what}")

@@ -364,6 +364,8 @@ def test_unmasked_messages_are_allowed_only_by_configuration_and_audited(
         "auditor",
         "--resident",
         "M01",
+        "--reason",
+        "居民来电核实",
         "--json",
     )
     assert code == 0 and page["masked"] is False and "王一您好" in page["messages"][0]["body"]
@@ -377,4 +379,6 @@ def test_unmasked_messages_are_allowed_only_by_configuration_and_audited(
             ).all()
     finally:
         app.close()
-    assert [(a, json.loads(p)["resident"]) for a, p in events] == [("auditor", "M01")]
+    assert [(a, json.loads(p)["resident"], json.loads(p)["reason"]) for a, p in events] == [
+        ("auditor", "M01", "居民来电核实")
+    ]

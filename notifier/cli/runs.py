@@ -217,9 +217,9 @@ def cmd_messages(args: argparse.Namespace) -> int:
     from ..runs import run_messages_page
 
     app = open_app(args)
-    by = unmasking(app, args, "see messages unmasked")[0] if args.unmask else args.by
+    by, reason = unmasking(app, args, "see messages unmasked") if args.unmask else (args.by, None)
     out = run_messages_page(
-        app, args.run, sample=args.sample, resident=args.resident, unmask=args.unmask, by=by
+        app, args.run, sample=args.sample, resident=args.resident, unmask=args.unmask, by=by, reason=reason
     )
     show(Payload(out), _messages, args.json)
     return 0

@@ -105,14 +105,22 @@ def routes(pages: Pages) -> list[Route]:
         return RedirectResponse(f"{PATH}/{created.run}", status_code=303)
 
     async def detail(
-        request: Request, account: Account, status: int = 200, error: str | None = None
+        request: Request,
+        account: Account,
+        status: int = 200,
+        error: str | None = None,
+        unmasked: dict[str, Any] | None = None,
     ) -> Response:
         run_id = int(request.path_params["run"])
         try:
             run = await run_in_threadpool(show_run, app, run_id)
         except NotFound:
             return pages.render(request, "error.html", account, 404, message_id="not_found")
-        page = await run_in_threadpool(lambda: run_messages_page(app, run_id, sample=SAMPLES))
+        page = (
+            unmasked
+            if unmasked is not None
+            else await run_in_threadpool(lambda: run_messages_page(app, run_id, sample=SAMPLES))
+        )
         diff = await run_in_threadpool(rule_diff, app, run_id)
         level = len(run["approvals"]) + 1
         failed = sum(run["counts"][s.value] for s in NOT_REACHED)
@@ -133,6 +141,7 @@ def routes(pages: Pages) -> list[Route]:
             and account.can(Permission.RUNS_RETRY),
             failed=failed,
             level=level,
+            unmasked=unmasked is not None,
             refresh=REFRESH_SECONDS if run["status"] == "approved" else None,
             local=pages.local,
             done=request.query_params.get("done"),
@@ -167,6 +176,25 @@ def routes(pages: Pages) -> list[Route]:
             next=offset + PAGE if offset + PAGE < out["total"] else None,
             local=pages.local,
         )
+
+    async def unmask(request: Request, account: Account) -> Response:
+        """One resident's stored messages in full, for an account holding `unmask`, with the
+        reason it gives recorded in the audit log (as `runs messages --unmask --reason`)."""
+        run_id = int(request.path_params["run"])
+        form = await request.form()
+        resident = str(form.get("resident") or "").strip()
+        reason = str(form.get("reason") or "").strip()
+        if not resident or not reason:
+            return await detail(request, account, 400, error_text(_NeedsReason.translatable(NEEDS_REASON)))
+        try:
+            page = await run_in_threadpool(
+                lambda: run_messages_page(
+                    app, run_id, resident=resident, unmask=True, by=account.actor, reason=reason
+                )
+            )
+        except NotifierError as exc:
+            return await detail(request, account, 409, error_text(exc, app.config.ui.language))
+        return await detail(request, account, unmasked=page)
 
     def acting(action: Callable[..., Any], done: str) -> Callable[[Request, Account], Any]:
         async def handler(request: Request, account: Account) -> Response:
@@ -216,6 +244,7 @@ def routes(pages: Pages) -> list[Route]:
             pages.page(Permission.RUNS_CANCEL, acting(cancel, "cancelled")),
             methods=["POST"],
         ),
+        Route(run_path + "/unmask", pages.page(Permission.UNMASK, unmask), methods=["POST"]),
         Route(
             run_path + "/retry",
             pages.page(Permission.RUNS_RETRY, acting(retry, "retried")),
@@ -226,3 +255,10 @@ def routes(pages: Pages) -> list[Route]:
 
 class _NeedsComment(NotifierError):
     pass
+
+
+class _NeedsReason(NotifierError):
+    pass
+
+
+NEEDS_REASON = "give the resident ID and why the messages are shown in full (recorded in the audit log)"

@@ -120,6 +120,7 @@ def run_messages_page(
     resident: str | None = None,
     unmask: bool = False,
     by: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """The stored messages of a run as approvers read them: masked, unless unmasking is
     allowed in the configuration and who unmasks is recorded in the audit log."""
@@ -155,7 +156,13 @@ def run_messages_page(
         ).scalar_one()
         if unmask:
             audit.record(
-                conn, who, "run.messages_unmasked", f"run:{run_id}", resident=resident, messages=len(rows)
+                conn,
+                who,
+                "run.messages_unmasked",
+                f"run:{run_id}",
+                resident=resident,
+                messages=len(rows),
+                **({"reason": reason} if reason else {}),
             )
     out = [_message_json(r, unmask) for r in rows]
     return {"run": run_id, "total": int(total), "shown": len(out), "masked": not unmask, "messages": out}

@@ -228,3 +228,49 @@ def test_failed_deliveries_are_sent_again_from_the_run_page(
             .all()
         )
     assert [a.split(":")[-1] for a in actors] == ["zhang"]
+
+
+def test_an_account_granted_unmask_sees_one_residents_messages_in_full_with_a_reason(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFIER_SESSION_SECRET", "u" * 40)
+    app = county(tmp_path, sqlite_url, phones=2)
+    try:
+        admin = add_account(app, None, "admin", frozenset({Role.ADMIN}), password=PW)
+        add_account(app, admin, "zhang", frozenset({Role.OPERATOR}), password=PW)
+        add_account(app, admin, "sun", frozenset({Role.AUDITOR}), password=PW, unmask=True)
+        url = _create(browser_of(app, "zhang"))
+        sun = browser_of(app, "sun")
+        page = sun.get(url)
+        assert "显示完整信息" in page.text and "13800000001" not in page.text
+        form = {"csrf": csrf(page.text), "resident": "D01", "reason": ""}
+        assert "请填写居民编号和查看完整信息的原因" in sun.post(url + "/unmask", data=form).text
+        r = sun.post(url + "/unmask", data=form | {"reason": "居民来电核实"})
+        assert r.status_code == 409 and "不允许查看完整信息" in r.text  # [audit] unmask_allowed is off
+        assert "显示完整信息" not in browser_of(app, "zhang").get(url).text  # not granted unmask
+    finally:
+        app.close()
+    cfg = tmp_path / "notifier.toml"
+    cfg.write_text(cfg.read_text(encoding="utf-8") + "\n[audit]\nunmask_allowed = true\n", encoding="utf-8")
+    app = App.open(cfg)
+    try:
+        sun = browser_of(app, "sun")
+        page = sun.get(url)
+        r = sun.post(
+            url + "/unmask", data={"csrf": csrf(page.text), "resident": "D01", "reason": "居民来电核实"}
+        )
+        assert r.status_code == 200 and "完整通知内容（本次查看已记入审计日志）" in r.text
+        assert "+8613800000001" in r.text and "李1" in r.text and "13800000002" not in r.text
+        with app.engine.connect() as conn:
+            actor, payload = conn.execute(
+                sa.select(audit_events.c.actor, audit_events.c.payload).where(
+                    audit_events.c.action == "run.messages_unmasked"
+                )
+            ).one()
+        assert actor.endswith(":sun") and json.loads(payload) == {
+            "resident": "D01",
+            "messages": 3,  # the first channel's and the fallbacks' messages
+            "reason": "居民来电核实",
+        }
+    finally:
+        app.close()
