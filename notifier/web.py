@@ -69,6 +69,7 @@ async def _received(request: Request, public_base: str) -> WebhookRequest | Resp
         query=dict(request.query_params),
         headers=dict(request.headers.items()),
         body=body,
+        client=request.client.host if request.client else "",
     )
 
 

@@ -17,6 +17,7 @@ from .failover import ProviderChain
 from .letter import LetterProvider
 from .outbox import OutboxProvider
 from .smtp import SmtpProvider
+from .tencent import TencentProvider, TencentWebhooks
 from .twilio import TwilioProvider, TwilioWebhooks
 from .webhooks import Webhooks
 
@@ -34,6 +35,7 @@ KINDS: dict[str, ProviderKind] = {
     "letter": ProviderKind(LetterProvider),
     "smtp": ProviderKind(SmtpProvider),
     "twilio": ProviderKind(TwilioProvider, TwilioWebhooks),
+    "tencent": ProviderKind(TencentProvider, TencentWebhooks),
 }
 
 

@@ -37,6 +37,7 @@ class WebhookRequest:
     query: Mapping[str, str]
     headers: Mapping[str, str]  # names in lower case
     body: bytes
+    client: str = ""  # the peer's IP address (uvicorn puts X-Forwarded-For's here behind a trusted proxy)
 
     @property
     def content_type(self) -> str:

@@ -12,8 +12,8 @@ kinds that write local files have no timeout to test.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,13 @@ import pytest
 
 from notifier.channels.base import OutboundMessage, Provider, ProviderContext
 from notifier.channels.registry import KINDS
+from notifier.channels.templated import TemplateCall
 from notifier.errors import AmbiguousError, PermanentError, ProviderError, TransientError
 from notifier.status import Channel, DeliveryStatus
 
+from ..support import tencent_server
 from ..support.smtp_server import SmtpServer
+from ..support.tencent_server import TencentServer
 from ..support.twilio_server import ACCOUNT_SID, AUTH_TOKEN, Fault, TwilioServer
 
 STALL = 2.0  # seconds a server sits on an answer; the providers under test give up after TIMEOUT
@@ -43,6 +46,9 @@ class Harness:
     refuse_for_now: Callable[[], None] | None = None
     stalled: Callable[[], Provider] | None = None  # a provider with a short timeout, its next send stalled
     with_secrets: Callable[[], tuple[Provider, list[str]]] | None = None
+    templates: Mapping[str, TemplateCall] = field(
+        default_factory=dict
+    )  # registered templates (aliyun, tencent)
 
     def message(self, i: int = 1, recipient: str | None = None) -> OutboundMessage:
         to = (
@@ -63,6 +69,7 @@ class Harness:
             body=f"第{i}条通知：补贴已发放。回TD退订",
             subject="通知" if self.channel is Channel.EMAIL else None,
             meta={"township": "城关镇", "village": "东村", "title": "通知"},
+            templates=self.templates,
         )
 
 
@@ -168,12 +175,49 @@ async def _twilio(tmp_path: Path) -> AsyncIterator[Harness]:
         )
 
 
+async def _tencent(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with TencentServer() as server:
+        table = {
+            "secret_id": tencent_server.SECRET_ID,
+            "secret_key": tencent_server.SECRET_KEY,
+            "sdk_app_id": tencent_server.SDK_APP_ID,
+            "endpoint": server.endpoint,
+            "protocol": "http",
+            "timeout": 5,
+        }
+        call = TemplateCall(
+            tencent_server.TEMPLATE_ID, tencent_server.SIGN, (("name", "居民"), ("item", "补贴"))
+        )
+
+        def refuse(code: str) -> Callable[[], None]:
+            return lambda: server.fail_next(tencent_server.Fault.error(code))
+
+        def stalled() -> Provider:
+            server.fail_next(tencent_server.Fault.slow(STALL))
+            return KINDS["tencent"].provider("tencent", table | {"timeout": TIMEOUT})
+
+        def with_secrets() -> tuple[Provider, list[str]]:
+            return KINDS["tencent"].provider("tencent", table), [tencent_server.SECRET_KEY]
+
+        yield Harness(
+            KINDS["tencent"].provider("tencent", table),
+            Channel.SMS,
+            DeliveryStatus.SENT,
+            refuse_for_good=refuse("InvalidParameterValue.IncorrectPhoneNumber"),
+            refuse_for_now=refuse("LimitExceeded.DeliveryFrequencyLimit"),
+            stalled=stalled,
+            with_secrets=with_secrets,
+            templates={"tencent": call},
+        )
+
+
 FILE_KINDS = frozenset({"outbox", "letter"})
 HARNESSES: dict[str, Callable[[Path], AsyncIterator[Harness]]] = {
     "outbox": lambda tmp: _files("outbox", tmp),
     "letter": lambda tmp: _files("letter", tmp),
     "smtp": _smtp,
     "twilio": _twilio,
+    "tencent": _tencent,
 }
 
 

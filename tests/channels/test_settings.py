@@ -20,7 +20,14 @@ from ..support.project import write_config
 
 REPO = Path(__file__).resolve().parents[2]
 TWILIO = {"account_sid": "AC" + "0" * 32, "auth_token": "t0ken", "from": "+15005550006"}
-MINIMAL: dict[str, dict[str, Any]] = {"outbox": {}, "letter": {}, "smtp": {}, "twilio": TWILIO}
+TENCENT = {"secret_id": "AKID" + "0" * 32, "secret_key": "k3y", "sdk_app_id": "1400000001"}
+MINIMAL: dict[str, dict[str, Any]] = {
+    "outbox": {},
+    "letter": {},
+    "smtp": {},
+    "twilio": TWILIO,
+    "tencent": TENCENT,
+}
 
 
 def test_every_kind_has_a_minimal_table() -> None:
@@ -52,6 +59,7 @@ def test_an_unknown_key_is_refused_with_its_name(kind: str) -> None:
         ("smtp", "starttls", "yes", "true or false"),
         ("twilio", "timeout", "10s", "a number"),
         ("letter", "concurrency", 2.5, "a whole number"),
+        ("tencent", "source_networks", "10.0.0.0/8", "a non-empty list of names"),
     ],
 )
 def test_a_wrong_type_is_refused_with_its_name(kind: str, key: str, value: Any, words: str) -> None:

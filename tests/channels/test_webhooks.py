@@ -2,10 +2,14 @@
 believed before the provider's signature is. Each kind supplies how a genuine request is signed;
 the suite checks that unsigned, forged, altered and re-targeted requests are refused, that a
 genuine one is attributed to the account that signed it, and that without credentials the
-webhooks say they are disabled. The full flow over HTTP is in tests/web/test_serve.py."""
+webhooks say they are disabled. Kinds whose pushes carry no signature (Tencent) are believed on a
+secret path token instead: they supply how a genuine push is addressed, and the suite checks that
+a missing, wrong or nearly right token and a source outside the configured networks are refused.
+The full flow over HTTP is in tests/web/test_serve.py (and per kind, tests/channels/test_<kind>*)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,11 +47,49 @@ SIGNERS = {
         {"twilio": "token-one", "backup": "token-two"},
     ),
 }
+
+
+@dataclass(frozen=True)
+class Token:
+    """How one kind's unsigned pushes are believed: its tables (two accounts; `backup` only from
+    10.1.0.0/16), a genuine status push to a token from an address, and each account's token."""
+
+    tables: Mapping[str, Mapping[str, Any]]
+    push: Callable[[str, str, str], WebhookRequest]  # (path prefix, token, client address) -> request
+    tokens: Mapping[str, str]  # account name -> its token
+    prefix: str  # the status path before the token
+
+
+REPORT = [{"report_status": "SUCCESS", "errmsg": "DELIVRD", "sid": "2433:1", "mobile": "13800000001"}]
+
+
+def _json_push(prefix: str, token: str, client: str) -> WebhookRequest:
+    path = f"{prefix}/{token}"
+    headers = {"content-type": "application/json"}
+    body = json.dumps(REPORT).encode()
+    return WebhookRequest(f"https://notice.example.gov.cn{path}", path, {}, headers, body, client)
+
+
+TOKENS = {
+    "tencent": Token(
+        {
+            "tencent": {"callback_token": "t0ken-one-0123456789"},
+            "backup": {
+                "kind": "tencent",
+                "callback_token": "t0ken-two-0123456789",
+                "source_networks": ["10.1.0.0/16"],
+            },
+        },
+        _json_push,
+        {"tencent": "t0ken-one-0123456789", "backup": "t0ken-two-0123456789"},
+        "/tencent/status",
+    ),
+}
 WITH_WEBHOOKS = sorted(k for k, entry in KINDS.items() if entry.webhooks is not None)
 
 
 def test_every_kind_with_webhooks_has_a_signer() -> None:
-    assert WITH_WEBHOOKS == sorted(SIGNERS)
+    assert WITH_WEBHOOKS == sorted(SIGNERS.keys() | TOKENS.keys())
 
 
 def _hooks(kind: str, tables: Mapping[str, Mapping[str, Any]]) -> Webhooks:
@@ -56,8 +98,13 @@ def _hooks(kind: str, tables: Mapping[str, Mapping[str, Any]]) -> Webhooks:
     return cls(tables)
 
 
-@pytest.fixture(params=WITH_WEBHOOKS)
+@pytest.fixture(params=sorted(SIGNERS))
 def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=sorted(TOKENS))
+def token_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
@@ -121,3 +168,73 @@ def test_without_credentials_the_webhooks_say_they_are_disabled(kind: str) -> No
     assert "disabled" in hooks.why_disabled
     problem = _hooks(kind, {kind: {"no_such_key": 1}})
     assert "no_such_key" in problem.why_disabled  # a table that cannot be read says why
+
+
+def test_token_routes_live_under_the_kind(token_kind: str) -> None:
+    routes = _hooks(token_kind, TOKENS[token_kind].tables).routes()
+    assert routes[f"/{token_kind}/status"] is Hook.STATUS
+    assert all(p.startswith(f"/{token_kind}/") for p in routes)
+
+
+def test_a_push_on_an_accounts_token_is_attributed_to_that_account(token_kind: str) -> None:
+    t = TOKENS[token_kind]
+    hooks = _hooks(token_kind, t.tables)
+    assert hooks.why_disabled == ""
+    for account, token in t.tokens.items():
+        request = t.push(t.prefix, token, "10.1.2.3")
+        verified = hooks.verify(request)
+        assert isinstance(verified, Verified) and verified.provider == account
+        events = hooks.parse_status(verified, request)
+        assert events and all(e.provider == account for e in events)
+
+
+def test_missing_wrong_and_nearly_right_tokens_are_refused(token_kind: str) -> None:
+    t = TOKENS[token_kind]
+    hooks = _hooks(token_kind, t.tables)
+    token = next(iter(t.tokens.values()))
+    other_kind = "/other" + t.prefix[t.prefix.index("/", 1) :]
+    for prefix, given in [
+        (t.prefix, ""),
+        (t.prefix, "not-our-token"),
+        (t.prefix, token[:-1]),
+        (t.prefix, token + "x"),
+        (t.prefix, token.upper()),
+        (other_kind, token),
+    ]:
+        refusal = hooks.verify(t.push(prefix, given, "10.1.2.3"))
+        assert isinstance(refusal, Refusal) and refusal.status == 403, (prefix, given)
+    bare = t.push(t.prefix, token, "10.1.2.3")
+    no_token = WebhookRequest(bare.url, t.prefix, {}, bare.headers, bare.body, bare.client)
+    assert isinstance(hooks.verify(no_token), Refusal)
+
+
+def test_a_source_outside_the_accounts_networks_is_refused(token_kind: str) -> None:
+    t = TOKENS[token_kind]
+    hooks = _hooks(token_kind, t.tables)
+    limited = t.tokens["backup"]
+    assert isinstance(hooks.verify(t.push(t.prefix, limited, "10.1.200.7")), Verified)
+    for client in ("127.0.0.1", "10.2.0.1", "", "not-an-address"):
+        refusal = hooks.verify(t.push(t.prefix, limited, client))
+        assert isinstance(refusal, Refusal) and refusal.status == 403, client
+    assert isinstance(hooks.verify(t.push(t.prefix, t.tokens[token_kind], "192.0.2.1")), Verified)  # no limit
+
+
+def test_a_token_push_that_is_not_json_is_a_bad_request(token_kind: str) -> None:
+    t = TOKENS[token_kind]
+    hooks = _hooks(token_kind, t.tables)
+    genuine = t.push(t.prefix, next(iter(t.tokens.values())), "10.1.2.3")
+    as_form = WebhookRequest(
+        genuine.url, genuine.path, {}, {"content-type": FORM}, b"report_status=SUCCESS", genuine.client
+    )
+    not_json = WebhookRequest(genuine.url, genuine.path, {}, genuine.headers, b"[{", genuine.client)
+    not_utf8 = WebhookRequest(genuine.url, genuine.path, {}, genuine.headers, b"\xff\xfe", genuine.client)
+    for request in (as_form, not_json, not_utf8):
+        refusal = hooks.verify(request)
+        assert isinstance(refusal, Refusal) and refusal.status == 400, request.body
+
+
+def test_without_a_token_the_webhooks_say_they_are_disabled(token_kind: str) -> None:
+    hooks = _hooks(token_kind, {token_kind: {}})
+    assert "disabled" in hooks.why_disabled
+    problem = _hooks(token_kind, {token_kind: {"source_networks": ["10.0.0.0/33"], "callback_token": "x"}})
+    assert "10.0.0.0/33" in problem.why_disabled  # a table that cannot be read says why
