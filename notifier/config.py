@@ -59,7 +59,13 @@ DEFAULTS: dict[str, Any] = {
     # `notifier serve`: webhook endpoints + dispatcher loop. public_url is the base URL Twilio
     # calls (its signature covers the full URL); empty = the origin of status_callback_url.
     # The console (`notifier serve`): signed session cookies; the secret is read when serve starts.
-    "console": {"session_secret": "env:NOTIFIER_SESSION_SECRET", "session_hours": 8},
+    # Roster uploads wait for confirmation in upload_dir (relative to the config file), at most an hour.
+    "console": {
+        "session_secret": "env:NOTIFIER_SESSION_SECRET",
+        "session_hours": 8,
+        "max_upload_mb": 50,
+        "upload_dir": "uploads",
+    },
     "ui": {"language": "zh_CN"},
     "serve": {
         "host": "127.0.0.1",
@@ -122,10 +128,13 @@ class ServeSettings:
 
 @dataclass(frozen=True)
 class ConsoleSettings:
-    """[console]: sessions of the web console (the secret stays `env:NAME` until serve needs it)."""
+    """[console]: sessions of the web console (the secret stays `env:NAME` until serve needs it) and
+    roster uploads (their size bound, and the private folder where they wait for confirmation)."""
 
     session_secret: str
     session_hours: float
+    max_upload_mb: float
+    upload_dir: str
 
 
 @dataclass(frozen=True)
