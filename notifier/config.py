@@ -64,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
         "session_hours": 8,
         "login_failures_per_address": 20,
         "login_window_minutes": 15,
+        # Roster uploads wait for confirmation in upload_dir (relative to the config file), at most an hour.
+        "max_upload_mb": 50,
+        "upload_dir": "uploads",
     },
     "ui": {"language": "zh_CN"},
     "serve": {
@@ -127,12 +130,15 @@ class ServeSettings:
 
 @dataclass(frozen=True)
 class ConsoleSettings:
-    """[console]: sessions of the web console (the secret stays `env:NAME` until serve needs it)."""
+    """[console]: sessions of the web console (the secret stays `env:NAME` until serve needs it) and
+    roster uploads (their size bound, and the private folder where they wait for confirmation)."""
 
     session_secret: str
     session_hours: float
     login_failures_per_address: int  # failed logins from one client address before it must wait
     login_window_minutes: float  # ... counted over this window, which is also the wait
+    max_upload_mb: float
+    upload_dir: str
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from ..app import App
 from ..config import resolve_secret
 from ..errors import ConfigError
 from ..i18n import label, translations
-from . import audit, optouts, runs
+from . import audit, imports, optouts, runs
 from .pages import Pages
 from .security import SecurityHeaders, csrf_token
 
@@ -78,6 +78,7 @@ def console_app(app: App) -> Starlette:
     ]
     routes = [
         *pages.routes(),
+        *imports.routes(pages),
         *optouts.routes(pages),
         *runs.routes(pages),
         *audit.routes(pages),

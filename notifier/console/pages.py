@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import jinja2
@@ -23,7 +23,9 @@ from .security import csrf_ok
 from .throttle import LoginThrottle
 
 Handler = Callable[[Request, Account], Awaitable[Response]]
+FormReader = Callable[[Request], Awaitable[Mapping[str, Any]]]
 MENU: list[tuple[str, str, Permission | None]] = [
+    ("/import", "Import roster", Permission.IMPORT),
     ("/runs", "Runs", Permission.RUNS_READ),
     ("/optouts", "Opt-outs", Permission.OPTOUTS),
     ("/audit", "Audit", Permission.AUDIT_READ),
@@ -76,24 +78,27 @@ class Pages:
         return account
 
     def page(
-        self, permission: Permission | None, handler: Handler
+        self, permission: Permission | None, handler: Handler, *, read_form: FormReader | None = None
     ) -> Callable[[Request], Awaitable[Response]]:
-        """Login required; `permission` checked (refusals audited); POSTs need the CSRF token."""
+        """Login required; `permission` checked (refusals audited) before a body is read; POSTs
+        need the CSRF token. The form, read once (by `read_form` for uploads, which stream their
+        file instead of spooling it), is `request.state.form` for the handler."""
 
         async def endpoint(request: Request) -> Response:
             account = await self.account(request)
             if account is None:
                 return RedirectResponse("/login", status_code=303)
-            if request.method == "POST":
-                form = await request.form()
-                if not csrf_ok(request, form.get("csrf")):
-                    return self.render(request, "error.html", account, 403, message_id="csrf")
             if permission is not None:
                 try:
                     authorize(account, permission, what=request.url.path)
                 except PermissionDenied as exc:
                     await run_in_threadpool(refused, self.app, exc, f"page:{request.url.path}")
                     return self.render(request, "error.html", account, 403, message_id="forbidden")
+            if request.method == "POST":
+                form = await (read_form or _starlette_form)(request)
+                request.state.form = form
+                if not csrf_ok(request, form.get("csrf")):
+                    return self.render(request, "error.html", account, 403, message_id="csrf")
             return await handler(request, account)
 
         endpoint.permission = permission  # type: ignore[attr-defined]  # read by the route x role tests
@@ -144,3 +149,7 @@ class Pages:
     def _audit_logout(self, account: Account) -> None:
         with self.app.engine.begin() as conn:
             audit.record(conn, account.actor, "account.logout", account.actor)
+
+
+async def _starlette_form(request: Request) -> Mapping[str, Any]:
+    return await request.form()

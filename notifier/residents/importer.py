@@ -23,7 +23,7 @@ from ..audit import log as audit
 from ..clock import utcnow
 from ..errors import InputError, NotifierError, Problem
 from ..fields import BUILTIN_FIELDS, FieldSpec, FieldType, norm_key
-from ..masking import mask_id_number, mask_phone, mask_text
+from ..masking import mask_email, mask_id_number, mask_phone, mask_text
 from ..storage.bulk import executemany, insert_new
 from ..storage.db import db_error_text
 from ..storage.fieldcols import column_name
@@ -53,6 +53,7 @@ class ImportReport:
     encoding: str | None = None  # CSV: utf-8, utf-8-sig or gb18030; XLSX: None
     header_row: int = 1
     sheet: str | None = None
+    columns: list[tuple[str, str]] = field(default_factory=list)  # (header in the file, field name) used
 
     @property
     def exit_code(self) -> int:
@@ -69,6 +70,7 @@ class ImportReport:
             "encoding": self.encoding,
             "header_row": self.header_row,
             "sheet": self.sheet,
+            "columns": [{"header": h, "field": f} for h, f in self.columns],
             "errors": [_cell(p) for p in self.errors],
             "warnings": [_cell(p) for p in self.warnings],
         }
@@ -116,6 +118,7 @@ def _map_columns(
             )
         seen[spec.name] = title
         mapping.append((idx, spec))
+        report.columns.append((title, spec.name))
     if "resident_id" not in seen:
         raise InputError(
             f"{file}: no resident id column (a header such as 居民编号 or resident_id is required "
@@ -174,12 +177,11 @@ def _parse(
             try:
                 values[name] = convert(raw)
             except ValueError as exc:
-                if name in contact:
+                if name in contact:  # masked as what it was meant to be: a mistyped number is still one
                     values[name] = None
+                    shown = mask_phone(str(raw)) if name == "phone" else mask_email(str(raw))
                     warnings.append(
-                        Problem(
-                            f"{mask_text(str(raw))}: {exc}; dropped, row imported", row=rownum, column=title
-                        )
+                        Problem(f"{shown}: {exc}; dropped, row imported", row=rownum, column=title)
                     )
                 elif name == "id_number":
                     errors.append(Problem(f"{mask_id_number(str(raw))}: {exc}", row=rownum, column=title))
