@@ -18,7 +18,7 @@ from ..app import App
 from ..config import resolve_secret
 from ..errors import ConfigError
 from ..i18n import label, translations
-from . import audit, optouts, runs
+from . import audit, optouts, rules, runs
 from .pages import Pages
 from .security import SecurityHeaders, csrf_token
 
@@ -80,6 +80,7 @@ def console_app(app: App) -> Starlette:
         *pages.routes(),
         *optouts.routes(pages),
         *runs.routes(pages),
+        *rules.routes(pages),
         *audit.routes(pages),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -23,6 +23,7 @@ from .security import csrf_ok
 
 Handler = Callable[[Request, Account], Awaitable[Response]]
 MENU: list[tuple[str, str, Permission | None]] = [
+    ("/rules", "Rules", Permission.RULES_READ),
     ("/runs", "Runs", Permission.RUNS_READ),
     ("/optouts", "Opt-outs", Permission.OPTOUTS),
     ("/audit", "Audit", Permission.AUDIT_READ),

@@ -115,6 +115,7 @@ def gated_routes(app: App) -> list[tuple[str, str, object]]:
             for m in sorted(r.methods or {"GET"}):
                 if m != "HEAD":
                     path = re.sub(r"\{run:int\}", "1", re.sub(r"\{what:str\}", "events", r.path))
+                    path = re.sub(r"\{name:str\}", "farm-subsidy-2026", path)
                     out.append((m, path, r.endpoint.permission))  # type: ignore[attr-defined]
     return out
 
@@ -132,6 +133,7 @@ def test_every_page_is_behind_the_gate(app: App, monkeypatch: pytest.MonkeyPatch
     assert open_routes == {"/login", "/logout", "/static"}  # a new page must go through Pages.page
     assert ("GET", "/optouts", Permission.OPTOUTS) in gated_routes(app)
     assert ("POST", "/runs/1/review", Permission.RUNS_APPROVE) in gated_routes(app)
+    assert ("GET", "/rules/farm-subsidy-2026/explain", Permission.RULES_READ) in gated_routes(app)
 
 
 @pytest.mark.parametrize("role", list(Role), ids=str)
