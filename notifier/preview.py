@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .app import App
-from .audience import evaluate, evaluate_many
+from .audience import Member, evaluate, evaluate_many
 from .errors import NotFound, Problem, RuleError
 from .messages import member_rows
 from .rendering.context import ResidentContext, params_context
@@ -82,9 +83,11 @@ class Preview:
         }
 
 
-def preview(app: App, rule: Rule, on: date, sample: int = 3) -> Preview:
-    """Counts, channels, SMS segments and masked samples. Rendering errors (a template that
-    cannot render for some resident) are listed, not raised: `runs create` refuses such a run."""
+def preview(app: App, rule: Rule, on: date, sample: int = 3, *, per_channel: bool = False) -> Preview:
+    """Counts, channels, SMS segments and masked samples: the first `sample` members reached,
+    or (`per_channel`) the first `sample` of each channel, so every template is seen. Rendering
+    errors (a template that cannot render for some resident) are listed, not raised: `runs
+    create` refuses such a run."""
     warnings = (
         [f"{why}: `runs create --on {on.isoformat()}` would be refused"]
         if (why := window_problem(rule, on))
@@ -111,7 +114,7 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3) -> Preview:
             continue
         segments += count_segments(body).segments
     warnings += [f"{where} ({n} resident(s))" for where, n in failing.items()]
-    for row, m in member_rows(app, [m for m in aud.members if m.channel][:sample]):
+    for row, m in member_rows(app, _sampled(aud.members, sample, per_channel)):
         assert m.channel is not None
         try:
             rendered = templates.render(
@@ -146,6 +149,19 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3) -> Preview:
         no_contact=sum(1 for m in by_id.values() if m.channel is None),
         warnings=warnings,
     )
+
+
+def _sampled(members: list[Member], n: int, per_channel: bool) -> list[Member]:
+    reached = [m for m in members if m.channel]
+    if not per_channel:
+        return reached[:n]
+    taken: Counter[Channel | None] = Counter()
+    out = []
+    for m in reached:
+        if taken[m.channel] < n:
+            taken[m.channel] += 1
+            out.append(m)
+    return out
 
 
 @dataclass(frozen=True)

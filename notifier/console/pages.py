@@ -25,6 +25,7 @@ from .throttle import LoginThrottle
 Handler = Callable[[Request, Account], Awaitable[Response]]
 FormReader = Callable[[Request], Awaitable[Mapping[str, Any]]]
 MENU: list[tuple[str, str, Permission | None]] = [
+    ("/rules", "Rules", Permission.RULES_READ),
     ("/import", "Import roster", Permission.IMPORT),
     ("/runs", "Runs", Permission.RUNS_READ),
     ("/optouts", "Opt-outs", Permission.OPTOUTS),

@@ -116,6 +116,7 @@ def gated_routes(app: App) -> list[tuple[str, str, object]]:
                 if m != "HEAD":
                     path = re.sub(r"\{run:int\}", "1", re.sub(r"\{what:str\}", "events", r.path))
                     path = path.replace("{upload:str}", "no-such-upload")
+                    path = re.sub(r"\{name:str\}", "farm-subsidy-2026", path)
                     out.append((m, path, r.endpoint.permission))  # type: ignore[attr-defined]
     return out
 
@@ -134,6 +135,7 @@ def test_every_page_is_behind_the_gate(app: App, monkeypatch: pytest.MonkeyPatch
     assert ("GET", "/optouts", Permission.OPTOUTS) in gated_routes(app)
     assert ("POST", "/runs/1/review", Permission.RUNS_APPROVE) in gated_routes(app)
     assert ("POST", "/import/no-such-upload/confirm", Permission.IMPORT) in gated_routes(app)
+    assert ("GET", "/rules/farm-subsidy-2026/explain", Permission.RULES_READ) in gated_routes(app)
 
 
 @pytest.mark.parametrize("role", list(Role), ids=str)
