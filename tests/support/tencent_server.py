@@ -44,6 +44,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from .aioserver import AioServer
+
 SECRET_ID = "AKIDtest0123456789abcdefghijklmnop"
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 SDK_APP_ID = "1400000001"
@@ -144,7 +146,9 @@ class Call:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-class TencentServer:
+class TencentServer(AioServer):
+    name = "tencent-server"
+
     def __init__(
         self,
         secret_id: str = SECRET_ID,
@@ -154,6 +158,7 @@ class TencentServer:
         templates: dict[str, int] | None = None,
         signs: Iterable[str] = (SIGN,),
     ) -> None:
+        super().__init__()
         self.secret_id, self.secret_key, self.sdk_app_id = secret_id, secret_key, sdk_app_id
         self.templates = {TEMPLATE_ID: 2} if templates is None else dict(templates)  # id -> variables
         self.signs = set(signs)
@@ -163,11 +168,6 @@ class TencentServer:
         self.calls: list[Call] = []
         self.failing_reads = 0  # answer the next N PullSmsSendStatusByPhoneNumber with InternalError
         self._lock = threading.Lock()
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping: asyncio.Event | None = None
-        self.port = 0
 
     # -- configuration ------------------------------------------------------------------
     @property
@@ -193,50 +193,9 @@ class TencentServer:
     def get(self, serial_no: str) -> Message:
         return next(m for m in self.messages if m.serial_no == serial_no)
 
-    # -- lifecycle ----------------------------------------------------------------------
-    async def start(self) -> TencentServer:
-        app = web.Application()
+    # -- lifecycle (AioServer) ---------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/", self._api)
-        self._stopping = asyncio.Event()
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        if self._stopping:
-            self._stopping.set()  # slow answers finish now
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> TencentServer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def start_in_thread(self) -> TencentServer:
-        loop = self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=loop.run_forever, name="tencent-server", daemon=True)
-        self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self.start(), loop).result(10)
-
-    def stop_thread(self) -> None:
-        if self._loop and self._thread:
-            asyncio.run_coroutine_threadsafe(self.stop(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop.close()
-            self._loop = self._thread = None
-
-    def __enter__(self) -> TencentServer:
-        return self.start_in_thread()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_thread()
 
     # -- the API ------------------------------------------------------------------------
     def _refusal(self, request: web.Request, body: bytes) -> tuple[str, str] | None:

@@ -32,6 +32,8 @@ import aiohttp
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
+from .aioserver import AioServer
+
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 API = "/2010-04-01"
@@ -148,10 +150,13 @@ def _error(status: int, code: int | None, message: str) -> web.Response:
     )
 
 
-class TwilioServer:
+class TwilioServer(AioServer):
+    name = "twilio-server"
+
     def __init__(
         self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN, *, page_size: int = 50
     ) -> None:
+        super().__init__()
         self.account_sid, self.auth_token, self.page_size = account_sid, auth_token, page_size
         self.plan: deque[Fault] = deque()  # answers for the next creates, in order
         self.number_faults: dict[str, Fault] = {}  # every create to this number gets this answer
@@ -161,11 +166,6 @@ class TwilioServer:
         self.failing_reads = 0  # answer the next N lists / fetches with 500
         self._random_reads: tuple[random.Random, float] | None = None
         self._lock = threading.Lock()
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping: asyncio.Event | None = None
-        self.port = 0
 
     # -- configuration ------------------------------------------------------------------
     @property
@@ -209,53 +209,12 @@ class TwilioServer:
     def get(self, sid: str) -> Message:
         return next(m for m in self.messages if m.sid == sid)
 
-    # -- lifecycle ----------------------------------------------------------------------
-    async def start(self) -> TwilioServer:
-        app = web.Application()
+    # -- lifecycle (AioServer) ---------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
         base = API + "/Accounts/{account}/Messages"
         app.router.add_post(base + ".json", self._create)
         app.router.add_get(base + ".json", self._list)
         app.router.add_get(base + "/{sid}.json", self._fetch)
-        self._stopping = asyncio.Event()
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        if self._stopping:
-            self._stopping.set()  # slow answers finish now
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> TwilioServer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def start_in_thread(self) -> TwilioServer:
-        loop = self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=loop.run_forever, name="twilio-server", daemon=True)
-        self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self.start(), loop).result(10)
-
-    def stop_thread(self) -> None:
-        if self._loop and self._thread:
-            asyncio.run_coroutine_threadsafe(self.stop(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop.close()
-            self._loop = self._thread = None
-
-    def __enter__(self) -> TwilioServer:
-        return self.start_in_thread()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_thread()
 
     # -- handlers -----------------------------------------------------------------------
     def _authorised(self, request: web.Request) -> bool:
