@@ -111,7 +111,8 @@ class _Scan:
 
 
 def _register_size(t: sa.Table) -> sa.Select[tuple[int]]:
-    return sa.select(sa.func.count()).select_from(t)
+    """The residents in the register's care: those who left (residents/leaving.py) are not counted."""
+    return sa.select(sa.func.count()).select_from(t).where(t.c.left_at.is_(None))
 
 
 def _code(c: CompiledRule) -> sa.ColumnElement[int]:
@@ -133,7 +134,10 @@ def _scan(t: sa.Table, compiled: Sequence[CompiledRule], members: bool) -> _Scan
     query = (
         sa.select(*head, *codes, *flags, _register_size(t).scalar_subquery().correlate(None))
         .select_from(t)
-        .where(sa.or_(*[sa.not_(c.fails) for c in sorted(compiled, key=lambda c: c.costly)]))
+        .where(
+            t.c.left_at.is_(None),  # a resident who left gets no notice (residents/leaving.py)
+            sa.or_(*[sa.not_(c.fails) for c in sorted(compiled, key=lambda c: c.costly)]),
+        )
     )
     if members:
         query = query.order_by(scan_order(t.c.resident_id))

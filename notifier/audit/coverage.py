@@ -18,10 +18,11 @@ from ..app import App
 from ..clock import as_utc
 from ..errors import NotFound
 from ..masking import mask_address, mask_email, mask_phone, mask_text
+from ..residents.leaving import LEFT_REASON
 from ..storage.schema import deliveries, runs
 
 OUTCOMES = ("delivered", "sent", "fallback", "failed", "skipped", "unknown", "pending")
-SKIP_REASONS = ("opted_out", "no_contact", "cancelled", "already_notified", "window_closed", "other")
+SKIP_REASONS = ("opted_out", "no_contact", "cancelled", "already_notified", "window_closed", "left", "other")
 # Best first: reached on the first channel, reached by a fallback, maybe reached, still open, not reached.
 _RANK = {"delivered": 0, "sent": 1, "fallback": 2, "unknown": 3, "pending": 4, "failed": 5, "skipped": 6}
 _STATUS_OUTCOME = {
@@ -49,6 +50,8 @@ def skip_reason(reason: str | None) -> str:
         return "already_notified"
     if text.startswith("publication window") or "restricted" in text:
         return "window_closed"
+    if text.startswith(LEFT_REASON):
+        return "left"
     return "other"
 
 

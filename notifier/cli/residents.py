@@ -1,4 +1,5 @@
-"""`residents import` and `records import`: registers and related records from CSV or XLSX."""
+"""`residents import | deactivate | reactivate` and `records import`: registers and related records
+from CSV or XLSX; residents who left (deceased, moved away) and the mistakes undone."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..identity.permissions import Permission
 from ..output import console, progress_bar
-from .common import command, group, open_app
-from .render import problems_table, show
+from ..residents.leaving import LeftAs
+from .common import act, acting_flags, command, group, open_app
+from .render import Payload, problems_table, show
 
 if TYPE_CHECKING:
     from ..residents.importer import ImportReport
@@ -22,6 +25,20 @@ def register(sub: SubParsers) -> None:
         res, "import", cmd_residents_import, "import a CSV (UTF-8/GBK) or XLSX register; re-import updates"
     )
     _import_arguments(s)
+    s = command(
+        res,
+        "deactivate",
+        cmd_deactivate,
+        "residents who left (deceased, moved away): no notice from now on, pending ones skipped",
+    )
+    s.add_argument("ids", nargs="+", metavar="ID")
+    s.add_argument("--as", dest="left_as", choices=[x.value for x in LeftAs], default=LeftAs.OTHER.value)
+    s.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+    acting_flags(s)
+    s = command(res, "reactivate", cmd_reactivate, "undo a mistaken deactivate: notices of new runs again")
+    s.add_argument("ids", nargs="+", metavar="ID")
+    s.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+    acting_flags(s)
     rec = group(sub, "records", "related records such as grants")
     s = command(rec, "import", cmd_records_import, "import related records of KIND (declared in fields.yaml)")
     s.add_argument("kind")
@@ -82,3 +99,42 @@ def _imported(report: ImportReport) -> None:
         problems_table("rejected rows", report.errors)
     if report.warnings:
         problems_table("warnings", report.warnings, limit=20)
+
+
+def cmd_deactivate(args: argparse.Namespace) -> int:
+    from ..residents.leaving import deactivate
+
+    app = open_app(args)
+    who = act(app, args, Permission.IMPORT, "mark residents as left")
+    out = deactivate(app, args.ids, reason=args.reason, left_as=LeftAs(args.left_as), by=who.name)
+    show(Payload(out), _deactivated, args.json)
+    return 0
+
+
+def _deactivated(r: Payload) -> None:
+    out = r.data
+    console.print(
+        f"{len(out['left'])} resident(s) marked as left ({out['as']}); {out['deliveries_skipped']} pending "
+        f"deliveries skipped"
+        + (f"; already left: {', '.join(out['already_left'])}" if out["already_left"] else ""),
+        markup=False,
+    )
+
+
+def cmd_reactivate(args: argparse.Namespace) -> int:
+    from ..residents.leaving import reactivate
+
+    app = open_app(args)
+    who = act(app, args, Permission.IMPORT, "reactivate residents")
+    out = reactivate(app, args.ids, reason=args.reason, by=who.name)
+    show(Payload(out), _reactivated, args.json)
+    return 0
+
+
+def _reactivated(r: Payload) -> None:
+    out = r.data
+    console.print(
+        f"{len(out['returned'])} resident(s) receive notices of new runs again"
+        + (f"; had not left: {', '.join(out['not_left'])}" if out["not_left"] else ""),
+        markup=False,
+    )

@@ -37,6 +37,11 @@ residents = sa.Table(
     sa.Column("preferred_channel", sa.String(16)),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
+    # A resident who left the register's care (deceased, moved away): no notice from then on,
+    # and the retention clock of their data starts (residents/leaving.py). NULL: a resident.
+    sa.Column("left_at", TS),
+    sa.Column("left_as", sa.String(16)),  # deceased | moved | other
+    sa.Column("left_reason", sa.Text),
 )
 
 records = sa.Table(

@@ -1,0 +1,123 @@
+"""Residents who leave the register's care: deceased, moved away, or struck off for another reason.
+
+From the moment a resident is marked as having left, no notice reaches them: their pending
+deliveries in every run are skipped at once (each audited, their notice keys released), no new
+run or preview counts them, and the retention clock of their data starts (`left_at`). The row
+stays, so audit history and coverage still name them. A mistake is undone with `reactivate`.
+Both are audit events under the acting account, with the reason given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..actors import actor_name
+from ..app import App
+from ..audit import log as audit
+from ..clock import utcnow
+from ..delivery.complete import complete_runs
+from ..delivery.transitions import move
+from ..errors import InputError, NotFound
+from ..status import DeliveryStatus
+from ..storage.schema import deliveries
+
+LEFT_REASON = "resident left"
+"""How skipped deliveries' reasons begin (audit coverage counts them as `left`)."""
+
+
+class LeftAs(StrEnum):
+    DECEASED = "deceased"
+    MOVED = "moved"
+    OTHER = "other"
+
+
+def deactivate(app: App, ids: Sequence[str], *, reason: str, left_as: LeftAs, by: str) -> dict[str, Any]:
+    """Mark these residents as having left; skip their pending deliveries. Residents who had
+    already left are reported, not changed."""
+    by = actor_name(by)
+    reason = reason.strip()
+    if not reason:
+        raise InputError("--reason is required: why the resident no longer receives notices (audited)")
+    t, d = app.residents, deliveries
+    wanted = sorted(set(ids))
+    now = utcnow()
+    with app.engine.begin() as conn:
+        rows = conn.execute(sa.select(t.c.resident_id, t.c.left_at).where(t.c.resident_id.in_(wanted))).all()
+        _all_known(wanted, rows)
+        leaving = sorted(r.resident_id for r in rows if r.left_at is None)
+        conn.execute(
+            t.update()
+            .where(t.c.resident_id.in_(leaving), t.c.left_at.is_(None))
+            .values(left_at=now, left_as=left_as.value, left_reason=reason)
+        )
+        audit.append(
+            conn,
+            [
+                audit.AuditEvent(
+                    by, "resident.left", f"resident:{rid}", {"as": left_as.value, "reason": reason}
+                )
+                for rid in leaving
+            ],
+            now=now,
+        )
+        skipped = move(
+            conn,
+            None,
+            from_=DeliveryStatus.PENDING,
+            to=DeliveryStatus.SKIPPED,
+            actor=by,
+            now=now,
+            reason=f"{LEFT_REASON} ({left_as.value}): {reason}",
+            values={"notice_key": None},
+            where=[d.c.resident_id.in_(leaving)],
+            payload={"reason": LEFT_REASON},
+        )
+        run_ids = set(conn.execute(sa.select(d.c.run_id).where(d.c.id.in_(skipped))).scalars())
+        complete_runs(conn, run_ids, now, by)
+    return {
+        "left": leaving,
+        "already_left": sorted(set(wanted) - set(leaving)),
+        "as": left_as.value,
+        "deliveries_skipped": len(skipped),
+        "runs": sorted(run_ids),
+    }
+
+
+def reactivate(app: App, ids: Sequence[str], *, reason: str, by: str) -> dict[str, Any]:
+    """Undo a mistaken `deactivate`: the residents receive notices of runs created from now on
+    (deliveries skipped meanwhile stay skipped: a new run reaches them)."""
+    by = actor_name(by)
+    reason = reason.strip()
+    if not reason:
+        raise InputError("--reason is required: why the resident receives notices again (audited)")
+    t = app.residents
+    wanted = sorted(set(ids))
+    now = utcnow()
+    with app.engine.begin() as conn:
+        rows = conn.execute(sa.select(t.c.resident_id, t.c.left_at).where(t.c.resident_id.in_(wanted))).all()
+        _all_known(wanted, rows)
+        back = sorted(r.resident_id for r in rows if r.left_at is not None)
+        conn.execute(
+            t.update().where(t.c.resident_id.in_(back)).values(left_at=None, left_as=None, left_reason=None)
+        )
+        audit.append(
+            conn,
+            [
+                audit.AuditEvent(by, "resident.returned", f"resident:{rid}", {"reason": reason})
+                for rid in back
+            ],
+            now=now,
+        )
+    return {"returned": back, "not_left": sorted(set(wanted) - set(back))}
+
+
+def _all_known(wanted: Sequence[str], rows: Sequence[Any]) -> None:
+    unknown = sorted(set(wanted) - {r.resident_id for r in rows})
+    if unknown:
+        raise NotFound(
+            f"no resident {', '.join(unknown[:10])} in the register" + (" …" if len(unknown) > 10 else "")
+        )
