@@ -80,12 +80,14 @@ def acting_flags(parser: argparse.ArgumentParser, by_help: str = "assert the act
     parser.add_argument("--by", metavar="USER", help=by_help)
 
 
-def act(app: App, args: argparse.Namespace, permission: Permission, what: str) -> Actor:
+def act(
+    app: App, args: argparse.Namespace, permission: Permission, what: str, legacy_by: str | None = None
+) -> Actor:
     """Who runs this command, refused (and the refusal audited) unless they hold `permission`."""
     from ..identity.accounts import require
     from ..identity.acting import acting
 
-    who = acting(app, token_file=args.token_file, by=args.by)
+    who = acting(app, token_file=args.token_file, by=args.by, legacy_by=legacy_by)
     require(app, who.account, permission, what, subject=f"cli:{what}")
     return who
 

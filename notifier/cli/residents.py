@@ -48,7 +48,7 @@ def register(sub: SubParsers) -> None:
 def _import_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("file", type=Path)
     s.add_argument("--dry-run", action="store_true", help="validate and count, change nothing")
-    s.add_argument("--by", default="import", help="who imports (recorded in the audit log)")
+    acting_flags(s)
     s.add_argument("--sheet", help="XLSX: the sheet to import (default: the first sheet with a header row)")
 
 
@@ -67,12 +67,13 @@ def cmd_records_import(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace, importer: Callable[..., ImportReport], *lead: Any) -> int:
     """Run `importer(app, *lead, file, ...)` under a progress bar; exit 3 when rows were rejected."""
     app = open_app(args)
+    who = act(app, args, Permission.IMPORT, "import residents and records", legacy_by="import")
     with progress_bar(f"importing {args.file.name}", None, not args.json) as (advance, set_total):
         report = importer(
             app,
             *lead,
             args.file,
-            actor=args.by,
+            actor=who.name,
             dry_run=args.dry_run,
             sheet=args.sheet,
             progress=advance,

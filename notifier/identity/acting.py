@@ -64,14 +64,16 @@ def acting(
     ask: Callable[[str], str] = input,
     ask_secret: Callable[[str], str] = getpass.getpass,
     interactive: bool | None = None,
+    legacy_by: str | None = None,
 ) -> Actor:
-    """The actor of a command that acts for a person (see the module docstring)."""
+    """The actor of a command that acts for a person (see the module docstring); `legacy_by`
+    names it in a database without accounts when no --by was given."""
     with app.reader.connect() as conn:
         legacy = account_count(conn) == 0
     token = read_token(token_file)
     if legacy and token is None:
         print(LEGACY_WARNING, file=sys.stderr)
-        return Actor(None, actor_name(by))
+        return Actor(None, actor_name(by or legacy_by))
     if token is not None:
         account = authenticate_token(app, token)
     elif interactive if interactive is not None else sys.stdin.isatty():

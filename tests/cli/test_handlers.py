@@ -78,6 +78,9 @@ def steps(folder: Path) -> list[list[str]]:
         ["send", "--until-idle"],
         ["send", "--resolve-unknown", "1", "--as", "sent", "--by", "r1"],
         ["runs", "show", "1"],
+        ["runs", "deliveries", "1", "--status", "delivered"],
+        ["runs", "diff", "1"],
+        ["runs", "retry", "1", "--by", "clerk"],
         ["runs", "list"],
         ["runs", "create", "rural-housing-repair-2026", "--on", "2026-03-02", "--by", "clerk"],
         ["runs", "cancel", "2", "--by", "clerk"],
@@ -87,6 +90,8 @@ def steps(folder: Path) -> list[list[str]]:
         ["audit", "coverage", "1"],
         ["audit", "coverage", "1", "--format", "csv", "-o", str(folder / "coverage.csv")],
         ["audit", "resident", "A1"],
+        ["residents", "deactivate", "A2", "--as", "moved", "--reason", "迁出", "--by", "clerk"],
+        ["residents", "reactivate", "A2", "--reason", "误报", "--by", "clerk"],
         ["demo", "--dir", str(folder / "demo"), "--residents", "40"],
     ]
 
