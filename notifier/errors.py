@@ -13,7 +13,8 @@ NotifierError
  └── ProviderError      a delivery provider refused or failed; the subclass says what may follow
       ├── TransientError   not accepted this time: retry
       ├── PermanentError   refused for good: fail, try the next channel
-      └── AmbiguousError   may have been accepted: `unknown` until reconciled
+      ├── AmbiguousError   may have been accepted: `unknown` until reconciled
+      └── AccountError     the account cannot send for anyone: provider paused, next one takes over
 
 Every error carries a user-facing message; the CLI prints it without a traceback
 (unless --debug) and exits with `exit_code`.
@@ -130,6 +131,12 @@ class AmbiguousError(ProviderError):
     """The request may have gone through (timeout after sending, connection lost mid-answer)."""
 
     ambiguous = True
+
+
+class AccountError(ProviderError):
+    """The provider account cannot send for anyone (balance, suspension, day limit, signature or
+    template not approved): the provider is paused and the next one takes over; the message is
+    not failed."""
 
 
 class PermissionDenied(NotifierError):

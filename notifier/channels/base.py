@@ -10,14 +10,16 @@ receipts and web own everything generic: claiming, status transitions, audit, re
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..errors import ProviderError
 from ..status import Channel, DeliveryStatus
 from .settings import ProviderSettings
+from .templated import TemplateCall
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class OutboundMessage:
     html: str | None = None
     segments: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. township, village, item title (letters)
+    templates: Mapping[str, TemplateCall] = field(default_factory=dict)  # by provider kind (aliyun, tencent)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Provider(abc.ABC):
     settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
     idempotent: ClassVar[bool] = False  # sending the same delivery twice produces one message
     can_lookup: ClassVar[bool] = False  # `lookup` can tell whether a message was accepted
+    max_batch: ClassVar[int] = 1  # messages one request may carry (send_batch)
 
     def __init__(
         self, name: str, settings: Mapping[str, Any], context: ProviderContext | None = None
@@ -115,6 +119,17 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     async def send(self, message: OutboundMessage) -> SendResult: ...
+
+    async def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult | ProviderError]:
+        """Send several messages in one request where the provider can: one result or error per
+        message, in order. An error raised (not returned) concerns the whole request."""
+        out: list[SendResult | ProviderError] = []
+        for message in messages:
+            try:
+                out.append(await self.send(message))
+            except ProviderError as exc:
+                out.append(exc)
+        return out
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and disconnect; called once after the last send."""

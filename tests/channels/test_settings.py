@@ -20,7 +20,14 @@ from ..support.project import write_config
 
 REPO = Path(__file__).resolve().parents[2]
 TWILIO = {"account_sid": "AC" + "0" * 32, "auth_token": "t0ken", "from": "+15005550006"}
-MINIMAL: dict[str, dict[str, Any]] = {"outbox": {}, "letter": {}, "smtp": {}, "twilio": TWILIO}
+ALIYUN = {"access_key_id": "LTAI" + "0" * 20, "access_key_secret": "s3cret"}
+MINIMAL: dict[str, dict[str, Any]] = {
+    "outbox": {},
+    "letter": {},
+    "smtp": {},
+    "twilio": TWILIO,
+    "aliyun": ALIYUN,
+}
 
 
 def test_every_kind_has_a_minimal_table() -> None:
