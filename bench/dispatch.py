@@ -9,6 +9,12 @@ a bare floor measured in the same run on the same machine and the same local ser
   email      the same for SmtpProvider (its configured pool, and again with connections=1)
              against a local aiosmtpd server that answers 250 to everything
   floor      plain aiosmtplib.SMTP on one connection sending the same messages one by one
+  aliyun     the real Dispatcher into the local Aliyun-compatible server (tests/support/
+             aliyun_server.py, its own thread; it verifies every request's signature) through the
+             official SDK with the rule's registered template: batches of up to 100 numbers
+             (SendBatchSms), then again one SendSms per message (`batch = false`)
+  floor      a bare SDK loop: SendBatchSms of 100 numbers with the same variables, the same
+             concurrency, each call in a worker thread as the provider does
   bucket     a TokenBucket at --bucket-rate driven by many concurrent acquirers for
              --bucket-seconds: achieved rate, error vs the rate, busiest 1-second window
 
@@ -16,7 +22,7 @@ The parts run one after another (the machine has 2 cores; the servers share them
 client). Messages sent by the provider-alone and floor passes are the ones the dispatcher pass
 delivered (read back from the server), so every pass sends the same bodies.
 
-    python bench/dispatch.py [--sms 5000] [--email 5000] [--bucket-seconds 30] [--json]
+    python bench/dispatch.py [--sms 5000] [--aliyun 5000] [--email 5000] [--bucket-seconds 30] [--json]
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from notifier.delivery.dispatch import Dispatcher  # noqa: E402
 from notifier.residents.importer import import_residents  # noqa: E402
 from notifier.rules.load import find_rule  # noqa: E402
 from notifier.status import Channel  # noqa: E402
+from tests.support.aliyun_server import AliyunServer  # noqa: E402
 from tests.support.twilio_server import ACCOUNT_SID, API, AUTH_TOKEN, TwilioServer  # noqa: E402
 
 SENDER_SMS = "+15005550006"
@@ -111,15 +118,21 @@ def timed(n: int, seconds: float, **extra: Any) -> dict[str, Any]:
 
 
 # -- the project ----------------------------------------------------------------------------
-def make_project(work: Path, n: int, channel: str, extra_toml: str) -> tuple[App, int]:
+def make_project(
+    work: Path, n: int, channel: str, extra_toml: str, rule_extra: str = "", sms_template: str = ""
+) -> tuple[App, int]:
     """A temp project with `n` residents, each with a mobile and an e-mail, a rule matching all
     of them on `channel` alone, and a run approved twice. Returns the open app and the run id."""
     if work.exists():
         shutil.rmtree(work)
     (work / "rules").mkdir(parents=True)
     shutil.copy(REPO / "rules" / "fields.yaml", work / "rules")
-    (work / "rules" / f"bench-{channel}.yaml").write_text(RULE.format(channel=channel), encoding="utf-8")
+    rule_text = RULE.format(channel=channel) + rule_extra
     shutil.copytree(REPO / "templates", work / "templates")
+    if sms_template:
+        (work / "templates" / "bench.sms.j2").write_text(sms_template, encoding="utf-8")
+        rule_text = rule_text.replace("sms: housing_repair.sms.j2", "sms: bench.sms.j2")
+    (work / "rules" / f"bench-{channel}.yaml").write_text(rule_text, encoding="utf-8")
     (work / "notifier.toml").write_text(
         f"[quiet_hours]\nenabled = false\n[sending]\nbatch_size = 2000\n{extra_toml}", encoding="utf-8"
     )
@@ -254,6 +267,95 @@ def bench_sms(work: Path, n: int, concurrency: int) -> dict[str, Any]:
         "provider": prov,
         "floor": floor,
         **ratios(floor, provider=prov, dispatcher=disp),
+    }
+
+
+# -- Aliyun SMS -----------------------------------------------------------------------------
+ALIYUN_CODE, ALIYUN_SIGN = "SMS_4870001", "县住房和城乡建设局"
+ALIYUN_TEXT = "${name}您好：您家${item}已公示，补助标准${amount}。核实请拨打12345。回TD退订"
+ALIYUN_SMS = (
+    "【县住房和城乡建设局】{{ resident.name }}您好：您家{{ item.title }}已公示，补助标准"
+    "{{ params.low_income_line | money }}。核实请拨打12345。回TD退订"
+)
+ALIYUN_RULE = """sms_templates:
+  aliyun:
+    code: SMS_4870001
+    sign: 县住房和城乡建设局
+    text: "${name}您好：您家${item}已公示，补助标准${amount}。核实请拨打12345。回TD退订"
+    params:
+      name: "{{ resident.name }}"
+      item: "{{ item.title }}"
+      amount: "{{ params.low_income_line | money }}"
+"""
+
+
+def bench_aliyun(work: Path, n: int, concurrency: int) -> dict[str, Any]:
+    from alibabacloud_dysmsapi20170525 import models as sms
+    from alibabacloud_dysmsapi20170525.client import Client
+    from alibabacloud_tea_openapi import models as openapi
+    from darabonba.runtime import RuntimeOptions
+
+    with AliyunServer() as server:
+        server.register(ALIYUN_CODE, ALIYUN_TEXT)
+
+        def one_pass(name: str, batch: bool) -> dict[str, Any]:
+            table = server.table(rate_per_second=0, concurrency=concurrency, timeout=30, batch=batch)
+            extra = '[channels.sms]\nproviders = ["aliyun"]\n[providers.aliyun]\n' + "\n".join(
+                f"{k} = {json.dumps(v)}" for k, v in table.items()
+            )
+            app, run_id = make_project(work / name, n, "sms", extra + "\n", ALIYUN_RULE, ALIYUN_SMS)
+            try:
+                before = len(server.messages)
+                result = dispatch(app, run_id, n)
+            finally:
+                app.close()
+            if len(server.messages) - before != n:
+                raise SystemExit(f"bench: the Aliyun server took {len(server.messages) - before} of {n}")
+            return result | {"requests": sum(1 for _ in server.calls)}
+
+        batched = one_pass("batched", True)
+        server.calls.clear()
+        single = one_pass("single", False)
+        server.calls.clear()
+        sent = list(server.messages[:n])
+        server.messages.clear()
+
+        client = Client(
+            openapi.Config(
+                access_key_id=server.access_key_id,
+                access_key_secret=server.access_key_secret,
+                endpoint=server.endpoint,
+                protocol="http",
+            )
+        )
+        runtime = RuntimeOptions(autoretry=False, max_attempts=0, connect_timeout=2000, read_timeout=30000)
+        chunks = [sent[i : i + 100] for i in range(0, len(sent), 100)]
+
+        def call(chunk: list[Any]) -> None:
+            request = sms.SendBatchSmsRequest(
+                phone_number_json=json.dumps([m.phone for m in chunk]),
+                sign_name_json=json.dumps([m.sign for m in chunk], ensure_ascii=False),
+                template_code=ALIYUN_CODE,
+                template_param_json=json.dumps([m.params for m in chunk], ensure_ascii=False),
+            )
+            answer = client.send_batch_sms_with_options(request, runtime)
+            if answer.body.code != "OK":
+                raise SystemExit(f"bench: the floor's SendBatchSms answered {answer.body.code}")
+
+        async def floor_pass() -> float:
+            return await bounded(concurrency, chunks, lambda c: asyncio.to_thread(call, c))
+
+        t = asyncio.run(floor_pass())
+        if len(server.messages) != n:
+            raise SystemExit(f"bench: the Aliyun server took {len(server.messages)} of {n} floor messages")
+        floor = timed(n, t, requests=len(chunks))
+    return {
+        "messages": n,
+        "concurrency": concurrency,
+        "dispatcher_batched": batched,
+        "dispatcher_one_per_request": single,
+        "floor": floor,
+        **ratios(floor, dispatcher_batched=batched, dispatcher_one_per_request=single),
     }
 
 
@@ -422,6 +524,8 @@ def bench_bucket(r: float, seconds: float) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sms", type=int, default=5_000, help="SMS messages (0 skips the part)")
+    ap.add_argument("--aliyun", type=int, default=5_000, help="Aliyun SMS messages (0 skips the part)")
+    ap.add_argument("--aliyun-concurrency", type=int, default=10, help="Aliyun requests in flight")
     ap.add_argument("--email", type=int, default=5_000, help="e-mail messages (0 skips the part)")
     ap.add_argument(
         "--bucket-seconds", type=float, default=30.0, help="token bucket run length (0 skips the part)"
@@ -440,6 +544,8 @@ def main() -> None:
     try:
         if args.sms > 0:
             out["sms"] = bench_sms(work / "sms", args.sms, args.sms_concurrency)
+        if args.aliyun > 0:
+            out["aliyun"] = bench_aliyun(work / "aliyun", args.aliyun, args.aliyun_concurrency)
         if args.email > 0:
             out["email"] = bench_email(work / "email", args.email, args.smtp_connections)
         if args.bucket_seconds > 0:
@@ -464,6 +570,18 @@ def main() -> None:
         print(line("dispatcher end to end", s["dispatcher"], s["dispatcher_to_floor"]))
         print(line("TwilioProvider.send", s["provider"], s["provider_to_floor"]))
         print(line("floor: bare aiohttp POST", s["floor"]))
+    if "aliyun" in out:
+        a = out["aliyun"]
+        print(f"sms (aliyun, local server, official SDK, {a['concurrency']} requests in flight)")
+        print(line("dispatcher, batches", a["dispatcher_batched"], a["dispatcher_batched_to_floor"]))
+        print(
+            line(
+                "dispatcher, 1 per request",
+                a["dispatcher_one_per_request"],
+                a["dispatcher_one_per_request_to_floor"],
+            )
+        )
+        print(line("floor: bare SDK batches", a["floor"]))
     if "email" in out:
         e = out["email"]
         print("email (smtp, local aiosmtpd)")

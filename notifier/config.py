@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
         "failover_after": 3,
         "failover_cooldown_seconds": 60,
         "retry_deadline_seconds": 21600,
+        "account_pause_seconds": 900,
     },
     "channels": {
         "sms": {"providers": ["outbox"], "price_per_segment": 0.05},
@@ -47,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     },
     # Each provider's defaults live in its settings class (channels/<kind>/settings.py); these
     # empty tables only make the usual provider names exist, so `[channels.*]` can name them.
-    "providers": {"outbox": {}, "letter": {}, "smtp": {}, "twilio": {}},
+    "providers": {"outbox": {}, "letter": {}, "smtp": {}, "twilio": {}, "aliyun": {}},
     "schedule": {"misfire_grace_seconds": 3600, "lease_seconds": 30},
     "audit": {
         "checkpoint_file": "audit-checkpoints.jsonl",
@@ -115,6 +116,7 @@ class SendingSettings:
     failover_after: int
     failover_cooldown_seconds: float
     retry_deadline_seconds: float
+    account_pause_seconds: float = 900.0  # an account-level refusal (balance, ...) pauses the provider
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from .errors import Problem, RenderError, RuleError
 from .masking import mask_address, mask_email, mask_id_number, mask_name, mask_phone, mask_text
 from .rendering.context import ResidentContext, params_context
 from .rendering.segments import count_segments
+from .rendering.smsparams import TemplateParams, as_json
 from .rendering.templates import TemplateSet, item_context, template_context
 from .rules.compile import params_in_force
 from .rules.model import Rule
@@ -68,6 +69,7 @@ def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> Re
     template that fails for a member is recorded as a failure (raise_for_failures then refuses
     the whole run), never replaced by a later channel: a render error has no fallback."""
     templates = TemplateSet(rule.templates, rule.template_sources)
+    registered = TemplateParams(rule.file, rule.sms_templates)
     item = item_context(rule.item, app.dictionary.domains)
     params = params_context(params_in_force(rule, on))
     resident = ResidentContext(app.dictionary)
@@ -85,8 +87,14 @@ def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> Re
             if got is not None:
                 targets.append((ch, recipient))
         for channel, recipient in targets:
+            calls = {}
             try:
                 rendered = templates.render(channel, context)
+                if channel is Channel.SMS and rule.sms_templates:
+                    calls = registered.render(context)
+                    wrong = registered.differences(calls, rendered.body, detail=False)
+                    if wrong:
+                        raise RuleError("registered SMS template differs", wrong)
             except RuleError as exc:
                 for p in exc.problems:
                     out.failures[(p.file, p.line, p.message)].append(
@@ -106,6 +114,7 @@ def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> Re
                     "html": rendered.html,
                     "segments": count_segments(rendered.body).segments if channel is Channel.SMS else None,
                     "sha256": rendered.sha256,
+                    "templates": as_json(calls),
                 }
             )
     return out

@@ -14,9 +14,11 @@ the dispatcher) keeps serving.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
@@ -36,7 +38,7 @@ from .masking import mask_phone
 from .optouts import handle_inbound_sms
 from .receipts import apply_event
 from .status import Channel, DeliveryStatus, RunStatus
-from .storage.schema import deliveries, firings, runs
+from .storage.schema import audit_events, deliveries, firings, runs
 
 log = logging.getLogger("notifier.web")
 
@@ -98,12 +100,12 @@ async def _status(app: App, hooks: Webhooks, verified: Verified, request: Webhoo
 
 
 async def _inbound(app: App, hooks: Webhooks, verified: Verified) -> Response:
-    message = hooks.parse_inbound(verified)
-    result = await run_in_threadpool(handle_inbound_sms, app, message)
-    if result.opted_out:
-        log.info(
-            "opt-out from %s (%s)", mask_phone(result.phone), "new" if result.added else "already listed"
-        )
+    for message in hooks.parse_inbounds(verified):
+        result = await run_in_threadpool(handle_inbound_sms, app, message)
+        if result.opted_out:
+            log.info(
+                "opt-out from %s (%s)", mask_phone(result.phone), "new" if result.added else "already listed"
+            )
     return _reply(hooks.inbound_reply or Reply())
 
 
@@ -227,6 +229,16 @@ def prometheus_text(app: App) -> str:
             .where(d.c.error_code.is_not(None))
             .group_by(d.c.provider, d.c.error_code)
         ).all()
+        paused = conn.execute(
+            sa.select(audit_events.c.payload)
+            .where(audit_events.c.action == "provider.paused")
+            .order_by(audit_events.c.seq.desc())
+            .limit(200)
+        ).scalars()
+        paused_until: dict[str, datetime] = {}
+        for payload in paused:
+            p = json.loads(payload) if isinstance(payload, str) else payload
+            paused_until.setdefault(str(p.get("provider")), datetime.fromisoformat(str(p.get("until"))))
         last = conn.execute(
             sa.select(firings.c.rule_id, sa.func.max(firings.c.scheduled_at))
             .where(firings.c.status == "created")
@@ -257,4 +269,10 @@ def prometheus_text(app: App) -> str:
         "Scheduled time of each rule's last firing that created a run.",
         [({"rule": r}, int(as_utc(t).timestamp())) for r, t in last],
     )
-    return "\n".join(m.render() for m in (dm, qm, rm, em, fm)) + "\n"
+    pm = _Metric(
+        "notifier_provider_paused_until_timestamp_seconds",
+        "When each provider paused by an account-level refusal (balance, day limit, signature or "
+        "template not approved) is tried again; in the past: not paused.",
+        [({"provider": p}, int(as_utc(t).timestamp())) for p, t in sorted(paused_until.items())],
+    )
+    return "\n".join(m.render() for m in (dm, qm, rm, em, fm, pm)) + "\n"

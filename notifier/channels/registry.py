@@ -12,6 +12,7 @@ from typing import Any
 from ..config import Config
 from ..errors import ConfigError
 from ..status import Channel
+from .aliyun import AliyunProvider, AliyunWebhooks
 from .base import Provider, ProviderContext
 from .failover import ProviderChain
 from .letter import LetterProvider
@@ -35,6 +36,7 @@ KINDS: dict[str, ProviderKind] = {
     "letter": ProviderKind(LetterProvider),
     "smtp": ProviderKind(SmtpProvider),
     "twilio": ProviderKind(TwilioProvider, TwilioWebhooks),
+    "aliyun": ProviderKind(AliyunProvider, AliyunWebhooks),
     "tencent": ProviderKind(TencentProvider, TencentWebhooks),
 }
 
@@ -68,7 +70,12 @@ def providers_for(config: Config) -> dict[Channel, ProviderChain]:
                 raise ConfigError(f"{config.where()}: provider {name!r} cannot send {channel.value}")
             built[name] = provider
             chain.append(provider)
-        out[channel] = ProviderChain(chain, s.failover_after, timedelta(seconds=s.failover_cooldown_seconds))
+        out[channel] = ProviderChain(
+            chain,
+            s.failover_after,
+            timedelta(seconds=s.failover_cooldown_seconds),
+            pause_for=timedelta(seconds=s.account_pause_seconds),
+        )
     return out
 
 

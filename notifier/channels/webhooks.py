@@ -110,3 +110,7 @@ class Webhooks(abc.ABC):
     def parse_inbound(self, verified: Verified) -> InboundMessage:
         """The message of an inbound callback; InputError names what is missing or wrong."""
         raise NotImplementedError
+
+    def parse_inbounds(self, verified: Verified) -> list[InboundMessage]:
+        """Every message of an inbound callback (a provider pushing several at once overrides it)."""
+        return [self.parse_inbound(verified)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..identity.permissions import Permission, approval_gate
 from ..output import console
@@ -68,9 +68,38 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ..rules.checking import check_rules
 
     config = load_config(args.config)
-    report = check_rules(args.paths or [config.rules_dir], config.fields_file, config.templates_dir)
+    report = check_rules(
+        args.paths or [config.rules_dir],
+        config.fields_file,
+        config.templates_dir,
+        variable_limits(config),
+        template_kinds(config),
+    )
     show(report, _checked, args.json)
     return 0 if report.ok else 1
+
+
+def variable_limits(config: Any) -> dict[str, int]:
+    """The longest template variable each provider kind takes: the smallest configured
+    `max_variable_length` over its `[providers.*]` tables (read as written, secrets untouched)."""
+    out: dict[str, int] = {}
+    for name, section in config.raw["providers"].items():
+        limit = (section or {}).get("max_variable_length")
+        if isinstance(limit, int) and not isinstance(limit, bool):
+            kind = str((section or {}).get("kind", name))
+            out[kind] = min(limit, out.get(kind, limit))
+    return out
+
+
+def template_kinds(config: Any) -> list[str]:
+    """The kinds of the configured SMS providers that send registered templates only."""
+    from ..channels.registry import kind_of
+    from ..rules.smstemplates import KINDS
+    from ..status import Channel
+
+    sms = config.channels.get(Channel.SMS)
+    kinds = [kind_of(config, name) for name in (sms.providers if sms else [])]
+    return [k for k in dict.fromkeys(kinds) if k in KINDS]
 
 
 def _checked(report: CheckReport) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,11 +84,14 @@ class Claimer:
             sendable, skipped = self._open_runs(conn, run_id, local.date(), now)
             if not sendable:
                 return _Batch((), skipped)
-            rows = conn.execute(self._due(sendable, now, self.app.config.quiet_hours.contains(local))).all()
+            waiting = [ch for ch, chain in self.chains.items() if chain.available(now) is None]
+            quiet = self.app.config.quiet_hours.contains(local)
+            rows = conn.execute(self._due(sendable, now, quiet, waiting)).all()
             if not rows:
                 return _Batch((), skipped)
             ready = self._gate_rows(conn, rows, now)
             skipped += len(rows) - len(ready)
+            ready = self._spaced(conn, ready, now)
             if not ready:
                 complete_runs(conn, {r.run_id for r in rows}, now, self.actor)
                 return _Batch((), skipped, len(rows) == self.batch_size)
@@ -113,7 +116,11 @@ class Claimer:
         complete_runs(conn, closed, now, self.actor)
         return sendable, skipped
 
-    def _due(self, run_ids: list[int], now: datetime, quiet: bool) -> sa.Select[Any]:
+    def _due(
+        self, run_ids: list[int], now: datetime, quiet: bool, waiting: Sequence[Channel] = ()
+    ) -> sa.Select[Any]:
+        """Due pending rows; SMS waits out quiet hours, and a channel whose every provider is
+        paused (an account-level refusal) waits until one is back."""
         d = deliveries
         q = (
             delivery_rows(self.app)
@@ -125,8 +132,10 @@ class Claimer:
             .order_by(d.c.id)
             .limit(self.batch_size)
         )
-        if quiet:
-            q = q.where(d.c.channel != Channel.SMS)
+        held = {Channel.SMS} if quiet else set()
+        held.update(waiting)
+        if held:
+            q = q.where(d.c.channel.not_in(sorted(held)))
         return q.with_for_update(of=d, skip_locked=True) if self.postgres else q
 
     def _gate_rows(self, conn: sa.Connection, rows: Sequence[Any], now: datetime) -> list[Any]:
@@ -141,6 +150,49 @@ class Claimer:
                 skip.setdefault(why, []).append(r.id)
         for why, ids in skip.items():
             self._skip(conn, ids, why, now)
+        return ready
+
+    def _spaced(self, conn: sa.Connection, rows: list[Any], now: datetime) -> list[Any]:
+        """The rows that may go now under their SMS provider's per-number spacing
+        (`per_number_seconds`): one per number per batch, and none to a number the provider
+        sent to less than that long ago. The others wait, still `pending`, until their number's
+        turn (next_attempt_at), instead of being burnt into the provider's rate-limit errors."""
+        chain = self.chains.get(Channel.SMS)
+        provider = chain.current(now) if chain else None
+        spacing = provider.options.per_number_seconds if provider else 0.0
+        sms = [r for r in rows if r.channel == Channel.SMS]
+        if not sms or spacing <= 0 or provider is None:
+            return rows
+        gap = timedelta(seconds=spacing)
+        d = deliveries
+        # sent lately, or being sent right now (by another worker: its answer is not recorded yet)
+        last = sa.func.coalesce(d.c.sent_at, d.c.updated_at)
+        recent = conn.execute(
+            sa.select(d.c.recipient, sa.func.max(last))
+            .where(
+                d.c.recipient.in_(sorted({r.recipient for r in sms})),
+                d.c.channel == Channel.SMS,
+                d.c.provider == provider.name,
+                sa.or_(d.c.sent_at > now - gap, sa.and_(d.c.status == S.SENDING, d.c.updated_at > now - gap)),
+            )
+            .group_by(d.c.recipient)
+        ).all()
+        turn = {phone: as_utc(at) + gap for phone, at in recent}
+        ready, wait = [], {}
+        for r in rows:
+            if r.channel != Channel.SMS:
+                ready.append(r)
+            elif r.recipient in turn:
+                wait[r.id] = turn[r.recipient]
+                turn[r.recipient] += gap  # the next one after that, and so on
+            else:
+                ready.append(r)
+                turn[r.recipient] = now + gap
+        for due in sorted(set(wait.values())):
+            ids = [i for i, t in wait.items() if t == due]
+            conn.execute(
+                d.update().where(d.c.id.in_(ids), d.c.status == S.PENDING).values(next_attempt_at=due)
+            )
         return ready
 
     def _skip(
@@ -168,6 +220,7 @@ class Claimer:
         """pending -> sending, one statement per provider chosen; each move audited with the
         attempt number and the digest of the text about to go out."""
         current = {channel: chain.current(now).name for channel, chain in self.chains.items()}
+        # (a channel whose providers are all paused was left out of the claim: _due)
         jobs: list[Job] = []
         by_provider: dict[str, list[Job]] = {}
         for r in rows:

@@ -2,6 +2,8 @@
 made, the row's age and the [sending] settings (no database, no clock, no global random).
 
   LeaseLapsed     back to `pending` at once, the attempt given back: nothing was handed over
+  AccountError    back to `pending` at once, the attempt given back: the provider's account
+                  cannot send for anyone (it is paused), the next provider takes the message
   AmbiguousError  `unknown`: maybe accepted, never resent blindly; reconciliation looks it up
   TransientError  `pending` again after a jittered exponential backoff, while attempts are left
                   and the retry deadline (counted from the row's creation) has not passed;
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..config import SendingSettings
-from ..errors import AmbiguousError, LeaseLapsed, ProviderError, TransientError
+from ..errors import AccountError, AmbiguousError, LeaseLapsed, ProviderError, TransientError
 from ..status import DeliveryStatus
 
 Uniform = Callable[[float, float], float]
@@ -46,7 +48,7 @@ def decide(
     rand: Uniform = random.uniform,
 ) -> Decision:
     """The next status of a delivery whose attempt number `attempts` ended in `error`."""
-    if isinstance(error, LeaseLapsed):
+    if isinstance(error, (LeaseLapsed, AccountError)):
         return Decision(DeliveryStatus.PENDING, attempt_used=False)
     if isinstance(error, AmbiguousError):
         return Decision(DeliveryStatus.UNKNOWN)

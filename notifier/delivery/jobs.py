@@ -18,6 +18,7 @@ from ..app import App
 from ..audit import log as audit
 from ..channels.base import OutboundMessage, SendResult
 from ..errors import LeaseLapsed, ProviderError
+from ..rendering.smsparams import from_json
 from ..runs.snapshot import RunSnapshot
 from ..status import CHANNELS, Channel
 from ..storage.schema import deliveries, opt_outs, run_messages, runs
@@ -76,6 +77,7 @@ def delivery_rows(app: App) -> sa.Select[Any]:
             m.c.html,
             m.c.segments,
             m.c.sha256,
+            m.c.templates,
             sa.exists().where(opt_outs.c.phone == d.c.recipient).label("opted_out"),
         )
         .join(t, t.c.resident_id == d.c.resident_id, isouter=True)
@@ -97,6 +99,7 @@ def stored_message(row: Any, snapshot: RunSnapshot) -> OutboundMessage:
         html=row.html,
         segments=row.segments,
         meta={"township": row.township or "", "village": row.village or "", "title": snapshot.item.title},
+        templates=from_json(row.templates),
     )
 
 

@@ -105,7 +105,7 @@ async def _drain(
         report.skipped += claimed.skipped
         if not claimed.jobs:
             return
-        outcomes = await asyncio.gather(*(stages.sender.send(j) for j in claimed.jobs))
+        outcomes = await stages.sender.send_all(claimed.jobs)
         at = now()  # the rows' updated_at: reconciliation times their settling from it
         recorded = stages.recorder.record(outcomes, at)
         stages.reconciler.watch(recorded.unknown, at)

@@ -1,5 +1,8 @@
-"""Send: hand one claimed job's stored text to its provider, within the provider's limits
-(concurrency and rate), and return what happened as an Outcome. Nothing here writes to the
+"""Send: hand claimed jobs' stored text to their providers, within the providers' limits
+(concurrency and rate), and return what happened to each as an Outcome. Jobs for a provider
+that takes batches (Aliyun's SendBatchSms) with the same registered template go in one request;
+each still settles on its own. An account-level refusal (AccountError) pauses the provider for
+everyone (channels/failover.py) and is audited as `provider.paused`. Nothing here writes to the
 database; record.py turns outcomes into status changes.
 
 A worker whose lease may have lapsed (the database was too busy to renew it) does not send:
@@ -10,17 +13,20 @@ LeaseLapsed error, which gives the attempt back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from ..audit import log as audit
 from ..channels.base import OutboundMessage, Provider, SendResult
 from ..channels.failover import ProviderChain
 from ..channels.ratelimit import TokenBucket
-from ..errors import LeaseLapsed, PermanentError, ProviderError, TransientError
+from ..errors import AccountError, LeaseLapsed, PermanentError, ProviderError, TransientError
 from ..status import Channel
 from .jobs import Job, Outcome
 from .workers import Worker
+
+log = logging.getLogger("notifier.delivery")
 
 
 class Sender:
@@ -62,25 +68,78 @@ class Sender:
                 return Outcome(
                     job, error=LeaseLapsed("not sent: this worker's lease could not be renewed in time")
                 )
-            return await self._call(provider, job)
+            return (await self._call(provider, [job]))[0]
 
-    async def _call(self, provider: Provider, job: Job) -> Outcome:
-        chain = self.chains[job.channel]
+    async def send_all(self, jobs: Sequence[Job]) -> list[Outcome]:
+        """Every job, in order: one request per job, except that jobs for a provider that sends
+        batches (max_batch > 1) with the same registered template and signature go together,
+        up to max_batch per request. Each job still gets its own outcome."""
+        singles, batches = [], []
+        groups: dict[tuple[str, str, str], list[Job]] = {}
+        for job in jobs:
+            provider = self.providers[job.provider]
+            call = job.message.templates.get(provider.kind)
+            if provider.max_batch > 1 and call is not None:
+                group = groups.setdefault((provider.name, call.code, call.sign), [])
+                group.append(job)
+                if len(group) == provider.max_batch:
+                    batches.append(groups.pop((provider.name, call.code, call.sign)))
+            else:
+                singles.append(job)
+        batches += groups.values()
+        one, many = await asyncio.gather(
+            asyncio.gather(*(self.send(j) for j in singles)),
+            asyncio.gather(*(self.send_batch(group) for group in batches)),
+        )
+        by_id = {o.job.id: o for o in [*one, *(o for outcomes in many for o in outcomes)]}
+        return [by_id[j.id] for j in jobs]
+
+    async def send_batch(self, jobs: Sequence[Job]) -> list[Outcome]:
+        """Jobs for one provider as one request (its rate limit counts requests)."""
+        if len(jobs) == 1:
+            return [await self.send(jobs[0])]
+        provider = self.providers[jobs[0].provider]
+        async with self.limits[provider.name]:
+            bucket = self.buckets.get(provider.name)
+            if bucket:
+                await bucket.acquire()
+            if not self.worker.fresh(self.now()):
+                lapsed = LeaseLapsed("not sent: this worker's lease could not be renewed in time")
+                return [Outcome(j, error=lapsed) for j in jobs]
+            return await self._call(provider, list(jobs))
+
+    async def _call(self, provider: Provider, jobs: list[Job]) -> list[Outcome]:
+        """One request for these jobs (send, or send_batch for several) and each job's outcome."""
+        chain = self.chains[jobs[0].channel]
         try:
-            result = await provider.send(job.message)
-        except TransientError as exc:
-            return Outcome(job, error=exc, failover=self._failover(chain, provider, exc, job.channel))
+            if len(jobs) == 1:
+                answers: list[SendResult | ProviderError] = [await provider.send(jobs[0].message)]
+            else:
+                answers = await provider.send_batch([j.message for j in jobs])
         except ProviderError as exc:
-            return Outcome(job, error=exc)
+            answers = [exc] * len(jobs)
         except Exception as exc:  # a provider bug must not leave the row in `sending`
             error = PermanentError(
                 f"{provider.name}: unexpected error {exc.__class__.__name__}: {exc}",
                 provider.name,
                 code="internal",
             )
-            return Outcome(job, error=error)
-        chain.succeeded(provider)
-        return Outcome(job, result=result)
+            answers = [error] * len(jobs)
+        outcomes, counted = [], set()
+        for job, answer in zip(jobs, answers, strict=True):
+            if not isinstance(answer, ProviderError):
+                chain.succeeded(provider)
+                outcomes.append(Outcome(job, result=answer))
+                continue
+            event = None
+            if id(answer) not in counted:  # one failure per request, not per member of a batch
+                counted.add(id(answer))
+                if isinstance(answer, AccountError):
+                    event = self._pause(chain, provider, answer, job.channel)
+                elif isinstance(answer, TransientError):
+                    event = self._failover(chain, provider, answer, job.channel)
+            outcomes.append(Outcome(job, error=answer, failover=event))
+        return outcomes
 
     def _failover(
         self, chain: ProviderChain, provider: Provider, exc: ProviderError, channel: Channel
@@ -99,6 +158,37 @@ class Sender:
                 "reason": exc.message,
                 "code": exc.code,
                 "until": chain.resting_until[provider.name].isoformat(),
+            },
+        )
+
+    def _pause(
+        self, chain: ProviderChain, provider: Provider, exc: ProviderError, channel: Channel
+    ) -> audit.AuditEvent | None:
+        """An account-level refusal: pause the provider for everyone and say so (log, audit;
+        /metrics reads the audit); None when it was paused already."""
+        now = self.now()
+        if not chain.pause(provider, now):
+            return None
+        nxt = chain.available(now)
+        until = chain.paused_until[provider.name]
+        log.warning(
+            "provider %s paused until %s (%s): %s; %s",
+            provider.name,
+            until.isoformat(),
+            exc.code,
+            exc.message,
+            f"{nxt.name} takes over" if nxt else f"no other {channel.value} provider: {channel.value} waits",
+        )
+        return audit.AuditEvent(
+            self.actor,
+            "provider.paused",
+            f"channel:{channel.value}",
+            {
+                "provider": provider.name,
+                "next": nxt.name if nxt else None,
+                "reason": exc.message,
+                "code": exc.code,
+                "until": until.isoformat(),
             },
         )
 

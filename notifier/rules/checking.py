@@ -9,6 +9,8 @@ an empty or "None" value for some matched resident fails here rather than at `ru
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -21,6 +23,7 @@ import sqlalchemy as sa
 from ..errors import InputError, NotifierError, Problem
 from ..fields import DataDictionary, FieldType, load_dictionary
 from ..rendering.context import ResidentContext
+from ..rendering.smsparams import TemplateParams
 from ..rendering.templates import TemplateSet, display_value, item_context, template_context
 from ..status import Channel
 from ..storage.fieldcols import column_name, residents_table
@@ -136,6 +139,42 @@ def check_templates(rule: Rule, dictionary: DataDictionary) -> list[Problem]:
     return problems
 
 
+def check_sms_templates(
+    rule: Rule, dictionary: DataDictionary, max_variable: Mapping[str, int] | None = None
+) -> list[Problem]:
+    """The registered SMS templates (sms_templates:) against the rule's own SMS template, for the
+    sample resident and for one who lacks what the rule does not require: the registered text
+    with its variables filled must be exactly the SMS the template renders, and within the
+    providers' limits. Problems name the rule file's line (the template's own errors are
+    reported by check_templates)."""
+    if not rule.sms_templates or Channel.SMS not in rule.templates:
+        return []
+    on = rule.item.publish_from or date.today()
+    required = present_when_matched(rule.match) | {"resident_id", CONTACT[Channel.SMS]}
+    try:
+        params = TemplateParams(rule.file, rule.sms_templates)
+        ts = TemplateSet(rule.templates, rule.template_sources)
+    except NotifierError as exc:
+        return _problems(rule, exc)
+    found: dict[tuple[int | None, str], Problem] = {}  # one per line and kind of problem
+    for ctx in (sample_context(rule, dictionary, on), sample_context(rule, dictionary, on, required)):
+        try:
+            body = ts.render(Channel.SMS, ctx).body
+        except NotifierError:
+            continue  # check_templates reports it
+        try:
+            calls = params.render(ctx)
+        except NotifierError as exc:
+            problems = _problems(rule, exc)
+        else:
+            problems = params.differences(calls, body) + params.limits(calls, max_variable or {})
+        for p in problems:
+            found.setdefault(
+                (p.line, re.sub(r"\d+", "", p.message.split(":")[1] if ":" in p.message else "")[:30]), p
+            )
+    return list(found.values())
+
+
 def _problems(rule: Rule, exc: NotifierError, prefix: str = "") -> list[Problem]:
     return [
         Problem(prefix + p.message, file=rule.template_file(p.file), line=p.line, column=p.column)
@@ -192,7 +231,17 @@ def run_tests(rule: Rule, dictionary: DataDictionary, engine: sa.Engine, table: 
     return problems
 
 
-def check_rules(paths: list[Path], fields_file: Path, templates_dir: Path) -> CheckReport:
+def check_rules(
+    paths: list[Path],
+    fields_file: Path,
+    templates_dir: Path,
+    max_variable: Mapping[str, int] | None = None,
+    template_kinds: Sequence[str] = (),
+) -> CheckReport:
+    """Check rule files; `max_variable` is the longest template variable each provider kind
+    takes (from its `[providers.*] max_variable_length`; default rendering.smsparams.MAX_VARIABLE);
+    `template_kinds` are the configured SMS providers' kinds that send registered templates only,
+    which every rule sending SMS must then map (sms_templates.<kind>)."""
     report = CheckReport()
     try:
         dictionary = load_dictionary(fields_file)
@@ -209,6 +258,18 @@ def check_rules(paths: list[Path], fields_file: Path, templates_dir: Path) -> Ch
     for rule in rules.values():
         report.rules.append(rule.id)
         report.errors.extend(check_templates(rule, dictionary))
+        report.errors.extend(check_sms_templates(rule, dictionary, max_variable))
+        for kind in template_kinds:
+            if Channel.SMS in rule.channels and kind not in rule.sms_templates:
+                report.errors.append(
+                    Problem(
+                        f"rule {rule.id!r} sends SMS and [channels.sms] providers include {kind}, which "
+                        f"sends registered templates only: add sms_templates.{kind} (docs/providers.md)",
+                        file=rule.file,
+                        line=1,
+                        column=1,
+                    )
+                )
         try:
             failures = run_tests(rule, dictionary, engine, table)
         except NotifierError as exc:

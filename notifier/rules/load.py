@@ -19,6 +19,7 @@ from ..errors import InputError, Problem, RuleError, did_you_mean
 from ..fields import DataDictionary, FieldSpec, FieldType
 from ..status import Channel
 from ..yamlsafe import YList, YMap, load_yaml
+from . import smstemplates
 from .model import (
     Combinator,
     Condition,
@@ -34,7 +35,17 @@ from .model import (
 
 RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 COND_ID = re.compile(r"[a-z][a-z0-9_]{0,40}")
-TOP_KEYS = ("id", "item", "parameters", "match", "channels", "templates", "schedule", "tests")
+TOP_KEYS = (
+    "id",
+    "item",
+    "parameters",
+    "match",
+    "channels",
+    "templates",
+    "sms_templates",
+    "schedule",
+    "tests",
+)
 ITEM_KEYS = ("title", "domain", "department", "url", "publish", "disclosure")
 COMPARE_OPS = ("less_than", "at_most", "greater_than", "at_least")
 FIELD_OPS = (
@@ -560,6 +571,11 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
             sources[ch] = tpath.read_text(encoding="utf-8")
     schedule = c.schedule(doc.get("schedule"), doc.where("schedule"))
     tests = c.tests(doc.get("tests"), doc.where("tests"))
+    registered = (
+        smstemplates.parse(doc["sms_templates"], doc.where("sms_templates"), c.bad)
+        if "sms_templates" in doc
+        else {}
+    )
     if c.problems or item is None or match is None:
         raise RuleError(f"{file}: {len(c.problems)} problem(s)", c.problems)
     document = jsonable(doc)
@@ -576,6 +592,7 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
         document,
         template_sources=sources,
         template_files={ch: str(templates_dir / n) for ch, n in templates.items()},
+        sms_templates=registered,
     )
     rule.version = rule_version(rule, dictionary)
     return rule

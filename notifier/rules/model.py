@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ..status import Channel
+
+if TYPE_CHECKING:
+    from .smstemplates import RegisteredTemplate
 
 Mark = tuple[int, int]
 
@@ -114,6 +117,7 @@ class Rule:
     version: str = ""
     template_sources: dict[Channel, str] = field(default_factory=dict, repr=False)
     template_files: dict[Channel, str] = field(default_factory=dict, repr=False)
+    sms_templates: dict[str, RegisteredTemplate] = field(default_factory=dict)  # by provider kind
 
     def leaves(self) -> list[Leaf]:
         return leaves(self.match)

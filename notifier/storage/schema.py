@@ -111,6 +111,9 @@ run_messages = sa.Table(
     sa.Column("html", sa.Text),
     sa.Column("segments", sa.Integer),
     sa.Column("sha256", sa.String(64), nullable=False),  # of subject, body and html (rendering.digest)
+    # SMS through registered templates (Aliyun, Tencent): per provider kind, the template code,
+    # signature and variables rendered with the body: {"aliyun": {"code", "sign", "params": [[k, v]]}}
+    sa.Column("templates", JSONType),
     sa.UniqueConstraint("run_id", "resident_id", "channel", name="uq_run_messages_run_resident_channel"),
 )
 
@@ -142,6 +145,7 @@ deliveries = sa.Table(
     sa.UniqueConstraint("run_id", "resident_id", "channel", name="uq_deliveries_run_resident_channel"),
     sa.UniqueConstraint("notice_key", "resident_id", "channel", name="uq_deliveries_notice_resident_channel"),
     sa.Index("ix_deliveries_status_run", "status", "run_id"),
+    sa.Index("ix_deliveries_recipient", "recipient", "sent_at"),  # per-number spacing (delivery/claim.py)
 )
 
 opt_outs = sa.Table(

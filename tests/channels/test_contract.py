@@ -27,12 +27,22 @@ from notifier.errors import AmbiguousError, PermanentError, ProviderError, Trans
 from notifier.status import Channel, DeliveryStatus
 
 from ..support import tencent_server
+from ..support.aliyun_server import AliyunServer
+from ..support.aliyun_server import Fault as AliyunFault
 from ..support.smtp_server import SmtpServer
 from ..support.tencent_server import TencentServer
 from ..support.twilio_server import ACCOUNT_SID, AUTH_TOKEN, Fault, TwilioServer
 
 STALL = 2.0  # seconds a server sits on an answer; the providers under test give up after TIMEOUT
 TIMEOUT = 0.4
+TEMPLATE_TEXT = "第${n}条通知：补贴已发放。回TD退订"  # registered at the local servers of template kinds
+
+
+def _templates(i: int) -> dict[str, TemplateCall]:
+    """The registered template of message i at every kind that sends templates only."""
+    return {
+        kind: TemplateCall("SMS_0001", "某某县民政局", (("n", str(i)),)) for kind in ("aliyun", "tencent")
+    }
 
 
 @dataclass
@@ -69,7 +79,7 @@ class Harness:
             body=f"第{i}条通知：补贴已发放。回TD退订",
             subject="通知" if self.channel is Channel.EMAIL else None,
             meta={"township": "城关镇", "village": "东村", "title": "通知"},
-            templates=self.templates,
+            templates={**_templates(i), **self.templates},  # a harness's own win
         )
 
 
@@ -211,12 +221,39 @@ async def _tencent(tmp_path: Path) -> AsyncIterator[Harness]:
         )
 
 
+async def _aliyun(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with AliyunServer() as server:
+        server.register("SMS_0001", TEMPLATE_TEXT)
+        table = server.table()
+
+        def plan(fault: AliyunFault) -> Callable[[], None]:
+            return lambda: server.fail_next(fault)
+
+        def stalled() -> Provider:
+            server.fail_next(AliyunFault.slow(STALL))
+            return KINDS["aliyun"].provider("aliyun", table | {"timeout": TIMEOUT})
+
+        def with_secrets() -> tuple[Provider, list[str]]:
+            return KINDS["aliyun"].provider("aliyun", table), [server.access_key_secret]
+
+        yield Harness(
+            KINDS["aliyun"].provider("aliyun", table),
+            Channel.SMS,
+            DeliveryStatus.SENT,
+            refuse_for_good=plan(AliyunFault.refuse("isv.MOBILE_NUMBER_ILLEGAL")),
+            refuse_for_now=plan(AliyunFault.throttled()),
+            stalled=stalled,
+            with_secrets=with_secrets,
+        )
+
+
 FILE_KINDS = frozenset({"outbox", "letter"})
 HARNESSES: dict[str, Callable[[Path], AsyncIterator[Harness]]] = {
     "outbox": lambda tmp: _files("outbox", tmp),
     "letter": lambda tmp: _files("letter", tmp),
     "smtp": _smtp,
     "twilio": _twilio,
+    "aliyun": _aliyun,
     "tencent": _tencent,
 }
 

@@ -20,12 +20,14 @@ from ..support.project import write_config
 
 REPO = Path(__file__).resolve().parents[2]
 TWILIO = {"account_sid": "AC" + "0" * 32, "auth_token": "t0ken", "from": "+15005550006"}
+ALIYUN = {"access_key_id": "LTAI" + "0" * 20, "access_key_secret": "s3cret"}
 TENCENT = {"secret_id": "AKID" + "0" * 32, "secret_key": "k3y", "sdk_app_id": "1400000001"}
 MINIMAL: dict[str, dict[str, Any]] = {
     "outbox": {},
     "letter": {},
     "smtp": {},
     "twilio": TWILIO,
+    "aliyun": ALIYUN,
     "tencent": TENCENT,
 }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.crash import kill_campaign
+from tests.support.crash import kill_aliyun_campaign, kill_campaign
 
 N = 300
 
@@ -25,3 +25,16 @@ def test_kill_9_during_send_loses_nothing_and_sends_nothing_twice(tmp_path: Path
     # answers lost to timeouts and sends cut off by SIGKILL, found at Twilio or sent again.
     assert out.moves[("sending", "unknown")] > 0 and out.moves[("unknown", "sent")] > 0
     assert out.moves[("sending", "sent")] + out.moves[("unknown", "sent")] == N, out.moves
+
+
+def test_kill_9_during_aliyun_batches_loses_nothing_and_sends_nothing_twice(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    out = kill_aliyun_campaign(
+        tmp_path, sqlite_url, N, kills=12, fault_percent=30, read_fault_percent=20, seed=20261201
+    )
+    assert out.final.returncode == 0, out.final.stderr
+    assert out.kills >= 3
+    assert out.statuses == {"sent": N}
+    assert out.accepted == {p: 1 for p in out.phones} and out.sids_match
+    assert out.moves[("sending", "unknown")] > 0 and out.moves[("unknown", "sent")] > 0

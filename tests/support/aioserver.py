@@ -1,6 +1,7 @@
 """The lifecycle every local provider server of the tests shares: an aiohttp application on
-127.0.0.1 (a free port), used either inside the test's event loop (`async with`) or in a thread
-of its own (`with`, for code that runs its own loop such as the dispatcher under asyncio.run)."""
+127.0.0.1 (a free port, the same one again on a restart), used either inside the test's event
+loop (`async with`) or in a thread of its own (`with`, for code that runs its own loop such as
+the dispatcher under asyncio.run)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class AioServer:
         self._stopping = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)  # 0: a free port; kept on restart
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         return self

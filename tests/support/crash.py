@@ -116,3 +116,75 @@ def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def kill_aliyun_campaign(
+    folder: Path,
+    db_url: str,
+    residents: int,
+    *,
+    kills: int,
+    fault_percent: float,
+    read_fault_percent: float,
+    seed: int,
+    batch_size: int = 20,
+) -> Outcome:
+    """The same campaign through the local Aliyun server with the rule's registered template:
+    batches of SendBatchSms, faults (throttling, 5xx, answers too late), lookups by
+    QuerySendDetails failing now and then. `sids_match`: every delivery records the id of
+    the one message Aliyun took for it (OutId:number)."""
+    from .aliyun_project import aliyun_project
+    from .aliyun_server import AliyunServer
+    from .aliyun_server import Fault as AliyunFault
+
+    rng = random.Random(seed)
+    started = time.monotonic()
+    with AliyunServer() as server:
+        faults = (AliyunFault.throttled(), AliyunFault.server_error(), AliyunFault.slow(1.5))
+        server.random_faults(fault_percent, seed + 1, faults)
+        server.random_read_faults(read_fault_percent, seed=seed + 2)
+        phones = [f"138{i:08d}" for i in range(residents)]
+        sending = f"retry_base_seconds = 0\nmax_attempts = 50\nbatch_size = {batch_size}\n"
+        sending += "stale_seconds = 600\nsettle_seconds = 0.5"
+        cfg = aliyun_project(folder, db_url, server, aliyun={"timeout": 1}, sending=sending, phones=phones)
+        app = App.open(cfg)
+        import_residents(app, folder / "p.csv")
+        run_id = runs.create_run(app, rule(app), ON, "clerk").run
+        approve_all(app, run_id)
+        app.close()
+        cmd = [sys.executable, "-m", "notifier", "--config", str(cfg), "send", "--json"]
+        killed = 0
+        for _ in range(kills):
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(rng.uniform(0.6, 1.6))
+            if proc.poll() is None:
+                proc.kill()
+                killed += 1
+            proc.wait()
+        final = subprocess.run(cmd + ["--until-idle"], capture_output=True, text=True, timeout=1800)
+        app = App.open(cfg)
+        with app.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(deliveries).where(deliveries.c.run_id == run_id, deliveries.c.channel == "sms")
+            ).all()
+            moves = Counter(
+                (e["from"], e["to"])
+                for e in map(
+                    json.loads,
+                    conn.execute(
+                        sa.select(audit_events.c.payload).where(audit_events.c.action == "delivery.status")
+                    ).scalars(),
+                )
+            )
+        app.close()
+        ids = {"+86" + m.phone: f"{m.out_id}:{m.phone}" for m in server.messages}
+        return Outcome(
+            ["+86" + p for p in phones],
+            Counter(r.status for r in rows),
+            Counter("+86" + p for p in server.accepted_by_number().elements()),
+            all(r.provider_message_id == ids.get(r.recipient) for r in rows),
+            moves,
+            killed,
+            final,
+            time.monotonic() - started,
+        )
