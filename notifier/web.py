@@ -14,11 +14,9 @@ the dispatcher) keeps serving.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
@@ -28,6 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from .app import App
+from .channels.pauses import provider_pauses
 from .channels.registry import webhooks_for
 from .channels.webhooks import Hook, Refusal, Reply, Verified, WebhookRequest, Webhooks
 from .clock import as_utc
@@ -38,7 +37,7 @@ from .masking import mask_phone
 from .optouts import handle_inbound_sms
 from .receipts import apply_event
 from .status import Channel, DeliveryStatus, RunStatus
-from .storage.schema import audit_events, deliveries, firings, runs
+from .storage.schema import deliveries, firings, runs
 
 log = logging.getLogger("notifier.web")
 
@@ -229,16 +228,7 @@ def prometheus_text(app: App) -> str:
             .where(d.c.error_code.is_not(None))
             .group_by(d.c.provider, d.c.error_code)
         ).all()
-        paused = conn.execute(
-            sa.select(audit_events.c.payload)
-            .where(audit_events.c.action == "provider.paused")
-            .order_by(audit_events.c.seq.desc())
-            .limit(200)
-        ).scalars()
-        paused_until: dict[str, datetime] = {}
-        for payload in paused:
-            p = json.loads(payload) if isinstance(payload, str) else payload
-            paused_until.setdefault(str(p.get("provider")), datetime.fromisoformat(str(p.get("until"))))
+        paused_until = {p.provider: p.until for p in provider_pauses(conn)}
         last = conn.execute(
             sa.select(firings.c.rule_id, sa.func.max(firings.c.scheduled_at))
             .where(firings.c.status == "created")

@@ -14,6 +14,8 @@ from starlette.routing import Route
 
 from ..app import App
 from ..audit import log as audit
+from ..channels.pauses import Pause, paused_now
+from ..clock import utcnow
 from ..errors import PermissionDenied
 from ..identity import Account, Permission, authenticate_password
 from ..identity.accounts import AccountLocked, account_by_id, refused
@@ -39,6 +41,7 @@ class Pages:
         self.app, self.env = app, env
         settings = app.config.console
         self.max_age = settings.session_hours * 3600
+        env.globals["local"] = self.local
         self.throttle = LoginThrottle(settings.login_failures_per_address, settings.login_window_minutes * 60)
 
     def routes(self) -> list[Route]:
@@ -53,8 +56,16 @@ class Pages:
         self, request: Request, template: str, account: Account | None, status: int = 200, **ctx: Any
     ) -> Response:
         menu = [(p, t) for p, t, perm in MENU if account is not None and (perm is None or account.can(perm))]
-        html = self.env.get_template(template).render(request=request, account=account, menu=menu, **ctx)
+        pauses = self._pauses() if account is not None and account.can(Permission.RUNS_READ) else []
+        html = self.env.get_template(template).render(
+            request=request, account=account, menu=menu, pauses=pauses, **ctx
+        )
         return HTMLResponse(html, status_code=status)
+
+    def _pauses(self) -> list[Pause]:
+        """Providers paused now by an account-level refusal: every page says so to staff."""
+        with self.app.reader.connect() as conn:
+            return paused_now(conn, utcnow())
 
     def local(self, when: Any) -> str:
         """A stored time (or its ISO text from a service's JSON) as staff read it, in the

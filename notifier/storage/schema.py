@@ -169,6 +169,7 @@ audit_events = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_events_action_seq", "action", "seq"),  # the latest events of one kind (pauses)
 )
 
 audit_head = sa.Table(

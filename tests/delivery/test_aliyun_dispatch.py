@@ -183,3 +183,33 @@ def test_several_notices_to_one_number_are_spaced_not_refused(
         assert all(code == "OK" for *_, code in server.calls)
     finally:
         app.close()
+
+
+def test_staff_read_in_the_console_that_aliyun_is_paused(
+    tmp_path: Path, sqlite_url: str, server: AliyunServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pause is read back from the audit log, so the console of any worker shows it while it
+    lasts (on the real clock here: the console compares with now)."""
+    from datetime import datetime, timezone
+
+    from notifier.identity import Role, add_account
+
+    from ..console.test_runs import PW, browser_of
+
+    monkeypatch.setenv("NOTIFIER_SESSION_SECRET", "p" * 40)
+    cfg = aliyun_project(tmp_path, sqlite_url, server, people=2, providers='["aliyun", "outbox"]')
+    app, run_id = approved(cfg)
+    try:
+        admin = add_account(app, None, "admin", frozenset({Role.ADMIN}), password=PW)
+        add_account(app, admin, "zhang", frozenset({Role.OPERATOR}), password=PW)
+        client = browser_of(app, "zhang")
+        assert "已暂停" not in client.get("/runs").text
+        server.fail_next(Fault.refuse("isv.AMOUNT_NOT_ENOUGH"))
+        now = datetime.now(timezone.utc)
+        asyncio.run(Dispatcher(app, providers_for(app.config), now=lambda: now).run(run_id, until_idle=True))
+        page = client.get("/runs").text
+        assert "短信服务商 aliyun 已暂停至" in page and "isv.AMOUNT_NOT_ENOUGH" in page
+        assert "暂停期间由 outbox 发送" in page
+        assert "已暂停" not in browser_of(app, "admin").get("/").text  # no runs.read: no resident matters
+    finally:
+        app.close()
