@@ -1,5 +1,5 @@
 """What the 花名册导入 pages show of an ImportReport: counts, the column mapping with the fields'
-Chinese labels, and the problems located by row and column, translated (residents/problemtext.py)
+Chinese labels, and the problems located by row and column, translated (i18n/patterns.py)
 and masked again (masking.mask_text) so no phone or ID number reaches the page whole."""
 
 from __future__ import annotations
@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 from ..errors import Problem
 from ..fields import FieldSpec
-from ..i18n import translations
+from ..i18n.patterns import translate
 from ..masking import mask_text
 from ..residents.importer import ImportReport
-from ..residents.problemtext import translate
 
 SHOWN = 500  # problems of each kind listed on the page; the counts say how many more there are
 
@@ -52,7 +51,6 @@ class CheckView:
 
 def check_view(report: ImportReport, name: str, specs: dict[str, FieldSpec], language: str) -> CheckView:
     """The report as the page shows it; `name` is the file's name as uploaded (not where it is kept)."""
-    gettext = translations(language).gettext
     header_of = {f: h for h, f in report.columns}
 
     def shown(problems: list[Problem]) -> list[ShownProblem]:
@@ -60,7 +58,7 @@ def check_view(report: ImportReport, name: str, specs: dict[str, FieldSpec], lan
         for p in problems[:SHOWN]:
             column = "" if p.column is None else str(p.column)
             out.append(
-                ShownProblem(p.row, header_of.get(column, column), mask_text(translate(p.message, gettext)))
+                ShownProblem(p.row, header_of.get(column, column), mask_text(translate(p.message, language)))
             )
         return out
 
@@ -90,4 +88,4 @@ def file_problem(message: str, kept_at: str, name: str, language: str) -> str:
     not of the private path the file was kept at, translated and masked."""
     text = message.replace(f"{kept_at}: ", "", 1) if message.startswith(f"{kept_at}: ") else message
     text = text.replace(kept_at, name)
-    return mask_text(translate(text, translations(language).gettext))
+    return mask_text(translate(text, language))

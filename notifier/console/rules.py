@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from ..clock import local_today
 from ..errors import InputError, NotFound, NotifierError, Problem
-from ..i18n.patterns import translate_message, translate_problem
+from ..i18n.patterns import translate
 from ..identity import Account, Permission
 from ..preview import Preview, Sample, explain, preview
 from ..residents.search import search_residents
@@ -60,7 +60,7 @@ def routes(pages: Pages) -> list[Route]:
         ]
 
     def tr(message: str) -> str:
-        return translate_message(message, language)
+        return translate(message, language)
 
     def open_rule(rule_id: str) -> Opened:
         book = rulebook(app, cache)
@@ -115,7 +115,7 @@ def routes(pages: Pages) -> list[Route]:
             it=got,
             on=on,
             preview=result,
-            warnings=[translate_problem(w, language) for w in result.warnings] if result else [],
+            warnings=[translate(w, language) for w in result.warnings] if result else [],
             samples=_by_channel(result.samples, language) if result else [],
             price=sms.price_per_segment if sms else 0.0,
             local=pages.local,
@@ -178,7 +178,7 @@ def _by_channel(samples: list[Sample], language: str) -> list[tuple[str, list[di
 
 def _sample(s: Sample, language: str) -> dict[str, Any]:
     error = (
-        [translate_problem(line.strip(), language) for line in s.error.splitlines() if line.strip()]
+        [translate(line.strip(), language) for line in s.error.splitlines() if line.strip()]
         if s.error is not None
         else None
     )

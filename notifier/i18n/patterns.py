@@ -1,17 +1,23 @@
-"""Translations of service messages that carry values (rule problems, preview warnings).
+"""Translations of service texts that carry values (importer problems, rule problems, preview
+warnings), for the console pages that show them.
 
 The services build English text with values in it (`unknown field 'incom' (did you mean
-"income"?)`), as the CLI prints it. Rather than a second set of messages, each such text has a
-message id here with the values as placeholders (`unknown field %(field)s%(hint)s`): the text is
-matched against the ids, the catalog translates the id, and the values found are put back.
-Placeholders named in NESTED hold text of their own (a did-you-mean hint, what a key was found
-in) and are translated the same way. A text no id matches is shown as it is: staff still read
-the CLI's English rather than nothing.
+"income"?)`), as the CLI prints it, and give it no message id. So each such text has a message
+id here with the values as placeholders (`unknown field %(field)s%(hint)s`): the text is read
+back against the ids (`parse`), the catalog translates the id and the values found are put
+back. Placeholders named in NESTED hold a message of their own (a did-you-mean hint, the reason
+after a masked value), read back the same way unless quoted (`'grants'` is a value). A text no
+id fits, or whose nested message is not known, is shown as it is: staff read the CLI's English
+rather than half a translation. Errors raised with a message id (NotifierError.translatable)
+need none of this: `i18n.error_text`. tests/test_i18n_patterns.py produces the texts by real
+imports, rule checks and previews, so a new or reworded text fails there, not on the page.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 
 from . import gettext
@@ -78,7 +84,7 @@ MESSAGES: tuple[str, ...] = (
     "no template for channel %(channel)s",
     "template %(name)s %(why)s: a rule may only use files inside %(folder)s",
     "template %(name)s not found in %(folder)s%(hint)s",
-    "cannot read %(file)s: %(reason)s",
+    "cannot read %(file)s: %(error)s",
     "rule id %(id)s is also defined in %(files)s; rule ids must be unique (rename one): neither file is used",
     # YAML (yamlsafe.py)
     "a number may have at most %(max)s digits, this one has %(n)s (quote it if it is text)",
@@ -94,37 +100,70 @@ MESSAGES: tuple[str, ...] = (
     "%(name)s: cannot render",
     "for a matched resident who lacks data the rule does not require: %(problem)s",
     "test %(name)s: expected %(expect)s, got %(got)s (%(conditions)s)",
-    # preview, explain, finding a rule (preview.py, runs/create.py, rules/load.py)
+    # preview (preview.py, runs/create.py)
     "%(why)s: `runs create --on %(on)s` would be refused",
     "%(on)s is outside the publication window of %(rule)s (%(start)s to %(until)s)",
     "%(file)s:%(line)s: %(problem)s (%(n)s resident(s))",
-    "no resident %(id)s in the register",
-    "no rule %(id)s in %(folder)s%(hint)s",
-    "rule %(id)s has errors (run `notifier rules check`)",
-    "rule %(id)s is defined in %(n)s files: %(files)s",
-    # values read from cells and test residents (fields.py), alone or after "field: "
-    "%(value)s is not an accepted spelling: %(spellings)s",
+    # cells of a roster, and values of test residents (residents/validate.py, fields.py)
+    "not a valid phone number",
+    "not a valid e-mail address",
+    "is stored as a number, so Excel has rounded it: "
+    "format the ID column as text and enter the numbers again",
+    "an ID number has 17 digits and a check digit or X",
+    "the birth date inside the ID number is not a real date",
+    "the birth date inside the ID number is out of range",
+    "the ID number's check digit is wrong",
+    "%(value)s is not an accepted spelling: %(listed)s (built in, field %(field)s)",
+    "%(value)s is not an accepted spelling: %(listed)s (from fields.yaml, field %(field)s)",
     "%(value)s is not a yes/no value (是/否, 有/无, √/×, true/false, 1/0, Y/N)",
     "%(value)s is not a whole number",
     "%(value)s is not a number",
     "%(value)s is not a date (use 2026-03-02)",
     "%(value)s is not a valid month",
     "%(value)s is not a valid date",
-    "%(field)s: %(error)s",
+    "%(value)s gives only a year and month; %(label)s needs a full date such as %(example)s "
+    "(a field may accept months: precision: month in fields.yaml)",
+    # rows and columns of a roster (residents/importer.py, readers.py)
+    "resident id is missing",
+    "column is not in the data dictionary and was ignored",
+    "no resident with this id has been imported",
+    "the cell holds %(n)s characters; at most %(max)s are accepted",
+    "%(value)s: %(reason)s; dropped, row imported",
+    "the cell holds more than one number; the first usable one, %(phone)s, was used",
+    "%(label)s %(date)s contradicts the birth date in the ID number; the cell's date was kept",
+    "duplicate of row %(row)s",
+    "ID number %(id)s is already resident %(resident)s's in the register: one person, one resident",
+    "ID number %(id)s is already resident %(resident)s's (row %(row)s): one person, one resident",
+    "a %(word)s row, not a resident: skipped",
+    # a whole roster file (readers.py, textcodec.py, xlsxguard.py), its path taken off
+    "no resident id column (a header such as 居民编号 or resident_id is required "
+    "in one of the first rows; looked at rows 1-10)",
+    "columns %(a)s and %(b)s both hold %(label)s (%(field)s)",
+    "the file is empty (expected a header row)",
+    "sheet %(sheet)s is empty (expected a header row)",
+    "not a readable XLSX workbook (%(detail)s)",
+    "line %(line)s: not readable as CSV (%(detail)s); cells are limited to 10,000 characters",
+    "not UTF-8 or GBK text (%(detail)s); it may be Big5 or another encoding: "
+    "save it as UTF-8 (CSV UTF-8 in Excel) or as XLSX and import again",
+    "refused, part %(part)s would expand to %(size)s bytes (%(ratio)s times its compressed size); "
+    "a real roster is far smaller: re-save the sheet with only the roster's rows and columns",
+    "refused, the workbook would expand to %(size)s bytes (limit %(limit)s)",
+    # last: a field or masked value and what is wrong with it (`110101********1234: <reason>`)
+    "%(value)s: %(reason)s",
 )
-"""Message ids of service texts with values, most specific first (the first that matches wins)."""
+"""Message ids of service texts with values, most specific first (the first that fits wins)."""
 
 NESTED_MESSAGES: tuple[str, ...] = (
     ' (did you mean "%(word)s"?)',
-    # where an unknown key was found
+    # where an unknown key was found, or a field is missing
     "item",
     "item.publish",
-    "parameter %(name)s",
     "parameter reference",
+    "parameter %(name)s",
     "condition",
     "records condition",
-    "'%(op)s' condition",
     "'%(op)s' records condition",
+    "'%(op)s' condition",
     "test",
     "rule",
     "the register",
@@ -146,11 +185,75 @@ NESTED_MESSAGES: tuple[str, ...] = (
 )
 """Message ids only ever found inside another message (in a placeholder named in NESTED)."""
 
-NESTED = frozenset({"hint", "what", "owner", "expected", "why", "problem", "error", "expect", "got"})
+NESTED = frozenset({"hint", "what", "owner", "expected", "why", "problem", "expect", "got", "reason"})
 PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
-SHAPES = {"hint": r'(?: \(did you mean "[^"]*"\?\))?', "line": r"\d+", "n": r"\d+"}
-"""Placeholders that match a narrower text than any run of characters."""
+SHAPES = {
+    "hint": r'(?: \(did you mean "[^"]*"\?\))?',
+    "line": r"\d+",
+    "row": r"\d+",
+    "date": r"\d{4}-\d{2}-\d{2}",
+    **dict.fromkeys(("n", "max", "size", "ratio", "limit"), r"[\d,]+"),
+    **dict.fromkeys(("detail", "listed"), r".*?"),
+}
+"""Placeholders that match a narrower (or, empty allowed, wider) text than any run of characters."""
+VALUE = r"'[^']*'|\"[^\"]*\"|.+?"
+"""Any other value: a repr as a whole when it can be (`template ' ' is not a file name`)."""
+QUOTED = re.compile(r"'.*'|\".*\"", re.DOTALL)
+"""A nested placeholder's text that is a value (a repr), not a message."""
 LOCATION = re.compile(r"(?P<where>.+?:\d+(?::\d+)?): (?P<message>.+)", re.DOTALL)
+"""A located problem as str(Problem) writes it (`file:line:column: message`)."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A service text read back: its message id and the values in it (a nested message parsed)."""
+
+    msgid: str
+    values: Mapping[str, str | Parsed]
+
+    def text(self, language: str) -> str:
+        translated = gettext(self.msgid, language)
+        if not PLACEHOLDER.search(self.msgid):
+            return translated
+        return translated % {k: v if isinstance(v, str) else v.text(language) for k, v in self.values.items()}
+
+    def msgids(self) -> set[str]:
+        """The message ids used, this one's and the nested ones'."""
+        return {self.msgid}.union(*(v.msgids() for v in self.values.values() if isinstance(v, Parsed)))
+
+
+def translate(text: str, language: str) -> str:
+    """`text` (a service's English message, or a located problem) in `language`; unchanged when
+    it is not known."""
+    m = LOCATION.fullmatch(text)
+    if m and (inner := parse(m["message"])) is not None:
+        return f"{m['where']}: {inner.text(language)}"
+    found = parse(text)
+    return text if found is None else found.text(language)
+
+
+def parse(text: str, nested: bool = False) -> Parsed | None:
+    """`text` as the first message id it fits whose nested messages are known too; None if none."""
+    top, inner = _patterns()
+    for msgid, pattern in inner + top if nested else top:
+        m = pattern.fullmatch(text)
+        if m is None:
+            continue
+        values: dict[str, str | Parsed] = {}
+        for name, value in m.groupdict().items():
+            nested_message = name in NESTED and value and not QUOTED.fullmatch(value)
+            found = parse(value, nested=True) if nested_message else value
+            if found is None:
+                break
+            values[name] = found
+        else:
+            return Parsed(msgid, values)
+    return None
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> tuple[list[tuple[str, re.Pattern[str]]], list[tuple[str, re.Pattern[str]]]]:
+    return [(m, _pattern(m)) for m in MESSAGES], [(m, _pattern(m)) for m in NESTED_MESSAGES]
 
 
 def _pattern(msgid: str) -> re.Pattern[str]:
@@ -164,41 +267,7 @@ def _pattern(msgid: str) -> re.Pattern[str]:
             out.append(f"(?P={name})")
         else:
             seen.add(name)
-            out.append(f"(?P<{name}>{SHAPES.get(name, '.*?' if name in NESTED else '.+?')})")
+            out.append(f"(?P<{name}>{SHAPES.get(name, '.*?' if name in NESTED else VALUE)})")
         at = m.end()
     out.append(re.escape(msgid[at:]))
     return re.compile("".join(out), re.DOTALL)
-
-
-@lru_cache(maxsize=1)
-def _patterns() -> tuple[list[tuple[str, re.Pattern[str]]], list[tuple[str, re.Pattern[str]]]]:
-    return [(m, _pattern(m)) for m in MESSAGES], [(m, _pattern(m)) for m in NESTED_MESSAGES]
-
-
-def translate_message(text: str, language: str) -> str:
-    """`text` (a service's English message) in `language`; unchanged when no id matches it."""
-    return _translate(text, language, nested=False)
-
-
-def translate_problem(text: str, language: str) -> str:
-    """A located problem as str(Problem) writes it (`file:line:column: message`), the message
-    translated and the location kept."""
-    m = LOCATION.fullmatch(text)
-    if m and (message := translate_message(m["message"], language)) != m["message"]:
-        return f"{m['where']}: {message}"
-    return translate_message(text, language)
-
-
-def _translate(text: str, language: str, nested: bool) -> str:
-    top, inner = _patterns()
-    for msgid, pattern in inner + top if nested else top:
-        m = pattern.fullmatch(text)
-        if m is None:
-            continue
-        values = {
-            k: _translate(v, language, nested=True) if k in NESTED and v else v
-            for k, v in m.groupdict().items()
-        }
-        translated = gettext(msgid, language)
-        return translated % values if PLACEHOLDER.search(msgid) else translated
-    return text
