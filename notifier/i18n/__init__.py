@@ -41,13 +41,15 @@ def gettext(message: str, language: str = DEFAULT_LANGUAGE) -> str:
 
 def error_text(exc: Exception, language: str = DEFAULT_LANGUAGE) -> str:
     """A project error as staff read it: translated when it was raised `translatable` (a status
-    among its values by its name: 已完成), else its English message."""
+    among its values by its name: 已完成), else by the wordings i18n/patterns knows, else its
+    English message."""
     from ..errors import NotifierError
+    from .patterns import translate
 
     if not isinstance(exc, NotifierError):
         return str(exc)
-    if exc.msgid is None:
-        return exc.message
+    if exc.msgid is None:  # a text built without an id: known wordings are translated by pattern
+        return translate(exc.message, language)
     return gettext(exc.msgid, language) % {k: _shown(k, v, language) for k, v in exc.params.items()}
 
 
