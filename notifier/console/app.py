@@ -59,7 +59,9 @@ def console_app(app: App) -> Starlette:
         why = exc.message
 
         async def disabled(request: Request) -> Response:
-            page = env.get_template("disabled.html").render(reason=why, request=request, account=None)
+            page = env.get_template("disabled.html").render(
+                reason=why, request=request, account=None, pauses=[]
+            )
             return HTMLResponse(page, status_code=503)
 
         return Starlette(routes=[Route("/{path:path}", disabled)], middleware=[Middleware(SecurityHeaders)])
