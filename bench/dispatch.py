@@ -15,6 +15,14 @@ a bare floor measured in the same run on the same machine and the same local ser
              (SendBatchSms), then again one SendSms per message (`batch = false`)
   floor      a bare SDK loop: SendBatchSms of 100 numbers with the same variables, the same
              concurrency, each call in a worker thread as the provider does
+  tencent    the real Dispatcher into the local Tencent-compatible server (tests/support/
+             tencent_server.py, its own thread; it verifies every request's TC3 signature)
+             through the official SDK. SendSms carries one TemplateParamSet, so only messages
+             with identical values batch: a notice whose variables are the same for everyone
+             (item and amount) goes 200 numbers per request; the same notice addressed to each
+             resident (name and resident number in the variables) is one request per message
+  floor      a bare SDK loop: SendSms of 200 numbers with the same values, the same concurrency,
+             each call in a thread of a pool as the provider does
   bucket     a TokenBucket at --bucket-rate driven by many concurrent acquirers for
              --bucket-seconds: achieved rate, error vs the rate, busiest 1-second window
 
@@ -22,7 +30,8 @@ The parts run one after another (the machine has 2 cores; the servers share them
 client). Messages sent by the provider-alone and floor passes are the ones the dispatcher pass
 delivered (read back from the server), so every pass sends the same bodies.
 
-    python bench/dispatch.py [--sms 5000] [--aliyun 5000] [--email 5000] [--bucket-seconds 30] [--json]
+    python bench/dispatch.py [--sms 5000] [--aliyun 5000] [--tencent 5000] [--email 5000]
+                             [--bucket-seconds 30] [--json]
 """
 
 from __future__ import annotations
@@ -38,8 +47,10 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
@@ -65,6 +76,7 @@ from notifier.residents.importer import import_residents  # noqa: E402
 from notifier.rules.load import find_rule  # noqa: E402
 from notifier.status import Channel  # noqa: E402
 from tests.support.aliyun_server import AliyunServer  # noqa: E402
+from tests.support.tencent_server import TencentServer  # noqa: E402
 from tests.support.twilio_server import ACCOUNT_SID, API, AUTH_TOKEN, TwilioServer  # noqa: E402
 
 SENDER_SMS = "+15005550006"
@@ -359,6 +371,104 @@ def bench_aliyun(work: Path, n: int, concurrency: int) -> dict[str, Any]:
     }
 
 
+# -- Tencent Cloud SMS ----------------------------------------------------------------------
+TENCENT_ID, TENCENT_SIGN = "2100872", "县住房和城乡建设局"
+TENCENT_SAME = (
+    "您家{1}已公示，补助标准{2}。核实请拨打12345。回TD退订",
+    ["item.title", "params.low_income_line | money"],
+)
+TENCENT_NAMED = (
+    "{1}（居民编号{2}）您好：您家{3}已公示，补助标准{4}。核实请拨打12345。回TD退订",
+    ["resident.name", "resident.resident_id", "item.title", "params.low_income_line | money"],
+)
+
+
+def tencent_rule(text: str, exprs: list[str]) -> tuple[str, str]:
+    """(the rule's sms_templates block, its Jinja SMS template) for a Tencent text."""
+    params = "".join(f'      {i}: "{{{{ {e} }}}}"\n' for i, e in enumerate(exprs, 1))
+    block = f'sms_templates:\n  tencent:\n    code: "{TENCENT_ID}"\n    sign: {TENCENT_SIGN}\n'
+    block += f'    text: "{text}"\n    params:\n{params}'
+    jinja = text
+    for i, e in enumerate(exprs, 1):
+        jinja = jinja.replace(f"{{{i}}}", f"{{{{ {e} }}}}")
+    return block, f"【{TENCENT_SIGN}】{jinja}"
+
+
+def bench_tencent(work: Path, n: int, concurrency: int) -> dict[str, Any]:
+    from tencentcloud.common.credential import Credential
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+    from tencentcloud.sms.v20210111 import models
+    from tencentcloud.sms.v20210111.sms_client import SmsClient
+
+    with TencentServer() as server:
+
+        def one_pass(name: str, text: str, exprs: list[str]) -> dict[str, Any]:
+            server.register(TENCENT_ID, text, TENCENT_SIGN)
+            table = server.table(rate_per_second=0, per_number_seconds=0, concurrency=concurrency, timeout=30)
+            extra = '[channels.sms]\nproviders = ["tencent"]\n[providers.tencent]\n' + "\n".join(
+                f"{k} = {json.dumps(v)}" for k, v in table.items()
+            )
+            block, jinja = tencent_rule(text, exprs)
+            app, run_id = make_project(work / name, n, "sms", extra + "\n", block, jinja)
+            try:
+                before, calls = len(server.messages), len(server.calls)
+                result = dispatch(app, run_id, n)
+            finally:
+                app.close()
+            if len(server.messages) - before != n:
+                raise SystemExit(f"bench: the Tencent server took {len(server.messages) - before} of {n}")
+            return result | {"requests": len(server.calls) - calls}
+
+        batched = one_pass("batched", *TENCENT_SAME)
+        single = one_pass("single", *TENCENT_NAMED)
+        server.register(TENCENT_ID, TENCENT_SAME[0], TENCENT_SIGN)
+        sent = [m for m in server.messages[:n]]
+        server.messages.clear()
+        values = sent[0].params
+        chunks = [[m.phone for m in sent[i : i + 200]] for i in range(0, len(sent), 200)]
+        local = threading.local()
+
+        def client() -> SmsClient:
+            if not hasattr(local, "client"):
+                http = HttpProfile(protocol="http", endpoint=server.endpoint, reqTimeout=30)
+                profile = ClientProfile(httpProfile=http, disable_region_breaker=True, retryer=None)
+                local.client = SmsClient(
+                    Credential(server.secret_id, server.secret_key), "ap-guangzhou", profile
+                )
+            return local.client
+
+        def call(phones: list[str]) -> None:
+            request = models.SendSmsRequest()
+            request.SmsSdkAppId, request.TemplateId, request.SignName = (
+                server.sdk_app_id,
+                TENCENT_ID,
+                TENCENT_SIGN,
+            )
+            request.TemplateParamSet, request.PhoneNumberSet = values, phones
+            answer = client().SendSms(request)
+            if any(status.Code != "Ok" for status in answer.SendStatusSet):
+                raise SystemExit("bench: the floor's SendSms refused a number")
+
+        async def floor_pass() -> float:
+            loop = asyncio.get_running_loop()
+            with ThreadPoolExecutor(concurrency) as pool:
+                return await bounded(concurrency, chunks, lambda c: loop.run_in_executor(pool, call, c))
+
+        t = asyncio.run(floor_pass())
+        if len(server.messages) != n:
+            raise SystemExit(f"bench: the Tencent server took {len(server.messages)} of {n} floor messages")
+        floor = timed(n, t, requests=len(chunks))
+    return {
+        "messages": n,
+        "concurrency": concurrency,
+        "dispatcher_batched": batched,
+        "dispatcher_one_per_request": single,
+        "floor": floor,
+        **ratios(floor, dispatcher_batched=batched, dispatcher_one_per_request=single),
+    }
+
+
 # -- e-mail ---------------------------------------------------------------------------------
 class Sink:
     """An SMTP server's handler that accepts everything; keeps what it got while `keep`."""
@@ -526,6 +636,8 @@ def main() -> None:
     ap.add_argument("--sms", type=int, default=5_000, help="SMS messages (0 skips the part)")
     ap.add_argument("--aliyun", type=int, default=5_000, help="Aliyun SMS messages (0 skips the part)")
     ap.add_argument("--aliyun-concurrency", type=int, default=10, help="Aliyun requests in flight")
+    ap.add_argument("--tencent", type=int, default=5_000, help="Tencent SMS messages (0 skips the part)")
+    ap.add_argument("--tencent-concurrency", type=int, default=10, help="Tencent requests in flight")
     ap.add_argument("--email", type=int, default=5_000, help="e-mail messages (0 skips the part)")
     ap.add_argument(
         "--bucket-seconds", type=float, default=30.0, help="token bucket run length (0 skips the part)"
@@ -546,6 +658,8 @@ def main() -> None:
             out["sms"] = bench_sms(work / "sms", args.sms, args.sms_concurrency)
         if args.aliyun > 0:
             out["aliyun"] = bench_aliyun(work / "aliyun", args.aliyun, args.aliyun_concurrency)
+        if args.tencent > 0:
+            out["tencent"] = bench_tencent(work / "tencent", args.tencent, args.tencent_concurrency)
         if args.email > 0:
             out["email"] = bench_email(work / "email", args.email, args.smtp_connections)
         if args.bucket_seconds > 0:
@@ -582,6 +696,18 @@ def main() -> None:
             )
         )
         print(line("floor: bare SDK batches", a["floor"]))
+    if "tencent" in out:
+        t = out["tencent"]
+        print(f"sms (tencent, local server, official SDK, {t['concurrency']} requests in flight)")
+        print(line("dispatcher, batches", t["dispatcher_batched"], t["dispatcher_batched_to_floor"]))
+        print(
+            line(
+                "dispatcher, 1 per request",
+                t["dispatcher_one_per_request"],
+                t["dispatcher_one_per_request_to_floor"],
+            )
+        )
+        print(line("floor: bare SDK batches", t["floor"]))
     if "email" in out:
         e = out["email"]
         print("email (smtp, local aiosmtpd)")

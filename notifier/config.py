@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     },
     # Each provider's defaults live in its settings class (channels/<kind>/settings.py); these
     # empty tables only make the usual provider names exist, so `[channels.*]` can name them.
-    "providers": {"outbox": {}, "letter": {}, "smtp": {}, "twilio": {}, "aliyun": {}},
+    "providers": {"outbox": {}, "letter": {}, "smtp": {}, "twilio": {}, "aliyun": {}, "tencent": {}},
     "schedule": {"misfire_grace_seconds": 3600, "lease_seconds": 30},
     "audit": {
         "checkpoint_file": "audit-checkpoints.jsonl",

@@ -131,6 +131,12 @@ class Provider(abc.ABC):
                 out.append(exc)
         return out
 
+    def batch_key(self, call: TemplateCall) -> tuple[str, ...]:
+        """What messages must have in common to share one request (send_batch): by default the
+        registered template and signature (Aliyun's SendBatchSms takes a variable set per
+        number); a kind whose request carries one set for all (Tencent) adds the values."""
+        return (call.code, call.sign)
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and disconnect; called once after the last send."""
 

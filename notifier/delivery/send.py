@@ -1,9 +1,10 @@
 """Send: hand claimed jobs' stored text to their providers, within the providers' limits
 (concurrency and rate), and return what happened to each as an Outcome. Jobs for a provider
-that takes batches (Aliyun's SendBatchSms) with the same registered template go in one request;
-each still settles on its own. An account-level refusal (AccountError) pauses the provider for
-everyone (channels/failover.py) and is audited as `provider.paused`. Nothing here writes to the
-database; record.py turns outcomes into status changes.
+that takes batches (Aliyun's SendBatchSms, Tencent's SendSms) with the same registered template
+(its `batch_key`) go in one request; each still settles on its own. An account-level refusal
+(AccountError) pauses the provider for everyone (channels/failover.py) and is audited as
+`provider.paused`; jobs still waiting for that provider's turn are then not sent there. Nothing
+here writes to the database; record.py turns outcomes into status changes.
 
 A worker whose lease may have lapsed (the database was too busy to renew it) does not send:
 another worker could already be settling (and resending) its rows. That outcome is a
@@ -68,22 +69,25 @@ class Sender:
                 return Outcome(
                     job, error=LeaseLapsed("not sent: this worker's lease could not be renewed in time")
                 )
-            return (await self._call(provider, [job]))[0]
+            held = self._held(provider, [job])
+            return held[0] if held else (await self._call(provider, [job]))[0]
 
     async def send_all(self, jobs: Sequence[Job]) -> list[Outcome]:
         """Every job, in order: one request per job, except that jobs for a provider that sends
-        batches (max_batch > 1) with the same registered template and signature go together,
-        up to max_batch per request. Each job still gets its own outcome."""
+        batches (max_batch > 1) with the same registered template and signature (and whatever
+        else the provider's batch_key says they must share) go together, up to max_batch per
+        request. Each job still gets its own outcome."""
         singles, batches = [], []
-        groups: dict[tuple[str, str, str], list[Job]] = {}
+        groups: dict[tuple[str, ...], list[Job]] = {}
         for job in jobs:
             provider = self.providers[job.provider]
             call = job.message.templates.get(provider.kind)
             if provider.max_batch > 1 and call is not None:
-                group = groups.setdefault((provider.name, call.code, call.sign), [])
+                key = (provider.name, *provider.batch_key(call))
+                group = groups.setdefault(key, [])
                 group.append(job)
                 if len(group) == provider.max_batch:
-                    batches.append(groups.pop((provider.name, call.code, call.sign)))
+                    batches.append(groups.pop(key))
             else:
                 singles.append(job)
         batches += groups.values()
@@ -106,7 +110,19 @@ class Sender:
             if not self.worker.fresh(self.now()):
                 lapsed = LeaseLapsed("not sent: this worker's lease could not be renewed in time")
                 return [Outcome(j, error=lapsed) for j in jobs]
-            return await self._call(provider, list(jobs))
+            return self._held(provider, jobs) or await self._call(provider, list(jobs))
+
+    def _held(self, provider: Provider, jobs: Sequence[Job]) -> list[Outcome]:
+        """Jobs that waited their turn while another request got the provider paused are not
+        sent there: each gets the pause back (its attempt returned, the next provider takes it)."""
+        if not self.chains[jobs[0].channel].paused(provider, self.now()):
+            return []
+        error = AccountError(
+            f"not sent: {provider.name} was paused while this message waited / 服务商已暂停，未发送",
+            provider.name,
+            code="paused",
+        )
+        return [Outcome(j, error=error) for j in jobs]
 
     async def _call(self, provider: Provider, jobs: list[Job]) -> list[Outcome]:
         """One request for these jobs (send, or send_batch for several) and each job's outcome."""

@@ -14,7 +14,15 @@ each variable's value as a Jinja expression over the same context as the rule's 
 
 The text lives in the rule, next to the Jinja SMS template it must equal, so one file shows
 both and `rules check` compares them (checking.py); it is part of the rule's version.
-Variables are sent in the order they appear in the text.
+Aliyun's variables are sent by name, in the order they appear in the text. Tencent's text
+writes them `{1}`, `{2}`, ... (its console's form) and TemplateParamSet is positional, so they
+are sent by number, params keyed by the number:
+
+      tencent:
+        code: "1234567"
+        sign: 某某县民政局
+        text: "{1}您好，您家的{2}{3}元已发放。回TD退订"
+        params: {1: "{{ resident.name }}", 2: "{{ item.title }}", 3: "{{ params.amount|money }}"}
 """
 
 from __future__ import annotations
@@ -50,9 +58,13 @@ class RegisteredTemplate:
 
 
 def variables(text: str) -> list[str]:
-    """The text's variables, in order, each once: ${name} (Aliyun) or {1} (Tencent)."""
-    found = VARIABLE.findall(text) or TENCENT_VARIABLE.findall(text)
-    return list(dict.fromkeys(found))
+    """The text's variables, each once, in the order they are sent: ${name} (Aliyun) in the
+    text's order, {1} (Tencent) by number, since Tencent's TemplateParamSet is positional
+    ({2} before {1} in the text is still the second value)."""
+    found = VARIABLE.findall(text)
+    if found:
+        return list(dict.fromkeys(found))
+    return sorted(set(TENCENT_VARIABLE.findall(text)), key=int)
 
 
 def fill(text: str, values: dict[str, str]) -> str:
@@ -60,6 +72,18 @@ def fill(text: str, values: dict[str, str]) -> str:
     if VARIABLE.search(text):
         return VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
     return TENCENT_VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def _style(kind: str, text: str, names: list[str]) -> str:
+    """What is wrong with how the text writes its variables for this kind ("" if nothing)."""
+    if kind == "aliyun" and not VARIABLE.search(text) and TENCENT_VARIABLE.search(text):
+        return "Aliyun writes variables as ${name}, not {1}"
+    if kind == "tencent":
+        if VARIABLE.search(text):
+            return "Tencent writes variables as {1}, {2}, ..., not ${name}"
+        if names != [str(i) for i in range(1, len(names) + 1)]:
+            return f"Tencent's variables are numbered {{1}} to {{n}} without gaps, not {', '.join(names)}"
+    return ""
 
 
 def parse(node: Any, mark: Mark, bad: Any) -> dict[str, RegisteredTemplate]:
@@ -119,6 +143,10 @@ def _one(kind: str, spec: YMap, bad: Any) -> RegisteredTemplate | None:
         return None
     text = str(spec["text"])
     names = variables(text)
+    style = _style(kind, text, names)
+    if style:
+        bad(spec.where("text"), f"sms_templates.{kind}.text: {style}")
+        return None
     for var in names:
         if var not in params:
             bad(

@@ -343,14 +343,32 @@ async def test_a_send_whose_answer_timed_out_is_found_by_lookup(server: TencentS
     assert pull["PhoneNumber"] == message(42).recipient and pull["BeginTime"] == int(since.timestamp())
 
 
-async def test_lookup_pages_through_many_messages(provider: TencentProvider, server: TencentServer) -> None:
+async def test_lookup_sees_past_a_full_page(provider: TencentProvider, server: TencentServer) -> None:
     since = datetime.now(timezone.utc) - timedelta(minutes=1)
     to = message(1).recipient
     for i in range(1, 106):
         await provider.send(message(i, to=to))
+    for age, m in enumerate(reversed(server.messages)):  # sent over the last 105 seconds
+        m.created -= timedelta(seconds=age)
+    since = datetime.now(timezone.utc) - timedelta(minutes=2)
     found = await provider.lookup(message(105, to=to), since)
     assert found is not None and found.provider_message_id == server.messages[-1].serial_no
-    assert [c.params["Offset"] for c in server.calls if c.action != "SendSms"] == [0, 100]
+    pulls = [c.params for c in server.calls if c.action != "SendSms"]
+    assert len(pulls) > 1 and {p["Offset"] for p in pulls} == {0}  # Tencent takes no offset:
+    first = pulls[0]  # a full page is looked at again in halves of its time window
+    assert all(first["BeginTime"] <= p["BeginTime"] <= p["EndTime"] <= first["EndTime"] for p in pulls)
+    assert await provider.lookup(message(106, to=to), since) is None  # not there: every page seen
+
+
+async def test_a_lookup_reaches_back_seven_days_at_most(
+    provider: TencentProvider, server: TencentServer
+) -> None:
+    await provider.send(message(1))  # a run created 8 days ago, approved and sent now
+    created = datetime.now(timezone.utc) - timedelta(days=8)
+    found = await provider.lookup(message(1), created)
+    assert found is not None and found.provider_message_id == server.messages[0].serial_no
+    begin = server.calls[-1].params["BeginTime"]
+    assert created.timestamp() + 86400 < begin < time.time() - 6 * 86400  # not refused by Tencent
 
 
 async def test_records_without_session_context_prove_nothing(

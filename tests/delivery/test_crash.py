@@ -1,14 +1,14 @@
 """Crash safety (DESIGN §8 invariants 1 and 2): a real `notifier send` process is killed with
 SIGKILL at random moments while it sends SMS through the real Twilio client to the local
-Twilio-compatible server, which also answers some requests with 429 / 500, too late for the
-client, or not at all when asked for its message list; after restarts every delivery is final
-and every resident got exactly one message."""
+Twilio-compatible server (and through the Aliyun and Tencent SDKs to theirs), which also
+answers some requests with 429 / 500, too late for the client, or not at all when asked for its
+message list; after restarts every delivery is final and every resident got exactly one message."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.crash import kill_aliyun_campaign, kill_campaign
+from tests.support.crash import kill_aliyun_campaign, kill_campaign, kill_tencent_campaign
 
 N = 300
 
@@ -38,3 +38,18 @@ def test_kill_9_during_aliyun_batches_loses_nothing_and_sends_nothing_twice(
     assert out.statuses == {"sent": N}
     assert out.accepted == {p: 1 for p in out.phones} and out.sids_match
     assert out.moves[("sending", "unknown")] > 0 and out.moves[("unknown", "sent")] > 0
+
+
+def test_kill_9_during_tencent_sends_loses_nothing_and_sends_nothing_twice(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    out = kill_tencent_campaign(
+        tmp_path, sqlite_url, N, kills=12, fault_percent=30, read_fault_percent=20, seed=20261202
+    )
+    assert out.final.returncode == 0, out.final.stderr
+    assert out.kills >= 3
+    assert out.statuses == {"sent": N}
+    assert out.accepted == {p: 1 for p in out.phones} and out.sids_match
+    assert out.moves[("sending", "unknown")] > 0 and out.moves[("unknown", "sent")] > 0
+    assert out.largest_request > 1  # namesakes shared SendSms requests
+    assert out.seconds < 60, out.seconds

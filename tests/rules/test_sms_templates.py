@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from notifier.channels.registry import build_provider
 from notifier.cli import main
+from notifier.config import load_config
 from notifier.rendering.smsparams import TemplateParams
 from notifier.rules.smstemplates import fill, variables
 from tests.support.project import write_config
@@ -72,6 +74,62 @@ def test_variables_and_fill() -> None:
     assert variables("${a}和${b}再${a}") == ["a", "b"]
     assert variables("{1}您好{2}") == ["1", "2"]
     assert fill("${a}和${b}", {"a": "甲", "b": "乙"}) == "甲和乙"
+
+
+# The same notice registered at Tencent: {1}..{n}, params keyed by the number.
+TENCENT_TEXT = (
+    "{1}您好：您家{2}年{3}月的最低生活保障金{4}已发放，请注意查收。"
+    "核实请登录https://example.gov.cn/zwgk/dibao或拨打12345。回TD退订"
+)
+TENCENT_PARAMS = dict(zip(["1", "2", "3", "4"], PARAMS.values(), strict=True))
+
+
+def tencent_block(text: str = TENCENT_TEXT, params: dict[str, str] | None = None) -> str:
+    lines = [
+        "sms_templates:",
+        "  tencent:",
+        "    code: 2100871",
+        "    sign: 县民政局",
+        f"    text: {json.dumps(text, ensure_ascii=False)}",
+        "    params:",
+        *[f"      {k}: {json.dumps(v, ensure_ascii=False)}" for k, v in (params or TENCENT_PARAMS).items()],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_tencent_variables_go_by_number() -> None:
+    assert variables("{2}您好{1}，{2}") == ["1", "2"]  # TemplateParamSet is positional
+    assert variables("{10}{9}{1}") == ["1", "9", "10"]
+    assert fill("{2}和{1}", {"1": "甲", "2": "乙"}) == "乙和甲"
+
+
+def test_a_tencent_template_that_matches_passes(capsys: pytest.CaptureFixture[str], folder: Path) -> None:
+    assert check(capsys, folder, tencent_block()) == (0, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (TENCENT_TEXT.replace("{4}", "{5}"), "numbered {1} to {n} without gaps, not 1, 2, 3, 5"),
+        (TENCENT_TEXT.replace("{1}", "${name}"), "Tencent writes variables as {1}"),
+    ],
+)
+def test_tencent_variables_written_wrong_are_located(
+    capsys: pytest.CaptureFixture[str], folder: Path, text: str, message: str
+) -> None:
+    code, errors = check(capsys, folder, tencent_block(text))
+    assert code == 1
+    [e] = errors
+    assert message in e["message"] and e["line"] == line_of(folder, "    text:")
+
+
+def test_an_aliyun_text_with_tencent_variables_is_located(
+    capsys: pytest.CaptureFixture[str], folder: Path
+) -> None:
+    code, errors = check(capsys, folder, block(TENCENT_TEXT, TENCENT_PARAMS))
+    assert code == 1
+    [e] = errors
+    assert "Aliyun writes variables as ${name}" in e["message"] and e["line"] == line_of(folder, "    text:")
 
 
 def test_a_registered_template_that_matches_passes(capsys: pytest.CaptureFixture[str], folder: Path) -> None:
@@ -159,3 +217,33 @@ def test_a_rule_sending_sms_through_aliyun_needs_its_template(
     assert code == 1
     [e] = errors
     assert "add sms_templates.aliyun" in e["message"] and e["file"].endswith(RULE)
+
+
+def _docs_block(marker: str, fence: str) -> str:
+    """The fenced block of docs/providers.md that follows `marker`."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "providers.md").read_text(encoding="utf-8")
+    after = docs[docs.index(marker) :]
+    start = after.index(f"```{fence}\n") + len(fence) + 4
+    return after[start : after.index("```", start)]
+
+
+def test_the_tencent_rule_example_in_the_docs_is_what_rules_check_proves(
+    capsys: pytest.CaptureFixture[str], folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = _docs_block("<!-- tencent-rule-example", "yaml")
+    block = example[example.index("sms_templates:") :]
+    rule = folder / "rules" / "farm-subsidy-2026.yaml"
+    assert "templates: {sms: farm_subsidy.sms.j2" in rule.read_text(encoding="utf-8")  # the docs' rule
+    rule.write_text(rule.read_text(encoding="utf-8") + block, encoding="utf-8")
+    cfg = folder / "notifier.toml"
+    cfg.write_text(cfg.read_text(encoding="utf-8") + _docs_block("### Configuration\n\n", "toml"))
+    code = main(["--config", str(cfg), "rules", "check", str(rule), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert (code, out["errors"]) == (0, [])
+    for name in ("TENCENT_SMS_SECRET_ID", "TENCENT_SMS_SECRET_KEY", "TENCENT_SMS_CALLBACK_TOKEN"):
+        monkeypatch.setenv(name, "x" * 24)
+    provider = build_provider(load_config(cfg), "tencent")  # the docs' config is a working one
+    assert provider.describe() == "tencent (https://sms.tencentcloudapi.com, SmsSdkAppId 1400000001)"
+    assert provider.options.per_number_seconds == 30 and provider.options.callback_token == "x" * 24
+    rule.write_text(rule.read_text(encoding="utf-8").replace("预计{4}", "预计{4}元"), encoding="utf-8")
+    assert main(["--config", str(cfg), "rules", "check", str(rule), "--json"]) == 1

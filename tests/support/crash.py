@@ -1,7 +1,7 @@
 """A campaign sent by a `notifier send` subprocess that is killed with SIGKILL at random moments,
-against the local Twilio-compatible server injecting faults: used by tests/delivery/test_crash.py
-at a small scale and by bench/crash.py at the scale of issue 4 (5,000 residents, 30 % faults).
-Also the pid of a process that is gone, as a killed sender leaves behind."""
+against a local provider server (Twilio, Aliyun, Tencent) injecting faults: used by
+tests/delivery/test_crash.py at a small scale and by bench/crash.py at the scale of issue 4
+(5,000 residents, 30 % faults). Also the pid of a process that is gone, as a killed sender leaves behind."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -37,6 +38,7 @@ class Outcome:
     kills: int
     final: subprocess.CompletedProcess[str]
     seconds: float
+    largest_request: int = 1  # numbers in the largest send request the server took
 
 
 def kill_campaign(
@@ -133,20 +135,78 @@ def kill_aliyun_campaign(
     batches of SendBatchSms, faults (throttling, 5xx, answers too late), lookups by
     QuerySendDetails failing now and then. `sids_match`: every delivery records the id of
     the one message Aliyun took for it (OutId:number)."""
+    return _kill_templated(
+        "aliyun", folder, db_url, residents, kills, fault_percent, read_fault_percent, seed, batch_size
+    )
+
+
+def kill_tencent_campaign(
+    folder: Path,
+    db_url: str,
+    residents: int,
+    *,
+    kills: int,
+    fault_percent: float,
+    read_fault_percent: float,
+    seed: int,
+    batch_size: int = 20,
+) -> Outcome:
+    """The same campaign through the local Tencent server with the rule's registered template:
+    residents in runs of 25 namesakes (identical values, so SendSms carries several numbers),
+    faults (RequestLimitExceeded, 502, answers too late), lookups by
+    PullSmsSendStatusByPhoneNumber failing now and then. `sids_match`: every delivery records
+    the SerialNo of the one message Tencent took for it."""
+    return _kill_templated(
+        "tencent", folder, db_url, residents, kills, fault_percent, read_fault_percent, seed, batch_size
+    )
+
+
+def _kill_templated(
+    kind: str,
+    folder: Path,
+    db_url: str,
+    residents: int,
+    kills: int,
+    fault_percent: float,
+    read_fault_percent: float,
+    seed: int,
+    batch_size: int,
+) -> Outcome:
     from .aliyun_project import aliyun_project
     from .aliyun_server import AliyunServer
     from .aliyun_server import Fault as AliyunFault
+    from .tencent_project import tencent_project
+    from .tencent_server import Fault as TencentFault
+    from .tencent_server import TencentServer
 
     rng = random.Random(seed)
     started = time.monotonic()
-    with AliyunServer() as server:
-        faults = (AliyunFault.throttled(), AliyunFault.server_error(), AliyunFault.slow(1.5))
+    phones = [f"138{i:08d}" for i in range(residents)]
+    sending = f"retry_base_seconds = 0\nmax_attempts = 50\nbatch_size = {batch_size}\n"
+    sending += "stale_seconds = 600\nsettle_seconds = 0.5"
+    server = AliyunServer() if kind == "aliyun" else TencentServer()
+    with server:
+        if isinstance(server, AliyunServer):
+            faults: tuple[Any, ...] = (
+                AliyunFault.throttled(),
+                AliyunFault.server_error(),
+                AliyunFault.slow(1.5),
+            )
+            cfg = aliyun_project(
+                folder, db_url, server, aliyun={"timeout": 1}, sending=sending, phones=phones
+            )
+        else:
+            faults = (
+                TencentFault.error("RequestLimitExceeded"),
+                TencentFault.server_error(),
+                TencentFault.slow(1.5),
+            )
+            names = [f"李{i // 25}" for i in range(residents)]
+            cfg = tencent_project(
+                folder, db_url, server, tencent={"timeout": 1}, sending=sending, phones=phones, names=names
+            )
         server.random_faults(fault_percent, seed + 1, faults)
         server.random_read_faults(read_fault_percent, seed=seed + 2)
-        phones = [f"138{i:08d}" for i in range(residents)]
-        sending = f"retry_base_seconds = 0\nmax_attempts = 50\nbatch_size = {batch_size}\n"
-        sending += "stale_seconds = 600\nsettle_seconds = 0.5"
-        cfg = aliyun_project(folder, db_url, server, aliyun={"timeout": 1}, sending=sending, phones=phones)
         app = App.open(cfg)
         import_residents(app, folder / "p.csv")
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
@@ -177,14 +237,22 @@ def kill_aliyun_campaign(
                 )
             )
         app.close()
-        ids = {"+86" + m.phone: f"{m.out_id}:{m.phone}" for m in server.messages}
+        if isinstance(server, AliyunServer):
+            ids = {"+86" + m.phone: f"{m.out_id}:{m.phone}" for m in server.messages}
+            accepted = Counter("+86" + p for p in server.accepted_by_number().elements())
+            largest = max((n for action, n, _ in server.calls if action.startswith("Send")), default=0)
+        else:
+            ids = {m.phone: m.serial_no for m in server.messages}
+            accepted = server.accepted_by_recipient()
+            largest = max((len(c.numbers) for c in server.calls if c.action == "SendSms"), default=0)
         return Outcome(
             ["+86" + p for p in phones],
             Counter(r.status for r in rows),
-            Counter("+86" + p for p in server.accepted_by_number().elements()),
+            accepted,
             all(r.provider_message_id == ids.get(r.recipient) for r in rows),
             moves,
             killed,
             final,
             time.monotonic() - started,
+            largest,
         )

@@ -30,6 +30,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import random
 import re
 import secrets
 import threading
@@ -100,6 +101,8 @@ class Message:
     created: datetime
     report: str = ""  # SUCCESS / FAIL once reported
     errmsg: str = ""
+    content: str = ""  # as the handset shows it, when the template's text was registered
+    received: float = field(default_factory=time.monotonic)  # when the request came (monotonic)
 
     def pulled(self) -> dict[str, Any]:
         """As PullSmsSendStatusByPhoneNumber lists it."""
@@ -167,12 +170,43 @@ class TencentServer(AioServer):
         self.messages: list[Message] = []  # accepted, in order
         self.calls: list[Call] = []
         self.failing_reads = 0  # answer the next N PullSmsSendStatusByPhoneNumber with InternalError
+        self.texts: dict[str, str] = {}  # template id -> registered text with {1}..{n}
+        self._random: tuple[random.Random, float, Sequence[Fault]] | None = None
+        self._random_reads: tuple[random.Random, float] | None = None
         self._lock = threading.Lock()
 
     # -- configuration ------------------------------------------------------------------
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def table(self, **extra: Any) -> dict[str, Any]:
+        """A `[providers.tencent]` table pointing at this server."""
+        base = {
+            "secret_id": self.secret_id,
+            "secret_key": self.secret_key,
+            "sdk_app_id": self.sdk_app_id,
+            "endpoint": self.endpoint,
+            "protocol": "http",
+            "timeout": 5,
+        }
+        return base | extra
+
+    def register(self, template_id: str, text: str, sign: str | None = None) -> None:
+        """An approved template (its text with {1}..{n}) and, if given, an approved signature."""
+        with self._lock:
+            self.templates[template_id] = len(set(re.findall(r"\{(\d+)\}", text)))
+            self.texts[template_id] = text
+            if sign:
+                self.signs.add(sign)
+
+    def random_faults(self, percent: float, seed: int, faults: Sequence[Fault]) -> None:
+        """Answer about `percent` % of SendSms (not planned ones) with one of `faults`, reproducibly."""
+        self._random = (random.Random(seed), percent, tuple(faults))
+
+    def random_read_faults(self, percent: float, seed: int) -> None:
+        """Answer about `percent` % of PullSmsSendStatusByPhoneNumber with InternalError, reproducibly."""
+        self._random_reads = (random.Random(seed), percent)
 
     def fail_next(self, *faults: Fault) -> None:
         with self._lock:
@@ -284,7 +318,21 @@ class TencentServer(AioServer):
 
     def _choose(self) -> Fault | None:
         with self._lock:
-            return self.plan.popleft() if self.plan else None
+            if self.plan:
+                return self.plan.popleft()
+            if self._random:
+                rng, percent, faults = self._random
+                if rng.random() * 100 < percent:
+                    return rng.choice(faults)
+        return None
+
+    def _content(self, p: dict[str, Any]) -> str:
+        text = self.texts.get(p["TemplateId"])
+        if text is None:
+            return ""
+        values = list(p.get("TemplateParamSet") or [])
+        filled = re.sub(r"\{(\d+)\}", lambda m: values[int(m.group(1)) - 1], text)
+        return f"【{p['SignName']}】{filled}"
 
     async def _send(self, p: dict[str, Any]) -> web.Response:
         numbers = [str(n) for n in p.get("PhoneNumberSet") or []]
@@ -323,6 +371,7 @@ class TencentServer(AioServer):
                         p.get("SessionContext") or "",
                         p["SmsSdkAppId"],
                         now,
+                        content=self._content(p),
                     )
                 )
         failed = fault is not None and (fault.code or fault.http_status != 200)
@@ -348,14 +397,21 @@ class TencentServer(AioServer):
         with self._lock:
             failing = self.failing_reads > 0
             self.failing_reads -= failing
+            if not failing and self._random_reads:
+                rng, percent = self._random_reads
+                failing = rng.random() * 100 < percent
         self._record(Call("PullSmsSendStatusByPhoneNumber", [phone], "InternalError" if failing else "Ok", p))
         if failing:
             return _error("InternalError.OtherError", "internal error")
         if p.get("SmsSdkAppId") != self.sdk_app_id:
             return _error("InvalidParameterValue.SdkAppIdNotExist", "SmsSdkAppId does not exist")
-        begin, limit, offset = p.get("BeginTime"), p.get("Limit"), p.get("Offset", 0)
+        begin, limit, offset = p.get("BeginTime"), p.get("Limit"), p.get("Offset")
         if not isinstance(begin, int) or not isinstance(limit, int) or not 0 < limit <= 100:
             return _error("InvalidParameterValue.BeginTimeVerifyFail", "BeginTime and Limit (1-100) needed")
+        if offset != 0:  # "注：目前固定设置为0" (the API's documentation)
+            return _error("InvalidParameterValue", "Offset is fixed at 0")
+        if begin < time.time() - 7 * 86400:
+            return _error("InvalidParameterValue.BeginTimeVerifyFail", "at most the last 7 days")
         end = p.get("EndTime")
         with self._lock:
             rows = [
@@ -365,7 +421,7 @@ class TencentServer(AioServer):
                 and m.created.timestamp() >= begin
                 and (not isinstance(end, int) or m.created.timestamp() <= end)
             ]
-        return _answer({"PullSmsSendStatusSet": [m.pulled() for m in rows[offset : offset + limit]]})
+        return _answer({"PullSmsSendStatusSet": [m.pulled() for m in rows[:limit]]})
 
     # -- callbacks ----------------------------------------------------------------------
     def report(
@@ -429,3 +485,9 @@ class TencentServer(AioServer):
         return asyncio.run_coroutine_threadsafe(self.send_reports(url, reports, **kwargs), self._loop).result(
             30
         )
+
+    def sync(self, coro: Any) -> Any:
+        """Run one of the callback coroutines (send_reports, send_reply) from a test's thread
+        while the server runs in its own."""
+        assert self._loop is not None, "server is not running in a thread"
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)

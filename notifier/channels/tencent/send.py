@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import requests
@@ -61,6 +61,7 @@ logging.getLogger("tencentcloud_sdk_common").setLevel(logging.INFO)
 """The SDK logs every request and answer at DEBUG, numbers and template values included."""
 MAX_CONTEXT = 511  # SessionContext must be under 512 bytes
 PULL_LIMIT = 100  # PullSmsSendStatusByPhoneNumber returns at most 100 per call
+KEPT = timedelta(days=7)  # how far back PullSmsSendStatusByPhoneNumber can list
 
 _T = TypeVar("_T")
 
@@ -216,6 +217,10 @@ class TencentProvider(Provider):
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"tencent-{self.name}")
             self._local = threading.local()
+
+    def batch_key(self, call: TemplateCall) -> tuple[str, ...]:
+        """One SendSms carries one TemplateParamSet: only messages with the same values share it."""
+        return (call.code, call.sign, *(value for _, value in call.params))
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -398,22 +403,42 @@ class TencentProvider(Provider):
     # -- reconciliation -----------------------------------------------------------------
     async def lookup(self, message: OutboundMessage, since: datetime) -> SendResult | None:
         """Did Tencent take this message? Lists what was sent to the number since `since`
-        (PullSmsSendStatusByPhoneNumber) and looks for our delivery id in SessionContext. Records
-        without a SessionContext (Tencent returns it only where enabled) prove nothing either
-        way: AmbiguousError, so the message is never resent on a guess."""
-        begin = int(since.astimezone(timezone.utc).timestamp())
-        unmatchable = offset = 0
-        while True:
-            rows = await self._pull(message, begin, offset)
+        (PullSmsSendStatusByPhoneNumber) and looks for our delivery id in SessionContext.
+
+        Tencent lists the last 7 days only (an older BeginTime is refused) and takes no offset
+        (Offset is "fixed at 0"). `since` is the delivery's creation, which for a run approved a
+        week later is older than that: the lookup starts 7 days back at most, which still
+        covers the attempt being reconciled (looked up within minutes of it; only a row left
+        `sending` for a week, its sender never restarted, could have gone earlier). A full
+        page of 100 may hide more, so its time window is halved until every page is whole.
+        What cannot be seen proves nothing, so instead of None (which means "send again"):
+        AmbiguousError for more than 100 messages to the number within one second, and for
+        records without a SessionContext (Tencent returns it only where enabled)."""
+        now = datetime.now(timezone.utc)
+        oldest = now - KEPT + timedelta(minutes=10)
+        begin = int(max(since, oldest).astimezone(timezone.utc).timestamp())
+        end = int(now.timestamp()) + 60
+        unmatchable, windows = 0, [(begin, end)]
+        while windows:
+            low, high = windows.pop()
+            rows = await self._pull(message, low, high)
             for row in rows:
                 context = str(row.SessionContext or "")
                 if message.delivery_id in delivery_ids(context):
                     raw = {"report_status": row.ReportStatus, "description": row.Description}
                     return SendResult(DeliveryStatus.SENT, row.SerialNo, raw | {"reconciled": True})
-                unmatchable += not context
             if len(rows) < PULL_LIMIT:
-                break
-            offset += PULL_LIMIT
+                unmatchable += sum(not row.SessionContext for row in rows)
+            elif low < high:  # perhaps more than one page: look at each half
+                middle = (low + high) // 2
+                windows += [(middle + 1, high), (low, middle)]
+            else:
+                raise AmbiguousError(
+                    f"Tencent lists {PULL_LIMIT} or more messages to {mask_phone(message.recipient)} "
+                    "within one second; cannot see them all / 无法确认是否已发出",
+                    self.name,
+                    code="lookup_unmatchable",
+                )
         if unmatchable:
             raise AmbiguousError(
                 f"Tencent lists {unmatchable} message(s) to {mask_phone(message.recipient)} without "
@@ -424,13 +449,14 @@ class TencentProvider(Provider):
             )
         return None
 
-    async def _pull(self, message: OutboundMessage, begin: int, offset: int) -> list[Any]:
-        """One page of PullSmsSendStatusByPhoneNumber; a failure is transient (look again later)."""
+    async def _pull(self, message: OutboundMessage, begin: int, end: int) -> list[Any]:
+        """PullSmsSendStatusByPhoneNumber for [begin, end]; a failure is transient (look again later)."""
         request = models.PullSmsSendStatusByPhoneNumberRequest()
         request.SmsSdkAppId = self.options.sdk_app_id
         request.PhoneNumber = e164(message.recipient)
         request.BeginTime = begin
-        request.Offset = offset
+        request.EndTime = end
+        request.Offset = 0
         request.Limit = PULL_LIMIT
         action, answer = "PullSmsSendStatusByPhoneNumber", models.PullSmsSendStatusByPhoneNumberResponse
         try:

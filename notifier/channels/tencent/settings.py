@@ -20,3 +20,5 @@ class TencentSettings(ProviderSettings):
     timeout: float = 10.0  # seconds; a timeout is ambiguous (Tencent may have accepted)
     callback_token: str = ""  # the secret last part of the receipt / reply URLs set in the console
     source_networks: list[str] = field(default_factory=list)  # e.g. ["203.0.113.0/24"]; empty: any
+    max_variable_length: int = 35  # characters per template variable (rules check)
+    per_number_seconds: float = 30.0  # Tencent's default: one message per number per 30 s
