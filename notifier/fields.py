@@ -259,6 +259,20 @@ BUILTIN_FIELDS: dict[str, FieldSpec] = {
                 "letter": ("信件", "纸质", "邮寄"),
             },
         ),
+        # 状态: a roster saying 死亡 / 迁出 / 注销 marks the resident as left (residents/leaving.py)
+        _builtin(
+            "left_as",
+            "状态",
+            "人员状态",
+            "在册状态",
+            type=FieldType.ENUM,
+            values={
+                "active": ("正常", "在册", "在世", "健在"),
+                "deceased": ("死亡", "已故", "去世", "亡故", "身故"),
+                "moved": ("迁出", "外迁", "迁走"),
+                "other": ("注销", "其他"),
+            },
+        ),
     )
 }
 

@@ -103,7 +103,11 @@ def row_texts(app: App, tmp_path: Path) -> list[str]:
     first = import_residents(app, write(tmp_path / "cells.csv", rows))
     again = import_residents(app, write(tmp_path / "again.csv", [["居民编号", "身份证号"], ["R99", ID_A]]))
     grants = import_records(app, "grants", write(tmp_path / "g.csv", [["居民编号", "金额"], ["NOBODY", "5"]]))
-    return [p.message for r in (first, again, grants) for p in (*r.errors, *r.warnings)]
+    died = write(tmp_path / "died.csv", [["居民编号", "状态"], ["R1", "死亡"]])
+    import_residents(app, died)
+    back = import_residents(app, write(tmp_path / "back.csv", [["居民编号", "状态"], ["R1", "正常"]]))
+    reports = (first, again, grants, back)
+    return [p.message for r in reports for p in (*r.errors, *r.warnings)]
 
 
 def file_texts(app: App, tmp_path: Path) -> list[str]:

@@ -87,7 +87,12 @@ def _imported(report: ImportReport) -> None:
     verb = "would import" if report.dry_run else "imported"
     console.print(
         f"{report.file}: {verb} {report.imported}, updated {report.updated}, unchanged {report.unchanged}"
-        f", rejected {report.rejected}",
+        f", rejected {report.rejected}"
+        + (
+            f", {'would mark' if report.dry_run else 'marked'} {report.left} as left (状态)"
+            if report.left
+            else ""
+        ),
         markup=False,
     )
     console.print(

@@ -39,6 +39,7 @@ class CheckView:
     updated: int
     unchanged: int
     rejected: int
+    left: int  # residents the 状态 column marks as left (deceased, moved away)
     header_row: int
     sheet: str | None
     encoding: str | None
@@ -72,6 +73,7 @@ def check_view(report: ImportReport, name: str, specs: dict[str, FieldSpec], lan
         updated=report.updated,
         unchanged=report.unchanged,
         rejected=report.rejected,
+        left=report.left,
         header_row=report.header_row,
         sheet=report.sheet,
         encoding=report.encoding,

@@ -127,6 +127,8 @@ MESSAGES: tuple[str, ...] = (
     "resident id is missing",
     "column is not in the data dictionary and was ignored",
     "no resident with this id has been imported",
+    "resident %(id)s has left (%(as)s); the roster says 正常: run `notifier residents reactivate` if they "
+    "are back in care",
     "the cell holds %(n)s characters; at most %(max)s are accepted",
     "%(value)s: %(reason)s; dropped, row imported",
     "the cell holds more than one number; the first usable one, %(phone)s, was used",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from ..storage.db import db_error_text
 from ..storage.fieldcols import column_name
 from ..storage.schema import records
 from .header import HeaderMatcher
+from .leaving import ACTIVE, LeftAs, mark_left
 from .readers import Table, read_table
 from .validate import check_id_number, first_phone, id_birth_date, normalize_email
 
@@ -54,6 +56,7 @@ class ImportReport:
     header_row: int = 1
     sheet: str | None = None
     columns: list[tuple[str, str]] = field(default_factory=list)  # (header in the file, field name) used
+    left: int = 0  # residents the 状态 column marks (or would mark) as left: deceased, moved away
 
     @property
     def exit_code(self) -> int:
@@ -67,6 +70,7 @@ class ImportReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "rejected": self.rejected,
+            "left": self.left,
             "encoding": self.encoding,
             "header_row": self.header_row,
             "sheet": self.sheet,
@@ -287,6 +291,8 @@ def import_residents(
         derived_only.add(birth.name)
     if "phone" in present:
         present.add("phone_kind")
+    status = "left_as" in present  # not a stored value: it marks residents as left (leaving.py)
+    present.discard("left_as")
     cols = {name: "phone_kind" if name == "phone_kind" else column_name(specs[name]) for name in present}
     compared = [n for n in present if n != "resident_id"]
     now = utcnow()
@@ -326,6 +332,8 @@ def import_residents(
             report.imported += len(new)
             report.updated += len(old)
             report.unchanged += len(batch) - len(new) - len(old)
+            if status:
+                _statuses(conn, app, path, batch, report, actor, now, write=not dry_run, before=new)
             if dry_run:
                 continue
             if new:
@@ -365,6 +373,48 @@ def import_residents(
     _in_one_transaction(app, path, write)
     report.warnings.sort(key=lambda p: p.row or 0)
     return report
+
+
+def _statuses(
+    conn: sa.Connection,
+    app: App,
+    path: Path,
+    batch: list[ParsedRow],
+    report: ImportReport,
+    actor: str,
+    now: datetime,
+    *,
+    write: bool,
+    before: list[ParsedRow],
+) -> None:
+    """The 状态 column: residents it says died, moved away or were struck off are marked as left
+    (after their rows are written, in the import's transaction); one it calls 正常 who had left
+    stays so, with a warning (bringing someone back is `residents reactivate`, a deliberate act)."""
+    t = app.residents
+    ids = [r.values["resident_id"] for r in batch]
+    q = sa.select(t.c.resident_id, t.c.left_as).where(t.c.resident_id.in_(ids))
+    left: dict[str, str | None] = {rid: how for rid, how in conn.execute(q)}
+    left |= {r.values["resident_id"]: None for r in before}  # not yet inserted in a dry run
+    by_kind: dict[LeftAs, list[str]] = {}
+    for r in batch:
+        rid, value = r.values["resident_id"], r.values.get("left_as")
+        if value in (None, ACTIVE):
+            if value == ACTIVE and left.get(rid):
+                report.warnings.append(
+                    Problem(
+                        f"resident {rid} has left ({left[rid]}); the roster says 正常: "
+                        "run `notifier residents reactivate` if they are back in care",
+                        row=r.row,
+                        column="left_as",
+                    )
+                )
+            continue
+        if not left.get(rid):
+            by_kind.setdefault(LeftAs(value), []).append(rid)
+    for kind, rids in by_kind.items():
+        report.left += len(rids)
+        if write:
+            mark_left(conn, app, rids, kind, f"roster {path.name}: 状态", actor, now)
 
 
 def _same(values: dict[str, Any], names: list[str], stored: Any, keep_when_empty: set[str]) -> bool:

@@ -10,6 +10,7 @@ Both are audit events under the acting account, with the reason given.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -35,6 +36,10 @@ class LeftAs(StrEnum):
     OTHER = "other"
 
 
+ACTIVE = "active"
+"""The 状态 column's value for a resident in care (fields.BUILTIN_FIELDS `status`)."""
+
+
 def deactivate(app: App, ids: Sequence[str], *, reason: str, left_as: LeftAs, by: str) -> dict[str, Any]:
     """Mark these residents as having left; skip their pending deliveries. Residents who had
     already left are reported, not changed."""
@@ -42,49 +47,69 @@ def deactivate(app: App, ids: Sequence[str], *, reason: str, left_as: LeftAs, by
     reason = reason.strip()
     if not reason:
         raise InputError("--reason is required: why the resident no longer receives notices (audited)")
-    t, d = app.residents, deliveries
+    t = app.residents
     wanted = sorted(set(ids))
-    now = utcnow()
     with app.engine.begin() as conn:
-        rows = conn.execute(sa.select(t.c.resident_id, t.c.left_at).where(t.c.resident_id.in_(wanted))).all()
+        rows = conn.execute(sa.select(t.c.resident_id).where(t.c.resident_id.in_(wanted))).all()
         _all_known(wanted, rows)
-        leaving = sorted(r.resident_id for r in rows if r.left_at is None)
-        conn.execute(
-            t.update()
-            .where(t.c.resident_id.in_(leaving), t.c.left_at.is_(None))
-            .values(left_at=now, left_as=left_as.value, left_reason=reason)
-        )
-        audit.append(
-            conn,
-            [
-                audit.AuditEvent(
-                    by, "resident.left", f"resident:{rid}", {"as": left_as.value, "reason": reason}
-                )
-                for rid in leaving
-            ],
-            now=now,
-        )
-        skipped = move(
-            conn,
-            None,
-            from_=DeliveryStatus.PENDING,
-            to=DeliveryStatus.SKIPPED,
-            actor=by,
-            now=now,
-            reason=f"{LEFT_REASON} ({left_as.value}): {reason}",
-            values={"notice_key": None},
-            where=[d.c.resident_id.in_(leaving)],
-            payload={"reason": LEFT_REASON},
-        )
-        run_ids = set(conn.execute(sa.select(d.c.run_id).where(d.c.id.in_(skipped))).scalars())
-        complete_runs(conn, run_ids, now, by)
+        leaving, skipped, run_ids = mark_left(conn, app, wanted, left_as, reason, by, utcnow())
     return {
         "left": leaving,
         "already_left": sorted(set(wanted) - set(leaving)),
         "as": left_as.value,
         "deliveries_skipped": len(skipped),
-        "runs": sorted(run_ids),
+        "runs": run_ids,
     }
+
+
+def mark_left(
+    conn: sa.Connection,
+    app: App,
+    ids: Sequence[str],
+    left_as: LeftAs,
+    reason: str,
+    by: str,
+    now: datetime,
+) -> tuple[list[str], list[int], list[int]]:
+    """In the caller's transaction (a command, or a roster import's 状态 column): mark those of
+    `ids` who had not left, skip their pending deliveries, complete runs left with nothing open.
+    Returns (residents marked, deliveries skipped, runs concerned)."""
+    t, d = app.residents, deliveries
+    leaving = sorted(
+        conn.execute(
+            sa.select(t.c.resident_id).where(t.c.resident_id.in_(sorted(set(ids))), t.c.left_at.is_(None))
+        ).scalars()
+    )
+    if not leaving:
+        return [], [], []
+    conn.execute(
+        t.update()
+        .where(t.c.resident_id.in_(leaving), t.c.left_at.is_(None))
+        .values(left_at=now, left_as=left_as.value, left_reason=reason)
+    )
+    audit.append(
+        conn,
+        [
+            audit.AuditEvent(by, "resident.left", f"resident:{rid}", {"as": left_as.value, "reason": reason})
+            for rid in leaving
+        ],
+        now=now,
+    )
+    skipped = move(
+        conn,
+        None,
+        from_=DeliveryStatus.PENDING,
+        to=DeliveryStatus.SKIPPED,
+        actor=by,
+        now=now,
+        reason=f"{LEFT_REASON} ({left_as.value}): {reason}",
+        values={"notice_key": None},
+        where=[d.c.resident_id.in_(leaving)],
+        payload={"reason": LEFT_REASON},
+    )
+    run_ids = set(conn.execute(sa.select(d.c.run_id).where(d.c.id.in_(skipped))).scalars())
+    complete_runs(conn, run_ids, now, by)
+    return leaving, skipped, sorted(run_ids)
 
 
 def reactivate(app: App, ids: Sequence[str], *, reason: str, by: str) -> dict[str, Any]:

@@ -94,3 +94,29 @@ def test_the_cli_marks_residents_as_left(
     assert code == 0 and out["left"] == ["F07"] and out["as"] == "moved"
     code, _, err = cli(capsys, cfg, "residents", "deactivate", "ZZZ", "--reason", "x", "--by", "clerk")
     assert code == 1 and "no resident ZZZ" in err and "Traceback" not in err
+
+
+def test_the_rosters_status_column_marks_residents_as_left_on_import(papp: App, tmp_path: Path) -> None:
+    from notifier.residents.importer import import_residents
+
+    run_id = runs.create_run(papp, rule(papp), ON, "clerk").run
+    roster = tmp_path / "status.csv"
+    roster.write_text("居民编号,状态\nF01,死亡\nF02,正常\nF03,迁出\nF05,在册\n", encoding="utf-8")
+    dry = import_residents(papp, roster, dry_run=True, actor="clerk")
+    assert dry.left == 2 and by_resident(papp, run_id)["F01"].status == "pending"  # a dry run changes nothing
+    report = import_residents(papp, roster, actor="clerk")
+    assert report.left == 2 and report.as_json()["left"] == 2
+    d = by_resident(papp, run_id)
+    assert (d["F01"].status, d["F03"].status, d["F02"].status) == ("skipped", "skipped", "pending")
+    assert d["F01"].reason == "resident left (deceased): roster status.csv: 状态"
+    assert [(s, p["as"]) for s, p in audit_rows(papp, "resident.left")] == [
+        ("resident:F01", "deceased"),
+        ("resident:F03", "moved"),
+    ]
+    again = tmp_path / "again.csv"
+    again.write_text("居民编号,状态\nF01,正常\n", encoding="utf-8")
+    back = import_residents(papp, again, actor="clerk")
+    assert back.left == 0 and ["resident F01 has left (deceased)" in w.message for w in back.warnings] == [
+        True
+    ]
+    assert by_resident(papp, run_id)["F01"].status == "skipped"  # 正常 alone does not bring anyone back
