@@ -35,7 +35,7 @@ from .model import (
 RULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 COND_ID = re.compile(r"[a-z][a-z0-9_]{0,40}")
 TOP_KEYS = ("id", "item", "parameters", "match", "channels", "templates", "schedule", "tests")
-ITEM_KEYS = ("title", "domain", "department", "url", "publish", "disclosure")
+ITEM_KEYS = ("title", "domain", "department", "url", "publish", "disclosure", "document_no")
 COMPARE_OPS = ("less_than", "at_most", "greater_than", "at_least")
 FIELD_OPS = (
     "equals",
@@ -120,6 +120,7 @@ class _Checker:
             start if isinstance(start, date) else None,
             until if isinstance(until, date) else None,
             disclosure,
+            str(node.get("document_no") or ""),
         )
 
     def parameters(self, node: Any, mark: tuple[int, int]) -> None:
