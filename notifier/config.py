@@ -70,6 +70,13 @@ DEFAULTS: dict[str, Any] = {
         "upload_dir": "uploads",
     },
     "ui": {"language": "zh_CN"},
+    # Verification codes on every notice (verification.py) and the public page /v that checks them.
+    "verification": {
+        "secret": "env:NOTIFIER_VERIFY_SECRET",
+        "contact_phone": "",  # the department's official number, shown on /v
+        "failures_per_address": 20,  # unknown codes from one client address before it must wait
+        "window_minutes": 15,
+    },
     "serve": {
         "host": "127.0.0.1",
         "port": 8080,
@@ -141,6 +148,18 @@ class ConsoleSettings:
     login_window_minutes: float  # ... counted over this window, which is also the wait
     max_upload_mb: float
     upload_dir: str
+
+
+@dataclass(frozen=True)
+class VerificationSettings:
+    """[verification]: the secret codes are derived with (`env:NAME`, read when a run is created or
+    `/v` answers), the official phone shown beside a genuine notice, and how many unknown codes one
+    client address may try within the window before it must wait."""
+
+    secret: str
+    contact_phone: str
+    failures_per_address: int
+    window_minutes: float
 
 
 @dataclass(frozen=True)
@@ -243,6 +262,7 @@ class Config:
     approval: ApprovalSettings
     console: ConsoleSettings
     ui: UiSettings
+    verification: VerificationSettings
 
     @property
     def approval_levels(self) -> list[str]:
@@ -410,4 +430,5 @@ def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
         approval=approval,
         console=typed_section(ConsoleSettings, raw["console"], "console", where),
         ui=_ui(raw["ui"], where),
+        verification=typed_section(VerificationSettings, raw["verification"], "verification", where),
     )

@@ -3,12 +3,13 @@
 Generates a county register (GBK CSV, as exported by many office spreadsheets) with some bad
 rows, imports it and past grants, then for each sample notice: preview -> create -> two
 approvals -> send. SMS go to the outbox, e-mail to a local SMTP server (aiosmtpd) started
-here, letters to a printable HTML file and roster per run.
+here, letters to a printable HTML file and roster per run and one PDF (with its 签收 roster) per village.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 import socket
 from dataclasses import dataclass, field
@@ -163,6 +164,19 @@ host = "127.0.0.1"
 port = {smtp_port}
 from = "县民政局 <notice@example.gov.cn>"
 connections = 4
+
+[providers.letter]
+sender = "某某县民政局"
+return_address = "城关镇人民路1号"
+return_postcode = "450001"
+phone = "0371-12345678"
+
+[serve]
+public_url = "http://127.0.0.1:8080"   # letters' QR codes point at /v here (`notifier serve`)
+
+[verification]
+secret = "{secrets.token_urlsafe(32)}"   # a real county keeps it in NOTIFIER_VERIFY_SECRET
+contact_phone = "0371-12345678"
 ''',
         encoding="utf-8",
     )

@@ -65,6 +65,17 @@ def mask_name(value: str | None) -> str:
     return text[0] + "*" * (len(text) - 1)
 
 
+def mask_name_ends(value: str | None) -> str:
+    """张*三 / 张* / 欧**明: first and last character of a name of three or more, for the public
+    verification page, where the resident recognises their own name."""
+    if not value:
+        return ""
+    text = str(value).strip()
+    if len(text) < 3:
+        return mask_name(text)
+    return text[0] + "*" * (len(text) - 2) + text[-1]
+
+
 def mask_email(value: str | None) -> str:
     """z***@example.com: the domain tells an operator which provider bounced, the mailbox stays hidden."""
     if not value:

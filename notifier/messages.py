@@ -29,6 +29,7 @@ from .rendering.templates import TemplateSet, item_context, template_context
 from .rules.compile import params_in_force
 from .rules.model import Rule
 from .status import Channel
+from .verification import DeliveryIdentity, template_values, verifier
 
 CHUNK = 5000  # residents fetched per query
 SHOWN = 5  # residents named per template problem
@@ -64,10 +65,12 @@ class RenderedRun:
         )
 
 
-def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> RenderedRun:
+def render_messages(app: App, rule: Rule, on: date, members: list[Member], key: str = "") -> RenderedRun:
     """Render each member's channel and every later channel they have a contact for. A
     template that fails for a member is recorded as a failure (raise_for_failures then refuses
-    the whole run), never replaced by a later channel: a render error has no fallback."""
+    the whole run), never replaced by a later channel: a render error has no fallback. Each
+    message gets the verification code of (notice `key`, resident, channel) when a secret is set."""
+    codes = verifier(app.config)
     templates = TemplateSet(rule.templates, rule.template_sources)
     registered = TemplateParams(rule.file, rule.sms_templates)
     item = item_context(rule.item, app.dictionary.domains)
@@ -88,10 +91,12 @@ def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> Re
                 targets.append((ch, recipient))
         for channel, recipient in targets:
             calls = {}
+            code = codes.code(DeliveryIdentity(key, row.resident_id, channel.value)) if codes else None
+            shown = context | template_values(app.config, codes, code)
             try:
-                rendered = templates.render(channel, context)
+                rendered = templates.render(channel, shown)
                 if channel is Channel.SMS and rule.sms_templates:
-                    calls = registered.render(context)
+                    calls = registered.render(shown)
                     wrong = registered.differences(calls, rendered.body, detail=False)
                     if wrong:
                         raise RuleError("registered SMS template differs", wrong)
@@ -115,9 +120,17 @@ def render_messages(app: App, rule: Rule, on: date, members: list[Member]) -> Re
                     "segments": count_segments(rendered.body).segments if channel is Channel.SMS else None,
                     "sha256": rendered.sha256,
                     "templates": as_json(calls),
+                    "verify_code": code,
+                    "postcode": _postcode(row) if channel is Channel.LETTER else None,
                 }
             )
     return out
+
+
+def _postcode(row: Any) -> str | None:
+    """The register's `postcode` field, where fields.yaml declares one (letters print it)."""
+    value = getattr(row, "f_postcode", None)
+    return str(value).strip()[:16] or None if value is not None else None
 
 
 def member_rows(app: App, members: list[Member]) -> Iterator[tuple[Any, Member]]:

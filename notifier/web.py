@@ -1,4 +1,5 @@
-"""The HTTP side of `notifier serve`: every configured provider's webhooks, health and metrics.
+"""The HTTP side of `notifier serve`: every configured provider's webhooks, health and metrics,
+the public verification page (`/v`, verify_page.py) and the console.
 
 The webhook flow is the same for every provider and fixed here: read the request (size-capped),
 let the provider package verify it (nothing is believed before its signature is: forged or
@@ -31,6 +32,7 @@ from .channels.registry import webhooks_for
 from .channels.webhooks import Hook, Refusal, Reply, Verified, WebhookRequest, Webhooks
 from .clock import as_utc
 from .console import console_app
+from .console.app import environment
 from .errors import InputError, NotFound
 from .health import Health
 from .masking import mask_phone
@@ -38,6 +40,7 @@ from .optouts import handle_inbound_sms
 from .receipts import apply_event
 from .status import Channel, DeliveryStatus, RunStatus
 from .storage.schema import deliveries, firings, runs
+from .verify_page import VerifyPage
 
 log = logging.getLogger("notifier.web")
 
@@ -159,11 +162,14 @@ def build_web_app(
     routes = [
         _only("POST", path, _endpoint(app, h, hook)) for h in hooks for path, hook in h.routes().items()
     ]
+    page = VerifyPage(app, environment(app.config.ui.language))
+    verify = [_only("GET", path, endpoint) for path, endpoint in page.endpoints().items()]
     return Starlette(
         routes=[
             *routes,
             _only("GET", "/healthz", healthz),
             _only("GET", "/metrics", metrics),
+            *verify,  # public: residents check a notice's code
             Mount("/", app=console_app(app)),  # everything else: the console (its own sessions and headers)
         ]
     )

@@ -78,6 +78,7 @@ class ProviderContext:
 
     base_dir: Path = Path(".")
     where: str = "config"
+    public_url: str = ""  # [serve] public_url: where residents check a notice (letters print its QR)
 
     def path(self, value: str) -> Path:
         """A configured path: absolute as given, else relative to base_dir."""

@@ -54,7 +54,9 @@ def build_provider(config: Config, name: str) -> Provider:
         raise ConfigError(
             f"{config.where()}: [providers.{name}] has unknown kind {kind!r}; known: {', '.join(KINDS)}"
         )
-    return entry.provider(name, settings, ProviderContext(config.base_dir, config.where()))
+    return entry.provider(
+        name, settings, ProviderContext(config.base_dir, config.where(), config.serve.public_url)
+    )
 
 
 def providers_for(config: Config) -> dict[Channel, ProviderChain]:

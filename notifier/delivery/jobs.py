@@ -78,6 +78,8 @@ def delivery_rows(app: App) -> sa.Select[Any]:
             m.c.segments,
             m.c.sha256,
             m.c.templates,
+            m.c.verify_code,
+            m.c.postcode,
             sa.exists().where(opt_outs.c.phone == d.c.recipient).label("opted_out"),
         )
         .join(t, t.c.resident_id == d.c.resident_id, isouter=True)
@@ -98,7 +100,16 @@ def stored_message(row: Any, snapshot: RunSnapshot) -> OutboundMessage:
         subject=row.subject,
         html=row.html,
         segments=row.segments,
-        meta={"township": row.township or "", "village": row.village or "", "title": snapshot.item.title},
+        meta={
+            "township": row.township or "",
+            "village": row.village or "",
+            "title": snapshot.item.title,
+            "department": snapshot.item.department,
+            "document_no": snapshot.item.document_no,
+            "on_date": snapshot.on.isoformat() if snapshot.on else "",
+            "postcode": row.postcode or "",
+            "verify_code": row.verify_code or "",
+        },
         templates=from_json(row.templates),
     )
 

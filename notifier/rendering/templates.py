@@ -268,6 +268,7 @@ def item_context(item: Any, domains: dict[str, str]) -> dict[str, Any]:
         "url": item.url,
         "publish_from": item.publish_from,
         "publish_until": item.publish_until,
+        "document_no": item.document_no,
     }
 
 
@@ -278,12 +279,19 @@ def template_context(
     run_id: int | None,
     rule_id: str,
     on: date,
+    verify: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The variables every template sees, built the same way for checks, previews and runs:
-    an item field left empty in the rule file is missing, like a resident's."""
+    an item field left empty in the rule file is missing, like a resident's. `verify` holds the
+    message's `verify_code` and `verify_url` (a run's); checks and previews show a sample code."""
     return {
         "resident": resident,
         "item": {k: missing(f"item.{k}") if v is None or v == "" else v for k, v in item.items()},
         "params": params,
         "run": {"id": run_id, "rule": rule_id, "on_date": on},
+        **(SAMPLE_VERIFY if verify is None else verify),
     }
+
+
+SAMPLE_VERIFY = {"verify_code": "00000-00000", "verify_url": "/v/0000000000"}
+"""What checks and previews print for `{{ verify_code }}` / `{{ verify_url }}` (verification.py)."""

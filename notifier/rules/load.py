@@ -46,7 +46,7 @@ TOP_KEYS = (
     "schedule",
     "tests",
 )
-ITEM_KEYS = ("title", "domain", "department", "url", "publish", "disclosure")
+ITEM_KEYS = ("title", "domain", "department", "url", "publish", "disclosure", "document_no")
 COMPARE_OPS = ("less_than", "at_most", "greater_than", "at_least")
 FIELD_OPS = (
     "equals",
@@ -131,6 +131,7 @@ class _Checker:
             start if isinstance(start, date) else None,
             until if isinstance(until, date) else None,
             disclosure,
+            str(node.get("document_no") or ""),
         )
 
     def parameters(self, node: Any, mark: tuple[int, int]) -> None:

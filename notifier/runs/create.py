@@ -79,10 +79,10 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
             window=PublicationWindow.of(rule.item).describe(),
         )
     aud = evaluate(app, rule, on)
-    rendered = render_messages(app, rule, on, aud.members)
+    key = notice_key(rule, on)
+    rendered = render_messages(app, rule, on, aud.members, key)
     rendered.raise_for_failures(rule)
     snapshot = RunSnapshot.of_rule(rule, on, app.dictionary.domains)
-    key = notice_key(rule, on)
     now = utcnow()
     with app.engine.begin() as conn:
         run_id = conn.execute(

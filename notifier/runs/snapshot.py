@@ -73,6 +73,7 @@ class ItemSnapshot:
     department: str | None = None
     url: str | None = None
     window: PublicationWindow = PublicationWindow()
+    document_no: str = ""  # 文号 (letters)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ItemSnapshot:
@@ -86,6 +87,7 @@ class ItemSnapshot:
             department=data.get("department"),
             url=data.get("url"),
             window=PublicationWindow(start, until),
+            document_no=data.get("document_no") or "",
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -97,6 +99,7 @@ class ItemSnapshot:
             "url": self.url,
             "publish_from": self.window.start.isoformat() if self.window.start else None,
             "publish_until": self.window.until.isoformat() if self.window.until else None,
+            "document_no": self.document_no,
         }
 
 
@@ -113,6 +116,7 @@ class RunSnapshot:
     disclosure: str = "public"
     params: Mapping[str, Any] = field(default_factory=dict)
     channels: tuple[Channel, ...] = ()
+    on: date | None = None  # the run date (letters are dated by it); None in older snapshots
 
     @classmethod
     def of_rule(cls, rule: Rule, on: date, domains: Mapping[str, str]) -> RunSnapshot:
@@ -129,7 +133,9 @@ class RunSnapshot:
                 item.department,
                 item.url,
                 PublicationWindow.of(item),
+                item.document_no,
             ),
+            on=on,
             disclosure=item.disclosure,
             params=params_in_force(rule, on),
             channels=tuple(rule.channels),
@@ -147,6 +153,7 @@ class RunSnapshot:
             disclosure=data.get("disclosure") or "public",
             params=data.get("params") or {},
             channels=tuple(Channel(c) for c in data.get("channels") or ()),
+            on=date.fromisoformat(data["on"]) if data.get("on") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -159,6 +166,7 @@ class RunSnapshot:
             "disclosure": self.disclosure,
             "params": dict(self.params),
             "channels": [c.value for c in self.channels],
+            "on": self.on.isoformat() if self.on else None,
         }
 
     @property

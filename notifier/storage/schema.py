@@ -114,6 +114,10 @@ run_messages = sa.Table(
     # SMS through registered templates (Aliyun, Tencent): per provider kind, the template code,
     # signature and variables rendered with the body: {"aliyun": {"code", "sign", "params": [[k, v]]}}
     sa.Column("templates", JSONType),
+    # The notice's verification code (verification.py; NULL without [verification] secret): /v
+    # looks it up here. Not unique: a run cancelled and re-created prints the same code again.
+    sa.Column("verify_code", sa.String(10), index=True),
+    sa.Column("postcode", sa.String(16)),  # letters: the register's `postcode` field, if it declares one
     sa.UniqueConstraint("run_id", "resident_id", "channel", name="uq_run_messages_run_resident_channel"),
 )
 

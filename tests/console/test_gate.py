@@ -138,6 +138,20 @@ def test_every_page_is_behind_the_gate(app: App, monkeypatch: pytest.MonkeyPatch
     assert ("GET", "/rules/farm-subsidy-2026/explain", Permission.RULES_READ) in gated_routes(app)
 
 
+def test_the_only_open_routes_beside_the_console_are_listed_here(app: App) -> None:
+    """The web app's own routes come before the console's mount and are open to anyone: webhooks
+    (signature-checked), health, metrics and the residents' verification page /v (public by design:
+    it shows a notice masked, for its code only). A new one must be added here deliberately."""
+    from starlette.routing import Mount, Route
+
+    from notifier.web import build_web_app
+
+    web = build_web_app(app, webhooks=[])
+    paths = [r.path for r in web.routes if isinstance(r, Route)]
+    assert paths == ["/healthz", "/metrics", "/v", "/v/{code}"]
+    assert [r.path for r in web.routes if isinstance(r, Mount)] == [""]  # the console, last
+
+
 @pytest.mark.parametrize("role", list(Role), ids=str)
 def test_each_gated_route_for_each_role(console: TestClient, app: App, role: Role) -> None:
     """Every gated route answers 403 (audited) to a role without its permission; with it, the
