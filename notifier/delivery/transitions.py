@@ -111,6 +111,32 @@ class Move:
     expect: Mapping[str, Any] = field(default_factory=lambda: _NOTHING)
 
 
+def skip_pending(
+    conn: sa.Connection,
+    where: Sequence[sa.ColumnElement[bool]],
+    *,
+    actor: str,
+    now: datetime,
+    reason: str,
+    why: str,
+) -> list[int]:
+    """Skip the pending deliveries matching `where` (a cancelled run, a resident who left): each
+    audited with `why`, `reason` stored, and its notice key released so a later run may send
+    that notice. Returns the skipped ids."""
+    return move(
+        conn,
+        None,
+        from_=DeliveryStatus.PENDING,
+        to=DeliveryStatus.SKIPPED,
+        actor=actor,
+        now=now,
+        reason=reason,
+        values={"notice_key": None},
+        where=where,
+        payload={"reason": why},
+    )
+
+
 def move_each(
     conn: sa.Connection,
     moves: Sequence[Move],

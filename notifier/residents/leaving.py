@@ -21,9 +21,8 @@ from ..app import App
 from ..audit import log as audit
 from ..clock import utcnow
 from ..delivery.complete import complete_runs
-from ..delivery.transitions import move
+from ..delivery.transitions import skip_pending
 from ..errors import InputError, NotFound
-from ..status import DeliveryStatus
 from ..storage.schema import deliveries
 
 LEFT_REASON = "resident left"
@@ -95,17 +94,13 @@ def mark_left(
         ],
         now=now,
     )
-    skipped = move(
+    skipped = skip_pending(
         conn,
-        None,
-        from_=DeliveryStatus.PENDING,
-        to=DeliveryStatus.SKIPPED,
+        [d.c.resident_id.in_(leaving)],
         actor=by,
         now=now,
         reason=f"{LEFT_REASON} ({left_as.value}): {reason}",
-        values={"notice_key": None},
-        where=[d.c.resident_id.in_(leaving)],
-        payload={"reason": LEFT_REASON},
+        why=LEFT_REASON,
     )
     run_ids = set(conn.execute(sa.select(d.c.run_id).where(d.c.id.in_(skipped))).scalars())
     complete_runs(conn, run_ids, now, by)

@@ -17,9 +17,9 @@ from ..actors import actor_name, same_actor
 from ..app import App
 from ..audit import log as audit
 from ..clock import utcnow
-from ..delivery.transitions import move, move_run
+from ..delivery.transitions import move_run, skip_pending
 from ..errors import NotFound, StateError
-from ..status import DeliveryStatus, RunStatus
+from ..status import RunStatus
 from ..storage.schema import approvals, deliveries, runs
 
 
@@ -136,17 +136,13 @@ def cancel_run(app: App, run_id: int, by: str, *, comment: str | None = None) ->
             values={"cancelled_by": by, "cancelled_at": now},
             audit_event=False,  # `run.cancelled` below, once the skipped rows are known
         )
-        skipped = move(
+        skipped = skip_pending(
             conn,
-            None,
-            from_=DeliveryStatus.PENDING,
-            to=DeliveryStatus.SKIPPED,
+            [deliveries.c.run_id == run_id],
             actor=by,
             now=now,
             reason=f"run cancelled by {by}",
-            values={"notice_key": None},
-            where=[deliveries.c.run_id == run_id],
-            payload={"reason": "run cancelled"},
+            why="run cancelled",
         )
         audit.append(
             conn,
