@@ -185,7 +185,12 @@ def routes(pages: Pages) -> list[Route]:
         resident = str(form.get("resident") or "").strip()
         reason = str(form.get("reason") or "").strip()
         if not resident or not reason:
-            return await detail(request, account, 400, error_text(_NeedsReason.translatable(NEEDS_REASON)))
+            return await detail(
+                request,
+                account,
+                400,
+                error_text(_NeedsReason.translatable(NEEDS_REASON), app.config.ui.language),
+            )
         try:
             page = await run_in_threadpool(
                 lambda: run_messages_page(
