@@ -11,6 +11,8 @@ Routes are `/<kind>/status` and, where the provider forwards replies, `/<kind>/i
 from __future__ import annotations
 
 import abc
+import hmac
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -114,3 +116,38 @@ class Webhooks(abc.ABC):
     def parse_inbounds(self, verified: Verified) -> list[InboundMessage]:
         """Every message of an inbound callback (a provider pushing several at once overrides it)."""
         return [self.parse_inbound(verified)]
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class PathTokens:
+    """Who may push when the provider signs nothing (Aliyun, Tencent): the secret last part of
+    the URL path, compared in constant time with each configured provider's token, and where
+    configured the caller's network. Each provider words its own refusals."""
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[str, bytes, list[Network]]] = []
+
+    def add(self, provider: str, token: str, networks: list[Network]) -> None:
+        self._entries.append((provider, token.encode("utf-8"), networks))
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def find(self, token: str) -> tuple[str, list[Network]] | None:
+        """(provider, its allowed networks; empty: any) of the token, or None."""
+        given = token.encode("utf-8")
+        for provider, secret, networks in self._entries:
+            if hmac.compare_digest(given, secret):
+                return provider, networks
+        return None
+
+
+def from_networks(client: str, networks: Sequence[Network]) -> bool:
+    """Whether the caller's address lies in one of `networks` (an unreadable address: no)."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return False
+    return any(address in n for n in networks)

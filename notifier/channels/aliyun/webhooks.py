@@ -16,7 +16,6 @@ id `OutId:number` (a SendBatchSms member); the number is in every item.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import json
 import logging
@@ -25,7 +24,7 @@ from typing import Any
 
 from ...errors import ConfigError, InputError
 from ..base import DeliveryEvent, InboundMessage
-from ..webhooks import Hook, Refusal, Reply, Verified, WebhookRequest, Webhooks
+from ..webhooks import Hook, PathTokens, Refusal, Reply, Verified, WebhookRequest, Webhooks, from_networks
 from .codes import CARRIER_REASONS, RECEIPT_STATUS
 from .send import message_id
 from .settings import AliyunSettings
@@ -33,7 +32,6 @@ from .settings import AliyunSettings
 log = logging.getLogger("notifier.web")
 
 ACK = Reply('{"code":0,"msg":"成功"}', "application/json")
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _items(request: WebhookRequest) -> list[dict[str, Any]] | Refusal:
@@ -88,7 +86,7 @@ class AliyunWebhooks(Webhooks):
         self, tables: Mapping[str, Mapping[str, Any]], problems: Sequence[str] = (), where: str = "config"
     ) -> None:
         super().__init__(tables, problems, where)
-        self._tokens: list[tuple[str, bytes, list[Network]]] = []
+        self._tokens = PathTokens()
         for name, table in tables.items():
             try:
                 s = AliyunSettings.from_table(table, name, where)
@@ -100,7 +98,7 @@ class AliyunWebhooks(Webhooks):
                 self.problems.append(f"{where}: [providers.{name}] receipt_networks: {exc}")
                 continue
             if s.receipt_token:
-                self._tokens.append((name, s.receipt_token.encode(), networks))
+                self._tokens.add(name, s.receipt_token, networks)
 
     def routes(self) -> dict[str, Hook]:
         return {f"/{self.kind}/{h.value}/{{token}}": h for h in (Hook.STATUS, Hook.INBOUND)}
@@ -113,20 +111,18 @@ class AliyunWebhooks(Webhooks):
         return f"Aliyun pushes are disabled: no [providers.aliyun] receipt_token{problem}"
 
     def verify(self, request: WebhookRequest) -> Verified | Refusal:
-        token = request.path.rstrip("/").rpartition("/")[2].encode()
-        for name, secret, networks in self._tokens:
-            if hmac.compare_digest(token, secret):
-                if networks and not _from(request.client, networks):
-                    log.warning(
-                        "refused %s push from %s: not a configured network", self.kind, request.client
-                    )
-                    return Refusal(403, "this address may not push Aliyun receipts")
-                items = _items(request)
-                if isinstance(items, Refusal):
-                    return items
-                return Verified(name, {"items": json.dumps(items, ensure_ascii=False)})
-        log.warning("refused %s push to %s: wrong path token", self.kind, request.path.rpartition("/")[0])
-        return Refusal(403, "unknown push URL")
+        found = self._tokens.find(request.path.rstrip("/").rpartition("/")[2])
+        if found is None:
+            log.warning("refused %s push to %s: wrong path token", self.kind, request.path.rpartition("/")[0])
+            return Refusal(403, "unknown push URL")
+        name, networks = found
+        if networks and not from_networks(request.client, networks):
+            log.warning("refused %s push from %s: not a configured network", self.kind, request.client)
+            return Refusal(403, "this address may not push Aliyun receipts")
+        items = _items(request)
+        if isinstance(items, Refusal):
+            return items
+        return Verified(name, {"items": json.dumps(items, ensure_ascii=False)})
 
     def parse_status(self, verified: Verified, request: WebhookRequest) -> list[DeliveryEvent]:
         return [report_event(item, verified.provider) for item in json.loads(verified.fields["items"])]
@@ -149,11 +145,3 @@ class AliyunWebhooks(Webhooks):
         if not out:
             raise InputError("SmsUp push without items")
         return out
-
-
-def _from(client: str, networks: list[Network]) -> bool:
-    try:
-        address = ipaddress.ip_address(client)
-    except ValueError:
-        return False
-    return any(address in n for n in networks)

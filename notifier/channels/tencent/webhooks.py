@@ -15,7 +15,6 @@ time, extend); 退订 / TD puts the number on the opt-out list (optouts.py). Bot
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import json
 import logging
@@ -25,7 +24,17 @@ from typing import Any
 from ...errors import ConfigError, InputError
 from ...masking import mask_phone
 from ..base import DeliveryEvent, InboundMessage
-from ..webhooks import Hook, Refusal, Reply, Verified, WebhookRequest, Webhooks
+from ..webhooks import (
+    Hook,
+    Network,
+    PathTokens,
+    Refusal,
+    Reply,
+    Verified,
+    WebhookRequest,
+    Webhooks,
+    from_networks,
+)
 from .codes import CARRIER_REASONS, TENCENT_STATUS
 from .settings import TencentSettings
 
@@ -33,7 +42,6 @@ log = logging.getLogger("notifier.web")
 
 JSON = "application/json"
 ACK = Reply('{"result":0,"errmsg":"OK"}', JSON)
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def networks(values: Sequence[str], name: str, where: str) -> list[Network]:
@@ -91,7 +99,7 @@ class TencentWebhooks(Webhooks):
         self, tables: Mapping[str, Mapping[str, Any]], problems: Sequence[str] = (), where: str = "config"
     ) -> None:
         super().__init__(tables, problems, where)
-        self._accounts: list[tuple[str, bytes, list[Network]]] = []
+        self._accounts = PathTokens()
         for name, table in tables.items():
             try:
                 s = TencentSettings.from_table(table, name, where)
@@ -100,7 +108,7 @@ class TencentWebhooks(Webhooks):
                 self.problems.append(exc.message)
                 continue
             if s.callback_token:
-                self._accounts.append((name, s.callback_token.encode("utf-8"), allowed))
+                self._accounts.add(name, s.callback_token, allowed)
 
     def routes(self) -> dict[str, Hook]:
         """The token is the last part of the path; the bare paths exist only to refuse (403)."""
@@ -121,21 +129,14 @@ class TencentWebhooks(Webhooks):
         prefix, _, token = request.path.rstrip("/").rpartition("/")
         if prefix not in (f"/{self.kind}/status", f"/{self.kind}/inbound") or not token:
             return Refusal(403, "missing callback token: only Tencent may call this endpoint")
-        given = token.encode("utf-8")
-        found = [name for name, secret, _ in self._accounts if hmac.compare_digest(given, secret)]
-        if not found:
+        found = self._accounts.find(token)
+        if found is None:
             log.warning("refused %s/...: unknown callback token from %s", prefix, request.client or "?")
             return Refusal(403, "invalid callback token")
-        name = found[0]
-        allowed = next(nets for n, _, nets in self._accounts if n == name)
-        if allowed:
-            try:
-                address = ipaddress.ip_address(request.client)
-            except ValueError:
-                address = None
-            if address is None or not any(address in net for net in allowed):
-                log.warning("refused %s/...: source %s not in source_networks", prefix, request.client or "?")
-                return Refusal(403, "source address not allowed")
+        name, allowed = found
+        if allowed and not from_networks(request.client, allowed):
+            log.warning("refused %s/...: source %s not in source_networks", prefix, request.client or "?")
+            return Refusal(403, "source address not allowed")
         return name
 
     def verify(self, request: WebhookRequest) -> Verified | Refusal:
