@@ -45,3 +45,20 @@ def complete_runs(conn: sa.Connection, run_ids: Iterable[int], now: datetime, ac
     # `send` and tests may pin to the day the deliveries are dated.
     audit.append(conn, [audit.AuditEvent(actor, "run.completed", f"run:{i}", {}) for i in done])
     return done
+
+
+def reopen_runs(
+    conn: sa.Connection, run_ids: Iterable[int], now: datetime, actor: str, reason: str
+) -> list[int]:
+    """Completed runs that have something to send again (a fallback, a retry) go back to
+    approved, audited as `run.reopened` with `reason`; returns the runs reopened."""
+    return move_run(
+        conn,
+        sorted(set(run_ids)),
+        from_=RunStatus.COMPLETED,
+        to=RunStatus.APPROVED,
+        actor=actor,
+        now=now,
+        values={"completed_at": None},
+        payload={"from": "completed", "to": "approved", "reason": reason},
+    )

@@ -17,10 +17,10 @@ from ..app import App
 from ..audit import log as audit
 from ..messages import later_channels
 from ..runs.snapshot import RunSnapshot
-from ..status import Channel, DeliveryStatus, RunStatus
+from ..status import Channel, DeliveryStatus
 from ..storage.bulk import insert_new
 from ..storage.schema import deliveries, opt_outs, run_messages, runs
-from .transitions import move_run
+from .complete import reopen_runs
 
 
 def fall_back(conn: sa.Connection, app: App, delivery_ids: list[int], now: datetime, actor: str) -> list[int]:
@@ -53,16 +53,7 @@ def fall_back(conn: sa.Connection, app: App, delivery_ids: list[int], now: datet
         ],
         now=now,
     )
-    move_run(  # a completed run has something to send again
-        conn,
-        sorted({c.run_id for c in created}),
-        from_=RunStatus.COMPLETED,
-        to=RunStatus.APPROVED,
-        actor=actor,
-        now=now,
-        values={"completed_at": None},
-        payload={"from": "completed", "to": "approved", "reason": "a fallback delivery was created"},
-    )
+    reopen_runs(conn, (c.run_id for c in created), now, actor, "a fallback delivery was created")
     return [c.id for c in created]
 
 

@@ -23,7 +23,8 @@ from ..runs.review import load_run
 from ..status import NOT_REACHED, RunStatus
 from ..status import DeliveryStatus as S
 from ..storage.schema import deliveries, runs
-from .transitions import move, move_run
+from .complete import reopen_runs
+from .transitions import move
 
 RETRYABLE_RUNS = (RunStatus.APPROVED, RunStatus.COMPLETED)
 
@@ -55,16 +56,7 @@ def retry_failed(app: App, run_id: int, by: str) -> dict[str, Any]:
             payload={"retried": True},
         )
         if moved:
-            move_run(
-                conn,
-                [run_id],
-                from_=RunStatus.COMPLETED,
-                to=RunStatus.APPROVED,
-                actor=by,
-                now=now,
-                values={"completed_at": None},
-                payload={"from": "completed", "to": "approved", "reason": "failed deliveries sent again"},
-            )
+            reopen_runs(conn, [run_id], now, by, "failed deliveries sent again")
         channels = conn.execute(sa.select(d.c.channel).where(d.c.id.in_(moved))).scalars().all()
         run_status = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar_one()
     return {
