@@ -115,7 +115,13 @@ def _register_size(t: sa.Table) -> sa.Select[tuple[int]]:
     return sa.select(sa.func.count()).select_from(t).where(t.c.left_at.is_(None))
 
 
-def _code(c: CompiledRule) -> sa.ColumnElement[int]:
+def contact_columns(t: sa.Table) -> list[sa.ColumnElement[Any]]:
+    """The CONTACTS of a resident row, opted_out computed against the opt-out list."""
+    opted = sa.exists().where(opt_outs.c.phone == t.c.phone)
+    return [*(t.c[name] for name in CONTACTS[:-1]), opted.label(CONTACTS[-1])]
+
+
+def result_code(c: CompiledRule) -> sa.ColumnElement[int]:
     """The rule's result (as `c.result`) from its plain predicates, which stop at the first
     decisive condition: cheaper for the many rules a kept resident does not concern."""
     return sa.case((c.fails, FAIL), (c.matches, PASS), else_=UNKNOWN)
@@ -126,10 +132,9 @@ def _scan(t: sa.Table, compiled: Sequence[CompiledRule], members: bool) -> _Scan
     last, so a resident already kept by a cheap rule never pays for them in the filter."""
     head: list[sa.ColumnElement[Any]] = []
     if members:
-        opted = sa.exists().where(opt_outs.c.phone == t.c.phone)
-        head = [*(t.c[name] for name in CONTACTS[:-1]), opted.label(CONTACTS[-1])]
+        head = contact_columns(t)
     nullable = {str(col.key): col for c in compiled for col in c.unknown_when_null.values()}
-    codes = [_code(c) for c in compiled]
+    codes = [result_code(c) for c in compiled]
     flags = [col.is_(None) for col in nullable.values()]
     query = (
         sa.select(*head, *codes, *flags, _register_size(t).scalar_subquery().correlate(None))

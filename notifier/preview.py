@@ -19,6 +19,7 @@ from .rendering.templates import TemplateSet, display_value, item_context, templ
 from .rules.compile import OUTCOME, compile_rule, params_in_force, result_name
 from .rules.model import FieldCondition, ParamRef, Rule
 from .runs import window_problem
+from .runs.changes import classify
 from .status import Channel
 from .storage.fieldcols import column_name
 from .storage.schema import records
@@ -65,6 +66,7 @@ class Preview:
     samples: list[Sample]
     no_contact: int
     warnings: list[str]
+    changes: dict[str, int | None] | None = None  # `audience: changes`: what a run would notify
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +82,7 @@ class Preview:
             "samples": [s.as_json() for s in self.samples],
             "no_contact": self.no_contact,
             "warnings": self.warnings,
+            **({"changes": self.changes} if self.changes is not None else {}),
         }
 
 
@@ -148,6 +151,7 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3, *, per_channel: boo
         samples=samples,
         no_contact=sum(1 for m in by_id.values() if m.channel is None),
         warnings=warnings,
+        changes=classify(app, rule, on, aud).counts() if rule.audience == "changes" else None,
     )
 
 

@@ -261,6 +261,12 @@ templates: {{sms: bad.sms.j2, email: plain.email.j2}}
     "seventh.yaml": f"id: seventh-one\nitem: {ITEM}\nmatch: {{field: dibao, equals: true}}\n"
     "channels: [letter]\ntemplates: {letter: out.letter.j2}\n",
     "eighth.yaml": LACKING,
+    "tenth.yaml": f"id: tenth-one\nitem: {ITEM}\naudience: sometimes\nmatch: {{field: dibao, equals: true}}\n"
+    "channels: [letter]\ntemplates: {letter: plain.letter.j2}\n",
+    "eleventh.yaml": f"id: eleventh-one\nitem: {ITEM}\naudience: changes\n"
+    f"match: {{field: dibao, equals: true}}\n"
+    "channels: [sms, letter]\ntemplates: {letter: plain.letter.j2, sms: {joined: bad.sms.j2, colour: x}}\n"
+    "sms_templates: {aliyun: {code: SMS_1, sign: 县民政局, text: 您好, params: {}}}\n",
     "ninth.yaml": f"id: ninth-one\nitem: {ITEM}\nmatch: {{field: dibao, equals: true}}\nchannels: [letter]\n"
     "templates: {letter: plain.letter.j2}\ntests: [{name: r, on: 2026-03-01, resident: {}, expect: match}]\n",
 }

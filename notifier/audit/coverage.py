@@ -74,6 +74,7 @@ class Coverage:
     review: int
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     skipped_by_reason: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
+    by_change: dict[str, int] = field(default_factory=dict)  # change runs: residents by kind of notice
 
     @property
     def counted(self) -> int:
@@ -94,10 +95,21 @@ class Coverage:
             "balanced": self.balanced,
             "totals": self.totals,
             "skipped_by_reason": self.skipped_by_reason,
+            **({"by_change": self.by_change} if self.by_change else {}),
         }
 
 
-RESIDENT_COLUMNS = ("resident", "outcome", "channel", "status", "at", "reason", "skip_reason", "channels")
+RESIDENT_COLUMNS = (
+    "resident",
+    "outcome",
+    "channel",
+    "status",
+    "at",
+    "reason",
+    "skip_reason",
+    "channels",
+    "change",
+)
 
 
 def _rows_by_resident(conn: sa.Connection, run_id: int, batch: int = 5000) -> Iterator[list[sa.Row[Any]]]:
@@ -112,6 +124,7 @@ def _rows_by_resident(conn: sa.Connection, run_id: int, batch: int = 5000) -> It
         d.c.fallback_of,
         d.c.sent_at,
         d.c.updated_at,
+        d.c.change_kind,
     )
     last: tuple[str, int] | None = None
     group: list[sa.Row[Any]] = []
@@ -155,6 +168,9 @@ def coverage(app: App, run_id: int) -> tuple[Coverage, Iterator[dict[str, Any]]]
                 why = skip_reason(best.reason) if out == "skipped" else None
                 if why:
                     cov.skipped_by_reason[why] += 1
+                change = group[0].change_kind  # the first row is the resident's own (fallbacks copy it)
+                if change:
+                    cov.by_change[change] = cov.by_change.get(change, 0) + 1
                 yield {
                     "resident": best.resident_id,
                     "outcome": out,
@@ -164,6 +180,7 @@ def coverage(app: App, run_id: int) -> tuple[Coverage, Iterator[dict[str, Any]]]
                     "reason": mask_text(best.reason) if best.reason else None,
                     "skip_reason": why,
                     "channels": ",".join(f"{r.channel}:{r.status}" for r in group),
+                    "change": change,
                 }
 
     return cov, stream()
@@ -217,6 +234,7 @@ def resident_history(app: App, resident_id: str) -> ResidentHistory:
                 "sent_at": as_utc(x.sent_at).isoformat() if x.sent_at else None,
                 "at": _when(x),
                 "reason": mask_text(x.reason) if x.reason else None,
+                "change": x.change_kind,
             }
             for x in rows
         ],

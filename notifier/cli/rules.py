@@ -155,6 +155,10 @@ def _previewed(p: Preview) -> None:
     )
     t.add_row(*_audience_cells(p.counts, p.by_channel), str(p.sms_segments), f"¥{p.sms_cost:.2f}")
     console.print(t)
+    if p.changes is not None:
+        from ..runs.changes import describe
+
+        console.print(describe(p.changes), markup=False)
     if p.review_conditions:
         console.print(
             "review (data missing): " + ", ".join(f"{c['label']} {c['missing']}" for c in p.review_conditions)

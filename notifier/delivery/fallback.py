@@ -29,7 +29,15 @@ def fall_back(conn: sa.Connection, app: App, delivery_ids: list[int], now: datet
         return []
     d = deliveries
     found = conn.execute(
-        sa.select(d.c.id, d.c.run_id, d.c.resident_id, d.c.channel, runs.c.snapshot, runs.c.notice_key)
+        sa.select(
+            d.c.id,
+            d.c.run_id,
+            d.c.resident_id,
+            d.c.channel,
+            d.c.change_kind,
+            runs.c.snapshot,
+            runs.c.notice_key,
+        )
         .join(runs, runs.c.id == d.c.run_id)
         .where(d.c.id.in_(delivery_ids))
     ).all()
@@ -94,6 +102,7 @@ def _fallback_row(
                 "recipient": message.recipient,
                 "message_id": message.id,
                 "fallback_of": first.id,
+                "change_kind": first.change_kind,  # the same notice, on another channel
                 "attempts": 0,
                 "created_at": now,
                 "updated_at": now,

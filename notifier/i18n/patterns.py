@@ -82,6 +82,11 @@ MESSAGES: tuple[str, ...] = (
     "rule id %(id)s must be lower-case letters, digits and -",
     "templates: must map each channel to a template file",
     "no template for channel %(channel)s",
+    "audience must be all or changes%(hint)s",
+    "with audience: changes, templates.%(channel)s maps joined, left and changed to template files",
+    "templates.%(channel)s has no %(kind)s template (audience: changes)",
+    "sms_templates cannot be used with audience: changes yet (one registered template per kind "
+    "of change is not supported); send change notices through a provider without them",
     "template %(name)s %(why)s: a rule may only use files inside %(folder)s",
     "template %(name)s not found in %(folder)s%(hint)s",
     "cannot read %(file)s: %(error)s",
@@ -168,6 +173,7 @@ NESTED_MESSAGES: tuple[str, ...] = (
     "'%(op)s' condition",
     "test",
     "rule",
+    "templates.%(channel)s",
     "the register",
     # what a value should have been
     "a whole number",

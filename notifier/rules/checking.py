@@ -257,7 +257,8 @@ def check_rules(
     engine, table = _test_engine(dictionary)
     for rule in rules.values():
         report.rules.append(rule.id)
-        report.errors.extend(check_templates(rule, dictionary))
+        for view in [rule.for_change(k) for k in rule.change_templates] or [rule]:
+            report.errors.extend(check_templates(view, dictionary))
         report.errors.extend(check_sms_templates(rule, dictionary, max_variable))
         for kind in template_kinds:
             if Channel.SMS in rule.channels and kind not in rule.sms_templates:

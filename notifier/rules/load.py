@@ -21,6 +21,8 @@ from ..status import Channel
 from ..yamlsafe import YList, YMap, load_yaml
 from . import smstemplates
 from .model import (
+    CHANGE_KINDS,
+    ChangeTemplates,
     Combinator,
     Condition,
     FieldCondition,
@@ -43,6 +45,7 @@ TOP_KEYS = (
     "channels",
     "templates",
     "sms_templates",
+    "audience",
     "schedule",
     "tests",
 )
@@ -498,6 +501,77 @@ def _outside_templates(name: Any, templates_dir: Path) -> str | None:
     return None
 
 
+_Templates = tuple[dict[Channel, str], dict[Channel, str]]  # names and sources by channel
+
+
+def _template(c: _Checker, node: YMap, key: Any, templates_dir: Path) -> tuple[str, str] | None:
+    """One template name of a rule: inside the templates folder and there; (name, source)."""
+    name = node[key]
+    outside = _outside_templates(name, templates_dir)
+    if outside:
+        c.bad(
+            node.where(key), f"template {name!r} {outside}: a rule may only use files inside {templates_dir}"
+        )
+        return None
+    tpath = templates_dir / name
+    if not tpath.is_file():
+        c.bad(
+            node.where(key),
+            f"template {name!r} not found in {templates_dir}"
+            f"{did_you_mean(str(name), [p.name for p in templates_dir.glob('*.j2')])}",
+        )
+        return None
+    return str(name), tpath.read_text(encoding="utf-8")
+
+
+def _templates(
+    c: _Checker, doc: YMap, channels: list[Channel], templates_dir: Path, *, changes: bool
+) -> dict[str, _Templates]:
+    """`templates:` by kind of notice: {"joined": ...} for a plain rule (its only kind); a change
+    rule maps each channel to {joined: FILE, left: FILE, changed: FILE}."""
+    raw_t = doc.get("templates")
+    kinds = CHANGE_KINDS if changes else ("joined",)
+    out: dict[str, _Templates] = {k: ({}, {}) for k in kinds}
+    if "templates" in doc and not isinstance(raw_t, YMap):
+        c.bad(doc.where("templates"), "templates: must map each channel to a template file")
+        return out
+    if not isinstance(raw_t, YMap):
+        return out
+    for ch in channels:
+        if ch.value not in raw_t:
+            c.bad(doc.where("templates"), f"no template for channel {ch.value}")
+    for key in raw_t:
+        try:
+            ch = Channel(key)
+        except ValueError:
+            c.bad(
+                raw_t.key_where(key),
+                f"unknown channel {key!r}{did_you_mean(key, [x.value for x in Channel])}",
+            )
+            continue
+        if not changes:
+            found = _template(c, raw_t, key, templates_dir)
+            if found:
+                out["joined"][0][ch], out["joined"][1][ch] = found
+            continue
+        per = raw_t[key]
+        if not isinstance(per, YMap):
+            c.bad(
+                raw_t.where(key),
+                f"with audience: changes, templates.{key} maps joined, left and changed to template files",
+            )
+            continue
+        c.unknown_keys(per, CHANGE_KINDS, f"templates.{key}")
+        for kind in kinds:
+            if kind not in per:
+                c.bad(raw_t.where(key), f"templates.{key} has no {kind} template (audience: changes)")
+                continue
+            found = _template(c, per, kind, templates_dir)
+            if found:
+                out[kind][0][ch], out[kind][1][ch] = found
+    return out
+
+
 def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Rule:
     """Load and check one rule file; RuleError lists every located problem in it."""
     file = str(path)
@@ -535,41 +609,14 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
     c.parameters(doc.get("parameters"), doc.where("parameters"))
     match = c.condition(doc.get("match"), doc.where("match")) if "match" in doc else None
     channels = c.channels(doc.get("channels"), doc.where("channels")) if "channels" in doc else []
-    templates: dict[Channel, str] = {}
-    sources: dict[Channel, str] = {}
-    raw_t = doc.get("templates")
-    if "templates" in doc and not isinstance(raw_t, YMap):
-        c.bad(doc.where("templates"), "templates: must map each channel to a template file")
-    elif isinstance(raw_t, YMap):
-        for ch in channels:
-            if ch.value not in raw_t:
-                c.bad(doc.where("templates"), f"no template for channel {ch.value}")
-        for key, name in raw_t.items():
-            try:
-                ch = Channel(key)
-            except ValueError:
-                c.bad(
-                    raw_t.key_where(key),
-                    f"unknown channel {key!r}{did_you_mean(key, [x.value for x in Channel])}",
-                )
-                continue
-            outside = _outside_templates(name, templates_dir)
-            if outside:
-                c.bad(
-                    raw_t.where(key),
-                    f"template {name!r} {outside}: a rule may only use files inside {templates_dir}",
-                )
-                continue
-            tpath = templates_dir / name
-            if not tpath.is_file():
-                c.bad(
-                    raw_t.where(key),
-                    f"template {name!r} not found in {templates_dir}"
-                    f"{did_you_mean(str(name), [p.name for p in templates_dir.glob('*.j2')])}",
-                )
-                continue
-            templates[ch] = str(name)
-            sources[ch] = tpath.read_text(encoding="utf-8")
+    audience = str(doc.get("audience", "all"))
+    if audience not in ("all", "changes"):
+        c.bad(
+            doc.where("audience"),
+            f"audience must be all or changes{did_you_mean(audience, ['all', 'changes'])}",
+        )
+    by_kind = _templates(c, doc, channels, templates_dir, changes=audience == "changes")
+    templates, sources = by_kind.get("joined", ({}, {}))
     schedule = c.schedule(doc.get("schedule"), doc.where("schedule"))
     tests = c.tests(doc.get("tests"), doc.where("tests"))
     registered = (
@@ -577,6 +624,12 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
         if "sms_templates" in doc
         else {}
     )
+    if audience == "changes" and registered:
+        c.bad(
+            doc.where("sms_templates"),
+            "sms_templates cannot be used with audience: changes yet (one registered template per "
+            "kind of change is not supported); send change notices through a provider without them",
+        )
     if c.problems or item is None or match is None:
         raise RuleError(f"{file}: {len(c.problems)} problem(s)", c.problems)
     document = jsonable(doc)
@@ -594,6 +647,13 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
         template_sources=sources,
         template_files={ch: str(templates_dir / n) for ch, n in templates.items()},
         sms_templates=registered,
+        audience=audience,
+        change_templates={
+            kind: ChangeTemplates(names, srcs, {ch: str(templates_dir / n) for ch, n in names.items()})
+            for kind, (names, srcs) in by_kind.items()
+        }
+        if audience == "changes"
+        else {},
     )
     rule.version = rule_version(rule, dictionary)
     return rule
@@ -606,6 +666,16 @@ def rule_version(rule: Rule, dictionary: DataDictionary) -> str:
             "rule": rule.document,
             "fields": dictionary.text,
             "templates": {ch.value: src for ch, src in sorted(rule.template_sources.items())},
+            **(
+                {
+                    "change_templates": {
+                        kind: {ch.value: src for ch, src in sorted(t.sources.items())}
+                        for kind, t in sorted(rule.change_templates.items())
+                    }
+                }
+                if rule.change_templates
+                else {}
+            ),
         }
     )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Union
@@ -103,6 +103,19 @@ class RuleTest:
     mark: Mark
 
 
+CHANGE_KINDS = ("joined", "left", "changed")
+"""Newly eligible, no longer eligible, amount changed: the notices of an `audience: changes` rule."""
+
+
+@dataclass(frozen=True)
+class ChangeTemplates:
+    """One kind of change notice's template per channel: names, sources and files."""
+
+    names: dict[Channel, str]
+    sources: dict[Channel, str]
+    files: dict[Channel, str]
+
+
 @dataclass
 class Rule:
     id: str
@@ -119,6 +132,17 @@ class Rule:
     template_sources: dict[Channel, str] = field(default_factory=dict, repr=False)
     template_files: dict[Channel, str] = field(default_factory=dict, repr=False)
     sms_templates: dict[str, RegisteredTemplate] = field(default_factory=dict)  # by provider kind
+    # `audience: changes` (runs/changes.py): notify only whose result changed since the last
+    # completed run, each kind of change with its own templates; `templates` are then the joined ones.
+    audience: str = "all"  # all | changes
+    change_templates: dict[str, ChangeTemplates] = field(default_factory=dict, repr=False)  # by kind
+
+    def for_change(self, kind: str) -> Rule:
+        """This rule as it renders one kind of change notice: that kind's templates."""
+        t = self.change_templates[kind]
+        return replace(
+            self, templates=dict(t.names), template_sources=dict(t.sources), template_files=dict(t.files)
+        )
 
     def leaves(self) -> list[Leaf]:
         return leaves(self.match)

@@ -17,20 +17,23 @@ import sqlalchemy as sa
 
 from ..actors import actor_name
 from ..app import App
-from ..audience import Member, evaluate
+from ..audience import Audience, Member, evaluate
 from ..audit import log as audit
 from ..clock import utcnow
 from ..errors import StateError
-from ..messages import render_messages
+from ..messages import RenderedRun, render_messages
 from ..rules.model import Rule
 from ..status import DeliveryStatus, RunStatus
 from ..storage.bulk import executemany
 from ..storage.schema import deliveries, run_messages, runs
+from .changes import ChangeSet, classify, store_eligible
 from .snapshot import PublicationWindow, RunSnapshot
 
 
 def notice_key(rule: Rule, on: date) -> str:
-    return f"{rule.id}@{on.isoformat()}" if "cron" in rule.schedule else rule.id
+    """Recurring and change notices are new notices on each date; a one-time notice is one."""
+    dated = "cron" in rule.schedule or rule.audience == "changes"
+    return f"{rule.id}@{on.isoformat()}" if dated else rule.id
 
 
 @dataclass
@@ -41,6 +44,7 @@ class RunCreated:
     review: int
     skipped: int
     version: str
+    changes: dict[str, int | None] | None = None  # `audience: changes`: notices by kind, baseline run
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +54,7 @@ class RunCreated:
             "review": self.review,
             "skipped": self.skipped,
             "version": self.version,
+            **({"changes": self.changes} if self.changes is not None else {}),
         }
 
 
@@ -80,8 +85,9 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
         )
     aud = evaluate(app, rule, on)
     key = notice_key(rule, on)
-    rendered = render_messages(app, rule, on, aud.members, key)
-    rendered.raise_for_failures(rule)
+    changes = classify(app, rule, on, aud) if rule.audience == "changes" else None
+    members = changes.all_members() if changes else aud.members
+    rendered = _render(app, rule, on, aud, changes, key)
     snapshot = RunSnapshot.of_rule(rule, on, app.dictionary.domains)
     now = utcnow()
     with app.engine.begin() as conn:
@@ -95,14 +101,19 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
                 status=RunStatus.AWAITING_APPROVAL,
                 snapshot=snapshot.to_json(),
                 levels=app.config.approval_levels,
-                audience=len(aud.members),
+                audience=len(members),
                 review=aud.counts["review"],
                 created_by=by,
                 created_at=now,
             )
             .returning(runs.c.id)
         ).scalar_one()
-        rows = _delivery_rows(run_id, aud.members, key, _notified(conn, key), now)
+        rows = _delivery_rows(run_id, members, key, _notified(conn, key), now)
+        if changes:
+            kinds = changes.kind_of()
+            for r in rows:
+                r["change_kind"] = kinds[r["resident_id"]]
+            store_eligible(conn, run_id, changes.eligible)
         executemany(conn, deliveries.insert(), rows)
         executemany(conn, run_messages.insert(), [m | {"run_id": run_id} for m in rendered.rows])
         _link_messages(conn, run_id)
@@ -126,10 +137,34 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
             messages_sha256=_digest(
                 [f"{r['resident_id']}\t{r['channel']}\t{r['sha256']}" for r in rendered.rows]
             ),
+            **({"changes": changes.counts()} if changes else {}),
         )
     return RunCreated(
-        run_id, RunStatus.AWAITING_APPROVAL, len(rows), aud.counts["review"], skipped, rule.version
+        run_id,
+        RunStatus.AWAITING_APPROVAL,
+        len(rows),
+        aud.counts["review"],
+        skipped,
+        rule.version,
+        changes.counts() if changes else None,
     )
+
+
+def _render(
+    app: App, rule: Rule, on: date, aud: Audience, changes: ChangeSet | None, key: str
+) -> RenderedRun:
+    """Every member's messages; a change run renders each kind with that kind's templates."""
+    if changes is None:
+        rendered = render_messages(app, rule, on, aud.members, key)
+        rendered.raise_for_failures(rule)
+        return rendered
+    out = RenderedRun()
+    for kind, members in changes.members.items():
+        view = rule.for_change(kind)
+        part = render_messages(app, view, on, members, key)
+        part.raise_for_failures(view)
+        out.rows += part.rows
+    return out
 
 
 def _notified(conn: sa.Connection, key: str) -> dict[str, int]:

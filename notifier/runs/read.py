@@ -72,6 +72,18 @@ def show_run(app: App, run_id: int) -> dict[str, Any]:
             sa.select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.level)
         ).all()
         changed = _changed_since(conn, app, run)
+        by_change = {
+            kind: int(n)
+            for kind, n in conn.execute(
+                sa.select(deliveries.c.change_kind, sa.func.count())
+                .where(
+                    deliveries.c.run_id == run_id,
+                    deliveries.c.fallback_of.is_(None),
+                    deliveries.c.change_kind.is_not(None),
+                )
+                .group_by(deliveries.c.change_kind)
+            )
+        }
     return {
         "run": run.id,
         "rule": run.rule_id,
@@ -96,6 +108,7 @@ def show_run(app: App, run_id: int) -> dict[str, Any]:
         ],
         "levels": list(run.levels),
         "changed_since_created": changed,
+        **({"by_change": by_change} if by_change else {}),  # a change run: notices by kind
     }
 
 

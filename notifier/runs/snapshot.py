@@ -8,14 +8,14 @@ their defaults. The publication-window gate lives here, once, for every stage th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from typing import Any
 
 from ..rules.compile import params_in_force
-from ..rules.model import Item, Rule
+from ..rules.model import ChangeTemplates, Item, Rule
 from ..status import Channel
 
 
@@ -103,6 +103,16 @@ class ItemSnapshot:
         }
 
 
+def _by_key(
+    rule: Rule, part: Callable[[ChangeTemplates], dict[Channel, str]], plain: dict[Channel, str]
+) -> dict[str, str]:
+    """Templates keyed by channel ("sms"), or by channel and kind of change ("sms:left") for an
+    `audience: changes` rule: every template its run may send is frozen and diffed."""
+    if not rule.change_templates:
+        return {c.value: v for c, v in plain.items()}
+    return {f"{c.value}:{kind}": v for kind, t in rule.change_templates.items() for c, v in part(t).items()}
+
+
 @dataclass(frozen=True)
 class RunSnapshot:
     """The rule (normalised document and file), templates, item, disclosure, the parameter
@@ -124,8 +134,8 @@ class RunSnapshot:
         return cls(
             rule=rule.document,
             file=rule.file,
-            templates={c.value: s for c, s in rule.template_sources.items()},
-            template_names={c.value: n for c, n in rule.templates.items()},
+            templates=_by_key(rule, lambda t: t.sources, rule.template_sources),
+            template_names=_by_key(rule, lambda t: t.names, rule.templates),
             item=ItemSnapshot(
                 item.title,
                 item.domain,

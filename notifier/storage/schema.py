@@ -146,10 +146,21 @@ deliveries = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
     sa.Column("sent_at", TS),
+    sa.Column("change_kind", sa.String(16)),  # joined / left / changed (`audience: changes`, runs/changes.py)
     sa.UniqueConstraint("run_id", "resident_id", "channel", name="uq_deliveries_run_resident_channel"),
     sa.UniqueConstraint("notice_key", "resident_id", "channel", name="uq_deliveries_notice_resident_channel"),
     sa.Index("ix_deliveries_status_run", "status", "run_id"),
     sa.Index("ix_deliveries_recipient", "recipient", "sent_at"),  # per-number spacing (delivery/claim.py)
+)
+
+# Who a run of an `audience: changes` rule found eligible (matched, or left undecided after being
+# eligible before): the next change run compares against it (runs/changes.py).
+run_eligible = sa.Table(
+    "run_eligible",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("resident_id", sa.String(64), primary_key=True),
+    sa.Column("amount", sa.Numeric(14, 2)),  # the rule's amount then, when it computes one
 )
 
 opt_outs = sa.Table(
