@@ -77,6 +77,17 @@ DEFAULTS: dict[str, Any] = {
         "failures_per_address": 20,  # unknown codes from one client address before it must wait
         "window_minutes": 15,
     },
+    # The residents' self-query page /query (selfquery_page.py): 身份证号 + 姓名, optionally an SMS code.
+    # Needs [verification] secret (ID numbers are hashed with it); attempts counted in the database.
+    "selfquery": {
+        "enabled": True,
+        "attempts_per_address": 10,  # queries from one client address per window
+        "attempts_per_id": 5,  # queries naming one ID number per window, from anywhere
+        "window_minutes": 15,
+        "otp": False,  # a one-time code by SMS before the list is shown
+        "otp_minutes": 5,
+        "otp_attempts": 5,
+    },
     "serve": {
         "host": "127.0.0.1",
         "port": 8080,
@@ -160,6 +171,21 @@ class VerificationSettings:
     contact_phone: str
     failures_per_address: int
     window_minutes: float
+
+
+@dataclass(frozen=True)
+class SelfQuerySettings:
+    """[selfquery]: whether /query answers, how many queries one client address and one ID number
+    may make per window (counted in the database, so every worker shares them), and the optional
+    SMS one-time code: how long it lives and how many tries it allows."""
+
+    enabled: bool
+    attempts_per_address: int
+    attempts_per_id: int
+    window_minutes: float
+    otp: bool
+    otp_minutes: float
+    otp_attempts: int
 
 
 @dataclass(frozen=True)
@@ -263,6 +289,7 @@ class Config:
     console: ConsoleSettings
     ui: UiSettings
     verification: VerificationSettings
+    selfquery: SelfQuerySettings
 
     @property
     def approval_levels(self) -> list[str]:
@@ -431,4 +458,5 @@ def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
         console=typed_section(ConsoleSettings, raw["console"], "console", where),
         ui=_ui(raw["ui"], where),
         verification=typed_section(VerificationSettings, raw["verification"], "verification", where),
+        selfquery=typed_section(SelfQuerySettings, raw["selfquery"], "selfquery", where),
     )

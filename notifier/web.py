@@ -1,5 +1,6 @@
 """The HTTP side of `notifier serve`: every configured provider's webhooks, health and metrics,
-the public verification page (`/v`, verify_page.py) and the console.
+the public verification page (`/v`, verify_page.py), the residents' self-query page (`/query`,
+selfquery_page.py) and the console.
 
 The webhook flow is the same for every provider and fixed here: read the request (size-capped),
 let the provider package verify it (nothing is believed before its signature is: forged or
@@ -38,6 +39,7 @@ from .health import Health
 from .masking import mask_phone
 from .optouts import handle_inbound_sms
 from .receipts import apply_event
+from .selfquery_page import SelfQueryPage
 from .status import Channel, DeliveryStatus, RunStatus
 from .storage.schema import deliveries, firings, runs
 from .verify_page import VerifyPage
@@ -162,14 +164,17 @@ def build_web_app(
     routes = [
         _only("POST", path, _endpoint(app, h, hook)) for h in hooks for path, hook in h.routes().items()
     ]
-    page = VerifyPage(app, environment(app.config.ui.language))
-    verify = [_only("GET", path, endpoint) for path, endpoint in page.endpoints().items()]
+    env = environment(app.config.ui.language)
+    verify = [_only("GET", path, endpoint) for path, endpoint in VerifyPage(app, env).endpoints().items()]
+    selfquery = SelfQueryPage(app, env).endpoints().items()
+    query = [_only(("GET", "POST"), path, endpoint) for path, endpoint in selfquery]
     return Starlette(
         routes=[
             *routes,
             _only("GET", "/healthz", healthz),
             _only("GET", "/metrics", metrics),
             *verify,  # public: residents check a notice's code
+            *query,  # public: residents look up their notices (身份证号 + 姓名, in a POST body)
             Mount("/", app=console_app(app)),  # everything else: the console (its own sessions and headers)
         ]
     )
@@ -178,13 +183,18 @@ def build_web_app(
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def _only(method: str, path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Route:
+def _only(
+    method: str | tuple[str, ...], path: str, endpoint: Callable[[Request], Awaitable[Response]]
+) -> Route:
     """A route that owns its path for every method: another method is answered 405 here rather
     than falling through to the console mounted at /."""
+    allowed = (method,) if isinstance(method, str) else method
 
     async def guarded(request: Request) -> Response:
-        if request.method != method and not (method == "GET" and request.method == "HEAD"):
-            return PlainTextResponse("Method Not Allowed", status_code=405, headers={"Allow": method})
+        if request.method not in allowed and not ("GET" in allowed and request.method == "HEAD"):
+            return PlainTextResponse(
+                "Method Not Allowed", status_code=405, headers={"Allow": ", ".join(allowed)}
+            )
         return await endpoint(request)
 
     return Route(path, guarded, methods=ALL_METHODS)

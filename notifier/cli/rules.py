@@ -49,6 +49,13 @@ def register(sub: SubParsers) -> None:
     )
     s.add_argument("--on", type=iso_date, help="date the rule is evaluated for (default: today)")
     s.add_argument("--sample", type=int, default=3, metavar="N", help="sample messages shown (one rule only)")
+    s.add_argument(
+        "--letter-proof",
+        metavar="RESIDENT_ID",
+        help="write this resident's letter as a PDF proof (样张, no real verification code); needs -o",
+    )
+    s.add_argument("-o", "--output", type=Path, metavar="PDF", help="where --letter-proof writes the PDF")
+    acting_flags(s)  # a letter proof names the resident in full: made by an account, audited
     s = command(rules, "explain", cmd_explain, "why a resident does or does not match")
     s.add_argument("rule")
     s.add_argument("resident_id")
@@ -115,6 +122,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
     """One rule in detail; several rules (or --all) as one summary table."""
     from ..preview import preview, preview_many
 
+    if args.letter_proof is not None:
+        return _letter_proof(args)
     app = open_app(args)
     if args.all or len(args.rule) > 1:
         rules, problems = _rules_named(app, args)
@@ -123,6 +132,21 @@ def cmd_preview(args: argparse.Namespace) -> int:
         return summary.exit_code
     rule = find_rule(app, args.rule[0])
     show(preview(app, rule, args.on or today(app), args.sample), _previewed, args.json)
+    return 0
+
+
+def _letter_proof(args: argparse.Namespace) -> int:
+    """One resident's letter of one rule as a PDF proof (letterproof.py)."""
+    from ..errors import InputError
+    from ..letterproof import letter_proof
+
+    if args.all or len(args.rule) != 1 or args.output is None:
+        raise InputError("--letter-proof takes one RULE and -o PROOF.pdf")
+    app = open_app(args)
+    who = act(app, args, Permission.RULES_READ, "make letter proofs")  # the proof names the resident
+    pdf = letter_proof(app, find_rule(app, args.rule[0]), args.letter_proof, args.on or today(app), who.name)
+    args.output.write_bytes(pdf)
+    console.print(f"letter proof of {args.letter_proof} written to {args.output} ({len(pdf)} bytes)")
     return 0
 
 

@@ -21,6 +21,7 @@ from ..clock import local_today
 from ..errors import InputError, NotFound, NotifierError, Problem
 from ..i18n.patterns import translate
 from ..identity import Account, Permission
+from ..letterproof import letter_proof
 from ..preview import Preview, Sample, explain, preview
 from ..residents.search import search_residents
 from ..rulebook import CheckCache, RuleEntry, rulebook
@@ -29,6 +30,7 @@ from ..status import Channel
 from .pages import Pages
 
 PATH = "/rules"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 SAMPLES = 2
 """Sample messages shown per channel."""
 RESULTS = {"match": "Match", "no_match": "No match", "review": "Needs review"}
@@ -159,10 +161,54 @@ def routes(pages: Pages) -> list[Route]:
             outcomes=OUTCOMES,
         )
 
+    async def proof(request: Request, account: Account) -> Response:
+        """One resident's letter as a PDF proof (样张); its name and address are in full, so
+        each proof is audited. Anything wrong answers the explain page saying what."""
+        got = await opened(request, account)
+        if isinstance(got, Response):
+            return got
+        resident, on = request.query_params.get("resident", "").strip(), day(request)
+        error, status = None, 400
+        if got.entry is None:
+            status = 409
+        elif on is None:
+            error = "date"
+        elif resident:
+            rule = got.entry.rule
+            try:
+                pdf = await run_in_threadpool(letter_proof, app, rule, resident, on, account.actor)
+            except NotFound:
+                error, status = "no_resident", 404
+            except InputError:
+                error, status = "no_letter", 409
+            else:
+                name = _UNSAFE.sub("_", f"{rule.id}-{resident}-proof.pdf")  # a header: ASCII only
+                return Response(
+                    pdf,
+                    media_type="application/pdf",
+                    headers={"content-disposition": f'inline; filename="{name}"'},
+                )
+        form = {"resident": resident, "name": "", "village": ""}
+        return pages.render(
+            request,
+            "explain.html",
+            account,
+            status,
+            it=got,
+            on=on,
+            form=form,
+            result=None,
+            found=None,
+            error=error,
+            results=RESULTS,
+            outcomes=OUTCOMES,
+        )
+
     return [
         Route(PATH, pages.page(Permission.RULES_READ, listing), methods=["GET"]),
         Route(PATH + "/{name:str}", pages.page(Permission.RULES_READ, detail), methods=["GET"]),
         Route(PATH + "/{name:str}/explain", pages.page(Permission.RULES_READ, explanation), methods=["GET"]),
+        Route(PATH + "/{name:str}/proof", pages.page(Permission.RULES_READ, proof), methods=["GET"]),
     ]
 
 

@@ -42,6 +42,8 @@ residents = sa.Table(
     sa.Column("left_at", TS),
     sa.Column("left_as", sa.String(16)),  # deceased | moved | other
     sa.Column("left_reason", sa.Text),
+    # /query finds a resident by ID number (selfquery.py); imports check one person, one resident
+    sa.Index("ix_residents_id_number", "id_number"),
 )
 
 records = sa.Table(
@@ -275,4 +277,29 @@ account_tokens = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("last_used_at", TS),
     sa.Column("revoked_at", TS),
+)
+
+# -- the residents' self-query page /query (selfquery.py): counters and one-time codes ------------
+# Attempts per key (a keyed hash of a client address or an ID number, never the value) per fixed
+# window, shared by every worker; rows of past windows are deleted as new ones are counted.
+query_attempts = sa.Table(
+    "query_attempts",
+    metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("window_start", sa.BigInteger, primary_key=True),  # epoch seconds, a multiple of the window
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index("ix_query_attempts_window_start", "window_start"),
+)
+
+# SMS one-time codes of /query: the form carries a random token, the database its hash and the
+# code's keyed hash, whose notices it unlocks, until when, and how many wrong tries it has had.
+query_codes = sa.Table(
+    "query_codes",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("resident_id", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(64), nullable=False),  # the ID number's keyed hash, for the audit log
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("expires_at", TS, nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
 )
