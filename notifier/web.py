@@ -1,6 +1,6 @@
 """The HTTP side of `notifier serve`: every configured provider's webhooks, health and metrics,
 the public verification page (`/v`, verify_page.py), the residents' self-query page (`/query`,
-selfquery_page.py) and the console.
+selfquery_page.py), the public 公示 lists (`/lists`, disclosure/page.py) and the console.
 
 The webhook flow is the same for every provider and fixed here: read the request (size-capped),
 let the provider package verify it (nothing is believed before its signature is: forged or
@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
@@ -34,6 +35,7 @@ from .channels.webhooks import Hook, Refusal, Reply, Verified, WebhookRequest, W
 from .clock import as_utc
 from .console import console_app
 from .console.app import environment
+from .disclosure.page import ListsPage
 from .errors import InputError, NotFound
 from .health import Health
 from .masking import mask_phone
@@ -137,11 +139,14 @@ def _endpoint(app: App, hooks: Webhooks, hook: Hook) -> Endpoint:
 
 
 def build_web_app(
-    app: App, webhooks: Sequence[Webhooks] | None = None, health: Health | None = None
+    app: App,
+    webhooks: Sequence[Webhooks] | None = None,
+    health: Health | None = None,
+    today: Callable[[], date] | None = None,
 ) -> Starlette:
     """The Starlette application; `webhooks` default to those of the configured providers;
     `health` is what the loops of `serve` report (a locked database makes /healthz `degraded`
-    until it clears)."""
+    until it clears); `today` is the county's date by default (public lists expire by it)."""
     health = health or Health()
     hooks = webhooks_for(app.config) if webhooks is None else webhooks
 
@@ -168,6 +173,8 @@ def build_web_app(
     verify = [_only("GET", path, endpoint) for path, endpoint in VerifyPage(app, env).endpoints().items()]
     selfquery = SelfQueryPage(app, env).endpoints().items()
     query = [_only(("GET", "POST"), path, endpoint) for path, endpoint in selfquery]
+    shelf = ListsPage(app, env, today).endpoints().items()
+    lists = [_only("GET", path, endpoint) for path, endpoint in shelf]
     return Starlette(
         routes=[
             *routes,
@@ -175,6 +182,7 @@ def build_web_app(
             _only("GET", "/metrics", metrics),
             *verify,  # public: residents check a notice's code
             *query,  # public: residents look up their notices (身份证号 + 姓名, in a POST body)
+            *lists,  # public: the 公示 lists in (and past) their period
             Mount("/", app=console_app(app)),  # everything else: the console (its own sessions and headers)
         ]
     )

@@ -111,6 +111,7 @@ def template_kinds(config: Any) -> list[str]:
 
 def _checked(report: CheckReport) -> None:
     print_problems(report.errors)
+    print_problems(report.warnings)
     console.print(
         f"{report.files} file(s), {len(report.rules)} rule(s) loaded; "
         f"tests: {report.passed} passed, {report.failed} failed; "

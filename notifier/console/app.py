@@ -18,7 +18,7 @@ from ..app import App
 from ..config import resolve_secret
 from ..errors import ConfigError
 from ..i18n import label, translations
-from . import audit, imports, optouts, rules, runs
+from . import audit, imports, lists, optouts, rules, runs
 from .pages import Pages
 from .security import SecurityHeaders, csrf_token
 
@@ -83,6 +83,7 @@ def console_app(app: App) -> Starlette:
         *imports.routes(pages),
         *optouts.routes(pages),
         *runs.routes(pages),
+        *lists.routes(pages),
         *rules.routes(pages),
         *audit.routes(pages),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -30,6 +30,7 @@ MENU: list[tuple[str, str, Permission | None]] = [
     ("/rules", "Rules", Permission.RULES_READ),
     ("/import", "Import roster", Permission.IMPORT),
     ("/runs", "Runs", Permission.RUNS_READ),
+    ("/disclosure", "Public lists", Permission.RUNS_READ),
     ("/optouts", "Opt-outs", Permission.OPTOUTS),
     ("/audit", "Audit", Permission.AUDIT_READ),
 ]

@@ -39,6 +39,7 @@ class Permission(StrEnum):
     RUNS_RETRY = "runs.retry"  # send failed deliveries again
     SEND_RESOLVE = "send.resolve"  # settle `unknown` deliveries
     OPTOUTS = "optouts.manage"
+    LISTS_PUBLISH = "lists.publish"  # publish a run's public 公示 list
     AUDIT_READ = "audit.read"  # verify, coverage, resident history
     EXPORT = "audit.export"
     ACCOUNTS = "accounts.manage"
@@ -57,6 +58,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.RUNS_RETRY,
             P.SEND_RESOLVE,
             P.OPTOUTS,
+            P.LISTS_PUBLISH,
         }
     ),
     Role.REVIEWER: frozenset({P.RULES_READ, P.RUNS_READ, P.RUNS_APPROVE, P.RULES_APPROVE}),

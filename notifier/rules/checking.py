@@ -50,6 +50,7 @@ class CheckReport:
     files: int = 0
     rules: list[str] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # shown, but the check still passes
     passed: int = 0
     failed: int = 0
 
@@ -65,6 +66,10 @@ class CheckReport:
             "errors": [
                 {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
                 for p in self.errors
+            ],
+            "warnings": [
+                {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
+                for p in self.warnings
             ],
             "tests": {"passed": self.passed, "failed": self.failed},
         }
@@ -257,6 +262,7 @@ def check_rules(
     engine, table = _test_engine(dictionary)
     for rule in rules.values():
         report.rules.append(rule.id)
+        report.warnings.extend(rule.warnings)
         for view in [rule.for_change(k) for k in rule.change_templates] or [rule]:
             report.errors.extend(check_templates(view, dictionary))
         report.errors.extend(check_sms_templates(rule, dictionary, max_variable))

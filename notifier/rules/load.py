@@ -48,6 +48,7 @@ TOP_KEYS = (
     "audience",
     "schedule",
     "tests",
+    "public_fields",
 )
 ITEM_KEYS = ("title", "domain", "department", "url", "publish", "disclosure", "document_no")
 COMPARE_OPS = ("less_than", "at_most", "greater_than", "at_least")
@@ -69,6 +70,9 @@ IF_MISSING = ("review", "fail", "pass")
 ORDERED = (FieldType.INT, FieldType.DECIMAL, FieldType.DATE)
 
 _BAD = object()
+NEVER_PUBLIC = ("id_number", "phone", "email")  # never on a public list, whatever a rule says
+ON_EVERY_LIST = ("name", "township", "village", "household_size")  # columns of every list already
+WARN_PUBLIC = {"address": "a home address on a notice board: make sure the policy requires it"}
 
 
 def _show(value: Any) -> str:
@@ -82,6 +86,7 @@ class _Checker:
         self.file = file
         self.d = dictionary
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.params: dict[str, Parameter] = {}
         self.ids: dict[str, int] = {}
         self.auto = 0
@@ -375,6 +380,34 @@ class _Checker:
             cid, label, quantifier, kind, tuple(where), years, outer.mark, self._if_missing(outer)
         )
 
+    # -- public list --------------------------------------------------------------------
+    def public_fields(self, node: Any, mark: tuple[int, int]) -> tuple[str, ...]:
+        """The fields printed on the rule's 公示 list: known fields, never an ID number, phone or
+        e-mail (refused), an address only with a warning."""
+        if node is None:
+            return ()
+        if not isinstance(node, YList):
+            self.bad(mark, "public_fields: must be a list of field names, such as [farmland_mu]")
+            return ()
+        out: list[str] = []
+        for i, raw in enumerate(node):
+            name, where = str(raw), node.where(i)
+            if name in NEVER_PUBLIC:
+                self.bad(where, f"{name!r} is personal data and is never printed on a public list")
+            elif name in ON_EVERY_LIST:
+                self.bad(where, f"{name!r} is on every public list already (the name masked)")
+            elif self.d.field(name) is None:
+                self.bad(where, f"unknown field {name!r}{did_you_mean(name, self.d.all_fields())}")
+            elif name in out:
+                self.bad(where, f"field {name!r} is listed twice")
+            else:
+                out.append(name)
+                if name in WARN_PUBLIC:
+                    self.warnings.append(
+                        Problem(f"warning: public field {name!r}: {WARN_PUBLIC[name]}", self.file, *where)
+                    )
+        return tuple(out)
+
     # -- channels, templates, schedule, tests ---------------------------------------
     def channels(self, node: Any, mark: tuple[int, int]) -> list[Channel]:
         if not isinstance(node, YList) or not node:
@@ -624,14 +657,15 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
         if "sms_templates" in doc
         else {}
     )
+    public = c.public_fields(doc.get("public_fields"), doc.where("public_fields"))
     if audience == "changes" and registered:
         c.bad(
             doc.where("sms_templates"),
             "sms_templates cannot be used with audience: changes yet (one registered template per "
             "kind of change is not supported); send change notices through a provider without them",
         )
-    if c.problems or item is None or match is None:
-        raise RuleError(f"{file}: {len(c.problems)} problem(s)", c.problems)
+    if c.problems or item is None or match is None:  # its warnings are said with its problems
+        raise RuleError(f"{file}: {len(c.problems)} problem(s)", c.problems + c.warnings)
     document = jsonable(doc)
     rule = Rule(
         rid,
@@ -654,6 +688,8 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
         }
         if audience == "changes"
         else {},
+        public_fields=public,
+        warnings=tuple(c.warnings),
     )
     rule.version = rule_version(rule, dictionary)
     return rule

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Union
 from ..status import Channel
 
 if TYPE_CHECKING:
+    from ..errors import Problem
     from .smstemplates import RegisteredTemplate
 
 Mark = tuple[int, int]
@@ -132,6 +133,9 @@ class Rule:
     template_sources: dict[Channel, str] = field(default_factory=dict, repr=False)
     template_files: dict[Channel, str] = field(default_factory=dict, repr=False)
     sms_templates: dict[str, RegisteredTemplate] = field(default_factory=dict)  # by provider kind
+    # Fields the rule names as public: printed on its 公示 list beside the masked name (disclosure/)
+    public_fields: tuple[str, ...] = ()
+    warnings: tuple[Problem, ...] = ()  # what `rules check` points out without refusing the file
     # `audience: changes` (runs/changes.py): notify only whose result changed since the last
     # completed run, each kind of change with its own templates; `templates` are then the joined ones.
     audience: str = "all"  # all | changes

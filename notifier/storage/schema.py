@@ -303,3 +303,23 @@ query_codes = sa.Table(
     sa.Column("expires_at", TS, nullable=False, index=True),
     sa.Column("attempts", sa.Integer, nullable=False),
 )
+
+# -- public 公示 lists (disclosure/): what was published, exactly, and until when ---------------
+public_lists = sa.Table(
+    "public_lists",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rule_id", sa.String(128), nullable=False, index=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("valid_from", sa.Date, nullable=False),
+    sa.Column("valid_until", sa.Date, nullable=False),  # the last day it is shown as current
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),  # of the list's rows (printed on it)
+    sa.Column("html", sa.Text, nullable=False),  # the page as published: the website shows exactly this
+    sa.Column("html_sha256", sa.String(64), nullable=False),
+    sa.Column("pdf_path", sa.Text, nullable=False),  # under the project folder (public-lists/)
+    sa.Column("pdf_sha256", sa.String(64), nullable=False),
+    sa.Column("published_at", TS, nullable=False),
+    sa.Column("published_by", sa.String(128), nullable=False),
+)

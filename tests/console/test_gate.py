@@ -141,15 +141,25 @@ def test_every_page_is_behind_the_gate(app: App, monkeypatch: pytest.MonkeyPatch
 def test_the_only_open_routes_beside_the_console_are_listed_here(app: App) -> None:
     """The web app's own routes come before the console's mount and are open to anyone: webhooks
     (signature-checked), health, metrics, the residents' verification page /v (public by design:
-    it shows a notice masked, for its code only) and self-query page /query (a resident's own
-    notices, masked, after 身份证号 + 姓名). A new one must be added here deliberately."""
+    it shows a notice masked, for its code only), the self-query page /query (a resident's own
+    notices, masked, after 身份证号 + 姓名) and the published 公示 lists /lists (public by design:
+    names masked, nothing a rule did not name public). A new one must be added here deliberately."""
     from starlette.routing import Mount, Route
 
     from notifier.web import build_web_app
 
     web = build_web_app(app, webhooks=[])
     paths = [r.path for r in web.routes if isinstance(r, Route)]
-    assert paths == ["/healthz", "/metrics", "/v", "/v/{code}", "/query"]
+    assert paths == [
+        "/healthz",
+        "/metrics",
+        "/v",
+        "/v/{code}",
+        "/query",
+        "/lists",
+        "/lists/{list:int}.pdf",
+        "/lists/{list:int}",
+    ]
     assert [r.path for r in web.routes if isinstance(r, Mount)] == [""]  # the console, last
 
 
