@@ -93,6 +93,8 @@ def _created(r: Payload) -> None:
         out["version"][:12],
     )
     console.print(t)
+    if out.get("review_note"):
+        console.print(out["review_note"], markup=False)
     console.print(
         f"next: notifier runs show {out['run']}; notifier runs approve {out['run']} --by REVIEWER",
         markup=False,

@@ -41,6 +41,12 @@ class RunCreated:
     review: int
     skipped: int
     version: str
+    rule: str = ""
+
+    @property
+    def review_note(self) -> str | None:
+        """Where the residents the rule could not decide are listed (rules/reviewqueue.py)."""
+        return review_note(self.rule, self.review)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -48,9 +54,17 @@ class RunCreated:
             "status": self.status,
             "audience": self.audience,
             "review": self.review,
+            "review_note": self.review_note,
             "skipped": self.skipped,
             "version": self.version,
         }
+
+
+def review_note(rule: str, waiting: int) -> str | None:
+    """The run's residents still waiting in review, in the words staff read (None when none)."""
+    if not waiting:
+        return None
+    return f"另有 {waiting} 人因资料不全待核实，见 notifier rules review {rule}"
 
 
 def window_problem(rule: Rule, on: date) -> str | None:
@@ -128,7 +142,7 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
             ),
         )
     return RunCreated(
-        run_id, RunStatus.AWAITING_APPROVAL, len(rows), aud.counts["review"], skipped, rule.version
+        run_id, RunStatus.AWAITING_APPROVAL, len(rows), aud.counts["review"], skipped, rule.version, rule.id
     )
 
 
