@@ -101,6 +101,13 @@ def _imported(report: ImportReport) -> None:
         + (f", encoding {report.encoding}" if report.encoding else ""),
         markup=False,
     )
+    if report.fill_in:
+        console.print(
+            "fill-in sheet of a review queue: only the filled cells were "
+            + ("checked" if report.dry_run else "written")
+            + "; empty cells stay missing",
+            markup=False,
+        )
     if report.errors:
         problems_table("rejected rows", report.errors)
     if report.warnings:

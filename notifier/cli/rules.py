@@ -1,4 +1,4 @@
-"""`rules check | preview | explain | approve`: rule files before anything is sent."""
+"""`rules check | preview | explain | review | approve`: rule files before anything is sent."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .common import (
     refusals_audited,
     today,
 )
-from .render import print_problems, show, table
+from .render import Payload, print_problems, show, table
 
 if TYPE_CHECKING:
     from ..app import App
@@ -27,12 +27,13 @@ if TYPE_CHECKING:
     from ..preview import Explanation, Preview, PreviewSummary, Sample
     from ..rules.checking import CheckReport
     from ..rules.model import Rule
+    from ..rules.reviewqueue import ReviewQueue
     from ..scheduling.approval import ApprovalState
     from .common import SubParsers
 
 
 def register(sub: SubParsers) -> None:
-    rules = group(sub, "rules", "check, preview and explain rules")
+    rules = group(sub, "rules", "check, preview, explain and approve rules; the review queue")
     s = command(rules, "check", cmd_check, "check rule files, fields.yaml, templates and embedded tests")
     s.add_argument("paths", nargs="*", type=Path)
     s = command(
@@ -60,6 +61,25 @@ def register(sub: SubParsers) -> None:
     s.add_argument("rule")
     s.add_argument("resident_id")
     s.add_argument("--on", type=iso_date)
+    s = command(
+        rules,
+        "review",
+        cmd_review,
+        "residents the rule cannot decide (data missing), with the fields they lack; "
+        "-o writes a fill-in sheet for village cadres",
+    )
+    s.add_argument("rule")
+    s.add_argument("--on", type=iso_date, help="date the rule is evaluated for (default: today)")
+    s.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="SHEET.xlsx",
+        help="write the fill-in sheet; import it back with `notifier residents import SHEET.xlsx`",
+    )
+    s.add_argument(
+        "--limit", type=int, metavar="N", help="list the first N residents only (counts cover all)"
+    )
     s = command(
         rules,
         "approve",
@@ -229,6 +249,57 @@ def _explained(e: Explanation) -> None:
     console.print(f"{e.rule} / {e.resident} on {e.on}: [bold]{e.result}[/bold] — {e.summary}")
     for c in e.conditions:
         console.print(f"  {CONDITION_MARKS[c['result']]} {c['text']}", markup=False)
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..rules.reviewqueue import review_queue
+    from ..rules.reviewsheet import write_sheet
+
+    app = open_app(args)
+    rule = find_rule(app, args.rule)
+    on = args.on or today(app)
+    if args.output is not None:
+        if args.output.suffix.lower() != ".xlsx":
+            raise InputError(f"{args.output}: the fill-in sheet is an .xlsx workbook")
+        written = write_sheet(app, rule, on, args.output)
+        show(Payload(written.as_json() | {"file": str(args.output)}), _sheet_written, args.json)
+        return 0
+    show(review_queue(app, rule, on, args.limit), _reviewed, args.json)
+    return 0
+
+
+def _reviewed(q: ReviewQueue) -> None:
+    from ..rules.reviewqueue import place
+
+    if not q.total:
+        console.print(f"{q.rule} on {q.on}: nobody waits in review", markup=False)
+        return
+    t = table("resident", "name", "village", "missing", title=f"{q.rule} on {q.on}: {q.total} in review")
+    for w in q.shown:
+        t.add_row(w.resident_id, w.name, place(w), "、".join(q.labels[f] for f in w.missing))
+    console.print(t)
+    if len(q.shown) < q.total:
+        console.print(f"… {q.total - len(q.shown)} more (counts below cover all)", markup=False)
+    v = table("village", "residents", title="by village")
+    for where, n in q.by_village.items():
+        v.add_row(where, str(n))
+    console.print(v)
+    console.print(
+        "missing: " + ", ".join(f"{q.labels[f]} {n}" for f, n in q.by_field.items()) + "; "
+        f"next: notifier rules review {q.rule} --on {q.on} -o sheet.xlsx",
+        markup=False,
+    )
+
+
+def _sheet_written(r: Payload) -> None:
+    out = r.data
+    console.print(
+        f"{out['file']}: {out['residents']} resident(s) to complete"
+        + (f" ({'、'.join(out['columns'])})" if out["columns"] else "")
+        + f"; once filled in: notifier residents import {out['file']}",
+        markup=False,
+    )
 
 
 def cmd_approve(args: argparse.Namespace) -> int:

@@ -93,15 +93,12 @@ def _created(r: Payload) -> None:
         out["version"][:12],
     )
     console.print(t)
-    if (ch := out.get("changes")) is not None:
-        since = (
-            f"since run {ch['baseline_run']}" if ch["baseline_run"] else "first run of the rule: a full one"
-        )
-        console.print(
-            f"changes ({since}): joined {ch['joined']}, left {ch['left']}, changed {ch['changed']}; "
-            f"not notified: unchanged {ch['unchanged']}, undecided {ch['undecided']}, gone {ch['gone']}",
-            markup=False,
-        )
+    if (changes := out.get("changes")) is not None:
+        from ..runs.changes import describe
+
+        console.print(describe(changes), markup=False)
+    if out.get("review_note"):
+        console.print(out["review_note"], markup=False)
     console.print(
         f"next: notifier runs show {out['run']}; notifier runs approve {out['run']} --by REVIEWER",
         markup=False,

@@ -48,6 +48,7 @@ class CheckView:
     warnings: list[ShownProblem]
     more_errors: int
     more_warnings: int
+    fill_in: bool = False  # a review queue's fill-in sheet: only filled cells are written
 
 
 def check_view(report: ImportReport, name: str, specs: dict[str, FieldSpec], language: str) -> CheckView:
@@ -82,6 +83,7 @@ def check_view(report: ImportReport, name: str, specs: dict[str, FieldSpec], lan
         warnings=shown(report.warnings),
         more_errors=max(len(report.errors) - SHOWN, 0),
         more_warnings=max(len(report.warnings) - SHOWN, 0),
+        fill_in=report.fill_in,
     )
 
 

@@ -1,11 +1,14 @@
 """规则 pages: every rule (item, window, schedule, version, approval, channels, check problems);
 one rule's preview for a date (counts, channels, SMS segments and cost, masked samples per
-channel); explain for one resident, found by 居民编号 or a masked search. The same services as
-`notifier rules check / preview / explain`. The list never reads the register: counts are
-computed when one rule is opened, for that rule only."""
+channel); explain for one resident, found by 居民编号 or a masked search; the review queue (the
+residents it cannot decide, with the fill-in sheet to download; the filled sheet goes back through
+花名册导入's check-then-confirm). The same services as `notifier rules check / preview / explain
+/ review`. The list never reads the register: counts are computed when one rule is opened, for
+that rule only."""
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -26,6 +29,8 @@ from ..preview import Preview, Sample, explain, preview
 from ..residents.search import search_residents
 from ..rulebook import CheckCache, RuleEntry, rulebook
 from ..rules.load import find_rule
+from ..rules.reviewqueue import review_queue
+from ..rules.reviewsheet import write_sheet
 from ..status import Channel
 from .pages import Pages
 
@@ -33,6 +38,9 @@ PATH = "/rules"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 SAMPLES = 2
 """Sample messages shown per channel."""
+SHOWN_WAITING = 200
+"""Residents the review page lists; the counts and the downloaded sheet cover all of them."""
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 RESULTS = {"match": "Match", "no_match": "No match", "review": "Needs review"}
 OUTCOMES = {"pass": "Met", "fail": "Not met", "unknown": "Unknown (data missing)"}
 """Message ids of an explanation's result and of each condition's outcome."""
@@ -204,11 +212,50 @@ def routes(pages: Pages) -> list[Route]:
             outcomes=OUTCOMES,
         )
 
+    async def review(request: Request, account: Account) -> Response:
+        """The residents the rule cannot decide on the date, the first SHOWN_WAITING of them listed."""
+        got = await opened(request, account)
+        if isinstance(got, Response):
+            return got
+        on, queue = day(request), None
+        if got.entry is not None and on is not None:
+            rule = got.entry.rule
+            queue = await run_in_threadpool(review_queue, app, rule, on, SHOWN_WAITING)
+        return pages.render(
+            request,
+            "review.html",
+            account,
+            409 if got.broken else 400 if on is None else 200,
+            it=got,
+            on=on,
+            queue=queue,
+            may_import=account.can(Permission.IMPORT),
+        )
+
+    async def review_sheet(request: Request, account: Account) -> Response:
+        got = await opened(request, account)
+        if isinstance(got, Response):
+            return got
+        on = day(request)
+        if got.entry is None or on is None:
+            return await review(request, account)
+        rule, buffer = got.entry.rule, io.BytesIO()
+        await run_in_threadpool(write_sheet, app, rule, on, buffer)
+        return Response(
+            buffer.getvalue(),
+            media_type=XLSX,
+            headers={"Content-Disposition": f'attachment; filename="review-{rule.id}-{on.isoformat()}.xlsx"'},
+        )
+
     return [
         Route(PATH, pages.page(Permission.RULES_READ, listing), methods=["GET"]),
         Route(PATH + "/{name:str}", pages.page(Permission.RULES_READ, detail), methods=["GET"]),
         Route(PATH + "/{name:str}/explain", pages.page(Permission.RULES_READ, explanation), methods=["GET"]),
         Route(PATH + "/{name:str}/proof", pages.page(Permission.RULES_READ, proof), methods=["GET"]),
+        Route(PATH + "/{name:str}/review", pages.page(Permission.RULES_READ, review), methods=["GET"]),
+        Route(
+            PATH + "/{name:str}/review.xlsx", pages.page(Permission.RULES_READ, review_sheet), methods=["GET"]
+        ),
     ]
 
 

@@ -5,7 +5,8 @@ ones; an unusable phone or e-mail is only dropped from its row with a warning. O
 one resident: an ID number already held by another resident id (earlier in the file or in the
 register) rejects the row. Writes are Core executemany batches inside one transaction, so a
 failure part-way leaves the register as it was; a row equal to what is stored is counted
-`unchanged` and not written. One audit event records each import. See docs/import.md.
+`unchanged` and not written. One audit event records each import. A fill-in sheet of the review
+queue (residents/fillin.py) only completes residents: see docs/review-queue.md. See docs/import.md.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..storage.bulk import executemany, insert_new
 from ..storage.db import db_error_text
 from ..storage.fieldcols import column_name
 from ..storage.schema import records
+from .fillin import IDENTITY_HEADERS, is_fill_in
 from .header import HeaderMatcher
 from .leaving import ACTIVE, LeftAs, mark_left
 from .readers import Table, read_table
@@ -57,6 +59,7 @@ class ImportReport:
     sheet: str | None = None
     columns: list[tuple[str, str]] = field(default_factory=list)  # (header in the file, field name) used
     left: int = 0  # residents the 状态 column marks (or would mark) as left: deceased, moved away
+    fill_in: bool = False  # a fill-in sheet (residents/fillin.py): filled cells completed, nothing replaced
 
     @property
     def exit_code(self) -> int:
@@ -71,6 +74,7 @@ class ImportReport:
             "unchanged": self.unchanged,
             "rejected": self.rejected,
             "left": self.left,
+            "fill_in": self.fill_in,
             "encoding": self.encoding,
             "header_row": self.header_row,
             "sheet": self.sheet,
@@ -282,6 +286,10 @@ def import_residents(
     if on_total:
         on_total(table.total)
     mapping = _map_columns(table.header, matcher, str(path), report)
+    report.fill_in = fill_in = is_fill_in(table.header)
+    id_title = next(table.header[i] for i, spec in mapping if spec.name == "resident_id")
+    if fill_in:  # its identity columns are there to be read by the cadre, not imported
+        report.warnings = [w for w in report.warnings if w.column not in IDENTITY_HEADERS]
     t = app.residents
     present = {spec.name for _, spec in mapping}
     birth = _birth_field(specs) if "id_number" in present else None
@@ -295,6 +303,8 @@ def import_residents(
     present.discard("left_as")
     cols = {name: "phone_kind" if name == "phone_kind" else column_name(specs[name]) for name in present}
     compared = [n for n in present if n != "resident_id"]
+    if fill_in:  # an empty cell of a fill-in sheet keeps what is stored
+        derived_only = set(compared)
     now = utcnow()
     upd = (
         t.update()
@@ -302,7 +312,7 @@ def import_residents(
         .values(
             {
                 cols[n]: (
-                    sa.func.coalesce(sa.bindparam(f"b_{cols[n]}"), t.c[cols[n]])
+                    sa.func.coalesce(sa.bindparam(f"b_{cols[n]}", type_=t.c[cols[n]].type), t.c[cols[n]])
                     if n in derived_only
                     else sa.bindparam(f"b_{cols[n]}")
                 )
@@ -323,6 +333,9 @@ def import_residents(
                 for row in conn.execute(sa.select(*stored_cols).where(t.c.resident_id.in_(ids)))
             }
             new = [r for r in batch if r.values["resident_id"] not in stored]
+            if fill_in and new:
+                batch = _unknown_rejected(batch, new, report, id_title)
+                new = []
             old = [
                 r
                 for r in batch
@@ -368,11 +381,30 @@ def import_residents(
                 unchanged=report.unchanged,
                 rejected=report.rejected,
                 rejected_rows=sorted({p.row for p in report.errors if p.row}),
+                **({"fill_in": True} if fill_in else {}),
             )
 
     _in_one_transaction(app, path, write)
     report.warnings.sort(key=lambda p: p.row or 0)
     return report
+
+
+def _unknown_rejected(
+    batch: list[ParsedRow], unknown: list[ParsedRow], report: ImportReport, column: str
+) -> list[ParsedRow]:
+    """A fill-in sheet completes residents of the register: a row whose id it does not hold is
+    rejected (the cadre mistyped or added a row), never inserted. The batch without them."""
+    for r in unknown:
+        report.rejected += 1
+        report.errors.append(
+            Problem(
+                "no resident with this id has been imported",
+                row=r.row,
+                column=column,
+            )
+        )
+    gone = {id(r) for r in unknown}
+    return [r for r in batch if id(r) not in gone]
 
 
 def _statuses(

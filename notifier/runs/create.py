@@ -45,6 +45,12 @@ class RunCreated:
     skipped: int
     version: str
     changes: dict[str, int | None] | None = None  # `audience: changes`: notices by kind, baseline run
+    rule: str = ""
+
+    @property
+    def review_note(self) -> str | None:
+        """Where the residents the rule could not decide are listed (rules/reviewqueue.py)."""
+        return review_note(self.rule, self.review)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -52,10 +58,18 @@ class RunCreated:
             "status": self.status,
             "audience": self.audience,
             "review": self.review,
+            "review_note": self.review_note,
             "skipped": self.skipped,
             "version": self.version,
             **({"changes": self.changes} if self.changes is not None else {}),
         }
+
+
+def review_note(rule: str, waiting: int) -> str | None:
+    """The run's residents still waiting in review, in the words staff read (None when none)."""
+    if not waiting:
+        return None
+    return f"另有 {waiting} 人因资料不全待核实，见 notifier rules review {rule}"
 
 
 def window_problem(rule: Rule, on: date) -> str | None:
@@ -147,6 +161,7 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
         skipped,
         rule.version,
         changes.counts() if changes else None,
+        rule.id,
     )
 
 

@@ -69,6 +69,8 @@ def steps(folder: Path) -> list[list[str]]:
         ["rules", "preview", "farm-subsidy-2026", "--on", ON],
         ["rules", "preview", "--all", "--on", ON],
         ["rules", "explain", "farm-subsidy-2026", "A1", "--on", ON],
+        ["rules", "review", "farm-subsidy-2026", "--on", ON],
+        ["rules", "review", "farm-subsidy-2026", "--on", ON, "-o", str(folder / "review.xlsx")],
         ["rules", "approve", "dibao-monthly-payment", "--by", "li"],
         ["schedule", "list"],
         ["runs", "create", "farm-subsidy-2026", "--on", ON, "--by", "clerk"],

@@ -136,6 +136,8 @@ def test_every_page_is_behind_the_gate(app: App, monkeypatch: pytest.MonkeyPatch
     assert ("POST", "/runs/1/review", Permission.RUNS_APPROVE) in gated_routes(app)
     assert ("POST", "/import/no-such-upload/confirm", Permission.IMPORT) in gated_routes(app)
     assert ("GET", "/rules/farm-subsidy-2026/explain", Permission.RULES_READ) in gated_routes(app)
+    assert ("GET", "/rules/farm-subsidy-2026/review", Permission.RULES_READ) in gated_routes(app)
+    assert ("GET", "/rules/farm-subsidy-2026/review.xlsx", Permission.RULES_READ) in gated_routes(app)
 
 
 def test_the_only_open_routes_beside_the_console_are_listed_here(app: App) -> None:
