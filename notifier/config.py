@@ -56,6 +56,16 @@ DEFAULTS: dict[str, Any] = {
         "signing_key_env": "NOTIFIER_AUDIT_KEY",
         "verify_public_key": "",
         "checkpoint_interval_seconds": 3600,
+        # HMAC key of the pseudonyms audit events carry instead of phone numbers (audit/pseudonyms.py);
+        # an unset variable falls back to a random key kept in the database.
+        "pseudonym_key": "env:NOTIFIER_PSEUDONYM_KEY",
+    },
+    # How long personal data is kept (retention/): days after a run completed, after a resident left.
+    "retention": {
+        "messages_days": 180,
+        "files_days": 180,
+        "left_residents_days": 180,
+        "daily": True,
     },
     # `notifier serve`: webhook endpoints + dispatcher loop. public_url is the base URL Twilio
     # calls (its signature covers the full URL); empty = the origin of status_callback_url.
@@ -204,6 +214,20 @@ class AuditSettings:
     signing_key_env: str
     verify_public_key: str
     checkpoint_interval_seconds: float
+    pseudonym_key: str = "env:NOTIFIER_PSEUDONYM_KEY"
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """[retention]: days personal data is kept (0: kept for ever). Bodies and contacts of a run's
+    messages and deliveries count from the run's completion (a rule's `item.retention_days`
+    overrides `messages_days`), outbox and letter files likewise, a left resident's register data
+    from `left_at`. `daily`: `serve` applies the policy once a day (the scheduler lease holder)."""
+
+    messages_days: int
+    files_days: int
+    left_residents_days: int
+    daily: bool
 
 
 @dataclass(frozen=True)
@@ -290,6 +314,7 @@ class Config:
     ui: UiSettings
     verification: VerificationSettings
     selfquery: SelfQuerySettings
+    retention: RetentionSettings
 
     @property
     def approval_levels(self) -> list[str]:
@@ -459,4 +484,15 @@ def _build(raw: dict[str, Any], base: Path, path: Path | None) -> Config:
         ui=_ui(raw["ui"], where),
         verification=typed_section(VerificationSettings, raw["verification"], "verification", where),
         selfquery=typed_section(SelfQuerySettings, raw["selfquery"], "selfquery", where),
+        retention=_retention(raw["retention"], where),
     )
+
+
+def _retention(raw: dict[str, Any], where: str) -> RetentionSettings:
+    r = typed_section(RetentionSettings, raw, "retention", where)
+    for key in ("messages_days", "files_days", "left_residents_days"):
+        if getattr(r, key) < 0:
+            raise ConfigError(
+                f"{where}: [retention] {key} must be 0 (keep) or more days, not {getattr(r, key)}"
+            )
+    return r

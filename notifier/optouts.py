@@ -15,6 +15,7 @@ from typing import Any
 
 from .app import App
 from .audit import log as audit
+from .audit.pseudonyms import key_for, phone_subject
 from .channels.base import InboundMessage
 from .clock import utcnow
 from .errors import InputError
@@ -70,7 +71,8 @@ def add_opt_out(
             conn,
             actor,
             "optout.added" if added else "optout.repeated",
-            f"phone:{phone}",
+            phone_subject(key_for(conn, app.config), phone),
+            phone=mask_phone(phone),
             source=source,
             **(detail or {}),
         )
@@ -145,7 +147,8 @@ def remove_opt_out(app: App, phone: str, *, actor: str, reason: str) -> bool:
             conn,
             actor,
             "optout.removed" if removed else "optout.remove_unknown",
-            f"phone:{phone}",
+            phone_subject(key_for(conn, app.config), phone),
+            phone=mask_phone(phone),
             reason=reason.strip(),
         )
     return removed

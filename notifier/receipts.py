@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from .app import App
 from .audit import log as audit
+from .audit.pseudonyms import scrub
 from .channels.base import DeliveryEvent
 from .clock import utcnow
 from .delivery.fallback import fall_back
@@ -83,7 +84,7 @@ def _payload(event: DeliveryEvent) -> dict[str, Any]:
         "provider_status": event.provider_status,
         "status": event.status.value,
         "error_code": event.error_code,
-        "raw": dict(event.raw),
+        "raw": scrub(dict(event.raw)),  # a receipt quotes the number it went to: masked
     }
 
 

@@ -29,7 +29,7 @@ from .channels.registry import providers_for
 from .delivery.dispatch import Dispatcher, DispatchReport
 from .errors import ConfigError
 from .health import Backoff, Health, describe, report_failure
-from .scheduling.service import CheckpointLoop, SchedulerLoop
+from .scheduling.service import CheckpointLoop, RetentionLoop, SchedulerLoop
 from .status import DeliveryStatus
 from .web import build_web_app
 
@@ -138,6 +138,7 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     health = Health()
     scheduling = SchedulerLoop(app, app.config.schedule.lease_seconds, health)
     checkpoints = CheckpointLoop(app, health)
+    retention = RetentionLoop(app, scheduling, health)
     loop.add_signal_handler(signal.SIGHUP, scheduling.resync.set)  # re-read rules now
     config = uvicorn.Config(
         build_web_app(app, health=health),
@@ -153,6 +154,7 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
         asyncio.create_task(dispatch.run(), name="dispatch"),
         asyncio.create_task(scheduling.run(), name="scheduler"),
         asyncio.create_task(checkpoints.run(), name="checkpoints"),
+        asyncio.create_task(retention.run(), name="retention"),
     }
     host, port = sock.getsockname()[:2]
     log.info("serving on http://%s:%d; dispatching every %gs", host, port, settings.interval)
@@ -162,6 +164,7 @@ async def serve(app: App, settings: ServeSettings, *, on_ready: Any = None) -> i
     log.info("stopping: no new work; waiting up to %gs for the batch in flight", settings.shutdown_timeout)
     scheduling.stopping.set()  # no new firings, lease released for a standby
     checkpoints.stopping.set()
+    retention.stopping.set()
     dispatch.stopping.set()
     server.should_exit = True
     clean = await _finish(tasks, settings.shutdown_timeout)

@@ -31,6 +31,7 @@ from .clock import as_utc
 from .console.security import HEADERS
 from .console.throttle import LoginThrottle
 from .masking import mask_address, mask_email, mask_name_ends, mask_phone
+from .retention import PURGED
 from .runs.snapshot import RunSnapshot
 from .status import Channel, DeliveryStatus
 from .storage.schema import deliveries, run_messages, runs
@@ -72,6 +73,7 @@ def find_notice(app: App, code: str) -> GenuineNotice | None:
             m.c.channel,
             m.c.recipient,
             m.c.recipient_name,
+            m.c.purged_at,
             d.c.sent_at,
             d.c.updated_at,
             r.c.snapshot,
@@ -93,8 +95,9 @@ def find_notice(app: App, code: str) -> GenuineNotice | None:
         department=item.department or "",
         sent_on=when.astimezone(app.config.timezone).date().isoformat(),
         channel=channel,
-        recipient_name=mask_name_ends(row.recipient_name),
-        recipient=mask_recipient(channel, row.recipient),
+        # After its retention period the record still proves the notice genuine, without the contact.
+        recipient_name=PURGED if row.purged_at is not None else mask_name_ends(row.recipient_name),
+        recipient="" if row.purged_at is not None else mask_recipient(channel, row.recipient),
     )
 
 

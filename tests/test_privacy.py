@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from notifier.app import App
 from notifier.audit.export import ExportFilter, export_events
+from notifier.audit.pseudonyms import subject_of_phone
 from notifier.channels.twilio import TwilioProvider
 from notifier.cli import main
 from notifier.config import load_config
@@ -136,4 +137,6 @@ def test_masked_export_masks_the_subject_column(app: App, tmp_path: Path) -> Non
     export_events(app, out, "csv", ExportFilter())
     rows = list(csv.reader(out.open(encoding="utf-8-sig")))
     [subject] = [r[4] for r in rows[1:] if r[3] == "optout.added"]
-    assert subject == "phone:+86139****5678" and "13912345678" not in out.read_text(encoding="utf-8-sig")
+    assert subject.startswith("phone:139****5678#") and len(subject) == len("phone:139****5678#") + 24
+    assert subject == subject_of_phone(app.engine, app.config, "+8613912345678")
+    assert "13912345678" not in out.read_text(encoding="utf-8-sig")

@@ -19,6 +19,7 @@ from ..clock import as_utc
 from ..errors import NotFound
 from ..masking import mask_address, mask_email, mask_phone, mask_text
 from ..residents.leaving import LEFT_REASON
+from ..retention import PURGED
 from ..storage.schema import deliveries, runs
 
 OUTCOMES = ("delivered", "sent", "fallback", "failed", "skipped", "unknown", "pending")
@@ -225,7 +226,7 @@ def resident_history(app: App, resident_id: str) -> ResidentHistory:
                 "delivery": x.id,
                 "channel": x.channel,
                 "status": x.status,
-                "recipient": _mask_recipient(x.channel, x.recipient),
+                "recipient": PURGED if x.purged_at is not None else _mask_recipient(x.channel, x.recipient),
                 "provider": x.provider,
                 "message_id": x.provider_message_id,
                 "attempts": x.attempts,

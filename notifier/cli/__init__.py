@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 from .. import __version__
 from ..errors import InputError, NotifierError
 from ..output import emit_json, err_console
-from . import audit, lists, project, residents, rules, runs, schedule, send, serve, users
+from . import audit, lists, project, residents, retention, rules, runs, schedule, send, serve, users
 
 if TYPE_CHECKING:
     from sqlalchemy.exc import DBAPIError
 
 __all__ = ["build_parser", "main"]
 
-GROUPS = (project, residents, rules, schedule, runs, lists, send, serve, audit, users)
+GROUPS = (project, residents, rules, schedule, runs, lists, send, serve, audit, retention, users)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,6 +52,10 @@ def register(sub: SubParsers) -> None:
     s.add_argument("-o", "--output", type=Path, metavar="FILE")
     s = command(aud, "resident", cmd_resident, "every delivery to one resident across runs")
     s.add_argument("resident_id")
+    s = command(
+        aud, "pseudonym", cmd_pseudonym, "the subject events about a phone number carry (to search for)"
+    )
+    s.add_argument("phone")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -182,6 +186,21 @@ def cmd_resident(args: argparse.Namespace) -> int:
     from ..audit.coverage import resident_history
 
     show(resident_history(open_app(args), args.resident_id), _history, args.json)
+    return 0
+
+
+def cmd_pseudonym(args: argparse.Namespace) -> int:
+    """Events name a phone number by its keyed hash (audit/pseudonyms.py): this is how an auditor
+    holding the key finds them. The number is typed, never printed back in full."""
+    from ..audit.pseudonyms import subject_of_phone
+    from ..masking import mask_phone
+    from ..optouts import parse_phone
+
+    app = open_app(args)
+    phone = parse_phone(args.phone)
+    subject = subject_of_phone(app.engine, app.config, phone)
+    out = Payload({"phone": mask_phone(phone), "subject": subject})
+    show(out, lambda r: console.print(r.data["subject"], markup=False), args.json)
     return 0
 
 

@@ -79,7 +79,10 @@ def _stored_messages(
             m.c.channel,
             m.c.recipient,
             sa.exists().where(opt_outs.c.phone == m.c.recipient).label("opted_out"),
-        ).where(sa.tuple_(m.c.run_id, m.c.resident_id).in_(sorted(members)))
+        ).where(
+            sa.tuple_(m.c.run_id, m.c.resident_id).in_(sorted(members)),
+            m.c.purged_at.is_(None),  # removed by retention: nothing left to send
+        )
     ).all()
     return {(s.run_id, s.resident_id, Channel(s.channel)): s for s in stored}
 

@@ -23,6 +23,7 @@ from ..app import App
 from ..audit import log as audit
 from ..config import SendingSettings
 from ..errors import LeaseLapsed
+from ..masking import mask_text
 from ..status import DeliveryStatus as S
 from ..storage.schema import deliveries
 from .complete import complete_runs
@@ -123,7 +124,8 @@ class Recorder:
                 "next_attempt_at": decision.retry_at,
                 "attempts": job.attempt if decision.attempt_used else job.attempt - 1,
             }
-            payload |= {"code": code, "reason": error.message, "retryable": retryable}
+            # a provider's refusal may quote the number: the audit keeps it masked (audit/pseudonyms.py)
+            payload |= {"code": code, "reason": mask_text(error.message), "retryable": retryable}
             if decision.retry_at is not None:
                 payload["retry_at"] = decision.retry_at.isoformat()
         else:

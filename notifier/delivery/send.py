@@ -23,6 +23,7 @@ from ..channels.base import OutboundMessage, Provider, SendResult
 from ..channels.failover import ProviderChain
 from ..channels.ratelimit import TokenBucket
 from ..errors import AccountError, LeaseLapsed, PermanentError, ProviderError, TransientError
+from ..masking import mask_text
 from ..status import Channel
 from .jobs import Job, Outcome
 from .workers import Worker
@@ -171,7 +172,7 @@ class Sender:
             {
                 "provider": provider.name,
                 "next": chain.current(now).name,
-                "reason": exc.message,
+                "reason": mask_text(exc.message),
                 "code": exc.code,
                 "until": chain.resting_until[provider.name].isoformat(),
             },
@@ -202,7 +203,7 @@ class Sender:
             {
                 "provider": provider.name,
                 "next": nxt.name if nxt else None,
-                "reason": exc.message,
+                "reason": mask_text(exc.message),
                 "code": exc.code,
                 "until": until.isoformat(),
             },

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from ..audit import log as audit
 from ..errors import TransitionForbidden
+from ..masking import mask_text
 from ..status import (
     ALLOWED_TRANSITIONS,
     RUN_TRANSITIONS,
@@ -238,7 +239,7 @@ def _event(
     """`delivery.status` for one moved row (`old`, `new`: status values); `payload` adds to it."""
     body: dict[str, Any] = {"run": run_id, "from": old, "to": new}
     if reason is not None:
-        body["reason"] = reason
+        body["reason"] = mask_text(reason)  # a carrier's words may quote the number
     if payload:
         body.update(payload)
     return audit.AuditEvent(actor, "delivery.status", f"delivery:{delivery_id}", body)

@@ -50,7 +50,16 @@ TOP_KEYS = (
     "tests",
     "public_fields",
 )
-ITEM_KEYS = ("title", "domain", "department", "url", "publish", "disclosure", "document_no")
+ITEM_KEYS = (
+    "title",
+    "domain",
+    "department",
+    "url",
+    "publish",
+    "disclosure",
+    "document_no",
+    "retention_days",
+)
 COMPARE_OPS = ("less_than", "at_most", "greater_than", "at_least")
 FIELD_OPS = (
     "equals",
@@ -131,6 +140,12 @@ class _Checker:
                         self.bad(pub.where(key), f"publish.{key} must be a date like 2026-03-01")
                 if isinstance(start, date) and isinstance(until, date) and until < start:
                     self.bad(pub.where("until"), "publish.until is before publish.from")
+        keep = node.get("retention_days")
+        if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool) or keep < 0):
+            self.bad(
+                node.where("retention_days"), "item.retention_days must be a whole number of days (0: keep)"
+            )
+            keep = None
         return Item(
             str(node.get("title") or ""),
             domain,
@@ -140,6 +155,7 @@ class _Checker:
             until if isinstance(until, date) else None,
             disclosure,
             str(node.get("document_no") or ""),
+            keep,
         )
 
     def parameters(self, node: Any, mark: tuple[int, int]) -> None:

@@ -26,6 +26,7 @@ class Item:
     publish_until: date | None
     disclosure: str  # public | restricted
     document_no: str = ""  # 文号 of the decision behind the notice (printed on letters), if any
+    retention_days: int | None = None  # overrides [retention] messages_days for this item's runs
 
     def published_on(self, day: date) -> bool:
         return (self.publish_from is None or day >= self.publish_from) and (

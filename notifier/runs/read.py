@@ -16,6 +16,7 @@ from ..audit import log as audit
 from ..clock import as_utc
 from ..masking import mask_address, mask_email, mask_name, mask_phone
 from ..messages import mask_message
+from ..retention import PURGED, shown
 from ..status import Channel, DeliveryStatus, RunStatus
 from ..storage.schema import approvals, deliveries, run_messages, runs
 from .review import load_run
@@ -192,6 +193,8 @@ def _message_json(r: Any, unmask: bool) -> dict[str, Any]:
     )
 
     def show(text: str | None) -> str | None:
+        if r.purged_at is not None:
+            return PURGED
         return text if unmask else mask_message(text, personal)
 
     return {
@@ -237,6 +240,7 @@ def run_deliveries(
                 d.c.updated_at,
                 m.c.recipient_name,
                 m.c.village,
+                d.c.purged_at,
             )
             .join(m, m.c.id == d.c.message_id, isouter=True)
             .where(*where)
@@ -253,10 +257,10 @@ def run_deliveries(
             {
                 "delivery": r.id,
                 "resident": r.resident_id,
-                "name": mask_name(r.recipient_name),
+                "name": shown(r.recipient_name, r.purged_at, mask_name),
                 "village": r.village,
                 "channel": r.channel,
-                "recipient": _MASK_RECIPIENT.get(r.channel, mask_address)(r.recipient),
+                "recipient": shown(r.recipient, r.purged_at, _MASK_RECIPIENT.get(r.channel, mask_address)),
                 "status": r.status,
                 "provider": r.provider,
                 "attempts": r.attempts,

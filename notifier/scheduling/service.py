@@ -55,6 +55,51 @@ class CheckpointLoop:
                 report_failure(self.health, "checkpoints", exc, self.interval, log)
 
 
+class RetentionLoop:
+    """`serve` applies `[retention]` once a day (`daily = true`), on the process holding the
+    scheduler lease only, so two services on one database never purge at once. The first
+    apply comes a minute after the lease is taken; a failed one is reported and tried again
+    at the next check, without ending the service."""
+
+    def __init__(
+        self,
+        app: App,
+        scheduling: SchedulerLoop,
+        health: Health | None = None,
+        *,
+        period: float = 86400.0,
+        check: float = 60.0,
+    ) -> None:
+        self.app = app
+        self.scheduling = scheduling
+        self.health = health or Health()
+        self.period, self.check = period, check
+        self.last: float | None = None
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        from ..retention.purge import apply_retention
+
+        if not self.app.config.retention.daily:
+            await self.stopping.wait()  # a part that ends would stop serve: wait for the stop
+            return
+        while not self.stopping.is_set():
+            try:
+                await asyncio.wait_for(self.stopping.wait(), self.check)
+                return
+            except asyncio.TimeoutError:
+                pass
+            due = self.last is None or time.monotonic() - self.last >= self.period
+            if not (due and self.scheduling.active):
+                continue
+            try:
+                await asyncio.to_thread(apply_retention, self.app)
+                self.last = time.monotonic()
+                self.health.recovered("retention")
+            except Exception as exc:  # a locked database today is tried again at the next check
+                report_failure(self.health, "retention", exc, self.check, log)
+
+
 class SchedulerLoop:
     """Lease, APScheduler and rule-file changes, one round every ttl/3. A failed round (database
     locked, a rule file vanishing mid-read) is retried with backoff while `health` says degraded;

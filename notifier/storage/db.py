@@ -58,6 +58,9 @@ def create_db_engine(url: str, busy_timeout: float = 60.0) -> sa.Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            # Freed space is zeroed, so a number retention removed (or an old version of a row)
+            # does not linger in the file's free pages (retention/purge.py).
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         @sa.event.listens_for(engine, "begin")

@@ -42,6 +42,8 @@ residents = sa.Table(
     sa.Column("left_at", TS),
     sa.Column("left_as", sa.String(16)),  # deceased | moved | other
     sa.Column("left_reason", sa.Text),
+    # When `retention apply` removed this resident's personal data (retention/purge.py); NULL: kept.
+    sa.Column("purged_at", TS),
     # /query finds a resident by ID number (selfquery.py); imports check one person, one resident
     sa.Index("ix_residents_id_number", "id_number"),
 )
@@ -120,6 +122,8 @@ run_messages = sa.Table(
     # looks it up here. Not unique: a run cancelled and re-created prints the same code again.
     sa.Column("verify_code", sa.String(10), index=True),
     sa.Column("postcode", sa.String(16)),  # letters: the register's `postcode` field, if it declares one
+    # When `retention apply` removed the text and recipient (sha256 and verify_code stay); NULL: kept.
+    sa.Column("purged_at", TS),
     sa.UniqueConstraint("run_id", "resident_id", "channel", name="uq_run_messages_run_resident_channel"),
 )
 
@@ -149,6 +153,7 @@ deliveries = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
     sa.Column("sent_at", TS),
     sa.Column("change_kind", sa.String(16)),  # joined / left / changed (`audience: changes`, runs/changes.py)
+    sa.Column("purged_at", TS),  # when `retention apply` removed the recipient; NULL: kept
     sa.UniqueConstraint("run_id", "resident_id", "channel", name="uq_deliveries_run_resident_channel"),
     sa.UniqueConstraint("notice_key", "resident_id", "channel", name="uq_deliveries_notice_resident_channel"),
     sa.Index("ix_deliveries_status_run", "status", "run_id"),
@@ -208,6 +213,16 @@ audit_checkpoint_state = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False),  # the highest checkpoint seen, and its hash
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Column("updated_at", TS),
+)
+
+# Keys the database keeps for itself (name -> value): `pseudonym`, the random HMAC key audit
+# pseudonyms use when `[audit] pseudonym_key` names no set environment variable (audit/pseudonyms.py).
+audit_keys = sa.Table(
+    "audit_keys",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.String(128), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
 )
 
 rule_approvals = sa.Table(

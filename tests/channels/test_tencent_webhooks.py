@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from notifier.app import App
+from notifier.audit.pseudonyms import subject_of_phone
 from notifier.channels.base import OutboundMessage, SendResult
 from notifier.channels.registry import build_provider
 from notifier.channels.templated import TemplateCall
@@ -234,8 +235,8 @@ async def test_td_replies_opt_the_number_out(sent: Sent) -> None:
         listed = set(conn.execute(sa.select(opt_outs.c.phone)).scalars())
     assert listed == {first.recipient, third.recipient}  # a question that mentions 退订 is not one
     assert [subject for subject, _ in audit_rows(sent.app, "optout.added")] == [
-        f"phone:{first.recipient}",
-        f"phone:{third.recipient}",
+        subject_of_phone(sent.app.engine, sent.app.config, first.recipient),
+        subject_of_phone(sent.app.engine, sent.app.config, third.recipient),
     ]
     assert len(audit_rows(sent.app, "optout.repeated")) == 1
     assert (await s.send_reply(sent.inbound_url("nope"), second.recipient, "TD"))[0] == 403

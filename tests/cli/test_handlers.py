@@ -92,6 +92,8 @@ def steps(folder: Path) -> list[list[str]]:
         ["audit", "coverage", "1"],
         ["audit", "coverage", "1", "--format", "csv", "-o", str(folder / "coverage.csv")],
         ["audit", "resident", "A1"],
+        ["audit", "pseudonym", "13800000001"],
+        ["retention", "apply", "--dry-run", "--by", "admin"],
         ["residents", "deactivate", "A2", "--as", "moved", "--reason", "迁出", "--by", "clerk"],
         ["residents", "reactivate", "A2", "--reason", "误报", "--by", "clerk"],
         ["demo", "--dir", str(folder / "demo"), "--residents", "40"],

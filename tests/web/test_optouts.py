@@ -3,6 +3,7 @@ full-width, mixed-case and padded keywords opt out; text that only mentions a ke
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from notifier.app import App
+from notifier.audit.pseudonyms import subject_of_phone
 from notifier.optouts import is_opt_out
 from notifier.storage.schema import opt_outs
 from tests.support.campaign import PHONES, audit_rows, sms_project
@@ -71,7 +73,10 @@ def test_full_width_and_mixed_case_replies_opt_out_through_the_webhook(web: tupl
     with app.engine.connect() as conn:
         listed = set(conn.execute(sa.select(opt_outs.c.phone)).scalars())
     assert listed == {"+86" + p for p in PHONES[:4]}
-    assert [s for s, _ in audit_rows(app, "optout.added")] == [f"phone:+86{p}" for p in PHONES[:4]]
+    assert [s for s, _ in audit_rows(app, "optout.added")] == [
+        subject_of_phone(app.engine, app.config, f"+86{p}") for p in PHONES[:4]
+    ]
+    assert all(f"{p}" not in s + json.dumps(e) for s, e in audit_rows(app, "optout.added") for p in PHONES)
     assert [e["keyword"] for _, e in audit_rows(app, "optout.repeated")] == [
         "ＴＤ"
     ]  # as received, for auditors

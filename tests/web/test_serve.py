@@ -21,7 +21,9 @@ import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
 from notifier.app import App
+from notifier.audit.pseudonyms import subject_of_phone
 from notifier.channels.twilio.webhooks import public_base
+from notifier.masking import mask_text
 from notifier.residents.importer import import_residents
 from notifier.storage.schema import audit_events, deliveries, opt_outs
 from tests.support.campaign import (
@@ -85,7 +87,8 @@ def test_signed_callbacks_move_sent_to_delivered(sent: tuple[App, WebThread], ts
         (f"delivery:{row.id}", "applied", "delivered", "sent", "delivered"),
     ]
     raw = audit_rows(app, "delivery.receipt")[-1][1]["raw"]
-    assert raw["MessageSid"] == sid and raw["AccountSid"] == ACCOUNT_SID and raw["To"] == "+86" + PHONES[0]
+    assert raw["MessageSid"] == sid and raw["AccountSid"] == ACCOUNT_SID
+    assert raw["To"] == mask_text("+86" + PHONES[0]) != "+86" + PHONES[0]  # the audit keeps no number
     assert {r.status for k, r in rows(app).items() if k != "+86" + PHONES[0]} == {"sent"}  # nobody else moved
 
 
@@ -243,8 +246,8 @@ def test_inbound_unsubscribe_opts_out_and_the_next_send_skips(
             "+86" + PHONES[2],
         }  # a question that mentions 退订 is not one
         assert [(s, e["keyword"]) for s, e in audit_rows(app, "optout.added")] == [
-            ("phone:+86" + PHONES[0], "退订"),
-            ("phone:+86" + PHONES[2], "Stop"),
+            (subject_of_phone(app.engine, app.config, "+86" + PHONES[0]), "退订"),
+            (subject_of_phone(app.engine, app.config, "+86" + PHONES[2]), "Stop"),
         ]
         assert len(audit_rows(app, "optout.repeated")) == 1
         report = send(app, run_id)
