@@ -118,6 +118,9 @@ run_messages = sa.Table(
     # looks it up here. Not unique: a run cancelled and re-created prints the same code again.
     sa.Column("verify_code", sa.String(10), index=True),
     sa.Column("postcode", sa.String(16)),  # letters: the register's `postcode` field, if it declares one
+    # The notice's amount in fen (rules with amount:; a household's or contact's sum), NULL without one:
+    # public lists and change notices read what was stated, not a recomputation.
+    sa.Column("amount", sa.BigInteger),
     sa.UniqueConstraint("run_id", "resident_id", "channel", name="uq_run_messages_run_resident_channel"),
 )
 
