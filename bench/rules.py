@@ -13,7 +13,12 @@ The script fails if the two engine paths disagree on any rule's counts, missing-
 members (with channels), or if a rule's match count differs from the floor's (no generated rule
 says if_missing: pass, so missing data matches in neither).
 
-    python bench/rules.py [--residents 1000000] [--rules 50] [--json]
+Then the same 50 rules with an `amount:` each (bands by age, per mu x rate with a cap, a sum, the
+resident's own 低保 amount; every fifth rule also `notify: household`): the one scan with amounts
+against the one scan without, best of --repeat each, alternating; the counts must be equal (no
+amount field is missing in the data) and grouping the household rules' notices is timed apart.
+
+    python bench/rules.py [--residents 1000000] [--rules 50] [--repeat 2] [--json]
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from notifier.app import App  # noqa: E402
 from notifier.audience import Audience, evaluate, evaluate_many  # noqa: E402
+from notifier.households import notices  # noqa: E402
 from notifier.rules.load import load_rules, rule_files  # noqa: E402
 from notifier.rules.model import Rule  # noqa: E402
 from notifier.storage.bulk import executemany  # noqa: E402
@@ -75,6 +81,8 @@ def populate(app: App, n: int, rng: random.Random) -> None:
                     "f_disabled": rng.random() < 0.05,
                     "f_farmland_mu": Decimal(rng.randint(0, 150)) / 10,
                     "f_gender": rng.choice(["male", "female"]),
+                    "f_household_id": f"H{i // 3:07d}",
+                    "f_is_head": i % 3 == 1,
                 }
             )
             if rng.random() < 0.3:
@@ -97,8 +105,24 @@ def populate(app: App, n: int, rng: random.Random) -> None:
         conn.exec_driver_sql("ANALYZE")
 
 
-def make_rules(folder: Path, count: int, rng: random.Random) -> list[str]:
-    """Rules shaped like real notices: 2-4 conditions, selective (a few % of residents)."""
+AMOUNTS = [  # by rule shape: what a notice of that kind would state
+    "amount: {bands: {field: age, table: [[null, 59, 20], [60, 79, 30], [80, null, 50]]}, max: 40}\n",
+    "amount: {field: dibao_monthly}\n",
+    "amount: {bands: {field: birth_date, table: [[60, 79, 50], [80, 89, 100], [90, null, 300]]}}\n",
+    "amount:\n  sum:\n    - per: {param: rate_per_mu, times_field: farmland_mu}\n    - value: 12.5\n"
+    "  max: {param: cap}\n",
+    "amount: {per: {param: rate_per_mu, times_field: household_size}, min: 100}\n",
+]
+PARAMS = (
+    "parameters:\n"
+    "  rate_per_mu: {unit: 元/亩, reference: 某县农发〔2026〕12号, values: {2025-01-01: 105.5}}\n"
+    "  cap: {unit: 元, values: {2025-01-01: 1000}}\n"
+)
+
+
+def make_rules(folder: Path, count: int, rng: random.Random, amount_folder: Path | None = None) -> list[str]:
+    """Rules shaped like real notices: 2-4 conditions, selective (a few % of residents); in
+    `amount_folder` the same rules with an amount each (every fifth one notify: household)."""
     hand: list[str] = []
     for i in range(count):
         line = 6000 + 200 * i
@@ -147,13 +171,16 @@ def make_rules(folder: Path, count: int, rng: random.Random) -> list[str]:
                 "{field: house_grade, equals: D}",
             ]
             sql += [f"(f_income_per_capita < {line // 2} OR f_dibao = 1)", "f_house_grade = 'D'"]
-        (folder / f"bench-{i:02d}.yaml").write_text(
+        text = (
             f"id: bench-{i:02d}\nitem: {{title: 测试{i}, domain: farm_subsidy, department: 县局, url: https://example.gov.cn/{i}}}\n"
             "match:\n  all:\n" + "".join(f"    - {c}\n" for c in conds) + "channels: [sms, email, letter]\n"
             "templates: {sms: farm_subsidy.sms.j2, email: farm_subsidy.email.j2, "
-            "letter: farm_subsidy.letter.j2}\n",
-            encoding="utf-8",
+            "letter: farm_subsidy.letter.j2}\n"
         )
+        (folder / f"bench-{i:02d}.yaml").write_text(text, encoding="utf-8")
+        if amount_folder is not None:
+            extra = PARAMS + AMOUNTS[shape] + ("notify: household\n" if i % 5 == 2 else "")
+            (amount_folder / f"bench-{i:02d}.yaml").write_text(text + extra, encoding="utf-8")
         hand.append(" AND ".join(sql))
     return hand
 
@@ -165,6 +192,14 @@ def timed(fn: Callable[[], T]) -> tuple[float, T]:
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
+
+
+def cpu_timed(fn: Callable[[], T]) -> tuple[float, float, T]:
+    """(wall, CPU) seconds: SQLite runs in this process, so CPU time is the scan's own cost even
+    when other work on the machine stretches the wall clock."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - w0, time.process_time() - c0, out
 
 
 def per_rule(app: App, rules: list[Rule]) -> list[Audience]:
@@ -191,16 +226,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--residents", type=int, default=1_000_000)
     ap.add_argument("--rules", type=int, default=50)
+    ap.add_argument("--repeat", type=int, default=2, help="best of N for the amounts comparison")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="notifier-rules-bench-"))
     try:
         (work / "rules").mkdir()
+        (work / "amounts").mkdir()
         shutil.copy(REPO / "rules" / "fields.yaml", work / "rules")
         shutil.copytree(REPO / "templates", work / "templates")
         (work / "notifier.toml").write_text("", encoding="utf-8")
         rng = random.Random(7)
-        hand = make_rules(work / "rules", args.rules, rng)
+        hand = make_rules(work / "rules", args.rules, rng, work / "amounts")
         app = App.open(work / "notifier.toml")
         t0 = time.perf_counter()
         populate(app, args.residents, rng)
@@ -211,6 +248,19 @@ def main() -> None:
         per_s, per_auds = timed(lambda: per_rule(app, rules))
         many_s, many_auds = timed(lambda: one_scan(app, rules))
         floor_s, floor_counts = timed(lambda: floor(app, hand))
+        with_amounts, problems = load_rules(rule_files(work / "amounts"), app.dictionary, work / "templates")
+        assert not problems, problems
+        amount_rules = list(with_amounts.values())
+        plain_s = amount_s = plain_cpu = amount_cpu = float("inf")
+        for _ in range(args.repeat):  # alternating, so both see the same machine load
+            wall, cpu, _ = cpu_timed(lambda: one_scan(app, rules))
+            plain_s, plain_cpu = min(plain_s, wall), min(plain_cpu, cpu)
+            wall, cpu, amount_auds = cpu_timed(lambda: one_scan(app, amount_rules))
+            amount_s, amount_cpu = min(amount_s, wall), min(amount_cpu, cpu)
+        assert [a.counts for a in amount_auds] == [a.counts for a in many_auds], "amounts changed counts"
+        assert all(len(a.amounts) == a.counts["match"] for a in amount_auds), "an amount is missing"
+        household = [a for a in amount_auds if a.compiled.rule.notify == "household"]
+        group_s, grouped = timed(lambda: [notices(app, a) for a in household])
         app.close()
         assert [(a.counts, a.review_conditions, a.members) for a in many_auds] == [
             (a.counts, a.review_conditions, a.members) for a in per_auds
@@ -232,6 +282,17 @@ def main() -> None:
             "ratio_per_rule_to_floor": round(per_s / floor_s, 2),
             "ratio_one_scan_to_floor": round(many_s / floor_s, 2),
             "matched_total": sum(matched),
+            "one_scan_plain_seconds": round(plain_s, 2),
+            "one_scan_amounts_seconds": round(amount_s, 2),
+            "ratio_amounts_to_plain": round(amount_s / plain_s, 3),
+            "one_scan_plain_cpu_seconds": round(plain_cpu, 2),
+            "one_scan_amounts_cpu_seconds": round(amount_cpu, 2),
+            "cpu_ratio_amounts_to_plain": round(amount_cpu / plain_cpu, 3),
+            "amount_total_yuan": str(sum(sum(v or 0 for v in a.amounts.values()) for a in amount_auds) / 100),
+            "household_rules": len(household),
+            "household_residents": sum(a.counts["match"] for a in household),
+            "household_notices": sum(len(g) for g in grouped),
+            "household_grouping_seconds": round(group_s, 2),
         }
         if args.json:
             print(json.dumps(out))
@@ -246,6 +307,16 @@ def main() -> None:
                 ("hand-written SQL floor (count + ids)", floor_s),
             ):
                 print(f"{label:<40} {seconds:7.2f} s   {seconds / floor_s:.2f}x the floor")
+            print(
+                f"one scan without amounts {plain_s:.2f} s, with amounts {amount_s:.2f} s "
+                f"({amount_s / plain_s:.3f}x; best of {args.repeat}); CPU {plain_cpu:.2f} s and "
+                f"{amount_cpu:.2f} s ({amount_cpu / plain_cpu:.3f}x); "
+                f"total stated {out['amount_total_yuan']} yuan"
+            )
+            print(
+                f"{len(household)} household rules: {out['household_residents']:,} residents -> "
+                f"{out['household_notices']:,} notices, grouped in {group_s:.2f} s"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

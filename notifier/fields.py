@@ -240,7 +240,8 @@ def _builtin(
 BUILTIN_FIELDS: dict[str, FieldSpec] = {
     f.name: f
     for f in (
-        _builtin("resident_id", "居民编号", "编号", "人员编号", "户编号"),
+        # not 户编号: that is a household's number (fields.yaml's household_id), shared by its members
+        _builtin("resident_id", "居民编号", "编号", "人员编号"),
         _builtin("name", "姓名", "户主姓名"),
         _builtin("phone", "手机号码", "手机号", "手机", "联系电话", "电话"),
         _builtin("email", "电子邮箱", "邮箱", "email", "e-mail", "电子邮件"),

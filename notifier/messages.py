@@ -22,7 +22,7 @@ from .app import App
 from .audience import Member, choose_channel
 from .errors import Problem, RenderError, RuleError
 from .masking import mask_address, mask_email, mask_id_number, mask_name, mask_phone, mask_text
-from .rendering.context import ResidentContext, params_context
+from .rendering.context import ResidentContext, amount_value, params_context
 from .rendering.segments import count_segments
 from .rendering.smsparams import TemplateParams, as_json
 from .rendering.templates import TemplateSet, item_context, template_context
@@ -65,11 +65,19 @@ class RenderedRun:
         )
 
 
-def render_messages(app: App, rule: Rule, on: date, members: list[Member], key: str = "") -> RenderedRun:
+def render_messages(
+    app: App,
+    rule: Rule,
+    on: date,
+    members: list[Member],
+    key: str = "",
+    amounts: dict[str, int | None] | None = None,
+) -> RenderedRun:
     """Render each member's channel and every later channel they have a contact for. A
     template that fails for a member is recorded as a failure (raise_for_failures then refuses
     the whole run), never replaced by a later channel: a render error has no fallback. Each
-    message gets the verification code of (notice `key`, resident, channel) when a secret is set."""
+    message gets the verification code of (notice `key`, resident, channel) when a secret is set.
+    `amounts`: each member's notice amount in fen (stored with the message, `{{ amount }}` in yuan)."""
     codes = verifier(app.config)
     templates = TemplateSet(rule.templates, rule.template_sources)
     registered = TemplateParams(rule.file, rule.sms_templates)
@@ -81,7 +89,9 @@ def render_messages(app: App, rule: Rule, on: date, members: list[Member], key: 
         first = member.channel
         if first is None:  # filtered out above; says so to the type checker
             continue
+        fen = (amounts or {}).get(row.resident_id)
         context = template_context(resident(row), item, params, None, rule.id, on)
+        context["amount"] = amount_value(rule, fen)
         targets = [(first, member.recipient)]
         for ch in later_channels(rule.channels, first):
             got, recipient, _ = choose_channel(
@@ -122,6 +132,7 @@ def render_messages(app: App, rule: Rule, on: date, members: list[Member], key: 
                     "templates": as_json(calls),
                     "verify_code": code,
                     "postcode": _postcode(row) if channel is Channel.LETTER else None,
+                    "amount": fen,
                 }
             )
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,10 +13,12 @@ import sqlalchemy as sa
 from .app import App
 from .audience import Member, evaluate, evaluate_many
 from .errors import NotFound, Problem, RuleError
+from .households import Notice, notices, places
 from .messages import member_rows
-from .rendering.context import ResidentContext, params_context
+from .rendering.context import ResidentContext, amount_value, params_context
 from .rendering.segments import count_segments
 from .rendering.templates import TemplateSet, display_value, item_context, template_context
+from .rules.amounts import Describer, fen_to_yuan
 from .rules.compile import OUTCOME, compile_rule, params_in_force, result_name
 from .rules.model import FieldCondition, ParamRef, Rule
 from .runs import window_problem
@@ -66,6 +69,9 @@ class Preview:
     samples: list[Sample]
     no_contact: int
     warnings: list[str]
+    notices: int = 0  # after notify: household | contact (counts are residents)
+    notify: str = "resident"
+    amount: Amounts | None = None
     changes: dict[str, int | None] | None = None  # `audience: changes`: what a run would notify
 
     def as_json(self) -> dict[str, Any]:
@@ -74,6 +80,9 @@ class Preview:
             "version": self.version,
             "on": self.on.isoformat(),
             **self.counts,
+            "notices": self.notices,
+            "notify": self.notify,
+            "amount": self.amount.as_json() if self.amount else None,
             "by_channel": self.by_channel,
             "sms_segments": self.sms_segments,
             "sms_cost": self.sms_cost,
@@ -84,6 +93,37 @@ class Preview:
             "warnings": self.warnings,
             **({"changes": self.changes} if self.changes is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class Amounts:
+    """The budget check: what the notices state in total and by village (yuan), and how many lack one."""
+
+    total: Decimal
+    by_village: dict[str, Decimal]
+    undetermined: int  # notices whose amount is unknown
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "total": str(self.total),
+            "by_village": {k: str(v) for k, v in self.by_village.items()},
+            "undetermined": self.undetermined,
+        }
+
+
+def amount_totals(app: App, sent: list[Notice]) -> Amounts:
+    """Totals by the addressee's village (a household head's, for notify: household)."""
+    villages: dict[str, int] = {}
+    where = places(app, [n.resident_id for n in sent])
+    for n in sent:
+        place = where.get(n.resident_id)
+        village = (place.village if place else None) or "（未填村）"
+        villages[village] = villages.get(village, 0) + (n.amount or 0)
+    return Amounts(
+        fen_to_yuan(sum(villages.values())) or Decimal(0),
+        {v: fen_to_yuan(f) or Decimal(0) for v, f in sorted(villages.items())},
+        sum(1 for n in sent if n.amount is None),
+    )
 
 
 def preview(app: App, rule: Rule, on: date, sample: int = 3, *, per_channel: bool = False) -> Preview:
@@ -97,19 +137,22 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3, *, per_channel: boo
         else []
     )
     aud = evaluate(app, rule, on)
+    sent = notices(app, aud)
+    fen = {n.resident_id: n.amount for n in sent}
+    members = [n.member for n in sent]
     templates = TemplateSet(rule.templates, rule.template_sources)
-    by_id = {m.resident_id: m for m in aud.members}
+    by_id = {m.resident_id: m for m in members}
     segments = 0
     samples: list[Sample] = []
     params = params_in_force(rule, on)
     item, values = item_context(rule.item, app.dictionary.domains), params_context(params)
     plain, masked = ResidentContext(app.dictionary), ResidentContext(app.dictionary, masked=True)
     failing: dict[str, int] = {}
-    for row, _ in member_rows(app, [m for m in aud.members if m.channel is Channel.SMS]):
+    for row, _ in member_rows(app, [m for m in members if m.channel is Channel.SMS]):
         try:
-            body = templates.render(
-                Channel.SMS, template_context(plain(row), item, values, None, rule.id, on)
-            ).body
+            context = template_context(plain(row), item, values, None, rule.id, on)
+            context["amount"] = amount_value(rule, fen.get(row.resident_id))
+            body = templates.render(Channel.SMS, context).body
         except RuleError as exc:
             for p in exc.problems:
                 where = f"{p.file}:{p.line}: {p.message}"
@@ -117,12 +160,12 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3, *, per_channel: boo
             continue
         segments += count_segments(body).segments
     warnings += [f"{where} ({n} resident(s))" for where, n in failing.items()]
-    for row, m in member_rows(app, _sampled(aud.members, sample, per_channel)):
+    for row, m in member_rows(app, _sampled(members, sample, per_channel)):
         assert m.channel is not None
         try:
-            rendered = templates.render(
-                m.channel, template_context(masked(row), item, values, None, rule.id, on)
-            )
+            context = template_context(masked(row), item, values, None, rule.id, on)
+            context["amount"] = amount_value(rule, fen.get(row.resident_id))
+            rendered = templates.render(m.channel, context)
         except RuleError as exc:
             samples.append(Sample(m.resident_id, m.channel.value, error=str(exc)))
             continue
@@ -143,7 +186,7 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3, *, per_channel: boo
         version=rule.version,
         on=on,
         counts=aud.counts,
-        by_channel=aud.by_channel(),
+        by_channel=_by_channel(members),
         sms_segments=segments,
         sms_cost=round(segments * (price.price_per_segment if price else 0.0), 2),
         review_conditions=aud.review_conditions,
@@ -151,8 +194,16 @@ def preview(app: App, rule: Rule, on: date, sample: int = 3, *, per_channel: boo
         samples=samples,
         no_contact=sum(1 for m in by_id.values() if m.channel is None),
         warnings=warnings,
-        changes=classify(app, rule, on, aud).counts() if rule.audience == "changes" else None,
+        notices=len(sent),
+        notify=rule.notify,
+        amount=amount_totals(app, sent) if rule.amount is not None else None,
+        changes=classify(app, rule, on, aud, sent).counts() if rule.audience == "changes" else None,
     )
+
+
+def _by_channel(members: list[Member]) -> dict[str, int]:
+    c = Counter(m.channel.value if m.channel else "none" for m in members)
+    return {k: c.get(k, 0) for k in ("sms", "email", "letter", "none")}
 
 
 def _sampled(members: list[Member], n: int, per_channel: bool) -> list[Member]:
@@ -258,6 +309,8 @@ class Explanation:
     summary: str
     conditions: list[dict[str, Any]]  # id, label, result, text, and per kind the value compared
     params: dict[str, dict[str, Any]]
+    amount: str | None = None  # yuan, as the run would state it (rules with amount:)
+    amount_steps: list[str] = field(default_factory=list)  # the computation in Chinese
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -269,6 +322,8 @@ class Explanation:
             "summary": self.summary,
             "conditions": self.conditions,
             "params": self.params,
+            "amount": self.amount,
+            "amount_steps": self.amount_steps,
         }
 
 
@@ -358,7 +413,24 @@ def explain(app: App, rule: Rule, resident_id: str, on: date) -> Explanation:
         "no_match": f"不符合条件：{'、'.join(failing)}。" if failing else "不符合条件。",
         "review": f"因缺少数据无法判断（{'、'.join(unknown)}），需工作人员核实后确定。",
     }[result]
-    return Explanation(rule.id, rule.version, resident_id, on, result, summary, conditions, c.params_used)
+    steps: list[str] = []
+    amount = None
+    if rule.amount is not None:
+        fields = app.dictionary.all_fields()
+        labels = {n: (s.label, s.unit) for n, s in fields.items()}
+        values = {n: getattr(person, column_name(s), None) for n, s in fields.items()}
+        described = Describer(rule, labels, on).describe(rule.amount, values)
+        steps = described.lines
+        sql_fen = got.amount
+        amount = str(fen_to_yuan(None if sql_fen is None else int(sql_fen)))
+        if sql_fen is None:
+            amount = None
+            steps.append("金额无法计算（缺少数据），需工作人员核实。")
+        else:
+            steps.append(f"金额：{fen_to_yuan(int(sql_fen))}元")
+    return Explanation(
+        rule.id, rule.version, resident_id, on, result, summary, conditions, c.params_used, amount, steps
+    )
 
 
 PRIVATE = frozenset({"phone", "id_number", "name", "email", "address"})

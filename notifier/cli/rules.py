@@ -200,6 +200,14 @@ def _previewed(p: Preview) -> None:
     )
     t.add_row(*_audience_cells(p.counts, p.by_channel), str(p.sms_segments), f"¥{p.sms_cost:.2f}")
     console.print(t)
+    if p.notices != p.counts["match"] or p.notify != "resident":
+        console.print(f"{p.counts['match']} residents matched, {p.notices} notices", markup=False)
+    if p.amount is not None:
+        console.print(f"amount total: {p.amount.total}元", markup=False)
+        for village, total in p.amount.by_village.items():
+            console.print(f"  {village}: {total}元", markup=False)
+        if p.amount.undetermined:
+            console.print(f"  {p.amount.undetermined} notice(s) without an amount", markup=False)
     if p.changes is not None:
         from ..runs.changes import describe
 
@@ -249,6 +257,10 @@ def _explained(e: Explanation) -> None:
     console.print(f"{e.rule} / {e.resident} on {e.on}: [bold]{e.result}[/bold] — {e.summary}")
     for c in e.conditions:
         console.print(f"  {CONDITION_MARKS[c['result']]} {c['text']}", markup=False)
+    if e.amount_steps:
+        console.print("  金额计算：", markup=False)
+        for line in e.amount_steps:
+            console.print(f"    {line}", markup=False)
 
 
 def cmd_review(args: argparse.Namespace) -> int:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from ..channels.letter.pdf import FONTS, SANS, cn_date, qr_png
-from ..rendering.templates import display_value
 from .rows import ListRow
 
 PAGE_CSS = """@page {{ size: A4; margin: 18mm 15mm 20mm 15mm;
@@ -95,7 +94,7 @@ def _cells(i: int, row: ListRow, head: Sequence[str]) -> str:
     if "家庭人口（人）" in head:
         out.append(f'<td class="n">{"" if row.household_size is None else row.household_size}</td>')
     if "金额（元）" in head:
-        amount = "" if row.amount is None else _e(display_value(row.amount))
+        amount = "" if row.amount is None else f"{row.amount:,.2f}"
         out.append(f'<td class="n">{amount}</td>')
     out += [f"<td>{_e(row.public.get(k, ''))}</td>" for k in head[len(out) :]]
     return "<tr>" + "".join(out) + "</tr>"

@@ -3,8 +3,11 @@
 One function, `list_rows`, decides what of a resident reaches a notice board: the name masked
 (张*三), township, village, household size and amount when known, and the fields the rule names
 public (`public_fields:`, checked by the rule loader: never an ID number, phone or e-mail).
-Names, township and village come from the run's stored messages (as they stood when the run was
-frozen), the rest from the register. Rows are sorted by township, village, then name.
+Names, township, village and the amount (fen, as stated in the notice) come from the run's stored
+messages (as they stood when the run was frozen), the rest from the register; a household's size
+is its members in the register's care when the register declares `household_id` (a rule with
+`notify: household` lists one row per head), else the `household_size` field. Rows are sorted by
+township, village, then name.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ..storage.fieldcols import column_name
 from ..storage.schema import deliveries, run_messages
 
 HOUSEHOLD_SIZE = "household_size"  # the data dictionary's field, when it declares one
+HOUSEHOLD_ID = "household_id"  # households.py: members counted when the register declares it
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,19 @@ def list_rows(app: App, run_id: int, public_fields: Sequence[str]) -> list[ListR
     members = sa.select(sa.distinct(d.c.resident_id)).where(d.c.run_id == run_id).scalar_subquery()
     specs = _specs(app.dictionary, public_fields)
     size = app.dictionary.field(HOUSEHOLD_SIZE)
-    size_col = t.c[column_name(size)] if size is not None and size.type is FieldType.INT else None
+    size_col: sa.ColumnElement[Any] | None = (
+        t.c[column_name(size)] if size is not None and size.type is FieldType.INT else None
+    )
+    household = app.dictionary.field(HOUSEHOLD_ID)
+    if household is not None:  # the members of the resident's household still in the register's care
+        h, key = t.alias("h"), column_name(household)
+        members_of = (
+            sa.select(sa.func.count())
+            .where(h.c[key] == t.c[key], h.c.left_at.is_(None))
+            .correlate(t)
+            .scalar_subquery()
+        )
+        size_col = sa.case((t.c[key].is_not(None), members_of), else_=size_col)
     cols: list[sa.ColumnElement[Any]] = [t.c.resident_id, t.c.name, t.c.township, t.c.village]
     cols += [t.c[column_name(s)].label(f"p_{i}") for i, s in enumerate(specs)]
     cols += [size_col.label("size")] if size_col is not None else []
@@ -77,7 +93,7 @@ def list_rows(app: App, run_id: int, public_fields: Sequence[str]) -> list[ListR
         frozen = {
             r.resident_id: r
             for r in conn.execute(
-                sa.select(m.c.resident_id, m.c.recipient_name, m.c.township, m.c.village).where(
+                sa.select(m.c.resident_id, m.c.recipient_name, m.c.township, m.c.village, m.c.amount).where(
                     m.c.run_id == run_id
                 )
             )
@@ -94,7 +110,8 @@ def list_rows(app: App, run_id: int, public_fields: Sequence[str]) -> list[ListR
                     name_masked=mask_name_ends(name),
                     township=(f.township if f is not None else None) or r.township or "",
                     village=(f.village if f is not None else None) or r.village or "",
-                    household_size=r._mapping.get("size"),
+                    household_size=r._mapping.get("size") or None,
+                    amount=None if f is None or f.amount is None else Decimal(f.amount) / 100,
                     public={s.label: shown(s, r._mapping[f"p_{i}"]) for i, s in enumerate(specs)},
                 ),
             )

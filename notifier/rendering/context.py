@@ -7,6 +7,8 @@ from typing import Any
 
 from ..fields import DataDictionary
 from ..masking import mask_email, mask_id_number, mask_name, mask_phone
+from ..rules.amounts import fen_to_yuan
+from ..rules.model import Rule
 from ..storage.fieldcols import column_name
 from .templates import display_value, missing
 
@@ -35,3 +37,10 @@ class ResidentContext:
 def params_context(params: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A run's recorded parameter values ({name: {value, unit, reference}}) as template numbers."""
     return {name: display_value(Decimal(str(p["value"]))) for name, p in params.items()}
+
+
+def amount_value(rule: Rule, fen: int | None) -> Any:
+    """`{{ amount }}`: the notice's amount in yuan (a Decimal); missing when the rule has none
+    or it could not be computed, so a template printing it fails rather than saying 0."""
+    value = fen_to_yuan(fen) if rule.amount is not None else None
+    return missing("amount") if value is None else value

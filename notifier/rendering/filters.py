@@ -1,4 +1,4 @@
-"""Template filters: money (¥1,234.50), Chinese dates (2026年3月2日) and masking.
+"""Template filters: money (¥1,234.50), yuan (1,234.50元), Chinese dates (2026年3月2日) and masking.
 
 A notice states amounts and deadlines that residents act on, so a value that is not what the
 filter expects raises ValueError (the template set reports it with file and line) rather than
@@ -35,6 +35,12 @@ def money(value: Any) -> str:
     return f"{sign}¥{abs(amount):,.2f}"
 
 
+def yuan(value: Any) -> str:
+    """1,234.50元: the amount as notices write it in Chinese (same rounding and checks as money)."""
+    text = money(value)
+    return text.replace("¥", "") + "元"
+
+
 def _as_date(value: Any, name: str) -> date:
     """A date or datetime as given, or parsed from an ISO string ("2026-03-02", "2026-03-02T09:05")."""
     if isinstance(value, date):  # datetime is a date too
@@ -67,6 +73,7 @@ def cn_datetime(value: Any) -> str:
 
 FILTERS: dict[str, Callable[..., str]] = {
     "money": money,
+    "yuan": yuan,
     "cn_date": cn_date,
     "cn_datetime": cn_datetime,
     "mask_phone": mask_phone,

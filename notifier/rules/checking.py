@@ -5,6 +5,8 @@ in-memory SQLite database), so what was checked is what runs. Templates are rend
 against a sample resident so a missing variable is found now, with its file and line, and
 against one who lacks every value the rule does not require, so a template that would print
 an empty or "None" value for some matched resident fails here rather than at `runs create`.
+A test may also state the resident's `amount` and the text each channel renders (`expect_text`),
+rendered from the same row and amount the query produced.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ import sqlalchemy as sa
 
 from ..errors import InputError, NotifierError, Problem
 from ..fields import DataDictionary, FieldType, load_dictionary
-from ..rendering.context import ResidentContext
+from ..rendering.context import ResidentContext, amount_value, params_context
 from ..rendering.smsparams import TemplateParams
 from ..rendering.templates import TemplateSet, display_value, item_context, template_context
 from ..status import Channel
 from ..storage.fieldcols import column_name, residents_table
 from ..storage.schema import records
-from .compile import OUTCOME, compile_rule, result_name
+from .amounts import fen_to_yuan
+from .compile import OUTCOME, compile_rule, params_in_force, result_name
 from .load import load_rules, rule_files
-from .model import Combinator, Condition, FieldCondition, Rule, jsonable
+from .model import Combinator, Condition, FieldCondition, Rule, RuleTest, amount_fields, jsonable
 
 SAMPLE_TEXT = {
     "name": "张三",
@@ -104,6 +107,11 @@ def present_when_matched(cond: Condition) -> set[str]:
     return set()
 
 
+def _amount_fields(rule: Rule) -> set[str]:
+    """A matched resident has every field the amount reads (else the result is review)."""
+    return set(amount_fields(rule.amount)) if rule.amount is not None else set()
+
+
 def sample_context(
     rule: Rule, dictionary: DataDictionary, on: date, keep: set[str] | None = None
 ) -> dict[str, Any]:
@@ -118,14 +126,19 @@ def sample_context(
         name: display_value(p.value_on(on) or (p.values[-1][1] if p.values else Decimal(0)))
         for name, p in rule.parameters.items()
     }
-    return template_context(
+    context = template_context(
         ResidentContext(dictionary)(row), item_context(rule.item, dictionary.domains), params, 0, rule.id, on
     )
+    context["amount"] = amount_value(rule, SAMPLE_FEN)
+    return context
+
+
+SAMPLE_FEN = 123450  # what `{{ amount }}` is in template checks: 1234.50
 
 
 def check_templates(rule: Rule, dictionary: DataDictionary) -> list[Problem]:
     on = rule.item.publish_from or date.today()
-    required = present_when_matched(rule.match) | {"resident_id"}
+    required = present_when_matched(rule.match) | {"resident_id"} | _amount_fields(rule)
     try:
         ts = TemplateSet(rule.templates, rule.template_sources)
         ctx = sample_context(rule, dictionary, on)
@@ -155,7 +168,7 @@ def check_sms_templates(
     if not rule.sms_templates or Channel.SMS not in rule.templates:
         return []
     on = rule.item.publish_from or date.today()
-    required = present_when_matched(rule.match) | {"resident_id", CONTACT[Channel.SMS]}
+    required = present_when_matched(rule.match) | {"resident_id", CONTACT[Channel.SMS]} | _amount_fields(rule)
     try:
         params = TemplateParams(rule.file, rule.sms_templates)
         ts = TemplateSet(rule.templates, rule.template_sources)
@@ -220,7 +233,10 @@ def run_tests(rule: Rule, dictionary: DataDictionary, engine: sa.Engine, table: 
                     )
             compiled = compile_rule(rule, dictionary, table, test.on)
             got = conn.execute(compiled.query).one()
+            person = conn.execute(sa.select(table)).one()
         result = result_name(got.result)
+        fen = None if compiled.amount is None or got.amount is None else int(got.amount)
+        problems += _amount_and_texts(rule, dictionary, test, person, fen)
         if result != test.expect:
             conds = ", ".join(
                 f"{leaf.id} {OUTCOME[getattr(got, f'cond_{leaf.id}')]}" for leaf in compiled.leaves
@@ -234,6 +250,54 @@ def run_tests(rule: Rule, dictionary: DataDictionary, engine: sa.Engine, table: 
                 )
             )
     return problems
+
+
+def _amount_and_texts(
+    rule: Rule, dictionary: DataDictionary, test: RuleTest, person: Any, fen: int | None
+) -> list[Problem]:
+    """A test's `amount:` and `expect_text:` against the computed amount and rendered channels."""
+    out = []
+
+    def fail(message: str) -> None:
+        out.append(
+            Problem(f"test {test.name!r}: {message}", file=rule.file, line=test.mark[0], column=test.mark[1])
+        )
+
+    got = fen_to_yuan(fen)
+    if (
+        test.expects_amount
+        and (got is None) != (test.amount is None)
+        or (got is not None and test.amount is not None and got != test.amount)
+    ):
+        want = "no amount" if test.amount is None else f"amount {test.amount}"
+        fail(f"expected {want}, got {'no amount' if got is None else f'amount {got}'}")
+    if not test.expect_text:
+        return out
+    context = template_context(
+        ResidentContext(dictionary)(person),
+        item_context(rule.item, dictionary.domains),
+        params_context(params_in_force(rule, test.on)),
+        0,
+        rule.id,
+        test.on,
+    )
+    context["amount"] = amount_value(rule, fen)
+    templates = TemplateSet(rule.templates, rule.template_sources)
+    for channel, wanted in test.expect_text.items():
+        if channel not in rule.templates:
+            fail(f"expect_text.{channel.value}: the rule has no {channel.value} template")
+            continue
+        try:
+            body = templates.render(channel, context).body
+        except NotifierError as exc:
+            fail(f"{channel.value} does not render: {exc.message}")
+            continue
+        if wanted.equals is not None and body != wanted.equals.strip():
+            fail(f"{channel.value} text differs:\n  expected: {wanted.equals.strip()}\n  rendered: {body}")
+        for part in wanted.contains:
+            if part not in body:
+                fail(f"{channel.value} text lacks {part!r}; rendered: {body}")
+    return out
 
 
 def check_rules(

@@ -6,6 +6,10 @@ unknown into pass or fail. In this order Kleene's three-valued logic is plain ar
 silently drops anyone (the overall `result` is 2 match, 0 no_match or 1 review), no NULL
 reaches the combination, and each condition is computed once per resident. The same query gives
 counts, the audience and per-resident explanations. Only bound parameters reach the SQL.
+
+A rule's `amount:` (rules/amounts.py) is one more column of the same query, in fen. A matched
+resident whose amount cannot be computed (a field it needs is NULL) is `review`, not matched:
+nobody is told "0 yuan" because data is missing.
 """
 
 from __future__ import annotations
@@ -24,7 +28,17 @@ from ..errors import Problem, RuleError
 from ..fields import DataDictionary, FieldType
 from ..storage.fieldcols import column_name
 from ..storage.schema import records
-from .model import Combinator, Condition, FieldCondition, Leaf, ParamRef, RecordCondition, Rule
+from .amounts import compile_amount
+from .model import (
+    Combinator,
+    Condition,
+    FieldCondition,
+    Leaf,
+    ParamRef,
+    RecordCondition,
+    Rule,
+    amount_fields,
+)
 
 MATCH, NO_MATCH, REVIEW = "match", "no_match", "review"
 FAIL, UNKNOWN, PASS = 0, 1, 2
@@ -70,6 +84,7 @@ class CompiledRule:
     # can be unknown at all (if_missing: review): audiences tell which data review rows lack.
     unknown_when_null: dict[str, sa.ColumnElement[Any]]
     costly: bool  # needs related-records lookups: scans test it after cheap rules
+    amount: sa.ColumnElement[Any] | None = None  # fen over the residents table; None: rule has no amount
 
     def column(self, leaf_id: str) -> str:
         return f"cond_{leaf_id}"
@@ -231,6 +246,11 @@ def compile_rule(rule: Rule, dictionary: DataDictionary, table: sa.Table, on: da
         leaf.id: comp.field_leaf(leaf) if isinstance(leaf, FieldCondition) else comp.record_leaf(leaf)
         for leaf in leaves
     }
+    fields = dictionary.all_fields()
+    amount, amount_problems = compile_amount(
+        rule, {name: table.c[column_name(spec)] for name, spec in fields.items()}, on
+    )
+    comp.problems += amount_problems
     if comp.problems:
         raise RuleError(f"{rule.file}: cannot be evaluated on {on}", comp.problems)
     conditions = {k: v.value for k, v in compiled.items()}
@@ -238,10 +258,23 @@ def compile_rule(rule: Rule, dictionary: DataDictionary, table: sa.Table, on: da
     # Counts and audiences filter with the equivalent plain predicates straight over the table,
     # so the database short-circuits them exactly as it would hand-written AND/OR.
     matches, fails = comp.predicates(rule.match, compiled)
-    query = sa.select(
-        table.c.resident_id, *[v.label(f"cond_{k}") for k, v in conditions.items()], result.label("result")
-    )
     unknown = {k: v.unknown_when_null for k, v in compiled.items() if v.unknown_when_null is not None}
+    extra: list[sa.ColumnElement[Any]] = []
+    if amount is not None and rule.amount is not None:
+        needed = [table.c[column_name(fields[f])] for f in amount_fields(rule.amount)]
+        if needed:
+            known = sa.and_(*[col.is_not(None) for col in needed])
+            result = sa.case((sa.and_(result == PASS, sa.not_(known)), UNKNOWN), else_=result)
+            matches = sa.and_(matches, known)
+            unknown |= {f"amount_{col.key}": col for col in needed}
+        comp.params_used |= amount.params
+        extra = [amount.expr.label("amount")]
+    query = sa.select(
+        table.c.resident_id,
+        *[v.label(f"cond_{k}") for k, v in conditions.items()],
+        result.label("result"),
+        *extra,
+    )
     return CompiledRule(
         rule,
         on,
@@ -255,4 +288,5 @@ def compile_rule(rule: Rule, dictionary: DataDictionary, table: sa.Table, on: da
         comp.params_used,
         unknown,
         _costly(rule.match),
+        amount.expr if amount is not None else None,
     )

@@ -20,11 +20,13 @@ from ..fields import DataDictionary, FieldSpec, FieldType
 from ..status import Channel
 from ..yamlsafe import YList, YMap, load_yaml
 from . import smstemplates
+from .amountload import AmountReader, table_parameter
 from .model import (
     CHANGE_KINDS,
     ChangeTemplates,
     Combinator,
     Condition,
+    ExpectText,
     FieldCondition,
     Item,
     Parameter,
@@ -42,6 +44,8 @@ TOP_KEYS = (
     "item",
     "parameters",
     "match",
+    "amount",
+    "notify",
     "channels",
     "templates",
     "sms_templates",
@@ -76,6 +80,7 @@ COMBINATORS = ("all", "any", "not")
 LEAF_KEYS = ("id", "label", "field", "if_missing", *FIELD_OPS)
 RECORD_KEYS = ("id", "label", "records", "where", "within_years", "if_missing")
 IF_MISSING = ("review", "fail", "pass")
+NOTIFY = ("resident", "household", "contact")
 ORDERED = (FieldType.INT, FieldType.DECIMAL, FieldType.DATE)
 
 _BAD = object()
@@ -173,6 +178,11 @@ class _Checker:
                 self.bad(node.where(name), f"parameter {name!r} needs values: {{DATE: VALUE, ...}}")
                 continue
             self.unknown_keys(body, ("unit", "reference", "values", "label"), f"parameter {name!r}")
+            if any(isinstance(v, YList) for v in body["values"].values()):
+                table = table_parameter(name, body, body["values"], self.bad)
+                if table is not None:
+                    self.params[name] = table
+                continue
             values = []
             for since, value in body["values"].items():
                 try:
@@ -318,6 +328,11 @@ class _Checker:
             pname = str(raw["param"])
             if pname not in self.params:
                 self.bad(raw.where("param"), f"unknown parameter {pname!r}{did_you_mean(pname, self.params)}")
+                return _BAD
+            if self.params[pname].tables:
+                self.bad(
+                    raw.where("param"), f"parameter {pname!r} holds band tables; conditions compare numbers"
+                )
                 return _BAD
             times = raw.get("times", 1)
             if isinstance(times, bool) or not isinstance(times, (int, Decimal)):
@@ -478,7 +493,7 @@ class _Checker:
             if not isinstance(t, YMap):
                 self.bad(node.where(i), "each test is a mapping with name, on, resident, expect")
                 continue
-            allowed = ("name", "on", "resident", "expect", *self.d.records)
+            allowed = ("name", "on", "resident", "expect", "amount", "expect_text", *self.d.records)
             self.unknown_keys(t, allowed, "test")
             expect = str(t.get("expect"))
             if expect not in ("match", "no_match", "review"):
@@ -511,8 +526,73 @@ class _Checker:
                         continue
                     parsed.append(self.typed_values(row, self.d.records[kind].fields, repr(kind)))
                 recs[kind] = parsed
-            out.append(RuleTest(str(t.get("name") or f"test {i + 1}"), on, values, recs, expect, t.mark))
+            amount = t.get("amount")
+            if amount is not None and (isinstance(amount, bool) or not isinstance(amount, (int, Decimal))):
+                self.bad(
+                    t.where("amount"), f"amount: takes the expected amount in yuan (or null), not {amount!r}"
+                )
+            texts = self.expect_text(t.get("expect_text"), t.where("expect_text"))
+            out.append(
+                RuleTest(
+                    str(t.get("name") or f"test {i + 1}"),
+                    on,
+                    values,
+                    recs,
+                    expect,
+                    t.mark,
+                    Decimal(amount) if isinstance(amount, (int, Decimal)) else None,
+                    "amount" in t,
+                    texts,
+                )
+            )
         return out
+
+    def expect_text(self, node: Any, mark: tuple[int, int]) -> dict[Channel, ExpectText]:
+        """`expect_text: {sms: "exact text", email: {contains: [..]}}`."""
+        if node is None:
+            return {}
+        if not isinstance(node, YMap):
+            self.bad(
+                mark, 'expect_text: maps channels to the text, e.g. {sms: "…"} or {sms: {contains: [..]}}'
+            )
+            return {}
+        out: dict[Channel, ExpectText] = {}
+        for key, want in node.items():
+            try:
+                ch = Channel(key)
+            except ValueError:
+                self.bad(
+                    node.key_where(key),
+                    f"unknown channel {key!r}{did_you_mean(key, [c.value for c in Channel])}",
+                )
+                continue
+            if isinstance(want, str):
+                out[ch] = ExpectText(want, ())
+            elif (
+                isinstance(want, YMap)
+                and set(want) == {"contains"}
+                and isinstance(want["contains"], YList)
+                and all(isinstance(x, str) for x in want["contains"])
+            ):
+                out[ch] = ExpectText(None, tuple(want["contains"]))
+            else:
+                self.bad(
+                    node.where(key), f"expect_text.{key} takes the exact text or {{contains: [text, ...]}}"
+                )
+        return out
+
+    def notify(self, node: Any, mark: tuple[int, int]) -> str:
+        value = "resident" if node is None else str(node)
+        if value not in NOTIFY:
+            self.bad(mark, f"notify must be resident, household or contact{did_you_mean(value, NOTIFY)}")
+            return "resident"
+        if value == "household" and self.d.field("household_id") is None:
+            self.bad(
+                mark,
+                "notify: household needs a household_id field in fields.yaml "
+                "(e.g. household_id: {type: text, label: 户编号, columns: [户编号, 户号]})",
+            )
+        return value
 
     def typed_values(self, node: YMap, specs: dict[str, FieldSpec], owner: str) -> dict[str, Any]:
         """A test resident's or record's `field: value` pairs, read as the importer reads cells."""
@@ -657,6 +737,12 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
     item = c.item(doc.get("item"), doc.where("item"))
     c.parameters(doc.get("parameters"), doc.where("parameters"))
     match = c.condition(doc.get("match"), doc.where("match")) if "match" in doc else None
+    amount = (
+        AmountReader(dictionary, c.params, c.bad).node(doc["amount"], doc.where("amount"))
+        if "amount" in doc
+        else None
+    )
+    notify = c.notify(doc.get("notify"), doc.where("notify"))
     channels = c.channels(doc.get("channels"), doc.where("channels")) if "channels" in doc else []
     audience = str(doc.get("audience", "all"))
     if audience not in ("all", "changes"):
@@ -706,6 +792,8 @@ def read_rule(path: Path, dictionary: DataDictionary, templates_dir: Path) -> Ru
         else {},
         public_fields=public,
         warnings=tuple(c.warnings),
+        amount=amount,
+        notify=notify,
     )
     rule.version = rule_version(rule, dictionary)
     return rule

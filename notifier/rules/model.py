@@ -1,4 +1,4 @@
-"""What a loaded rule file is: item, dated parameters, condition tree, channels, schedule, tests."""
+"""What a loaded rule file is: item, dated parameters, condition tree, amount, channels, schedule, tests."""
 
 from __future__ import annotations
 
@@ -35,17 +35,35 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Band:
+    """One row of a band table: `low`..`high` inclusive (None: open end) pays `fen`."""
+
+    low: Decimal | None
+    high: Decimal | None
+    fen: int
+
+
+@dataclass(frozen=True)
 class Parameter:
     name: str
     unit: str
     reference: str
     values: tuple[tuple[date, Decimal], ...]  # sorted by date
+    # A band parameter: dated band tables instead of dated numbers (values is then empty).
+    tables: tuple[tuple[date, tuple[Band, ...]], ...] = ()
 
     def value_on(self, day: date) -> Decimal | None:
         found = None
         for since, value in self.values:
             if since <= day:
                 found = value
+        return found
+
+    def table_on(self, day: date) -> tuple[Band, ...] | None:
+        found = None
+        for since, table in self.tables:
+            if since <= day:
+                found = table
         return found
 
 
@@ -95,6 +113,82 @@ def leaves(cond: Condition) -> list[Leaf]:
     return [cond]
 
 
+# -- amounts (rules/amounts.py compiles them, in integer fen) ----------------------------
+@dataclass(frozen=True)
+class Fixed:
+    """A number of yuan, or a parameter's value in force (`param`)."""
+
+    fen: int | None
+    param: str | None
+    mark: Mark
+
+
+@dataclass(frozen=True)
+class FieldAmount:
+    """A resident's own decimal field, in yuan (e.g. the 低保 monthly amount already decided)."""
+
+    field: str
+    mark: Mark
+
+
+@dataclass(frozen=True)
+class Bands:
+    """The band `field` (an age on the run date, for a date field) falls in; None outside every band
+    pays nothing. `table` is written in the rule, or `param` holds dated tables."""
+
+    field: str
+    age: bool
+    table: tuple[Band, ...]
+    param: str | None
+    mark: Mark
+
+
+@dataclass(frozen=True)
+class Per:
+    """A rate parameter (yuan per unit, dated) times a quantity field, rounded half-up to the fen."""
+
+    param: str
+    times_field: str
+    mark: Mark
+
+
+@dataclass(frozen=True)
+class Sum:
+    parts: tuple["Amount", ...]
+    mark: Mark
+
+
+@dataclass(frozen=True)
+class Amount:
+    """One amount node with its optional floor (`min`) and cap (`max`)."""
+
+    body: Union[Fixed, FieldAmount, Bands, Per, Sum]
+    label: str
+    at_least: Fixed | None
+    at_most: Fixed | None
+    mark: Mark
+
+
+def amount_fields(node: Amount) -> list[str]:
+    """The resident fields an amount reads: any of them missing leaves the amount (and the rule) open."""
+    b = node.body
+    if isinstance(b, Sum):
+        return list(dict.fromkeys(f for part in b.parts for f in amount_fields(part)))
+    if isinstance(b, (FieldAmount, Bands)):
+        return [b.field]
+    if isinstance(b, Per):
+        return [b.times_field]
+    return []
+
+
+@dataclass(frozen=True)
+class ExpectText:
+    """A test's expected text of one channel: exactly `equals`, or containing each of `contains`."""
+
+    equals: str | None
+    contains: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class RuleTest:
     name: str
@@ -103,6 +197,9 @@ class RuleTest:
     records: dict[str, list[dict[str, Any]]]
     expect: str  # match | no_match | review
     mark: Mark
+    amount: Decimal | None = None
+    expects_amount: bool = False  # `amount:` given (None then asserts no amount)
+    expect_text: dict[Channel, ExpectText] = field(default_factory=dict)
 
 
 CHANGE_KINDS = ("joined", "left", "changed")
@@ -134,6 +231,8 @@ class Rule:
     template_sources: dict[Channel, str] = field(default_factory=dict, repr=False)
     template_files: dict[Channel, str] = field(default_factory=dict, repr=False)
     sms_templates: dict[str, RegisteredTemplate] = field(default_factory=dict)  # by provider kind
+    amount: Amount | None = None
+    notify: str = "resident"  # resident | household | contact (households.py)
     # Fields the rule names as public: printed on its 公示 list beside the masked name (disclosure/)
     public_fields: tuple[str, ...] = ()
     warnings: tuple[Problem, ...] = ()  # what `rules check` points out without refusing the file

@@ -17,17 +17,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 
 import sqlalchemy as sa
 
 from ..app import App
 from ..audience import CONTACTS, Audience, Member, choose_channel, contact_columns, result_code
+from ..households import Notice
 from ..rules.compile import FAIL
 from ..rules.model import CHANGE_KINDS, Rule
 from ..status import RunStatus
 from ..storage.bulk import executemany
-from ..storage.schema import deliveries, run_eligible, runs
+from ..storage.schema import deliveries, run_eligible, run_messages, runs
 
 CHUNK = 5000  # residents looked up per query
 
@@ -38,7 +38,7 @@ class ChangeSet:
 
     baseline: int | None  # the run compared against; None: the rule's first run, a full one
     members: dict[str, list[Member]] = field(default_factory=lambda: {k: [] for k in CHANGE_KINDS})
-    eligible: dict[str, Decimal | None] = field(default_factory=dict)  # resident -> amount
+    eligible: dict[str, int | None] = field(default_factory=dict)  # resident -> amount in fen
     unchanged: int = 0
     undecided: int = 0  # eligible before, undecided now (review): no notice, still eligible
     gone: int = 0  # eligible before, no longer in the register's care: no notice
@@ -81,8 +81,9 @@ def baseline_run(conn: sa.Connection, rule_id: str, before: int | None = None) -
     return int(found) if found is not None else None
 
 
-def eligible_in(conn: sa.Connection, run_id: int) -> dict[str, Decimal | None]:
-    """Who run `run_id` found eligible: its run_eligible rows, or (a full run) its audience."""
+def eligible_in(conn: sa.Connection, run_id: int) -> dict[str, int | None]:
+    """Who run `run_id` found eligible, with the amount (fen) stated to them: its run_eligible
+    rows, or (a full run) its audience and the amount of the message each was sent."""
     e = run_eligible
     kept = {
         r.resident_id: r.amount
@@ -90,11 +91,13 @@ def eligible_in(conn: sa.Connection, run_id: int) -> dict[str, Decimal | None]:
     }
     if kept:
         return kept
-    d = deliveries
+    d, m = deliveries, run_messages
     return {
-        r.resident_id: None
+        r.resident_id: r.amount
         for r in conn.execute(
-            sa.select(d.c.resident_id).where(d.c.run_id == run_id, d.c.fallback_of.is_(None)).distinct()
+            sa.select(d.c.resident_id, m.c.amount)
+            .select_from(d.outerjoin(m, m.c.id == d.c.message_id))
+            .where(d.c.run_id == run_id, d.c.fallback_of.is_(None))
         )
     }
 
@@ -104,17 +107,15 @@ def _chunks(ids: list[str]) -> Iterator[list[str]]:
         yield ids[i : i + CHUNK]
 
 
-def classify(
-    app: App, rule: Rule, on: date, aud: Audience, amounts: dict[str, Decimal | None] | None = None
-) -> ChangeSet:
-    """Compare the rule's audience on `on` with the last completed run's; `amounts` are this
-    run's amount per matched resident (none: amounts never differ)."""
-    amounts = amounts or {}
+def classify(app: App, rule: Rule, on: date, aud: Audience, sent: list[Notice]) -> ChangeSet:
+    """Compare the rule's notices on `on` (households.notices: one per resident, household or
+    contact, with its amount in fen) with those of the last completed run."""
+    amounts = {n.resident_id: n.amount for n in sent}
     with app.reader.connect() as conn:
         base = baseline_run(conn, rule.id)
         before = eligible_in(conn, base) if base is not None else {}
         out = ChangeSet(base)
-        now = {m.resident_id: m for m in aud.members}
+        now = {n.resident_id: n.member for n in sent}
         for rid, m in now.items():
             out.eligible[rid] = amounts.get(rid)
             if base is None or rid not in before:
@@ -165,6 +166,6 @@ def _left(
     return left, kept
 
 
-def store_eligible(conn: sa.Connection, run_id: int, eligible: dict[str, Decimal | None]) -> None:
+def store_eligible(conn: sa.Connection, run_id: int, eligible: dict[str, int | None]) -> None:
     rows = [{"run_id": run_id, "resident_id": rid, "amount": a} for rid, a in eligible.items()]
     executemany(conn, run_eligible.insert(), rows)

@@ -4,11 +4,18 @@ store every message, and snapshot what will be sent (RunSnapshot).
 Later edits to files or re-imports of the register never change an approved run. A notice
 reaches a resident at most once per channel across runs: `notice_key` is the rule id (and the
 date, for recurring notices), unique per resident and channel in the deliveries table.
+
+`notify: household | contact` (households.py) turns matched residents into fewer notices, each
+stating the sum of its residents' amounts (stored on run_messages.amount). And whatever the
+rule says, one recipient never gets the same text twice in a run: a member whose message is
+identical to one already going to the same phone, e-mail or address is skipped, with the resident
+who gets it as the reason.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -17,10 +24,11 @@ import sqlalchemy as sa
 
 from ..actors import actor_name
 from ..app import App
-from ..audience import Audience, Member, evaluate
+from ..audience import Member, evaluate
 from ..audit import log as audit
 from ..clock import utcnow
 from ..errors import StateError
+from ..households import Notice, notices
 from ..messages import RenderedRun, render_messages
 from ..rules.model import Rule
 from ..status import DeliveryStatus, RunStatus
@@ -98,10 +106,13 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
             window=PublicationWindow.of(rule.item).describe(),
         )
     aud = evaluate(app, rule, on)
+    sent = notices(app, aud)
+    members = [n.member for n in sent]
     key = notice_key(rule, on)
-    changes = classify(app, rule, on, aud) if rule.audience == "changes" else None
-    members = changes.all_members() if changes else aud.members
-    rendered = _render(app, rule, on, aud, changes, key)
+    changes = classify(app, rule, on, aud, sent) if rule.audience == "changes" else None
+    if changes:
+        members = changes.all_members()
+    rendered = _render(app, rule, on, members, changes, key, {n.resident_id: n.amount for n in sent})
     snapshot = RunSnapshot.of_rule(rule, on, app.dictionary.domains)
     now = utcnow()
     with app.engine.begin() as conn:
@@ -122,7 +133,7 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
             )
             .returning(runs.c.id)
         ).scalar_one()
-        rows = _delivery_rows(run_id, members, key, _notified(conn, key), now)
+        rows = _delivery_rows(run_id, members, key, _notified(conn, key), now, _identical(rendered.rows))
         if changes:
             kinds = changes.kind_of()
             for r in rows:
@@ -144,7 +155,10 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
             audience=len(rows),
             review=aud.counts["review"],
             skipped=skipped,
-            by_channel=aud.by_channel(),
+            by_channel=_by_channel(members),
+            notify=rule.notify,
+            residents=sum(len(n.covers) for n in sent),
+            amount_fen=_amount_total(sent) if rule.amount is not None else None,
             params=dict(snapshot.params),
             deliveries_sha256=_digest([f"{r['resident_id']}\t{r['channel']}\t{r['status']}" for r in rows]),
             messages=len(rendered.rows),
@@ -166,17 +180,23 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
 
 
 def _render(
-    app: App, rule: Rule, on: date, aud: Audience, changes: ChangeSet | None, key: str
+    app: App,
+    rule: Rule,
+    on: date,
+    members: list[Member],
+    changes: ChangeSet | None,
+    key: str,
+    amounts: dict[str, int | None],
 ) -> RenderedRun:
     """Every member's messages; a change run renders each kind with that kind's templates."""
     if changes is None:
-        rendered = render_messages(app, rule, on, aud.members, key)
+        rendered = render_messages(app, rule, on, members, key, amounts)
         rendered.raise_for_failures(rule)
         return rendered
     out = RenderedRun()
-    for kind, members in changes.members.items():
+    for kind, of_kind in changes.members.items():
         view = rule.for_change(kind)
-        part = render_messages(app, view, on, members, key)
+        part = render_messages(app, view, on, of_kind, key, amounts)
         part.raise_for_failures(view)
         out.rows += part.rows
     return out
@@ -191,15 +211,44 @@ def _notified(conn: sa.Connection, key: str) -> dict[str, int]:
     }
 
 
+def _by_channel(members: list[Member]) -> dict[str, int]:
+    c = Counter(m.channel.value if m.channel else "none" for m in members)
+    return {k: c.get(k, 0) for k in ("sms", "email", "letter", "none")}
+
+
+def _amount_total(sent: list[Notice]) -> int:
+    return sum(n.amount or 0 for n in sent)
+
+
+def _identical(messages: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(resident, channel) -> the resident already getting the same text at the same recipient."""
+    first: dict[tuple[str, str, str], str] = {}
+    out: dict[tuple[str, str], str] = {}
+    for m in sorted(messages, key=lambda m: str(m["resident_id"])):
+        same = (m["channel"], m["recipient"], m["sha256"])
+        if same in first:
+            out[(m["resident_id"], m["channel"])] = first[same]
+        else:
+            first[same] = m["resident_id"]
+    return out
+
+
 def _delivery_rows(
-    run_id: int, members: list[Member], key: str, notified: dict[str, int], now: datetime
+    run_id: int,
+    members: list[Member],
+    key: str,
+    notified: dict[str, int],
+    now: datetime,
+    identical: dict[tuple[str, str], str],
 ) -> list[dict[str, Any]]:
-    """One row per member: `pending` on its channel, or `skipped` (notified before, no contact)."""
+    """One row per member: `pending` on its channel, or `skipped` (notified before, no contact,
+    the same text already going to the same recipient)."""
     rows = []
     reason: str | None
     k: str | None
     for m in members:
         status, reason, k = DeliveryStatus.PENDING, None, key
+        same = identical.get((m.resident_id, m.channel.value)) if m.channel else None
         if m.resident_id in notified:
             status, reason, k = (
                 DeliveryStatus.SKIPPED,
@@ -208,6 +257,12 @@ def _delivery_rows(
             )
         elif m.channel is None:
             status, reason, k = DeliveryStatus.SKIPPED, m.reason, None
+        elif same is not None:
+            status, reason, k = (
+                DeliveryStatus.SKIPPED,
+                f"same notice to the same recipient as resident {same}",
+                None,
+            )
         rows.append(
             {
                 "run_id": run_id,

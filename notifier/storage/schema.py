@@ -122,6 +122,9 @@ run_messages = sa.Table(
     # looks it up here. Not unique: a run cancelled and re-created prints the same code again.
     sa.Column("verify_code", sa.String(10), index=True),
     sa.Column("postcode", sa.String(16)),  # letters: the register's `postcode` field, if it declares one
+    # The notice's amount in fen (rules with amount:; a household's or contact's sum), NULL without one:
+    # public lists and change notices read what was stated, not a recomputation.
+    sa.Column("amount", sa.BigInteger),
     # When `retention apply` removed the text and recipient (sha256 and verify_code stay); NULL: kept.
     sa.Column("purged_at", TS),
     sa.UniqueConstraint("run_id", "resident_id", "channel", name="uq_run_messages_run_resident_channel"),
@@ -167,7 +170,7 @@ run_eligible = sa.Table(
     metadata,
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
     sa.Column("resident_id", sa.String(64), primary_key=True),
-    sa.Column("amount", sa.Numeric(14, 2)),  # the rule's amount then, when it computes one
+    sa.Column("amount", sa.BigInteger),  # the amount (fen) stated then, when the rule computes one
 )
 
 opt_outs = sa.Table(

@@ -147,6 +147,7 @@ def test_mask_filters(name: str, value: str | None, expected: str) -> None:
 def test_filter_names() -> None:
     assert set(FILTERS) == {
         "money",
+        "yuan",
         "cn_date",
         "cn_datetime",
         "mask_phone",

@@ -166,6 +166,45 @@ def test_the_first_run_is_full_and_later_runs_notify_only_the_changes(
     assert _kinds(papp, third.run) == {"F01": "joined"}
 
 
+AMOUNT_RULE = RULE.replace(
+    "audience: changes\n",
+    "parameters:\n  rate: {unit: 元/亩, reference: 某县农发〔2026〕12号, values: {2026-01-01: 100}}\n"
+    "audience: changes\namount: {per: {param: rate, times_field: farmland_mu}}\n",
+)
+
+
+def test_an_amount_that_changed_gets_the_changed_notice_with_the_new_amount(
+    papp: App, tmp_path: Path
+) -> None:
+    _project(papp)
+    (papp.config.rules_dir / "farm-changes.yaml").write_text(AMOUNT_RULE, encoding="utf-8")
+    (papp.config.templates_dir / "c_changed.sms.j2").write_text(
+        "【县农业农村局】您家补贴金额有变化，现为{{ amount | yuan }}。回TD退订", encoding="utf-8"
+    )
+    first = _completed_run(papp)
+    with papp.engine.connect() as conn:
+        m = run_messages
+        stated = dict(
+            conn.execute(
+                sa.select(m.c.resident_id, m.c.amount).where(m.c.run_id == first, m.c.channel == "sms")
+            ).all()
+        )
+    assert stated["F01"] == 55000  # 5.5 亩 x 100 元, in fen: what the next change run compares with
+    # F01's land grows from 5.5 to 7 mu: same eligibility, a new amount; F03's stays
+    import_residents(papp, write_roster(tmp_path / "v2.csv", _people(F01=("农村", "7"))))
+    created = runs.create_run(papp, rule(papp, "farm-changes"), ON.replace(day=2), "clerk")
+    assert created.changes is not None
+    assert (created.changes["changed"], created.changes["joined"], created.changes["left"]) == (1, 0, 0)
+    assert _kinds(papp, created.run) == {"F01": "changed"}
+    assert "现为700.00元" in _bodies(papp, created.run)["F01"]
+    with papp.engine.connect() as conn:
+        e = run_eligible
+        kept = dict(
+            conn.execute(sa.select(e.c.resident_id, e.c.amount).where(e.c.run_id == created.run)).all()
+        )
+    assert kept["F01"] == 70000 and kept["F03"] == 20000
+
+
 def test_a_change_run_before_any_completed_run_compares_with_nothing(papp: App) -> None:
     """A run cancelled or still waiting for approval is no baseline: only completed runs are."""
     _project(papp)

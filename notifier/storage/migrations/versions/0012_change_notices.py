@@ -27,7 +27,7 @@ def upgrade() -> None:
             "run_id", sa.Integer, sa.ForeignKey("runs.id", name="fk_run_eligible_run_id_runs"), nullable=False
         ),
         sa.Column("resident_id", sa.String(length=64), nullable=False),
-        sa.Column("amount", sa.Numeric(14, 2), nullable=True),
+        sa.Column("amount", sa.BigInteger, nullable=True),  # fen
         sa.PrimaryKeyConstraint("run_id", "resident_id", name="pk_run_eligible"),
     )
 
