@@ -84,6 +84,9 @@ def steps(folder: Path) -> list[list[str]]:
         ["runs", "diff", "1"],
         ["runs", "retry", "1", "--by", "clerk"],
         ["runs", "list"],
+        ["lists", "publish", "farm-subsidy-2026", "--on", ON, "-o", str(folder / "lists"), "--by", "clerk"],
+        ["lists", "list"],
+        ["lists", "show", "1"],
         ["runs", "create", "rural-housing-repair-2026", "--on", "2026-03-02", "--by", "clerk"],
         ["runs", "cancel", "2", "--by", "clerk"],
         ["audit", "verify"],
@@ -102,7 +105,7 @@ def steps(folder: Path) -> list[list[str]]:
 
 @pytest.fixture
 def county(tmp_path: Path, sqlite_url: str) -> str:
-    cfg = write_config(tmp_path, sqlite_url)
+    cfg = write_config(tmp_path, sqlite_url, '[serve]\npublic_url = "https://notice.example.gov.cn"\n')
     with (tmp_path / "p.csv").open("w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows(
             [

@@ -67,7 +67,7 @@ def test_every_page_labels_its_fields_and_heads_its_tables(everyone: App) -> Non
     checked = 0
     for path in pages:
         r = client.get(path)
-        assert r.status_code in (200, 404), (path, r.status_code)
+        assert r.status_code in (200, 400, 404), (path, r.status_code)  # 400: a page asking for its parameter
         page = _Page()
         page.feed(r.text)
         unlabelled = [
@@ -97,6 +97,11 @@ def test_no_page_scrolls_sideways(everyone: App, tmp_path: Path, width: int) -> 
                 "/import",
                 "/optouts",
                 "/audit",
+                "/disclosure",
+                "/rules/farm-subsidy-2026/review",
+                "/v",
+                "/query",
+                "/lists",
             ):
                 browser.get(url + path)
                 assert browser.find_element(By.TAG_NAME, "h1").text, path
