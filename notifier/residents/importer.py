@@ -6,7 +6,9 @@ one resident: an ID number already held by another resident id (earlier in the f
 register) rejects the row. Writes are Core executemany batches inside one transaction, so a
 failure part-way leaves the register as it was; a row equal to what is stored is counted
 `unchanged` and not written. One audit event records each import. A fill-in sheet of the review
-queue (residents/fillin.py) only completes residents: see docs/review-queue.md. See docs/import.md.
+queue (residents/fillin.py) only completes residents: see docs/review-queue.md. Rows are parsed
+(residents/parse.py) in worker processes for a large file (residents/pool.py), merged back in file
+order before any of the checks above. See docs/import.md.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from ..app import App
 from ..audit import log as audit
 from ..clock import utcnow
 from ..errors import InputError, NotifierError, Problem
-from ..fields import BUILTIN_FIELDS, FieldSpec, FieldType, norm_key
-from ..masking import mask_email, mask_id_number, mask_phone, mask_text
+from ..fields import BUILTIN_FIELDS, FieldSpec, FieldType
+from ..masking import mask_id_number
 from ..storage.bulk import executemany, insert_new
 from ..storage.db import db_error_text
 from ..storage.fieldcols import column_name
@@ -33,11 +35,11 @@ from ..storage.schema import records
 from .fillin import IDENTITY_HEADERS, is_fill_in
 from .header import HeaderMatcher
 from .leaving import ACTIVE, LeftAs, mark_left
+from .parse import ParsedRow
+from .pool import DEFAULT, Pooling, parsed
 from .readers import Table, read_table
-from .validate import check_id_number, first_phone, id_birth_date, normalize_email
 
 BATCH = 2000
-MAX_CELL = 10_000  # characters; a longer cell is a pasted document or an attack, not a roster value
 BIRTH_FIELD = (
     "birth_date"  # a declared date field of this name is checked against, and filled from, the ID number
 )
@@ -88,14 +90,6 @@ def _cell(p: Problem) -> dict[str, Any]:
     return {"row": p.row, "column": p.column, "message": p.message}
 
 
-@dataclass
-class ParsedRow:
-    row: int
-    values: dict[str, Any]  # field name -> typed value (None when empty)
-    errors: list[Problem]
-    warnings: list[Problem]
-
-
 def _open(path: Path, matcher: HeaderMatcher, report: ImportReport, sheet: str | None) -> Table:
     table = read_table(path, matcher, sheet)
     report.encoding, report.header_row, report.sheet = table.encoding, table.header_row, table.sheet
@@ -140,108 +134,6 @@ def _birth_field(specs: dict[str, FieldSpec]) -> FieldSpec | None:
     return spec if spec is not None and spec.type is FieldType.DATE else None
 
 
-def _parse(
-    table_rows: Iterator[tuple[int, list[Any]]],
-    header: list[str],
-    mapping: list[tuple[int, FieldSpec]],
-    birth: FieldSpec | None = None,
-) -> Iterator[ParsedRow]:
-    contact = {"phone", "email"}
-    special = {
-        "phone": first_phone,
-        "email": normalize_email,
-        "id_number": check_id_number,
-        "resident_id": norm_key,
-    }
-    columns = [
-        (idx, spec.name, header[idx], special.get(spec.name) or spec.converter()) for idx, spec in mapping
-    ]
-    titles = {name: title for _, name, title, _ in columns}
-    rid_col = titles["resident_id"]
-    if "id_number" not in titles:
-        birth = None
-    for rownum, cells in table_rows:
-        values: dict[str, Any] = {}
-        errors: list[Problem] = []
-        warnings: list[Problem] = []
-        width = len(cells)
-        for idx, name, title, convert in columns:
-            raw = cells[idx] if idx < width else None
-            if isinstance(raw, str):
-                raw = raw.strip() or None
-                if raw is not None and len(raw) > MAX_CELL:
-                    values[name] = None
-                    errors.append(
-                        Problem(
-                            f"the cell holds {len(raw):,} characters; at most {MAX_CELL:,} are accepted",
-                            row=rownum,
-                            column=title,
-                        )
-                    )
-                    continue
-            if raw is None:
-                values[name] = None
-                continue
-            try:
-                values[name] = convert(raw)
-            except ValueError as exc:
-                if name in contact:  # masked as what it was meant to be: a mistyped number is still one
-                    values[name] = None
-                    shown = mask_phone(str(raw)) if name == "phone" else mask_email(str(raw))
-                    warnings.append(
-                        Problem(f"{shown}: {exc}; dropped, row imported", row=rownum, column=title)
-                    )
-                elif name == "id_number":
-                    errors.append(Problem(f"{mask_id_number(str(raw))}: {exc}", row=rownum, column=title))
-                else:
-                    errors.append(Problem(mask_text(str(exc)), row=rownum, column=title))
-        phone = values.get("phone")
-        if phone is not None:
-            (values["phone"], values["phone_kind"]), more = phone
-            if more:
-                warnings.append(
-                    Problem(
-                        f"the cell holds more than one number; the first usable one, "
-                        f"{mask_phone(values['phone'])}, was used",
-                        row=rownum,
-                        column=titles["phone"],
-                    )
-                )
-        elif "phone" in values:
-            values["phone_kind"] = None
-        if not values.get("resident_id"):
-            errors.insert(0, Problem("resident id is missing", row=rownum, column=rid_col))
-        if birth is not None and values.get("id_number"):
-            _check_birth(values, birth, titles.get(birth.name), rownum, warnings)
-        yield ParsedRow(rownum, values, errors, warnings)
-
-
-def _check_birth(
-    values: dict[str, Any], birth: FieldSpec, title: str | None, rownum: int, warnings: list[Problem]
-) -> None:
-    """Fill a missing birth date from the ID number; warn when the two disagree (the cell is kept)."""
-    born = id_birth_date(values["id_number"])
-    given = values.get(birth.name)
-    if given is None:
-        values[birth.name] = born
-    elif given != born:
-        if (
-            birth.precision == "month"
-            and given.day == 1
-            and (given.year, given.month) == (born.year, born.month)
-        ):
-            values[birth.name] = born
-        else:
-            warnings.append(
-                Problem(
-                    f"{birth.label} {given.isoformat()} contradicts the birth date in the ID number; "
-                    "the cell's date was kept",
-                    row=rownum,
-                    column=title or birth.label,
-                )
-            )
-
-
 def _batches(
     rows: Iterator[ParsedRow], report: ImportReport, progress: Progress | None
 ) -> Iterator[list[ParsedRow]]:
@@ -278,6 +170,7 @@ def import_residents(
     sheet: str | None = None,
     progress: Progress | None = None,
     on_total: Callable[[int | None], None] | None = None,
+    pooling: Pooling = DEFAULT,
 ) -> ImportReport:
     report = ImportReport(str(path), dry_run=dry_run)
     specs = app.dictionary.all_fields()
@@ -322,10 +215,16 @@ def import_residents(
         )
     )
     stored_cols = [t.c.resident_id, *(t.c[cols[n]] for n in compared)]
+    inserted = [(cols[n], n) for n in present]
+    stamps = {"created_at": now, "updated_at": now}
 
     def write(conn: sa.Connection) -> None:
         id_numbers: dict[str, tuple[int, str]] = {}
-        for batch in _batches(_parse(table.rows, table.header, mapping, birth), report, progress):
+        for batch in _batches(
+            parsed(table.rows, table.header, mapping, birth, total=table.total, pooling=pooling),
+            report,
+            progress,
+        ):
             batch = _one_person_one_resident(conn, t, batch, report, id_numbers)
             ids = [r.values["resident_id"] for r in batch]
             stored = {
@@ -353,10 +252,7 @@ def import_residents(
                 executemany(
                     conn,
                     t.insert(),
-                    [
-                        {cols[n]: r.values.get(n) for n in present} | {"created_at": now, "updated_at": now}
-                        for r in new
-                    ],
+                    [{c: get(n) for c, n in inserted} | stamps for get in (r.values.get for r in new)],
                 )
             if old:
                 executemany(
@@ -527,6 +423,7 @@ def import_records(
     sheet: str | None = None,
     progress: Progress | None = None,
     on_total: Callable[[int | None], None] | None = None,
+    pooling: Pooling = DEFAULT,
 ) -> ImportReport:
     spec_kind = app.dictionary.records.get(kind)
     if spec_kind is None:
@@ -557,7 +454,11 @@ def import_records(
             yield r
 
     def write(conn: sa.Connection) -> None:
-        for batch in _batches(keyed(_parse(table.rows, table.header, mapping)), report, progress):
+        for batch in _batches(
+            keyed(parsed(table.rows, table.header, mapping, None, total=table.total, pooling=pooling)),
+            report,
+            progress,
+        ):
             ids = {r.values["resident_id"] for r in batch}
             known = set(conn.execute(sa.select(rt.c.resident_id).where(rt.c.resident_id.in_(ids))).scalars())
             good = []

@@ -2,8 +2,11 @@
 
 The header is found among the first rows (`header.pick_header`), so title rows above it are
 skipped; total and signature rows below the data are skipped with a warning. An XLSX is
-checked against zip bombs before openpyxl opens it, and the sheet holding the header is used
-unless one is named.
+checked against zip bombs before either reader opens it, and the sheet holding the header is
+used unless one is named. XLSX cells are read by python-calamine (Rust, about 5x faster than
+openpyxl's read-only mode: bench/importer.py) and given openpyxl's types, so both readers yield
+identical rows; a workbook holding error cells (#N/A, #DIV/0!), which calamine reads as empty,
+is read by openpyxl, which keeps their text.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import io
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,9 @@ from .textcodec import decode_text
 from .xlsxguard import check_xlsx
 
 __all__ = ["Table", "decode_text", "read_table"]
+
+XLSX_READER = "calamine"  # or "openpyxl": what read_table uses (bench/importer.py compares both)
+CALAMINE_MAX_XML = 256 << 20  # ~500,000 rows of sheet XML; a larger workbook is streamed by openpyxl
 
 
 @dataclass
@@ -37,7 +44,10 @@ class Table:
 
 
 def _nonempty(cells: list[Any]) -> bool:
-    return any(c is not None and (not isinstance(c, str) or c.strip()) for c in cells)
+    try:  # a CSV row is all text: one C-level pass (stops at the first non-empty cell)
+        return any(map(str.strip, cells))
+    except TypeError:  # a None or a typed XLSX cell before any non-empty text
+        return any(c is not None and (not isinstance(c, str) or c.strip()) for c in cells)
 
 
 def _table(
@@ -83,10 +93,106 @@ def read_csv(path: Path, matcher: HeaderMatcher | None = None) -> Table:
     )
 
 
-def read_xlsx(path: Path, matcher: HeaderMatcher | None = None, sheet: str | None = None) -> Table:
+def read_xlsx(
+    path: Path, matcher: HeaderMatcher | None = None, sheet: str | None = None, *, reader: str | None = None
+) -> Table:
+    """`reader`: "calamine" (openpyxl when the workbook holds error cells) or "openpyxl";
+    XLSX_READER when not given."""
+    check_xlsx(path)
+    if (reader or XLSX_READER) == "calamine" and _calamine_fits(path) and not has_error_cells(path):
+        return _read_calamine(path, matcher, sheet)
+    return _read_openpyxl(path, matcher, sheet)
+
+
+def _calamine_fits(path: Path) -> bool:
+    """calamine holds a whole sheet in memory (~1 KB per row), openpyxl's read-only mode streams:
+    a workbook whose sheets hold more than CALAMINE_MAX_XML bytes of XML is read by openpyxl."""
+    with zipfile.ZipFile(path) as zf:
+        sheets = (i.file_size for i in zf.infolist() if i.filename.startswith("xl/worksheets/"))
+        return sum(sheets) <= CALAMINE_MAX_XML
+
+
+def has_error_cells(path: Path) -> bool:
+    """Whether a worksheet part has a cell of type error (`t="e"`); checked after check_xlsx, so
+    each part's size is bounded. Streams each part: a marker split between reads is found too."""
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.startswith("xl/worksheets/") or not info.filename.endswith(".xml"):
+                continue
+            with zf.open(info) as part:
+                tail = b""
+                while block := part.read(1 << 20):
+                    if b't="e"' in tail + block:
+                        return True
+                    tail = block[-8:]
+    return False
+
+
+def _trimmed(row: list[Any]) -> list[Any]:
+    """A row without its trailing empty cells: openpyxl pads rows to the sheet's declared width
+    only when the workbook declares one, calamine always; no step after reading needs them."""
+    while row and row[-1] is None:
+        row.pop()
+    return row
+
+
+def _openpyxl_value(v: Any) -> Any:
+    """A calamine cell as openpyxl gives it: empty is None, a whole number written without a
+    decimal point an int, a date a datetime at midnight."""
+    if v == "" and isinstance(v, str):
+        return None
+    if type(v) is float:
+        return int(v) if v.is_integer() and abs(v) < 1e16 else v
+    if type(v) is date:
+        return datetime(v.year, v.month, v.day)
+    return v
+
+
+def _read_calamine(path: Path, matcher: HeaderMatcher | None, sheet: str | None) -> Table:
+    import python_calamine
+
+    try:
+        wb = python_calamine.CalamineWorkbook.from_path(str(path))
+    except (python_calamine.CalamineError, OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable XLSX workbook ({exc})") from None
+    names = wb.sheet_names
+    if sheet is not None and sheet not in names:
+        wb.close()
+        raise InputError(f"{path}: no sheet named {sheet!r} (sheets: {', '.join(names)})")
+
+    def rows_of(ws: Any) -> Iterator[list[Any]]:
+        """Rows from the sheet's first row and column (calamine starts at the first used column)."""
+        pad = [None] * (ws.start[1] if ws.start else 0)
+        conv = _openpyxl_value
+        for row in ws.iter_rows():
+            yield _trimmed(pad + [conv(c) for c in row])
+
+    chosen = None
+    for name in [sheet] if sheet is not None else names:
+        ws = wb.get_sheet_by_name(name)
+        it = rows_of(ws)
+        head = [r for _, r in zip(range(HEADER_SEARCH_ROWS), it, strict=False)]
+        if chosen is None:
+            chosen = (ws, it, head)
+        if matcher is None or pick_header(head, matcher) is not None:
+            chosen = (ws, it, head)
+            break
+    assert chosen is not None
+    ws, it, head = chosen
+    if not head:
+        wb.close()
+        raise InputError(f"{path}: sheet {ws.name!r} is empty (expected a header row)")
+
+    def rest() -> Iterator[list[Any]]:
+        yield from it
+        wb.close()
+
+    return _table(head, rest(), matcher, ws.end[0] + 1 if ws.end else None, sheet=ws.name)
+
+
+def _read_openpyxl(path: Path, matcher: HeaderMatcher | None, sheet: str | None) -> Table:
     import openpyxl
 
-    check_xlsx(path)
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
@@ -98,7 +204,7 @@ def read_xlsx(path: Path, matcher: HeaderMatcher | None = None, sheet: str | Non
     chosen = None
     for ws in candidates:
         it = ws.iter_rows(values_only=True)
-        head = [list(r) for _, r in zip(range(HEADER_SEARCH_ROWS), it, strict=False)]
+        head = [_trimmed(list(r)) for _, r in zip(range(HEADER_SEARCH_ROWS), it, strict=False)]
         if chosen is None:
             chosen = (ws, it, head)  # no sheet has a header: the first one, to say what is missing
         if matcher is None or pick_header(head, matcher) is not None:
@@ -112,7 +218,7 @@ def read_xlsx(path: Path, matcher: HeaderMatcher | None = None, sheet: str | Non
 
     def rest() -> Iterator[list[Any]]:
         for row in it:
-            yield list(row)
+            yield _trimmed(list(row))
         wb.close()
 
     return _table(head, rest(), matcher, ws.max_row or None, sheet=ws.title)

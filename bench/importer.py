@@ -1,0 +1,109 @@
+"""Import benchmark: a generated register as CSV and as XLSX, against a floor measured in the
+same run on the same machine.
+
+  floor            plain sqlite3 executemany of the raw strings into a table of the same width
+  csv              `import_residents` (parsing in worker processes above Pooling.min_rows)
+  csv in-process   the same with the pool off, to show what the pool gives
+  xlsx             `import_residents` of the same rows as XLSX (python-calamine reader)
+  read xlsx        rows only (no parsing, no database), openpyxl read-only vs python-calamine
+
+Wall time and this process's CPU time are both printed: on a shared machine the load average
+says how far wall time is from what the code costs.
+
+    python bench/importer.py --residents 100000 [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.pipeline import floor_insert  # noqa: E402
+from notifier.app import App  # noqa: E402
+from notifier.fields import BUILTIN_FIELDS  # noqa: E402
+from notifier.residents import readers  # noqa: E402
+from notifier.residents.header import HeaderMatcher  # noqa: E402
+from notifier.residents.importer import import_residents  # noqa: E402
+from notifier.residents.pool import IN_PROCESS  # noqa: E402
+from notifier.samplegen import generate, write_csv, write_xlsx  # noqa: E402
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def fresh_app(work: Path, name: str) -> App:
+    folder = work / name
+    (folder / "rules").mkdir(parents=True)
+    shutil.copy(REPO / "rules" / "fields.yaml", folder / "rules")
+    (folder / "notifier.toml").write_text(
+        f'[database]\nurl = "sqlite:///{folder / "n.db"}"\n[quiet_hours]\nenabled = false\n', encoding="utf-8"
+    )
+    return App.open(folder / "notifier.toml")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--residents", type=int, default=100_000)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    n = args.residents
+    work = Path(tempfile.mkdtemp(prefix="notifier-bench-import-"))
+    load = os.getloadavg()[0]
+    sample = generate(n, invalid=0)
+    write_csv(work / "r.csv", sample.residents_header, sample.residents_rows)
+    write_xlsx(work / "r.xlsx", sample.residents_header, sample.residents_rows)
+    floor_s = floor_insert(work / "floor.db", sample.residents_rows)
+    results: dict[str, dict[str, float]] = {"floor": {"seconds": floor_s, "per_second": n / floor_s}}
+
+    def run(stage: str, path: Path, **kw: Any) -> None:
+        app = fresh_app(work, stage)
+        try:
+            report, wall, cpu = timed(lambda: import_residents(app, path, **kw))
+        finally:
+            app.close()
+        assert report.imported == n and not report.rejected, (stage, report.imported, report.rejected)
+        results[stage] = {
+            "seconds": wall,
+            "cpu_seconds_main": cpu,
+            "per_second": n / wall,
+            "ratio_to_floor": floor_s / wall,
+        }
+
+    run("csv", work / "r.csv")
+    run("csv in-process", work / "r.csv", pooling=IN_PROCESS)
+    run("xlsx", work / "r.xlsx")
+    matcher, xlsx = HeaderMatcher(dict(BUILTIN_FIELDS)), work / "r.xlsx"
+    for reader in ("openpyxl", "calamine"):
+        rows, wall, cpu = timed(
+            lambda r=reader: sum(1 for _ in readers.read_xlsx(xlsx, matcher, reader=r).rows)
+        )
+        assert rows == n
+        results[f"read xlsx {reader}"] = {"seconds": wall, "cpu_seconds_main": cpu, "per_second": n / wall}
+    shutil.rmtree(work, ignore_errors=True)
+    out = {"residents": n, "load_average_at_start": load, "cores": os.cpu_count(), **results}
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False))
+        return
+    print(f"residents: {n:,}   load average at start {load:.1f} on {os.cpu_count()} cores")
+    for stage, r in results.items():
+        ratio = f"ratio {r['ratio_to_floor']:.2f}" if "ratio_to_floor" in r else ""
+        cpu = f"(cpu here {r['cpu_seconds_main']:5.2f} s)" if "cpu_seconds_main" in r else ""
+        print(f"{stage:20s} {r['seconds']:6.2f} s = {r['per_second']:>9,.0f} rows/s  {cpu:22s} {ratio}")
+
+
+if __name__ == "__main__":
+    main()
