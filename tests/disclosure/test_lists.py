@@ -11,12 +11,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-import segno
 from pypdf import PdfReader
 from starlette.testclient import TestClient
 
 from notifier import runs
 from notifier.app import App
+from notifier.channels.letter.pdf import qr_code
 from notifier.disclosure import (
     list_pdf_bytes,
     list_rows,
@@ -89,7 +89,7 @@ def test_the_qr_code_is_segnos_encoding_of_the_self_query_url(listed: tuple[App,
     page = PdfReader(app.config.base_dir / published_list(app, list_id)[0].pdf_path).pages[0]
     (name,) = re.findall(rb"/([^\s/]+) Do", page.get_contents().get_data())
     image = next(i for i in page.images if i.name.rsplit(".", 1)[0] == name.decode())
-    expected = [[int(b) for b in row] for row in segno.make_qr(f"{PUBLIC}/query", error="m").matrix]
+    expected = [[int(b) for b in row] for row in qr_code(f"{PUBLIC}/query").matrix]
     pixels, n = image.image.convert("L"), len(expected)
     assert pixels.size == (n + 8, n + 8)
     assert [[int(pixels.getpixel((x + 4, y + 4)) < 128) for x in range(n)] for y in range(n)] == expected

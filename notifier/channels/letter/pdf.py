@@ -50,7 +50,8 @@ p {{ margin: 0; }} .letter {{ page-break-after: always; break-after: page; }}
 .text .sign {{ text-align: right; margin-top: 2em; }}
 .check {{ border-top: 0.3pt solid #777; padding-top: 3mm; font-size: 9pt; line-height: 1.6; height: 26mm; }}
 .check img {{ float: left; width: 24mm; height: 24mm; margin-right: 5mm; image-rendering: pixelated; }}
-.check .code {{ font-family: {SANS}; font-size: 13pt; }}"""
+.check .code {{ font-family: {SANS}; font-size: 13pt; }}
+.from, .return, .to, .check {{ white-space: pre-line; }}"""
 ROSTER_CSS = f"""@page {{ size: A4; margin: 15mm;
   @bottom-center {{ content: counter(page) " / " counter(pages); }} }}
 body {{ font-family: {FONTS}; font-size: 10pt; }} h1 {{ font-family: {SANS}; font-size: 14pt; }}
@@ -64,6 +65,7 @@ ROSTER_HEADER = ["序号", "投递编号", "居民编号", "姓名", "地址", "
 _COMMENT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "-": "\\u002d", "&": "\\u0026"})
 _UNSAFE_NAME = re.compile(r"[^\w]+")
 _NUMBERS = re.compile(r"(\d+)")
+QR_MASK = 1  # any fixed mask: see qr_code
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,10 @@ def by_village(letters: Iterable[Letter]) -> list[list[Letter]]:
 
 # -- the page ------------------------------------------------------------------------------------
 def _text(value: str) -> str:
-    return "<br>".join(html.escape(line) for line in value.splitlines() or [""])
+    """Escaped text, its line breaks kept as newlines: the blocks that hold it are `white-space:
+    pre-line`, which costs WeasyPrint far less than a `<br>` element (a box and a styled
+    pseudo-element each) would."""
+    return "\n".join(html.escape(" ".join(line.split())) for line in value.splitlines() or [""])
 
 
 def cn_date(day: str) -> str:
@@ -168,25 +173,33 @@ def cn_date(day: str) -> str:
     return f"{d.year}年{d.month}月{d.day}日"
 
 
+def qr_code(url: str) -> Any:
+    """The QR code (a `segno.QRCode`) of `url`, error correction M, with a fixed mask: any of the
+    eight masks gives a valid code, and scoring all eight (segno's default) takes three times as
+    long as encoding with one."""
+    import segno
+
+    return segno.make_qr(url, error="m", mask=QR_MASK)
+
+
 def qr_png(url: str) -> str:
     """The QR code of `url` as a PNG data URI, one pixel per module with the 4-module quiet zone,
     drawn unsmoothed (`image-rendering: pixelated`): the PDF holds segno's matrix exactly, and an
     image costs far less to lay out than an SVG of a few hundred rectangles."""
-    import segno
-
-    return str(segno.make_qr(url, error="m").png_data_uri(scale=1, border=4))
+    return str(qr_code(url).png_data_uri(scale=1, border=4))
 
 
 def letter_section(item: Letter, sender: Sender) -> str:
     """One resident's page: window block, sender block, the message, the verification footer.
-    Few elements, lines joined by `<br>`: WeasyPrint's time goes mostly into styling boxes."""
+    Few elements, lines split by newlines in `pre-line` blocks: WeasyPrint's time goes mostly into
+    styling boxes."""
     sent_by = sender.name or item.department
     back = " ".join(x for x in (sender.return_postcode, sender.return_address, sent_by) if x)
     to = [_text(x) for x in (item.postcode, item.address) if x] + [
         f'<span class="name">{_text(item.name)} 收</span>'
     ]
     right = [_text(x) for x in (sent_by, item.document_no, cn_date(item.on_date)) if x]
-    check = ""
+    check, nl = "", "\n"
     if item.code:
         code = f"{item.code[:5]}-{item.code[5:]}"
         how = (
@@ -198,12 +211,13 @@ def letter_section(item: Letter, sender: Sender) -> str:
         check = (
             '<p class="check">'
             + (f'<img src="{qr_png(item.url)}" alt="">' if item.url else "")
-            + f'核验本通知真伪：{how}<br><span class="code">{code}</span>{phone}'
-            + f"<br>投递编号 {item.delivery_id} · 居民编号 {_text(item.resident_id)}</p>"
+            + f'核验本通知真伪：{how}\n<span class="code">{code}</span>{phone}'
+            + f"\n投递编号 {item.delivery_id} · 居民编号 {_text(item.resident_id)}</p>"
         )
+    # No `id` on the section: WeasyPrint makes every id a named destination, 10 ms a page.
     return (
-        f'<section class="letter" id="d{item.delivery_id}"><p class="from">{"<br>".join(right)}</p>'
-        f'<div class="window"><p class="return">{_text(back)}</p><p class="to">{"<br>".join(to)}</p></div>'
+        f'<section class="letter"><p class="from">{nl.join(right)}</p>'
+        f'<div class="window"><p class="return">{_text(back)}</p><p class="to">{nl.join(to)}</p></div>'
         f'<div class="text">{item.body}</div>{check}</section>\n'
     )
 
@@ -314,8 +328,11 @@ def assemble_pdfs(
     if n <= 1:
         done = [render_village(j) for j in jobs]
     else:  # spawned, not forked: the sender's threads may hold locks (logging) a fork would copy
+        # Biggest villages first, so no core is left with one big village at the end.
+        order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].letters))
         with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-            done = list(pool.map(render_village, jobs))
+            futures = {i: pool.submit(render_village, jobs[i]) for i in order}
+            done = [futures[i].result() for i in range(len(jobs))]
     keep = {p.name for v in done for p in (v.letters, v.roster_pdf, v.roster_csv)}
     for old in out_dir.glob("*") if out_dir.exists() else ():
         if old.name not in keep and old.suffix in (".pdf", ".csv"):
