@@ -9,6 +9,10 @@ Pacing alone is not enough: a wake-up that comes late bunches with the next one 
 provider counting requests over a sliding second would then see a few more than `rate`. So the
 actual release times of the last `rate` acquisitions are kept, and no release happens less than
 one second after the release `rate` places back.
+
+SharedBucket is the same pacer for a limit shared by several processes (delivery/sharedrate.py
+keeps the virtual time in the database): the slots come in small blocks from `reserve`, on
+this process's monotonic clock, and are released here one by one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import collections
 import math
 import time
+from collections.abc import Awaitable, Callable, Sequence
 
 
 class TokenBucket:
@@ -27,8 +32,11 @@ class TokenBucket:
         self._lock = asyncio.Lock()
         self._window = max(1, math.floor(rate))
         self._released: collections.deque[float] = collections.deque(maxlen=self._window)
+        self._spacing = 0.0  # the least time between two releases of this process
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> bool:
+        """Wait for this caller's slot; False when none could be had (SharedBucket: the shared
+        limit could not be reached), and nothing may be sent."""
         async with self._lock:
             now = time.monotonic()
             self.next_at = max(self.next_at, now - (self.capacity - 1) / self.rate)
@@ -36,11 +44,81 @@ class TokenBucket:
             self.next_at += 1 / self.rate
         if wait > 0:
             await asyncio.sleep(wait)
+        await self._release()
+        return True
+
+    async def _release(self) -> None:
         while True:
             # No await between the check and the append: the check-and-release is atomic.
             now = time.monotonic()
             released = self._released
-            if len(released) < self._window or now >= released[0] + 1.0:
+            window_ok = len(released) < self._window or now >= released[0] + 1.0
+            if window_ok and (not released or now >= released[-1] + self._spacing):
                 released.append(now)
                 return
-            await asyncio.sleep(released[0] + 1.0 - now)
+            await asyncio.sleep(
+                max(released[0] + 1.0 - now if not window_ok else 0.0, released[-1] + self._spacing - now)
+            )
+
+
+Reserve = Callable[[int], Awaitable[Sequence[float]]]
+"""Up to n slots of a shared limit, as times on time.monotonic(); empty when none could be had."""
+
+
+class SharedBucket(TokenBucket):
+    """A rate limit shared with other processes: slots reserved up to `block` at a time, as many
+    as callers wait or requests are expected (`expect`: a batch about to be sent), so a worker
+    about to go idle takes no slots it leaves unused; released locally. A slot found more than
+    `late` seconds past is given up rather than used at once: used late, it would bunch with the
+    slots other processes release on time, and the provider would count more than `rate` in
+    that second; so is a slot this process wakes up for more than `late` too late (it did not
+    get the CPU in time): a stall costs its slots, it never becomes a burst. `rate` is the
+    configured one: it bounds this process's own sliding second and spacing (the shared pace,
+    a little below it, is `reserve`'s)."""
+
+    def __init__(self, rate: float, reserve: Reserve, *, block: int, late: float = 0.02) -> None:
+        super().__init__(rate)
+        self.reserve, self.block, self.late = reserve, max(1, block), late
+        self._spacing = 1.0 / rate  # slots woken late together go one by one, not in a bunch
+        self._slots: collections.deque[float] = collections.deque()
+        self._waiting = 0
+        self._expected = 0
+
+    def expect(self, requests: int) -> None:
+        """`requests` more acquisitions are coming (a batch about to be sent): reservations may
+        take that many slots at once instead of one per waiting caller."""
+        self._expected += requests
+
+    async def acquire(self) -> bool:
+        counted = False
+        while True:
+            self._waiting += 1
+            try:
+                async with self._lock:
+                    slot = await self._next_slot()
+                    if not counted:  # this caller is served: no longer among those expected
+                        self._expected, counted = max(0, self._expected - 1), True
+            finally:
+                self._waiting -= 1
+            if slot is None:
+                return False
+            wait = slot - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if time.monotonic() - slot <= self.late:
+                break
+            # Woken late (this process did not get the CPU in time): that slot is given up too,
+            # or the slots late together would go in a burst on top of the others' on time.
+        await self._release()
+        return True
+
+    async def _next_slot(self) -> float | None:
+        while True:
+            if not self._slots:
+                wanted = max(self._waiting, self._expected)
+                self._slots.extend(await self.reserve(min(self.block, max(1, wanted))))
+                if not self._slots:
+                    return None
+            slot = self._slots.popleft()
+            if slot >= time.monotonic() - self.late:
+                return slot

@@ -32,7 +32,7 @@ class ProviderSettings:
     """Keys every provider takes. `kind` picks the package (default: the table's name)."""
 
     kind: str = ""
-    rate_per_second: float = 0.0  # messages per second at most, over all workers of a process; 0: no limit
+    rate_per_second: float = 0.0  # messages per second at most, over all workers on the database; 0: no limit
     burst: float = 1.0  # messages that may go at once after an idle spell
     concurrency: int = 10  # requests in flight at once
     per_number_seconds: float = 0.0  # SMS: at least this long between two messages to one number; 0: no limit

@@ -8,10 +8,15 @@ hours; a row whose resident left the register, whose number opted out of SMS or 
 stored message is skipped. A skipped row was never handed to a provider. The provider is
 chosen (and recorded on the row) here, so a crash leaves the row with the provider to
 reconcile against.
+
+Claims are small: at most `[sending] batch_size` rows, and no more than about CLAIM_SECONDS of
+sending at the providers' rates. Rows one worker holds are rows the other workers cannot take,
+and rows a worker that dies leaves to be reconciled.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -30,6 +35,17 @@ from .complete import complete_runs
 from .jobs import Job, Snapshots, delivery_rows, stored_message
 from .transitions import move
 from .workers import Worker
+
+CLAIM_SECONDS = 5.0
+
+
+def claim_size(chains: dict[Channel, ProviderChain], batch_size: int) -> int:
+    """`batch_size`, or fewer when every provider is rate-limited: about CLAIM_SECONDS of
+    sending at the fastest of their rates."""
+    rates = [p.rate_per_second for chain in chains.values() for p in chain.providers]
+    if not rates or not all(rates):
+        return batch_size
+    return max(1, min(batch_size, math.ceil(max(r or 0.0 for r in rates) * CLAIM_SECONDS)))
 
 
 @dataclass(frozen=True)
@@ -60,7 +76,7 @@ class Claimer:
         batch_size: int,
     ) -> None:
         self.app, self.chains, self.worker, self.snapshots = app, chains, worker, snapshots
-        self.now, self.actor, self.batch_size = now, actor, batch_size
+        self.now, self.actor, self.batch_size = now, actor, claim_size(chains, batch_size)
         self.postgres = app.engine.dialect.name == "postgresql"
 
     def claim(self, run_id: int | None) -> Claimed:
@@ -68,11 +84,11 @@ class Claimer:
         Nothing is claimed while this worker's lease cannot be renewed (it must not send)."""
         skipped = 0
         while True:
-            now = self.now()
-            if not self.worker.fresh(now):
-                self.worker.heartbeat(now)
-                if not self.worker.fresh(now):
+            if not self.worker.fresh():
+                self.worker.heartbeat()
+                if not self.worker.fresh():
                     return Claimed((), skipped)
+            now = self.now()
             batch = self._batch(run_id, now)
             skipped += batch.skipped
             if batch.jobs or not batch.skipped_whole:

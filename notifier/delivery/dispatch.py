@@ -76,8 +76,8 @@ class Dispatcher:
         new batch is claimed."""
         sender = self.stages.sender
         await sender.open()
-        self.worker.heartbeat(self.now())
-        alive = asyncio.create_task(keep_alive(self.worker, self.now))
+        self.worker.heartbeat()
+        alive = asyncio.create_task(keep_alive(self.worker))
         try:
             report = await dispatch(
                 self.app,

@@ -136,7 +136,7 @@ class Reconciler:
         with self.app.reader.connect() as conn:
             rows = conn.execute(delivery_rows(self.app).where(d.c.status.in_([S.SENDING, S.UNKNOWN]))).all()
             claimers = {r.claimed_by for r in rows if r.status == S.SENDING and r.claimed_by}
-            dead = self.worker.dead_claimers(conn, claimers, now)
+            dead = self.worker.dead_claimers(conn, claimers)
             stale = now - timedelta(seconds=self.settings.stale_seconds)
             rows = [
                 r

@@ -1,7 +1,8 @@
 """Send: hand claimed jobs' stored text to their providers, within the providers' limits
-(concurrency and rate), and return what happened to each as an Outcome. Jobs for a provider
-that takes batches (Aliyun's SendBatchSms, Tencent's SendSms) with the same registered template
-(its `batch_key`) go in one request; each still settles on its own. An account-level refusal
+(concurrency, and the rate shared by every worker on the database: sharedrate.py), and return
+what happened to each as an Outcome. Jobs for a provider that takes batches (Aliyun's
+SendBatchSms, Tencent's SendSms) with the same registered template (its `batch_key`) go in one
+request; each still settles on its own. An account-level refusal
 (AccountError) pauses the provider for everyone (channels/failover.py) and is audited as
 `provider.paused`; jobs still waiting for that provider's turn are then not sent there. Nothing
 here writes to the database; record.py turns outcomes into status changes.
@@ -21,11 +22,11 @@ from datetime import datetime
 from ..audit import log as audit
 from ..channels.base import OutboundMessage, Provider, SendResult
 from ..channels.failover import ProviderChain
-from ..channels.ratelimit import TokenBucket
 from ..errors import AccountError, LeaseLapsed, PermanentError, ProviderError, TransientError
 from ..masking import mask_text
 from ..status import Channel
 from .jobs import Job, Outcome
+from .sharedrate import shared_bucket
 from .workers import Worker
 
 log = logging.getLogger("notifier.delivery")
@@ -46,7 +47,7 @@ class Sender:
         self.chains, self.worker, self.now, self.actor = chains, worker, now, actor
         self.providers = {p.name: p for chain in chains.values() for p in chain.providers}
         self.buckets = {
-            p.name: TokenBucket(p.rate_per_second, float(p.settings.get("burst", 1)))
+            p.name: shared_bucket(worker, p.name, p.rate_per_second, p.burst)
             for p in self.providers.values()
             if p.rate_per_second
         }
@@ -64,9 +65,7 @@ class Sender:
         provider = self.providers[job.provider]
         async with self.limits[provider.name]:
             bucket = self.buckets.get(provider.name)
-            if bucket:
-                await bucket.acquire()
-            if not self.worker.fresh(self.now()):
+            if (bucket and not await bucket.acquire()) or not self.worker.fresh():
                 return Outcome(
                     job, error=LeaseLapsed("not sent: this worker's lease could not be renewed in time")
                 )
@@ -92,6 +91,14 @@ class Sender:
             else:
                 singles.append(job)
         batches += groups.values()
+        requests: dict[str, int] = {}
+        for job in singles:
+            requests[job.provider] = requests.get(job.provider, 0) + 1
+        for group in batches:
+            requests[group[0].provider] = requests.get(group[0].provider, 0) + 1
+        for name, n in requests.items():
+            if bucket := self.buckets.get(name):
+                bucket.expect(n)
         one, many = await asyncio.gather(
             asyncio.gather(*(self.send(j) for j in singles)),
             asyncio.gather(*(self.send_batch(group) for group in batches)),
@@ -106,9 +113,7 @@ class Sender:
         provider = self.providers[jobs[0].provider]
         async with self.limits[provider.name]:
             bucket = self.buckets.get(provider.name)
-            if bucket:
-                await bucket.acquire()
-            if not self.worker.fresh(self.now()):
+            if (bucket and not await bucket.acquire()) or not self.worker.fresh():
                 lapsed = LeaseLapsed("not sent: this worker's lease could not be renewed in time")
                 return [Outcome(j, error=lapsed) for j in jobs]
             return self._held(provider, jobs) or await self._call(provider, list(jobs))

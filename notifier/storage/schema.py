@@ -266,6 +266,15 @@ leases = sa.Table(
     sa.Column("expires_at", TS, nullable=False),
 )
 
+# A provider's rate limit shared by every worker (delivery/sharedrate.py): the GCRA virtual time,
+# the database's clock in seconds since 1970, when the provider's next slot is free.
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("provider", sa.String(64), primary_key=True),
+    sa.Column("next_at", sa.Float(precision=53), nullable=False),
+)
+
 # -- identity (identity/): staff and auditor accounts, their roles and personal API tokens --------
 accounts = sa.Table(
     "accounts",

@@ -481,7 +481,7 @@ def test_a_restart_settles_the_rows_of_a_dead_sender_but_not_of_a_live_one(
         run_id = runs.create_run(app, rule(app), ON, "clerk").run
         approve_all(app, run_id)
         live = Worker(app.engine, timedelta(seconds=120), "other-host:4242:aaaaaaaa")
-        live.heartbeat(NOON)  # another machine's `serve`, sending right now
+        live.heartbeat()  # another machine's `serve`, sending right now
         dead = f"{new_worker_id().split(':')[0]}:{dead_pid()}:bbbbbbbb"  # a `send` on this host, killed
         for phone, worker in ((PHONES[0], live.id), (PHONES[1], dead)):
             with app.engine.begin() as conn:

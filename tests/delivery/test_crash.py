@@ -2,13 +2,16 @@
 SIGKILL at random moments while it sends SMS through the real Twilio client to the local
 Twilio-compatible server (and through the Aliyun and Tencent SDKs to theirs), which also
 answers some requests with 429 / 500, too late for the client, or not at all when asked for its
-message list; after restarts every delivery is final and every resident got exactly one message."""
+message list; after restarts every delivery is final and every resident got exactly one message.
+With four workers on PostgreSQL the killed worker's rows are settled by the others (or by its
+replacement), never sent twice."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tests.support.crash import kill_aliyun_campaign, kill_campaign, kill_tencent_campaign
+from tests.support.pgserver import PgServer
 
 N = 300
 
@@ -25,6 +28,30 @@ def test_kill_9_during_send_loses_nothing_and_sends_nothing_twice(tmp_path: Path
     # answers lost to timeouts and sends cut off by SIGKILL, found at Twilio or sent again.
     assert out.moves[("sending", "unknown")] > 0 and out.moves[("unknown", "sent")] > 0
     assert out.moves[("sending", "sent")] + out.moves[("unknown", "sent")] == N, out.moves
+
+
+def test_kill_9_among_four_workers_on_postgresql_loses_nothing_and_sends_nothing_twice(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    n = 120
+    out = kill_campaign(
+        tmp_path,
+        pg_server.create_database("crash_four_workers"),
+        n,
+        kills=6,
+        fault_percent=30,
+        read_fault_percent=20,
+        seed=20261203,
+        batch_size=10,
+        workers=4,
+        rate=40,
+    )
+    assert out.finals and all(f.returncode == 0 for f in out.finals), out.final.stderr
+    assert out.kills >= 4  # workers were killed while they held their lease (were sending)
+    assert out.statuses == {"sent": n}
+    assert out.accepted == {p: 1 for p in out.phones} and out.sids_match
+    assert out.moves[("sending", "unknown")] > 0 and out.moves[("unknown", "sent")] > 0
+    assert out.moves[("sending", "sent")] + out.moves[("unknown", "sent")] == n, out.moves
 
 
 def test_kill_9_during_aliyun_batches_loses_nothing_and_sends_nothing_twice(

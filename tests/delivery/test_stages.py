@@ -55,14 +55,15 @@ def test_a_lapsed_lease_puts_the_row_back_without_using_an_attempt(tmp_path: Pat
     app = county(tmp_path, sqlite_url, phones=2, extra="[sending]\nmax_attempts = 1\n")
     try:
         run_id = approved_run(app)
-        clock = [NOON]
-        worker = Worker(app.engine, timedelta(seconds=60))
+        clock, ticks = [NOON], [0.0]  # the dispatcher's wall clock; the worker's own (monotonic) one
+        worker = Worker(app.engine, timedelta(seconds=60), clock=lambda: ticks[0])
         dispatcher = Dispatcher(app, providers_for(app.config), now=lambda: clock[0], worker=worker)
         stages = dispatcher.stages
-        worker.heartbeat(NOON)
+        worker.heartbeat()
         claimed = stages.claimer.claim(run_id)
         assert [r.status for r in _rows(app, run_id)] == ["sending", "sending"]
-        clock[0] = NOON + timedelta(seconds=50)  # no renewal for 3/4 of the lease: must not send
+        clock[0] = NOON + timedelta(seconds=50)
+        ticks[0] = 50.0  # no renewal for 3/4 of the lease: must not send
 
         async def send_all() -> list[Outcome]:
             return list(await asyncio.gather(*(stages.sender.send(j) for j in claimed.jobs)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -96,13 +97,15 @@ def test_due_and_next_times() -> None:
 
 def test_lease_has_one_holder_and_expires(sqlite_url: str, tmp_path: Path) -> None:
     app = App.open(write_config(tmp_path, sqlite_url))
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    ttl = timedelta(seconds=30)
-    assert lease.acquire(app.engine, "scheduler", "a", ttl, t0)
-    assert not lease.acquire(app.engine, "scheduler", "b", ttl, t0 + timedelta(seconds=10))
-    assert lease.acquire(app.engine, "scheduler", "a", ttl, t0 + timedelta(seconds=20))  # renewed
-    assert not lease.acquire(app.engine, "scheduler", "b", ttl, t0 + timedelta(seconds=40))
-    assert lease.acquire(app.engine, "scheduler", "b", ttl, t0 + timedelta(seconds=51))  # a died
+    ttl = timedelta(seconds=0.6)  # judged by the database's clock: real time passes here
+    assert lease.acquire(app.engine, "scheduler", "a", ttl)
+    assert not lease.acquire(app.engine, "scheduler", "b", ttl)
+    time.sleep(0.4)
+    assert lease.acquire(app.engine, "scheduler", "a", ttl)  # renewed
+    time.sleep(0.4)
+    assert not lease.acquire(app.engine, "scheduler", "b", ttl)  # 0.8 s after a took it: renewed
+    time.sleep(0.7)
+    assert lease.acquire(app.engine, "scheduler", "b", ttl)  # a died
     app.close()
 
 

@@ -1,7 +1,9 @@
 """A campaign sent by a `notifier send` subprocess that is killed with SIGKILL at random moments,
 against a local provider server (Twilio, Aliyun, Tencent) injecting faults: used by
 tests/delivery/test_crash.py at a small scale and by bench/crash.py at the scale of issue 4
-(5,000 residents, 30 % faults). Also the pid of a process that is gone, as a killed sender leaves behind."""
+(5,000 residents, 30 % faults). With `workers` > 1 that many `send` processes share the database
+(PostgreSQL): a random one of those already sending is killed, and another takes its place. Also
+the pid of a process that is gone, as a killed sender leaves behind."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import sqlalchemy as sa
 from notifier import runs
 from notifier.app import App
 from notifier.residents.importer import import_residents
-from notifier.storage.schema import audit_events, deliveries
+from notifier.storage.schema import audit_events, deliveries, leases
 
 from .campaign import ON, approve_all, rule, write_roster
 from .project import write_config
@@ -39,6 +41,7 @@ class Outcome:
     final: subprocess.CompletedProcess[str]
     seconds: float
     largest_request: int = 1  # numbers in the largest send request the server took
+    finals: list[subprocess.CompletedProcess[str]] | None = None  # every final worker's, with workers > 1
 
 
 def kill_campaign(
@@ -51,6 +54,8 @@ def kill_campaign(
     read_fault_percent: float,
     seed: int,
     batch_size: int = 20,
+    workers: int = 1,
+    rate: float | None = None,
 ) -> Outcome:
     rng = random.Random(seed)
     started = time.monotonic()
@@ -68,7 +73,7 @@ def kill_campaign(
             sms_config(
                 server,
                 f"max_attempts = 50\nbatch_size = {batch_size}\nstale_seconds = 600\nsettle_seconds = 0.5",
-                "timeout = 1",
+                "timeout = 1" + (f"\nrate_per_second = {rate}" if rate else ""),
             ),
         )
         phones = [f"138{i:08d}" for i in range(residents)]
@@ -79,15 +84,21 @@ def kill_campaign(
         approve_all(app, run_id)
         app.close()
         cmd = [sys.executable, "-m", "notifier", "--config", str(cfg), "send", "--json"]
-        killed = 0
-        for _ in range(kills):
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(0.6, 1.6))
-            if proc.poll() is None:
-                proc.kill()
-                killed += 1
-            proc.wait()
-        final = subprocess.run(cmd + ["--until-idle"], capture_output=True, text=True, timeout=1800)
+        finals = None
+        if workers == 1:
+            killed = 0
+            for _ in range(kills):
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                time.sleep(rng.uniform(0.6, 1.6))
+                if proc.poll() is None:
+                    proc.kill()
+                    killed += 1
+                proc.wait()
+            final = subprocess.run(cmd + ["--until-idle"], capture_output=True, text=True, timeout=1800)
+        else:
+            killed = _kill_workers(cmd, db_url, workers, kills, rng)
+            finals = _together(cmd + ["--until-idle"], workers)
+            final = next((f for f in finals if f.returncode), finals[-1])
         app = App.open(cfg)
         with app.engine.connect() as conn:
             rows = conn.execute(sa.select(deliveries).where(deliveries.c.run_id == run_id)).all()
@@ -111,7 +122,53 @@ def kill_campaign(
             killed,
             final,
             time.monotonic() - started,
+            finals=finals,
         )
+
+
+def _kill_workers(cmd: list[str], db_url: str, workers: int, kills: int, rng: random.Random) -> int:
+    """`workers` senders at once; every 0.2-0.8 s a random one of those already dispatching (it
+    holds its worker lease) is killed and replaced, until `kills` were killed or all are done.
+    Returns how many were killed (those still running at the end included)."""
+    engine = sa.create_engine(db_url)
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)
+    ]
+    killed, done = 0, 0
+    try:
+        while killed < kills and done < workers:
+            time.sleep(rng.uniform(0.2, 0.8))
+            with engine.connect() as conn:
+                holders = " ".join(conn.execute(sa.select(leases.c.holder)).scalars())
+            sending = [i for i, p in enumerate(procs) if p.poll() is None and f":{p.pid}:" in holders]
+            done = sum(p.poll() == 0 for p in procs)  # nothing left for them to send
+            if sending:
+                i = rng.choice(sending)
+                procs[i].kill()
+                procs[i].wait()
+                killed += 1
+                procs[i] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                killed += 1
+            p.wait()
+        engine.dispose()
+    return killed
+
+
+def _together(cmd: list[str], workers: int) -> list[subprocess.CompletedProcess[str]]:
+    """`workers` processes of `cmd` started together; their results once all have ended."""
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(workers)
+    ]
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=1800)
+        out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    return out
 
 
 def dead_pid() -> int:

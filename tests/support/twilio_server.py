@@ -8,6 +8,8 @@ fault mode. Every accepted message is recorded, so tests can prove exactly-once 
 answer records the message *before* waiting, like Twilio accepting a message whose answer never
 arrives: the ambiguous case crash reconciliation has to settle. `send_status_callbacks` posts
 signed receipts (X-Twilio-Signature) the way Twilio does, optionally duplicated or out of order.
+Every create's arrival time is recorded (`arrivals`: how a provider counts its rate limit), and
+`latency` adds seconds to every create's answer, as a provider far away takes.
 
 Runs in the caller's event loop (`async with TwilioServer() as s`) or in a thread of its own
 (`with TwilioServer() as s`) for code that runs its own loops, like `asyncio.run(dispatcher...)`.
@@ -20,6 +22,7 @@ import operator
 import random
 import secrets
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -162,6 +165,9 @@ class TwilioServer(AioServer):
         self.number_faults: dict[str, Fault] = {}  # every create to this number gets this answer
         self.messages: list[Message] = []  # accepted messages, in order
         self.attempts: list[tuple[str, int]] = []  # (To, HTTP status answered) for every create
+        self.arrivals: list[float] = []  # time.time() when each create arrived (rate limits are counted so)
+        self.arrived: list[tuple[float, str]] = []  # (arrival, To) of every create that named one
+        self.latency = 0.0  # seconds added to every create's answer, as a distant provider takes
         self._random: tuple[random.Random, float, Sequence[Fault]] | None = None
         self.failing_reads = 0  # answer the next N lists / fetches with 500
         self._random_reads: tuple[random.Random, float] | None = None
@@ -239,6 +245,11 @@ class TwilioServer(AioServer):
         return None
 
     async def _create(self, request: web.Request) -> web.Response:
+        arrived = time.time()
+        with self._lock:
+            self.arrivals.append(arrived)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if not self._authorised(request):
             return _error(401, 20003, "Authenticate")
         form = await request.post()
@@ -246,6 +257,8 @@ class TwilioServer(AioServer):
         from_, service = form.get("From"), form.get("MessagingServiceSid")
         if not to:
             return _error(400, 21604, "A 'To' phone number is required.")
+        with self._lock:
+            self.arrived.append((arrived, to))
         if not from_ and not service:
             return _error(400, 21603, "A 'From' phone number is required.")
         if not body:

@@ -355,16 +355,17 @@ def test_a_batch_overrunning_the_shutdown_timeout_is_abandoned_with_exit_1(
 
 
 def test_two_serves_fire_a_scheduled_notice_once_and_the_standby_takes_over(
-    tmp_path: Path, sqlite_url: str, tserver: TwilioServer
+    tmp_path: Path, db_url: str, tserver: TwilioServer
 ) -> None:
-    """A notice scheduled a few seconds ahead, two `serve` processes on one database: one run for
-    the firing, sent once; killing the lease holder makes the standby take the lease."""
+    """A notice scheduled a few seconds ahead, two `serve` processes on one database (SQLite, and
+    PostgreSQL as several machines share it): one run for the firing, sent once; killing the
+    lease holder makes the standby take the lease (judged by the database's clock)."""
     from notifier.scheduling.approval import approve_rule
     from notifier.storage.schema import firings, leases
     from notifier.storage.schema import runs as runs_table
 
     port_a, port_b = free_port(), free_port()
-    cfg = sms_project(tmp_path, sqlite_url, tserver, port_a, "[schedule]\nlease_seconds = 3\n")
+    cfg = sms_project(tmp_path, db_url, tserver, port_a, "[schedule]\nlease_seconds = 3\n")
     soon = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(seconds=8)).replace(
         microsecond=0, tzinfo=None
     )
