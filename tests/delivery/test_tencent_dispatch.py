@@ -212,7 +212,10 @@ def test_a_timed_out_request_is_reconciled_by_lookup_not_resent(
         assert report.failed == 0 and report.reconciled == 4 and report.sent == 0
         assert sends(server) == [[f"+861380000000{i}" for i in range(1, 5)]]  # one SendSms, never again
         pulls = [c for c in server.calls if c.action == "PullSmsSendStatusByPhoneNumber"]
-        assert len(pulls) == 5 and pulls[0].answer == "InternalError"
+        # each number looked up, the failed lookup tried again; a lookup that comes before
+        # Tencent has recorded the late request finds nothing and is repeated (timing-dependent)
+        assert pulls[0].answer == "InternalError" and len(pulls) >= 5
+        assert {c.params["PhoneNumber"] for c in pulls} == {f"+861380000000{i}" for i in range(1, 5)}
         serials = {m.phone: m.serial_no for m in server.messages}
         assert {(r.status, r.provider_message_id) for r in rows(app, run_id)} == {
             ("sent", serials[p]) for p in serials
