@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import chain
@@ -148,6 +148,23 @@ def _openpyxl_value(v: Any) -> Any:
     return v
 
 
+def _header_sheet(
+    sheets: Iterable[tuple[Any, Iterator[list[Any]]]], matcher: HeaderMatcher | None
+) -> tuple[Any, Iterator[list[Any]], list[list[Any]]]:
+    """The first sheet whose first rows hold the header (any sheet without a matcher), with its
+    rows iterator and those first rows; when none does, the first one, to say what is missing.
+    Both XLSX readers choose this way (sheets are opened lazily, in order)."""
+    chosen = None
+    for ws, it in sheets:
+        head = [r for _, r in zip(range(HEADER_SEARCH_ROWS), it, strict=False)]
+        if chosen is None:
+            chosen = (ws, it, head)
+        if matcher is None or pick_header(head, matcher) is not None:
+            return ws, it, head
+    assert chosen is not None
+    return chosen
+
+
 def _read_calamine(path: Path, matcher: HeaderMatcher | None, sheet: str | None) -> Table:
     import python_calamine
 
@@ -167,18 +184,8 @@ def _read_calamine(path: Path, matcher: HeaderMatcher | None, sheet: str | None)
         for row in ws.iter_rows():
             yield _trimmed(pad + [conv(c) for c in row])
 
-    chosen = None
-    for name in [sheet] if sheet is not None else names:
-        ws = wb.get_sheet_by_name(name)
-        it = rows_of(ws)
-        head = [r for _, r in zip(range(HEADER_SEARCH_ROWS), it, strict=False)]
-        if chosen is None:
-            chosen = (ws, it, head)
-        if matcher is None or pick_header(head, matcher) is not None:
-            chosen = (ws, it, head)
-            break
-    assert chosen is not None
-    ws, it, head = chosen
+    chosen = [sheet] if sheet is not None else names
+    ws, it, head = _header_sheet(((ws, rows_of(ws)) for ws in map(wb.get_sheet_by_name, chosen)), matcher)
     if not head:
         wb.close()
         raise InputError(f"{path}: sheet {ws.name!r} is empty (expected a header row)")
@@ -201,24 +208,14 @@ def _read_openpyxl(path: Path, matcher: HeaderMatcher | None, sheet: str | None)
         wb.close()
         raise InputError(f"{path}: no sheet named {sheet!r} (sheets: {', '.join(wb.sheetnames)})")
     candidates = [wb[sheet]] if sheet is not None else list(wb.worksheets)
-    chosen = None
-    for ws in candidates:
-        it = ws.iter_rows(values_only=True)
-        head = [_trimmed(list(r)) for _, r in zip(range(HEADER_SEARCH_ROWS), it, strict=False)]
-        if chosen is None:
-            chosen = (ws, it, head)  # no sheet has a header: the first one, to say what is missing
-        if matcher is None or pick_header(head, matcher) is not None:
-            chosen = (ws, it, head)
-            break
-    assert chosen is not None
-    ws, it, head = chosen
+    rows = ((ws, (_trimmed(list(r)) for r in ws.iter_rows(values_only=True))) for ws in candidates)
+    ws, it, head = _header_sheet(rows, matcher)
     if not head:
         wb.close()
         raise InputError(f"{path}: sheet {ws.title!r} is empty (expected a header row)")
 
     def rest() -> Iterator[list[Any]]:
-        for row in it:
-            yield _trimmed(list(row))
+        yield from it
         wb.close()
 
     return _table(head, rest(), matcher, ws.max_row or None, sheet=ws.title)
