@@ -154,6 +154,20 @@ def routes(pages: Pages) -> list[Route]:
                 found = await run_in_threadpool(search_residents, app, form["name"], form["village"])
             except InputError:
                 error, status = "no_name", 400
+        return explained(request, account, status, got, on, form, error, result=result, found=found)
+
+    def explained(
+        request: Request,
+        account: Account,
+        status: int,
+        got: Any,
+        on: Any,
+        form: dict[str, str],
+        error: str | None,
+        result: Any = None,
+        found: Any = None,
+    ) -> Response:
+        """The explain page (解释), for an explanation and for a letter proof that could not be made."""
         return pages.render(
             request,
             "explain.html",
@@ -197,20 +211,7 @@ def routes(pages: Pages) -> list[Route]:
                     headers={"content-disposition": f'inline; filename="{name}"'},
                 )
         form = {"resident": resident, "name": "", "village": ""}
-        return pages.render(
-            request,
-            "explain.html",
-            account,
-            status,
-            it=got,
-            on=on,
-            form=form,
-            result=None,
-            found=None,
-            error=error,
-            results=RESULTS,
-            outcomes=OUTCOMES,
-        )
+        return explained(request, account, status, got, on, form, error)
 
     async def review(request: Request, account: Account) -> Response:
         """The residents the rule cannot decide on the date, the first SHOWN_WAITING of them listed."""
