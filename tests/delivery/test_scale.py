@@ -11,9 +11,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from notifier.app import App
 from notifier.channels.ratelimit import SharedBucket
-from notifier.delivery.sharedrate import shared_bucket
+from notifier.delivery.sharedrate import ClockMap, shared_bucket
 from notifier.delivery.workers import Worker
 from tests.support.pgserver import PgServer
 from tests.support.scale import send_with_workers, sms_campaign
@@ -87,3 +89,14 @@ def test_two_pacers_on_one_database_share_the_rate(app: App) -> None:
     assert rate * seconds * 0.5 <= len(stamps) <= rate * seconds + 1, len(stamps)
     assert max(sum(1 for s in stamps if a <= s < a + 1) for a in stamps) <= rate + 1
     assert others >= rate * seconds * 0.5  # the other provider's limit is its own
+
+
+def test_the_database_clock_is_mapped_by_the_fastest_answer_of_the_last_seconds() -> None:
+    """Local time = database time + 90 s; answers arrive 1-50 ms after the database read its
+    clock. A late answer does not shift the map (its block would land on other workers'
+    slots); an old fast answer is forgotten after the window, so the map follows drift."""
+    clock = ClockMap(window=5.0)
+    assert clock.add(100.020, 10.0) == pytest.approx(90.020)
+    assert clock.add(101.001, 11.0) == pytest.approx(90.001)  # a faster answer: truer
+    assert clock.add(102.050, 12.0) == pytest.approx(90.001)  # a late one changes nothing
+    assert clock.add(107.000, 16.9) == pytest.approx(90.050)  # 101.001 is past the window
