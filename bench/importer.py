@@ -2,12 +2,13 @@
 same run on the same machine.
 
   floor            plain sqlite3 executemany of the raw strings into a table of the same width
-  csv              `import_residents` (parsing in worker processes above Pooling.min_rows)
-  csv in-process   the same with the pool off, to show what the pool gives
+  csv              `import_residents` as configured (`Pooling` default: in process on 2 cores)
+  csv in-process   the same with the pool off
+  csv N worker(s)  parsing in N worker processes, to show what the pool gives (their CPU shown)
   xlsx             `import_residents` of the same rows as XLSX (python-calamine reader)
   read xlsx        rows only (no parsing, no database), openpyxl read-only vs python-calamine
 
-Wall time and this process's CPU time are both printed: on a shared machine the load average
+Wall time, this process's CPU time and its workers' CPU time are printed: on a shared machine the load average
 says how far wall time is from what the code costs.
 
     python bench/importer.py --residents 100000 [--json]
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -35,7 +37,7 @@ from notifier.fields import BUILTIN_FIELDS  # noqa: E402
 from notifier.residents import readers  # noqa: E402
 from notifier.residents.header import HeaderMatcher  # noqa: E402
 from notifier.residents.importer import import_residents  # noqa: E402
-from notifier.residents.pool import IN_PROCESS  # noqa: E402
+from notifier.residents.pool import IN_PROCESS, Pooling  # noqa: E402
 from notifier.samplegen import generate, write_csv, write_xlsx  # noqa: E402
 
 
@@ -43,6 +45,12 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def children_cpu() -> float:
+    """CPU seconds of ended child processes (the pool's workers, once the import has shut them down)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def fresh_app(work: Path, name: str) -> App:
@@ -71,20 +79,25 @@ def main() -> None:
 
     def run(stage: str, path: Path, **kw: Any) -> None:
         app = fresh_app(work, stage)
+        before = children_cpu()
         try:
             report, wall, cpu = timed(lambda: import_residents(app, path, **kw))
         finally:
             app.close()
+        workers = children_cpu() - before
         assert report.imported == n and not report.rejected, (stage, report.imported, report.rejected)
         results[stage] = {
             "seconds": wall,
             "cpu_seconds_main": cpu,
+            "cpu_seconds_workers": workers,
             "per_second": n / wall,
             "ratio_to_floor": floor_s / wall,
         }
 
     run("csv", work / "r.csv")
     run("csv in-process", work / "r.csv", pooling=IN_PROCESS)
+    run("csv 1 worker", work / "r.csv", pooling=Pooling(workers=1, min_workers=1))
+    run("csv 2 workers", work / "r.csv", pooling=Pooling(workers=2))
     run("xlsx", work / "r.xlsx")
     matcher, xlsx = HeaderMatcher(dict(BUILTIN_FIELDS)), work / "r.xlsx"
     for reader in ("openpyxl", "calamine"):
@@ -94,15 +107,18 @@ def main() -> None:
         assert rows == n
         results[f"read xlsx {reader}"] = {"seconds": wall, "cpu_seconds_main": cpu, "per_second": n / wall}
     shutil.rmtree(work, ignore_errors=True)
-    out = {"residents": n, "load_average_at_start": load, "cores": os.cpu_count(), **results}
+    end = os.getloadavg()[0]
+    out = {"residents": n, "load_average": [load, end], "cores": os.cpu_count(), **results}
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
         return
-    print(f"residents: {n:,}   load average at start {load:.1f} on {os.cpu_count()} cores")
+    print(f"residents: {n:,}  load average {load:.1f} at start, {end:.1f} at the end; {os.cpu_count()} cores")
     for stage, r in results.items():
         ratio = f"ratio {r['ratio_to_floor']:.2f}" if "ratio_to_floor" in r else ""
-        cpu = f"(cpu here {r['cpu_seconds_main']:5.2f} s)" if "cpu_seconds_main" in r else ""
-        print(f"{stage:20s} {r['seconds']:6.2f} s = {r['per_second']:>9,.0f} rows/s  {cpu:22s} {ratio}")
+        cpu = f"(cpu here {r['cpu_seconds_main']:5.2f} s" if "cpu_seconds_main" in r else ""
+        if cpu:
+            cpu += f", workers {r['cpu_seconds_workers']:5.2f} s)" if r.get("cpu_seconds_workers") else ")"
+        print(f"{stage:20s} {r['seconds']:6.2f} s = {r['per_second']:>9,.0f} rows/s  {cpu:40s} {ratio}")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,10 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
-from ..errors import Problem
 from ..fields import FieldSpec
-from .parse import ParsedRow, parse_rows
+from .parse import Chunk, Plan, chunks, parse_chunk, plan
 
 Rows = Iterable[tuple[int, list[Any]]]
 
@@ -34,6 +32,7 @@ class Pooling:
     min_rows: int = 20_000  # data rows at which the pool starts paying for itself (bench/importer.py)
     chunk_rows: int = 5_000
     workers: int = 0  # 0: one per core but the importing process's own, at most 4
+    min_workers: int = 2  # fewer: parse in process (bench/importer.py measures 1 worker with 1)
 
     def worker_count(self) -> int:
         """The importing process keeps a core busy itself (reading, duplicate checks, writing
@@ -41,49 +40,28 @@ class Pooling:
         return self.workers or max(0, min((os.cpu_count() or 1) - 1, 4))
 
     def wanted(self, total: int | None) -> bool:
-        """A big file, and at least two workers: with one (a 2-core machine) the pool measured
-        slower than parsing in process (bench/importer.py), the importing process being the bound."""
-        return total is not None and total >= self.min_rows and self.worker_count() >= 2
+        """A big file, and at least two workers: with one or two on a 2-core machine the pool
+        measured 1.5-2x slower than parsing in process (bench/importer.py): parsing by column
+        is now under half of an import's CPU, and shipping the rows both ways costs about as
+        much as it saves."""
+        return total is not None and total >= self.min_rows and self.worker_count() >= self.min_workers
 
 
 DEFAULT = Pooling()
 IN_PROCESS = Pooling(min_rows=1 << 62)
 
-_plan: tuple[list[str], list[tuple[int, FieldSpec]], FieldSpec | None] | None = None
+_plan: Plan | None = None
 
 
 def _init(header: list[str], mapping: list[tuple[int, FieldSpec]], birth: FieldSpec | None) -> None:
     global _plan
-    _plan = (header, mapping, birth)
+    _plan = plan(header, mapping, birth)  # its converters are closures: built here, not pickled
 
 
-Packed = tuple[int, tuple[str, ...], list[Any], list[Problem] | None, list[Problem] | None]
-
-
-def _parse_chunk(chunk: list[tuple[int, list[Any]]]) -> list[Packed]:
-    """Parsed rows as plain tuples: unpickling a dataclass with a dict per row costs the importing
-    process ~20 µs a row, as much as it saves; tuples whose key tuples are shared (pickled once
-    per chunk) cost ~5 µs."""
+def _parse_chunk(chunk: list[tuple[int, list[Any]]]) -> Chunk:
+    """A chunk parsed by column: a few lists pickle and unpickle far cheaper than a dict per row."""
     assert _plan is not None, "worker started without its column mapping"
-    keysets: dict[tuple[str, ...], tuple[str, ...]] = {}
-    out: list[Packed] = []
-    for r in parse_rows(chunk, *_plan):
-        keys = tuple(r.values)
-        out.append(
-            (
-                r.row,
-                keysets.setdefault(keys, keys),
-                list(r.values.values()),
-                r.errors or None,
-                r.warnings or None,
-            )
-        )
-    return out
-
-
-def _unpacked(packed: list[Packed]) -> Iterator[ParsedRow]:
-    for row, keys, values, errors, warnings in packed:
-        yield ParsedRow(row, dict(zip(keys, values, strict=True)), errors or [], warnings or [])
+    return parse_chunk(chunk, _plan)
 
 
 def parsed(
@@ -94,14 +72,17 @@ def parsed(
     *,
     total: int | None,
     pooling: Pooling = DEFAULT,
-) -> Iterator[ParsedRow]:
-    """parse_rows(rows, ...), in worker processes when `total` (data rows) makes that worth it."""
+) -> Iterator[Chunk]:
+    """Chunks of parse_chunk(rows, ...) in file order, parsed in worker processes when `total`
+    (data rows) makes that worth it."""
     if not pooling.wanted(total):
-        yield from parse_rows(rows, header, mapping, birth)
+        p = plan(header, mapping, birth)
+        for chunk in chunks(rows, pooling.chunk_rows):
+            yield parse_chunk(chunk, p)
         return
     workers = pooling.worker_count()
-    source = iter(rows)
-    pending: deque[Future[list[Packed]]] = deque()
+    source = chunks(rows, pooling.chunk_rows)
+    pending: deque[Future[Chunk]] = deque()
     with ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -111,13 +92,13 @@ def parsed(
         try:
             while True:
                 while len(pending) < 2 * workers:
-                    chunk = list(islice(source, pooling.chunk_rows))
+                    chunk = next(source, [])
                     if not chunk:
                         break
                     pending.append(pool.submit(_parse_chunk, chunk))
                 if not pending:
                     return
-                yield from _unpacked(pending.popleft().result())
+                yield pending.popleft().result()
         finally:
             for f in pending:
                 f.cancel()
