@@ -11,7 +11,7 @@ its line and the residents concerned, instead of failing (or falling back) at se
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -24,6 +24,7 @@ from .errors import Problem, RenderError, RuleError
 from .masking import mask_address, mask_email, mask_id_number, mask_name, mask_phone, mask_text
 from .rendering.context import ResidentContext, amount_value, params_context
 from .rendering.segments import count_segments
+from .rendering.shapes import ShapedTemplate
 from .rendering.smsparams import TemplateParams, as_json
 from .rendering.templates import TemplateSet, item_context, template_context
 from .rules.compile import params_in_force
@@ -84,14 +85,26 @@ def render_messages(
     item = item_context(rule.item, app.dictionary.domains)
     params = params_context(params_in_force(rule, on))
     resident = ResidentContext(app.dictionary)
+    shaped = _shaped(templates, rule, resident)
+    postcodes = "f_postcode" in app.residents.c  # (a Row's getattr of a missing column is slow)
+    uncoded = template_values(app.config, None, None)  # the same for every message without a secret
     out = RenderedRun()
     for row, member in member_rows(app, [m for m in members if m.channel is not None]):
         first = member.channel
         if first is None:  # filtered out above; says so to the type checker
             continue
         fen = (amounts or {}).get(row.resident_id)
-        context = template_context(resident(row), item, params, None, rule.id, on)
-        context["amount"] = amount_value(rule, fen)
+        amount = amount_value(rule, fen)
+        whole: list[dict[str, Any]] = []  # the member's context, built only if a template needs it
+
+        def context(
+            row: Any = row, amount: Any = amount, whole: list[dict[str, Any]] = whole
+        ) -> dict[str, Any]:
+            if not whole:
+                whole.append(template_context(resident(row), item, params, None, rule.id, on))
+                whole[0]["amount"] = amount
+            return whole[0]
+
         targets = [(first, member.recipient)]
         for ch in later_channels(rule.channels, first):
             got, recipient, _ = choose_channel(
@@ -102,14 +115,22 @@ def render_messages(
         for channel, recipient in targets:
             calls = {}
             code = codes.code(DeliveryIdentity(key, row.resident_id, channel.value)) if codes else None
-            shown = context | template_values(app.config, codes, code)
+            verify = uncoded if code is None else template_values(app.config, codes, code)
             try:
-                rendered = templates.render(channel, shown)
-                if channel is Channel.SMS and rule.sms_templates:
-                    calls = registered.render(shown)
-                    wrong = registered.differences(calls, rendered.body, detail=False)
-                    if wrong:
-                        raise RuleError("registered SMS template differs", wrong)
+                plan = shaped.get(channel)
+                if plan is not None:
+                    rendered = plan.template.render(
+                        plan.values(row, amount, verify),
+                        lambda: context() | verify,  # noqa: B023 (called right here)
+                    )
+                else:
+                    shown = context() | verify
+                    rendered = templates.render(channel, shown)
+                    if channel is Channel.SMS and rule.sms_templates:
+                        calls = registered.render(shown)
+                        wrong = registered.differences(calls, rendered.body, detail=False)
+                        if wrong:
+                            raise RuleError("registered SMS template differs", wrong)
             except RuleError as exc:
                 for p in exc.problems:
                     out.failures[(p.file, p.line, p.message)].append(
@@ -131,11 +152,38 @@ def render_messages(
                     "sha256": rendered.sha256,
                     "templates": as_json(calls),
                     "verify_code": code,
-                    "postcode": _postcode(row) if channel is Channel.LETTER else None,
+                    "postcode": _postcode(row) if channel is Channel.LETTER and postcodes else None,
                     "amount": fen,
                 }
             )
     return out
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A channel rendered by shape, and how to read its per-member inputs from a register row."""
+
+    template: ShapedTemplate
+    fields: tuple[Callable[[Any], Any] | str, ...]  # a resident field's reader, or a context name
+
+    def values(self, row: Any, amount: Any, verify: dict[str, Any]) -> list[Any]:
+        return [
+            f(row) if not isinstance(f, str) else amount if f == "amount" else verify[f] for f in self.fields
+        ]
+
+
+def _shaped(templates: TemplateSet, rule: Rule, resident: ResidentContext) -> dict[Channel, _Plan]:
+    """The channels whose messages can be rendered by shape (rendering/shapes.py). Not SMS with
+    registered templates: their parameters are rendered from each member's whole context."""
+    plans = {}
+    for channel in templates.names:
+        if channel is Channel.SMS and rule.sms_templates:
+            continue
+        shaped = ShapedTemplate.of(templates, channel, resident.names)
+        if shaped is not None:
+            fields = tuple(resident.field(i[1]) if len(i) == 2 else i[0] for i in shaped.inputs)
+            plans[channel] = _Plan(shaped, fields)
+    return plans
 
 
 def _postcode(row: Any) -> str | None:

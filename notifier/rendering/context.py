@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,22 @@ class ResidentContext:
     def __init__(self, dictionary: DataDictionary, *, masked: bool = False) -> None:
         self.pairs = [(name, column_name(spec)) for name, spec in dictionary.all_fields().items()]
         self.masks = _MASKS if masked else {}
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.pairs]
+
+    def field(self, name: str) -> Callable[[Any], Any]:
+        """One field's value from a row, exactly as __call__ gives it."""
+        attr, mask = dict(self.pairs)[name], self.masks.get(name)
+
+        def value(row: Any) -> Any:
+            v = display_value(getattr(row, attr, None))
+            if mask is not None and v:
+                v = mask(v)
+            return missing(f"resident.{name}") if v is None or v == "" else v
+
+        return value
 
     def __call__(self, row: Any) -> dict[str, Any]:
         out = {name: display_value(getattr(row, attr, None)) for name, attr in self.pairs}

@@ -50,8 +50,11 @@ class Rendered:
 def digest(subject: str | None, body: str, html: str | None) -> str:
     """SHA-256 of a message as stored and sent: the JSON array [subject, body, html] (UTF-8,
     no spaces, non-ASCII as is), so an auditor can recompute it from an export."""
-    text = json.dumps([subject, body, html], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_encode([subject, body, html]).encode("utf-8")).hexdigest()
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""json.dumps(..., ensure_ascii=False, separators=(",", ":")) without a new encoder per call."""
 
 
 class MissingValue(jinja2.StrictUndefined):
@@ -83,6 +86,10 @@ def missing(name: str) -> MissingValue:
 
 class RenderLimit(Exception):
     """A template exceeded the time or output bound of one message."""
+
+
+class OverLimit(RuleError):
+    """A template that went past a RenderLimit (time or size); otherwise a RuleError like any."""
 
 
 class _BoundedEnvironment(SandboxedEnvironment):
@@ -199,24 +206,24 @@ class TemplateSet:
             raise RuleError("template errors", problems)
 
     def render(self, channel: Channel, context: dict[str, Any]) -> Rendered:
+        return finish(channel, self.raw(channel, context))
+
+    def raw(self, channel: Channel, context: dict[str, Any]) -> Raw:
+        """The template's output before whitespace is tidied (`finish` does that): the body, or
+        for e-mail the subject, body and HTML blocks; a RuleError naming the line if it fails."""
         deadline = time.monotonic() + MAX_RENDER_SECONDS
         self.text_env.deadline = self.html_env.deadline = deadline
         try:
             if channel is Channel.LETTER:
-                return Rendered(_bounded(self._html[channel].generate(context), self._html[channel]).strip())
+                return (_bounded(self._html[channel].generate(context), self._html[channel]),)
             tmpl = self._text[channel]
             if channel is Channel.SMS:
-                return Rendered(" ".join(_bounded(tmpl.generate(context), tmpl).split()))
+                return (_bounded(tmpl.generate(context), tmpl),)
             ctx = tmpl.new_context(context)
-            subject = " ".join(_block(tmpl, "subject", ctx).split())
-            body = _block(tmpl, "body", ctx).strip() + "\n"
+            subject, body = _block(tmpl, "subject", ctx), _block(tmpl, "body", ctx)
             html_t = self._html[channel]
-            html = (
-                _block(html_t, "html", html_t.new_context(context)).strip()
-                if "html" in html_t.blocks
-                else None
-            )
-            return Rendered(body, subject, html)
+            html = _block(html_t, "html", html_t.new_context(context)) if "html" in html_t.blocks else None
+            return (subject, body, html)
         except Exception as exc:  # any error inside a template (undefined variable, None * 2, ...)
             name = self.names[channel]
             what = (
@@ -224,11 +231,29 @@ class TemplateSet:
                 if isinstance(exc, (jinja2.UndefinedError, RenderLimit))
                 else f"{exc.__class__.__name__}: {exc}"
             )
-            raise RuleError(
-                f"{name}: cannot render", [Problem(what, file=name, line=_template_line(exc, name), column=1)]
+            problems = [Problem(what, file=name, line=_template_line(exc, name), column=1)]
+            raise (OverLimit if isinstance(exc, RenderLimit) else RuleError)(
+                f"{name}: cannot render", problems
             ) from None
         finally:
             self.text_env.deadline = self.html_env.deadline = float("inf")
+
+
+Raw = tuple[str | None, ...]
+"""A template's output parts as rendered (TemplateSet.raw), before `finish`."""
+
+
+def finish(channel: Channel, raw: Raw) -> Rendered:
+    """A message as stored: SMS on one line, e-mail subject on one line and body ending in a
+    newline, letters and HTML stripped."""
+    if channel is Channel.LETTER:
+        return Rendered(str(raw[0]).strip())
+    if channel is Channel.SMS:
+        return Rendered(" ".join(str(raw[0]).split()))
+    subject, body, html = raw
+    return Rendered(
+        str(body).strip() + "\n", " ".join(str(subject).split()), html.strip() if html is not None else None
+    )
 
 
 def _paused_line(gen: Any, tmpl: jinja2.Template) -> int | None:
