@@ -9,6 +9,19 @@ channel. Timed three ways in the same run, on the same data:
   floor     hand-written SQL for the same conditions: one COUNT(*) and one SELECT of the matching
             ids per rule, in plain two-valued SQL (what a person would write, ignoring missing data).
 
+`rules preview --all` (counts and channels only, `rules.counting.count_many`) is timed against
+its own floor and a columnar reference, on each engine asked for (--engines sqlite,postgresql:
+the same generated data on both, and the counts must be equal on both):
+
+  --all     `count_many` as `rules preview --all` runs it (SQLite: split over threads by rowid
+            when there are 2 CPUs and enough residents; PostgreSQL: one statement with parallel
+            workers, EXPLAIN must show them), and in one part (`parts=1`);
+  floor     one hand-written statement counting all rules in one scan (`SUM(CASE WHEN ...)`,
+            two-valued), in one connection; the per-rule floor above needs one scan per rule;
+  duckdb    the same hand-written statement in DuckDB over a copy of the same columns (a
+            columnar engine using every core), if `duckdb` is installed (`pip install
+            '.[bench]'`); it is not a dependency of notifier, and the script says when it is absent.
+
 The script fails if the two engine paths disagree on any rule's counts, missing-data counts or
 members (with channels), or if a rule's match count differs from the floor's (no generated rule
 says if_missing: pass, so missing data matches in neither).
@@ -19,12 +32,15 @@ against the one scan without, best of --repeat each, alternating; the counts mus
 amount field is missing in the data) and grouping the household rules' notices is timed apart.
 
     python bench/rules.py [--residents 1000000] [--rules 50] [--repeat 2] [--json]
+                          [--engines sqlite,postgresql] [--preview-all-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import random
 import shutil
 import sys
@@ -33,7 +49,9 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
+
+import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -42,9 +60,12 @@ sys.path.insert(0, str(REPO))
 from notifier.app import App  # noqa: E402
 from notifier.audience import Audience, evaluate, evaluate_many  # noqa: E402
 from notifier.households import notices  # noqa: E402
+from notifier.rules.compile import RecordFlags, compile_rule  # noqa: E402
+from notifier.rules.counting import RuleCount, count_many, statements  # noqa: E402
 from notifier.rules.load import load_rules, rule_files  # noqa: E402
 from notifier.rules.model import Rule  # noqa: E402
 from notifier.storage.bulk import executemany  # noqa: E402
+from notifier.storage.db import scan_settings  # noqa: E402
 from notifier.storage.schema import records  # noqa: E402
 
 ON = date(2026, 3, 2)
@@ -222,13 +243,135 @@ def floor(app: App, hand: list[str]) -> list[tuple[int, int]]:
     return out
 
 
+def for_postgresql(where: str) -> str:
+    """A hand-written SQLite condition in PostgreSQL's spelling (JSON, booleans)."""
+    where = where.replace("json_extract(g.data, '$.item_domain')", "g.data->>'item_domain'")
+    return where.replace("f_dibao = 1", "f_dibao").replace("f_disabled = 1", "f_disabled")
+
+
+def counting_sql(hand: list[str]) -> str:
+    """All rules counted in one scan, as a person would write it (two-valued)."""
+    return "SELECT " + ", ".join(f"SUM(CASE WHEN {w} THEN 1 ELSE 0 END)" for w in hand) + " FROM residents"
+
+
+def floor_one_scan(app: App, hand: list[str]) -> list[int]:
+    """The hand-written counting statement, in one connection with `count_many`'s settings."""
+    if app.engine.dialect.name == "postgresql":
+        hand = [for_postgresql(w) for w in hand]
+    with app.reader.connect() as conn, conn.begin():
+        scan_settings(conn)
+        return [int(v or 0) for v in conn.exec_driver_sql(counting_sql(hand)).one()]
+
+
+def parallel_plan(app: App, rules: list[Rule]) -> bool:
+    """Whether PostgreSQL scans the register with parallel workers for `count_many`'s statement
+    (a Parallel Seq Scan on residents under a Gather), with the settings it runs under."""
+    flags = RecordFlags()
+    compiled = [compile_rule(r, app.dictionary, app.residents, ON, flags) for r in rules]
+    statement = statements(app.residents, compiled, [], flags)[1]
+    with app.reader.connect() as conn, conn.begin():
+        scan_settings(conn)
+        sql = statement.compile(conn, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+    return "Gather" in plan and "Parallel Seq Scan on residents" in plan
+
+
+def preview_all(app: App, rules: list[Rule], hand: list[str], repeat: int, large: bool) -> dict[str, Any]:
+    """`rules preview --all` on one engine: split (as run) and in one part, best of `repeat`,
+    alternating; the one-scan floor; the old path (`evaluate_many`) for equality."""
+    best: dict[str, tuple[float, float]] = {}
+    counted: dict[str, dict[str, RuleCount]] = {}
+    for _ in range(repeat):
+        for name, parts in (("split", None), ("one_part", 1)):
+            wall, cpu, counted[name] = cpu_timed(lambda p=parts: count_many(app, rules, ON, parts=p))
+            old = best.get(name, (float("inf"), float("inf")))
+            best[name] = (min(old[0], wall), min(old[1], cpu))
+        wall, cpu, floor_counts = cpu_timed(lambda: floor_one_scan(app, hand))
+        old = best.get("floor", (float("inf"), float("inf")))
+        best["floor"] = (min(old[0], wall), min(old[1], cpu))
+    old_s, old_auds = timed(lambda: one_scan(app, rules))
+    assert counted["split"] == counted["one_part"], "the split count differs from one part's"
+    assert [
+        (counted["split"][a.compiled.rule.id].counts, counted["split"][a.compiled.rule.id].by_channel)
+        for a in old_auds
+    ] == [(a.counts, a.by_channel()) for a in old_auds], "count_many disagrees with evaluate_many"
+    assert [counted["split"][r.id].counts["match"] for r in rules] == floor_counts, (
+        "a count differs from the floor's"
+    )
+    out: dict[str, Any] = {f"{k}_seconds": round(v[0], 2) for k, v in best.items()}
+    out |= {f"{k}_cpu_seconds": round(v[1], 2) for k, v in best.items()}
+    out["evaluate_many_seconds"] = round(old_s, 2)
+    out["ratio_split_to_floor"] = round(best["split"][0] / best["floor"][0], 2)
+    out["counts"] = [counted["split"][r.id].counts for r in rules]
+    out["by_channel"] = [counted["split"][r.id].by_channel for r in rules]
+    if app.engine.dialect.name == "postgresql":
+        out["parallel_scan_planned"] = parallel_plan(app, rules)
+        # below ~100,000 residents the table is under min_parallel_table_scan_size (8 MB)
+        assert out["parallel_scan_planned"] or not large, "PostgreSQL does not scan in parallel"
+    return out
+
+
+def duckdb_reference(app: App, hand: list[str], work: Path, repeat: int) -> dict[str, Any] | None:
+    """The hand-written counting statement in DuckDB over a CSV copy of the columns the rules
+    read (copying is not timed); None when duckdb is not installed."""
+    try:
+        import duckdb
+    except ImportError:
+        return None
+    t = app.residents
+    cols = [c for c in t.columns if c.name in ("resident_id", "left_at") or c.name.startswith("f_")]
+    kinds = {sa.Date: "DATE", sa.Numeric: "DOUBLE", sa.Boolean: "INTEGER", sa.Integer: "BIGINT"}
+    types = {c.name: next((v for k, v in kinds.items() if isinstance(c.type, k)), "VARCHAR") for c in cols}
+    with (
+        app.reader.connect() as conn,
+        open(work / "r.csv", "w", newline="") as f,
+        open(work / "g.csv", "w", newline="") as g,
+    ):
+        out = csv.writer(f)
+        out.writerow(types)
+        for rows in conn.execution_options(yield_per=50_000).execute(sa.select(*cols)).partitions():
+            out.writerows([int(v) if isinstance(v, bool) else v for v in row] for row in rows)
+        out = csv.writer(g)
+        out.writerow(["kind", "resident_id", "record_date", "item_domain"])
+        for r in conn.execute(
+            sa.select(records.c.kind, records.c.resident_id, records.c.record_date, records.c.data)
+        ):
+            out.writerow([r.kind, r.resident_id, r.record_date, r.data.get("item_domain")])
+    db = duckdb.connect()
+    spec = ", ".join(f"'{k}': '{v}'" for k, v in types.items())
+    db.execute(
+        f"CREATE TABLE residents AS SELECT * FROM read_csv('{work / 'r.csv'}', header = true, "
+        f"columns = {{{spec}}})"
+    )
+    db.execute(
+        f"CREATE TABLE records AS SELECT * FROM read_csv('{work / 'g.csv'}', header = true, columns = "
+        "{'kind': 'VARCHAR', 'resident_id': 'VARCHAR', 'record_date': 'DATE', 'item_domain': 'VARCHAR'})"
+    )
+    sql = counting_sql([w.replace("json_extract(g.data, '$.item_domain')", "g.item_domain") for w in hand])
+    best = float("inf")
+    for _ in range(repeat):
+        seconds, row = timed(lambda: db.execute(sql).fetchone())
+        best = min(best, seconds)
+    threads = db.execute("SELECT current_setting('threads')").fetchone()
+    db.close()
+    return {
+        "seconds": round(best, 2),
+        "threads": threads[0] if threads else None,
+        "counts": [int(v or 0) for v in row],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--residents", type=int, default=1_000_000)
     ap.add_argument("--rules", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=2, help="best of N for the amounts comparison")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--engines", default="sqlite", help="comma-separated: sqlite, postgresql (--all only)")
+    ap.add_argument("--preview-all-only", action="store_true", help="time `rules preview --all` only")
     args = ap.parse_args()
+    engines = args.engines.split(",")
+    pg = None
     work = Path(tempfile.mkdtemp(prefix="notifier-rules-bench-"))
     try:
         (work / "rules").mkdir()
@@ -238,13 +381,49 @@ def main() -> None:
         (work / "notifier.toml").write_text("", encoding="utf-8")
         rng = random.Random(7)
         hand = make_rules(work / "rules", args.rules, rng, work / "amounts")
+        state = rng.getstate()  # the same residents on every engine
+        all_rows: dict[str, dict[str, Any]] = {}
+        duck = None
+        for engine in engines:
+            config = work / "notifier.toml"
+            if engine == "postgresql":
+                from tests.support.pgserver import PgServer
+
+                pg = PgServer().start()
+                config = work / "pg.toml"
+                config.write_text(f'[database]\nurl = "{pg.create_database("rules")}"\n', encoding="utf-8")
+            app = App.open(config)
+            rng.setstate(state)
+            t0 = time.perf_counter()
+            populate(app, args.residents, rng)
+            load_s = time.perf_counter() - t0
+            loaded, problems = load_rules(rule_files(work / "rules"), app.dictionary, work / "templates")
+            assert not problems, problems
+            rules = list(loaded.values())
+            all_rows[engine] = preview_all(app, rules, hand, args.repeat, args.residents >= 100_000) | {
+                "populate_seconds": round(load_s, 1)
+            }
+            if duck is None:
+                duck = duckdb_reference(app, hand, work, args.repeat)
+                if duck is not None:
+                    assert duck["counts"] == [c["match"] for c in all_rows[engine]["counts"]], (
+                        "DuckDB differs"
+                    )
+            if engine != "sqlite" or args.preview_all_only:
+                app.close()
+        first = all_rows[engines[0]]
+        assert all(
+            r["counts"] == first["counts"] and r["by_channel"] == first["by_channel"]
+            for r in all_rows.values()
+        ), "the engines disagree"
+        uptime = os.getloadavg()
+        if args.preview_all_only or "sqlite" not in engines:
+            _say_all(args, all_rows, duck, uptime)
+            return
         app = App.open(work / "notifier.toml")
-        t0 = time.perf_counter()
-        populate(app, args.residents, rng)
-        load_s = time.perf_counter() - t0
         loaded, problems = load_rules(rule_files(work / "rules"), app.dictionary, work / "templates")
-        assert not problems, problems
         rules = list(loaded.values())
+        load_s = all_rows["sqlite"]["populate_seconds"]
         per_s, per_auds = timed(lambda: per_rule(app, rules))
         many_s, many_auds = timed(lambda: one_scan(app, rules))
         floor_s, floor_counts = timed(lambda: floor(app, hand))
@@ -296,7 +475,8 @@ def main() -> None:
         }
         if args.json:
             print(json.dumps(out))
-        else:
+        _say_all(args, all_rows, duck, uptime)
+        if not args.json:
             print(
                 f"{args.residents:,} residents, {len(rules)} rules (populated in {load_s:.0f} s); "
                 f"matched in total: {out['matched_total']:,}, every count equal to the floor's"
@@ -318,7 +498,55 @@ def main() -> None:
                 f"{out['household_notices']:,} notices, grouped in {group_s:.2f} s"
             )
     finally:
+        if pg is not None:
+            pg.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _say_all(
+    args: argparse.Namespace,
+    rows: dict[str, dict[str, Any]],
+    duck: dict[str, Any] | None,
+    load: tuple[float, float, float],
+) -> None:
+    """The `rules preview --all` figures of every engine, and DuckDB's."""
+    figures = {
+        "preview_all": {
+            k: {n: v for n, v in r.items() if n not in ("counts", "by_channel")} for k, r in rows.items()
+        },
+        "duckdb": {k: v for k, v in duck.items() if k != "counts"}
+        if duck
+        else "not installed (pip install duckdb)",
+        "load_average": [round(x, 2) for x in load],
+        "cpus": len(os.sched_getaffinity(0)),
+    }
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(
+        f"`rules preview --all`, {args.residents:,} residents x {args.rules} rules; "
+        f"load average {load[0]:.2f} at the end, {figures['cpus']} CPUs; "
+        f"counts and channels equal on {', '.join(rows)}"
+    )
+    for engine, r in rows.items():
+        extra = ""
+        if "parallel_scan_planned" in r:
+            extra = f"; EXPLAIN plans a parallel scan of residents: {r['parallel_scan_planned']}"
+        print(
+            f"  {engine:<10} --all {r['split_seconds']:6.2f} s (CPU {r['split_cpu_seconds']:.2f} s), "
+            f"in one part {r['one_part_seconds']:.2f} s (CPU {r['one_part_cpu_seconds']:.2f} s); "
+            f"hand-written one-scan floor {r['floor_seconds']:.2f} s (CPU {r['floor_cpu_seconds']:.2f} s) "
+            f"-> {r['ratio_split_to_floor']:.2f}x; "
+            "old path (evaluate_many) "
+            f"{r['evaluate_many_seconds']:.2f} s{extra}"
+        )
+    if duck:
+        print(
+            f"  duckdb     {duck['seconds']:6.2f} s ({duck['threads']} threads; "
+            "the floor's statement, counts equal)"
+        )
+    else:
+        print("  duckdb     not installed (pip install duckdb): no columnar reference")
 
 
 if __name__ == "__main__":

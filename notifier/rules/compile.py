@@ -130,9 +130,42 @@ def _tri(test: sa.ColumnElement[bool], col: sa.ColumnElement[Any], if_missing: s
     return _Leaf(value, passes, fails, col if if_missing == "review" else None)
 
 
+class RecordFlags:
+    """Related-records conditions as columns of one aggregate over `records`, joined to the
+    residents by resident_id, instead of correlated EXISTS: a whole-register scan then has no
+    correlated SubPlan, which would keep PostgreSQL from scanning it in parallel. Give one to
+    `compile_rule` for every rule of the scan, then join `subquery()` (LEFT OUTER) in FROM.
+    PostgreSQL only (`bool_or`)."""
+
+    NAME = "record_flags"
+
+    def __init__(self) -> None:
+        self.tests: dict[tuple[Any, ...], sa.ColumnElement[bool]] = {}  # one flag per distinct condition
+        self.kinds: set[str] = set()
+
+    def flag(self, key: tuple[Any, ...], kind: str, test: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+        """Whether the resident has a record for which `test` holds (False when none at all)."""
+        self.tests.setdefault(key, test)
+        self.kinds.add(kind)
+        at = list(self.tests).index(key)
+        return sa.func.coalesce(sa.literal_column(f"{self.NAME}.rf{at}", sa.Boolean), sa.false())
+
+    def subquery(self) -> sa.Subquery:
+        r = records
+        flags = [sa.func.bool_or(test).label(f"rf{i}") for i, test in enumerate(self.tests.values())]
+        return (
+            sa.select(r.c.resident_id, *flags)
+            .where(r.c.kind.in_(sorted(self.kinds)))
+            .group_by(r.c.resident_id)
+            .subquery(self.NAME)
+        )
+
+
 class _Compiler:
-    def __init__(self, rule: Rule, dictionary: DataDictionary, table: sa.Table, on: date) -> None:
-        self.rule, self.d, self.t, self.on = rule, dictionary, table, on
+    def __init__(
+        self, rule: Rule, dictionary: DataDictionary, table: sa.Table, on: date, flags: RecordFlags | None
+    ) -> None:
+        self.rule, self.d, self.t, self.on, self.flags = rule, dictionary, table, on, flags
         self.thresholds: dict[str, Any] = {}
         self.params_used: dict[str, dict[str, Any]] = {}
         self.problems: list[Problem] = []
@@ -194,11 +227,15 @@ class _Compiler:
         conds = [r.c.kind == c.kind, r.c.resident_id == self.t.c.resident_id]
         for fname, value in c.where:
             conds.append(r.c.data[fname].as_string() == str(value))
-        if c.within_years:
-            cutoff = years_before(self.on, c.within_years)
+        cutoff = years_before(self.on, c.within_years) if c.within_years else None
+        if cutoff is not None:
             conds.append(r.c.record_date >= cutoff)
             self.thresholds[c.id] = cutoff
-        exists = sa.exists().where(*conds)
+        if self.flags is not None:  # the same test without the correlation, as a joined column
+            test = sa.and_(conds[0], *conds[2:])
+            exists = self.flags.flag((c.kind, c.where, cutoff), c.kind, test)
+        else:
+            exists = sa.exists().where(*conds)
         passes, fails = (exists, sa.not_(exists)) if c.quantifier == "any" else (sa.not_(exists), exists)
         return _Leaf(sa.case((passes, PASS), else_=FAIL), passes, fails)
 
@@ -239,8 +276,12 @@ def _costly(cond: Condition) -> bool:
     return isinstance(cond, RecordCondition)
 
 
-def compile_rule(rule: Rule, dictionary: DataDictionary, table: sa.Table, on: date) -> CompiledRule:
-    comp = _Compiler(rule, dictionary, table, on)
+def compile_rule(
+    rule: Rule, dictionary: DataDictionary, table: sa.Table, on: date, flags: RecordFlags | None = None
+) -> CompiledRule:
+    """`flags`: related-records conditions become columns of that aggregate (see RecordFlags);
+    every expression of the result, `query` included, then needs that subquery joined."""
+    comp = _Compiler(rule, dictionary, table, on, flags)
     leaves = rule.leaves()
     compiled = {
         leaf.id: comp.field_leaf(leaf) if isinstance(leaf, FieldCondition) else comp.record_leaf(leaf)

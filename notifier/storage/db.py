@@ -75,6 +75,24 @@ def create_db_engine(url: str, busy_timeout: float = 60.0) -> sa.Engine:
 _READ_ONLY = "notifier_read_only"
 
 
+def scan_settings(conn: sa.Connection) -> None:
+    """PostgreSQL settings for the rest of a transaction that aggregates the whole register
+    (`rules preview --all`, rules/counting.py): a parallel plan (its statement returns a few
+    rows, but the default setup and per-row costs keep the planner from parallelising an
+    expensive filter), and enough memory to group without temp files (the default 4 MB sorted
+    80,000 kept rows on disk). Workers per scan: the server's max_parallel_workers_per_gather,
+    at least 2, within its max_parallel_workers. Nothing on SQLite."""
+    if conn.dialect.name != "postgresql":
+        return
+    conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+    conn.exec_driver_sql("SET LOCAL parallel_setup_cost = 100")
+    conn.exec_driver_sql("SET LOCAL parallel_tuple_cost = 0.01")
+    conn.exec_driver_sql(
+        "SELECT set_config('max_parallel_workers_per_gather', "
+        "greatest(current_setting('max_parallel_workers_per_gather')::int, 2)::text, true)"
+    )
+
+
 def read_only(engine: sa.Engine) -> sa.Engine:
     """The same engine (same pool) for connections that only read: see the module docstring."""
     return engine.execution_options(**{_READ_ONLY: True})
