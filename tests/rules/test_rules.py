@@ -310,8 +310,10 @@ def test_embedded_tests_run_through_the_compiled_sql(tmp_path: Path) -> None:
 
 
 def test_sample_rules_in_one_scan_equal_one_at_a_time(app: App, tmp_path: Path) -> None:
-    """What `rules preview --all` shows (evaluate_many) is what each rule's preview and run get
-    (evaluate): counts, members in order with channel and recipient, missing-data counts."""
+    """All rules in one scan (evaluate_many) give what each rule's preview and run get
+    (evaluate): counts, members in order with channel and recipient, missing-data counts.
+    (`rules preview --all` counts in the database, rules/counting.py; tests/rules/
+    test_counting.py holds it equal to evaluate_many.)"""
     from notifier.audience import evaluate, evaluate_many
     from notifier.residents.importer import import_records, import_residents
     from notifier.rules.load import load_rules, rule_files
