@@ -9,9 +9,7 @@ NotifierError
  ├── StateError         an action not allowed in the current state (approve a cancelled run, ...)
  │    └── TransitionForbidden  a status change the transition table does not allow
  ├── PermissionDenied   the account lacks a permission, is disabled, or could not be authenticated
- ├── NotHandedOver      a claimed message was not sent (the row goes back, no attempt used)
- │    ├── LeaseLapsed   this worker's lease lapsed before the send
- │    └── Stopped       the worker stopped before the send's batch began
+ ├── LeaseLapsed        this worker's lease lapsed before a send (the row goes back, no attempt used)
  └── ProviderError      a delivery provider refused or failed; the subclass says what may follow
       ├── TransientError   not accepted this time: retry
       ├── PermanentError   refused for good: fail, try the next channel
@@ -162,24 +160,9 @@ class PermissionDenied(NotifierError):
         self.account, self.permission = account, permission
 
 
-class NotHandedOver(NotifierError):
-    """A claimed message was not handed to its provider, so it goes back to `pending` without
-    consuming an attempt; `code` says why (delivery's error_code)."""
-
-    code: ClassVar[str]
-
-
-class LeaseLapsed(NotHandedOver):
-    """This worker's lease could not be renewed in time: another worker may settle its rows."""
-
-    code = "lease"
-
-
-class Stopped(NotHandedOver):
-    """The worker was told to stop after it had claimed a batch ahead (delivery/loop.py) and
-    before that batch's turn: the batch is given back rather than sent."""
-
-    code = "stopped"
+class LeaseLapsed(NotifierError):
+    """This worker's lease could not be renewed in time: the claimed message was not handed to
+    the provider, so it goes back to `pending` without consuming an attempt."""
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

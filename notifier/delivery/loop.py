@@ -1,9 +1,8 @@
 """The dispatcher's loop: claim -> send -> record, batch after batch, then (with `until_idle`)
 wait for retries that come due and for open outcomes to be settled by reconciliation.
 
-Stopping is the caller's event: once it is set no new batch is claimed; the batch being sent is
-sent and recorded as usual, one claimed ahead and not begun is given back (`pending`, no attempt
-used, error_code "stopped"), so nothing is left `sending`.
+Stopping is the caller's event: once it is set no new batch is claimed; the batch in flight is
+sent and recorded as usual, so nothing is left `sending`.
 """
 
 from __future__ import annotations
@@ -16,9 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from ..app import App
-from ..errors import Stopped
-from .claim import Claimed, Claimer
-from .jobs import Outcome
+from .claim import Claimer
 from .queue import next_retry
 from .reconcile import Reconciler
 from .record import Recorded, Recorder
@@ -102,63 +99,19 @@ async def _drain(
     progress: Progress | None,
     stop: asyncio.Event,
 ) -> None:
-    """Claim, send and record batches until none is due (or `stop` is set). The stages
-    overlap, so a worker never stops sending to wait for its database: the next batch is
-    claimed (in a thread) while the last quarter of this one is still being sent, and a batch
-    is recorded (in a thread) while the next one is sent. Recording stays in order, one batch
-    at a time; at most two batches are `sending` at once (a crash leaves both to be settled)."""
-    claimer, sender = stages.claimer, stages.sender
-    ahead: asyncio.Future[Claimed] | None = None
-    recording: asyncio.Future[tuple[Recorded, datetime, int]] | None = None
-
-    def claim_next() -> None:
-        nonlocal ahead
-        if not stop.is_set():
-            ahead = asyncio.ensure_future(asyncio.to_thread(claimer.claim, run_id))
-
-    def record(outcomes: list[Outcome], at: datetime) -> tuple[Recorded, datetime, int]:
-        return stages.recorder.record(outcomes, at), at, len(outcomes)
-
-    async def recorded() -> None:
-        nonlocal recording
-        if recording is not None:
-            batch, at, n = await recording
-            recording = None
-            stages.reconciler.watch(batch.unknown, at)
-            report.add(batch)
-            if progress:
-                progress(n)
-
-    try:
-        claim_next()
-        while ahead is not None:
-            claimed = await ahead
-            ahead = None
-            report.skipped += claimed.skipped
-            if claimed.jobs and stop.is_set():  # claimed ahead, then told to stop: given back
-                await recorded()
-                stopped = Stopped("not sent: the worker stopped before its turn / 工作进程已停止，未发送")
-                recording = asyncio.ensure_future(
-                    asyncio.to_thread(record, [Outcome(j, error=stopped) for j in claimed.jobs], now())
-                )
-                break
-            if not claimed.jobs:
-                if recording is None:
-                    break
-                await recorded()  # claimed before the last batch was recorded: claim again
-                claim_next()  # for what recording made due (a fallback, an attempt given back)
-                continue
-            outcomes = await sender.send_all(
-                claimed.jobs, nearly_done=claim_next, tail=len(claimed.jobs) // 4
-            )
-            await recorded()
-            at = now()  # the rows' updated_at: reconciliation times their settling from it
-            recording = asyncio.ensure_future(asyncio.to_thread(record, outcomes, at))
-        await recorded()
-    finally:
-        for left in (ahead, recording):
-            if left is not None:  # an error above: let the thread finish, its own error aside
-                await asyncio.gather(left, return_exceptions=True)
+    """Claim, send and record batches until none is due (or `stop` is set)."""
+    while not stop.is_set():
+        claimed = stages.claimer.claim(run_id)
+        report.skipped += claimed.skipped
+        if not claimed.jobs:
+            return
+        outcomes = await stages.sender.send_all(claimed.jobs)
+        at = now()  # the rows' updated_at: reconciliation times their settling from it
+        recorded = stages.recorder.record(outcomes, at)
+        stages.reconciler.watch(recorded.unknown, at)
+        report.add(recorded)
+        if progress:
+            progress(len(claimed.jobs))
 
 
 def _wait(app: App, reconciler: Reconciler, run_id: int | None, now: datetime) -> float | None:

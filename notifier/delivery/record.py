@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from ..app import App
 from ..audit import log as audit
 from ..config import SendingSettings
-from ..errors import NotHandedOver
+from ..errors import LeaseLapsed
 from ..masking import mask_text
 from ..status import DeliveryStatus as S
 from ..storage.schema import deliveries
@@ -112,7 +112,7 @@ class Recorder:
             error = o.error
             decision = decide(error, job.attempt, job.created_at, now, self.settings, self.rand)
             code, retryable = (
-                (error.code, True) if isinstance(error, NotHandedOver) else (error.code, error.retryable)
+                ("lease", True) if isinstance(error, LeaseLapsed) else (error.code, error.retryable)
             )
             values = {
                 "provider": job.provider,

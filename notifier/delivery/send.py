@@ -31,9 +31,6 @@ from .workers import Worker
 
 log = logging.getLogger("notifier.delivery")
 
-Started = Callable[[], None] | None
-"""Called once a request's turn has come (its slot of the rate limit), before it is made."""
-
 
 class Sender:
     """The providers of every channel with their limits, shared by sends and lookups, and the
@@ -64,28 +61,22 @@ class Sender:
         for p in self.providers.values():
             await p.close()
 
-    async def send(self, job: Job, started: Started = None) -> Outcome:
+    async def send(self, job: Job) -> Outcome:
         provider = self.providers[job.provider]
         async with self.limits[provider.name]:
             bucket = self.buckets.get(provider.name)
-            granted = not bucket or await bucket.acquire()
-            if started:
-                started()
-            if not granted or not self.worker.fresh():
+            if (bucket and not await bucket.acquire()) or not self.worker.fresh():
                 return Outcome(
                     job, error=LeaseLapsed("not sent: this worker's lease could not be renewed in time")
                 )
             held = self._held(provider, [job])
             return held[0] if held else (await self._call(provider, [job]))[0]
 
-    async def send_all(
-        self, jobs: Sequence[Job], *, nearly_done: Callable[[], None] | None = None, tail: int = 0
-    ) -> list[Outcome]:
+    async def send_all(self, jobs: Sequence[Job]) -> list[Outcome]:
         """Every job, in order: one request per job, except that jobs for a provider that sends
         batches (max_batch > 1) with the same registered template and signature (and whatever
         else the provider's batch_key says they must share) go together, up to max_batch per
-        request. Each job still gets its own outcome. `nearly_done` is called once no more than
-        `tail` requests are left to start (the loop claims the next batch then)."""
+        request. Each job still gets its own outcome."""
         singles, batches = [], []
         groups: dict[tuple[str, ...], list[Job]] = {}
         for job in jobs:
@@ -108,38 +99,21 @@ class Sender:
         for name, n in requests.items():
             if bucket := self.buckets.get(name):
                 bucket.expect(n)
-        left = len(singles) + len(batches)
-
-        def due() -> None:
-            nonlocal nearly_done
-            if nearly_done and left <= tail:
-                call, nearly_done = nearly_done, None
-                call()
-
-        def started() -> None:
-            nonlocal left
-            left -= 1
-            due()
-
-        due()  # a batch no larger than the tail: the next may be claimed at once
         one, many = await asyncio.gather(
-            asyncio.gather(*(self.send(j, started) for j in singles)),
-            asyncio.gather(*(self.send_batch(group, started) for group in batches)),
+            asyncio.gather(*(self.send(j) for j in singles)),
+            asyncio.gather(*(self.send_batch(group) for group in batches)),
         )
         by_id = {o.job.id: o for o in [*one, *(o for outcomes in many for o in outcomes)]}
         return [by_id[j.id] for j in jobs]
 
-    async def send_batch(self, jobs: Sequence[Job], started: Started = None) -> list[Outcome]:
+    async def send_batch(self, jobs: Sequence[Job]) -> list[Outcome]:
         """Jobs for one provider as one request (its rate limit counts requests)."""
         if len(jobs) == 1:
-            return [await self.send(jobs[0], started)]
+            return [await self.send(jobs[0])]
         provider = self.providers[jobs[0].provider]
         async with self.limits[provider.name]:
             bucket = self.buckets.get(provider.name)
-            granted = not bucket or await bucket.acquire()
-            if started:
-                started()
-            if not granted or not self.worker.fresh():
+            if (bucket and not await bucket.acquire()) or not self.worker.fresh():
                 lapsed = LeaseLapsed("not sent: this worker's lease could not be renewed in time")
                 return [Outcome(j, error=lapsed) for j in jobs]
             return self._held(provider, jobs) or await self._call(provider, list(jobs))
