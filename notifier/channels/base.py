@@ -97,7 +97,7 @@ class Provider(abc.ABC):
     settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
     idempotent: ClassVar[bool] = False  # sending the same delivery twice produces one message
     can_lookup: ClassVar[bool] = False  # `lookup` can tell whether a message was accepted
-    max_batch: ClassVar[int] = 1  # messages one request may carry (send_batch)
+    max_batch: int = 1  # messages one request may carry (send_batch); a provider may set its own
 
     def __init__(
         self, name: str, settings: Mapping[str, Any], context: ProviderContext | None = None

@@ -213,3 +213,20 @@ def test_staff_read_in_the_console_that_aliyun_is_paused(
         assert "已暂停" not in browser_of(app, "admin").get("/").text  # no runs.read: no resident matters
     finally:
         app.close()
+
+
+def test_with_batch_false_each_message_takes_its_own_slot_of_the_rate(
+    tmp_path: Path, db_url: str, server: AliyunServer
+) -> None:
+    """`batch = false` sends one SendSms per message, so each takes a slot of the rate limit:
+    12 messages at 10 a second span at least 1.1 s (taken as one group of SendBatchSms's size,
+    all 12 went out at once on one slot)."""
+    cfg = aliyun_project(tmp_path, db_url, server, people=12, aliyun={"batch": False, "rate_per_second": 10})
+    app, run_id = approved(cfg)
+    try:
+        send(app, run_id)
+        times = sorted(m.sent for m in server.messages)
+        assert len(times) == 12 and {r.status for r in rows(app, run_id)} == {"sent"}
+        assert (times[-1] - times[0]).total_seconds() >= 11 / 10 * 0.95
+    finally:
+        app.close()

@@ -91,6 +91,9 @@ class AliyunProvider(Provider):
     def configure(self) -> None:
         _check(self.options, self.name)
         self._client: Client | None = None
+        # `batch = false` sends one SendSms per message: the dispatcher must then take one
+        # slot of the rate limit per message, not one per group of MAX_BATCH.
+        self.max_batch = MAX_BATCH if self.options.batch else 1
 
     @property
     def timeout(self) -> float:
