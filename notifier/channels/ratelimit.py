@@ -83,7 +83,10 @@ class SharedBucket(TokenBucket):
     ) -> None:
         super().__init__(rate)
         self.reserve, self.block, self.late, self.lead = reserve, max(1, block), late, lead
-        self._spacing = 1.0 / rate  # slots woken late together go one by one, not in a bunch
+        # Slots woken late together go apart, not in a bunch; half a step, not a whole one:
+        # the slots are paced only 1 % under `rate`, so waiting a whole step after each release
+        # would add every wake-up's overshoot to the next, and the pace would fall behind them.
+        self._spacing = 0.5 / rate
         self._slots: collections.deque[float] = collections.deque()
         self._waiting = 0
         self._expected = 0
