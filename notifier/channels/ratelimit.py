@@ -136,7 +136,7 @@ class SharedBucket(TokenBucket):
             ):
                 # The next block is reserved while this one is still being used, so the answer's
                 # round trip (tens of ms on a loaded machine) leaves no gap in the pace.
-                self._reserve(min(self.block, wanted))
+                self._reserve(wanted)
             if slot >= time.monotonic() - self.late:
                 return slot
 
