@@ -9,7 +9,9 @@ NotifierError
  ├── StateError         an action not allowed in the current state (approve a cancelled run, ...)
  │    └── TransitionForbidden  a status change the transition table does not allow
  ├── PermissionDenied   the account lacks a permission, is disabled, or could not be authenticated
- ├── LeaseLapsed        this worker's lease lapsed before a send (the row goes back, no attempt used)
+ ├── NotSent            a claimed message never handed to a provider (the row goes back, no attempt used)
+ │    ├── LeaseLapsed   this worker's lease lapsed before the send
+ │    └── Withdrawn     claimed ahead, given back when the worker stopped before its turn
  └── ProviderError      a delivery provider refused or failed; the subclass says what may follow
       ├── TransientError   not accepted this time: retry
       ├── PermanentError   refused for good: fail, try the next channel
@@ -160,9 +162,24 @@ class PermissionDenied(NotifierError):
         self.account, self.permission = account, permission
 
 
-class LeaseLapsed(NotifierError):
-    """This worker's lease could not be renewed in time: the claimed message was not handed to
-    the provider, so it goes back to `pending` without consuming an attempt."""
+class NotSent(NotifierError):
+    """A claimed message that was not handed to the provider: it goes back to `pending` without
+    consuming an attempt. `code` is what the row's error_code and the audit say."""
+
+    code = "not_sent"
+
+
+class LeaseLapsed(NotSent):
+    """This worker's lease could not be renewed in time (another worker may settle its rows)."""
+
+    code = "lease"
+
+
+class Withdrawn(NotSent):
+    """A batch claimed ahead (while the one before it was sending) and given back: the worker
+    stopped before its turn."""
+
+    code = "withdrawn"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -90,6 +90,7 @@ class SharedBucket(TokenBucket):
         self._slots: collections.deque[float] = collections.deque()
         self._waiting = 0
         self._expected = 0
+        self._handed = 0.0  # the latest slot handed to a caller
         self._ahead: asyncio.Future[None] | None = None  # a reservation under way
 
     def expect(self, requests: int) -> None:
@@ -97,26 +98,37 @@ class SharedBucket(TokenBucket):
         take that many slots at once instead of one per waiting caller."""
         self._expected += requests
 
+    def backlog(self) -> float:
+        """Seconds of the pace still needed by the requests expected: those not given a slot
+        yet, and the slots handed out that are still ahead of now."""
+        return max(0.0, self._handed - time.monotonic()) + self._expected / self.rate
+
     async def acquire(self) -> bool:
         counted = False
-        while True:
-            self._waiting += 1
-            try:
-                async with self._lock:
-                    slot = await self._next_slot()
-                    if not counted:  # this caller is served: no longer among those expected
-                        self._expected, counted = max(0, self._expected - 1), True
-            finally:
-                self._waiting -= 1
-            if slot is None:
-                return False
-            wait = slot - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if time.monotonic() - slot <= self.late:
-                break
-            # Woken late (this process did not get the CPU in time): that slot is given up too,
-            # or the slots late together would go in a burst on top of the others' on time.
+        try:
+            while True:
+                self._waiting += 1
+                try:
+                    async with self._lock:
+                        slot = await self._next_slot()
+                        if not counted:  # this caller is served: no longer among those expected
+                            self._expected, counted = max(0, self._expected - 1), True
+                        if slot is not None:
+                            self._handed = max(self._handed, slot)
+                finally:
+                    self._waiting -= 1
+                if slot is None:
+                    return False
+                wait = slot - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if time.monotonic() - slot <= self.late:
+                    break
+                # Woken late (this process did not get the CPU in time): that slot is given up
+                # too, or the slots late together would go in a burst on top of the others' on time.
+        finally:
+            if not counted:  # cancelled before it was served: no longer expected either
+                self._expected = max(0, self._expected - 1)
         await self._release()
         return True
 

@@ -33,7 +33,7 @@ from ..status import DeliveryStatus as S
 from ..storage.schema import deliveries, runs
 from .complete import complete_runs
 from .jobs import Job, Snapshots, delivery_rows, stored_message
-from .transitions import move
+from .transitions import move, skip_pending
 from .workers import Worker
 
 CLAIM_SECONDS = 5.0
@@ -181,19 +181,24 @@ class Claimer:
             return rows
         gap = timedelta(seconds=spacing)
         d = deliveries
-        # sent lately, or being sent right now (by another worker: its answer is not recorded yet)
-        last = sa.func.coalesce(d.c.sent_at, d.c.updated_at)
+        # Sent lately, or claimed and not answered yet: such a row may go out any moment from now
+        # (by another worker, or by this one: a batch claimed ahead of the one sending), however
+        # long ago it was claimed, so its number's next turn is a gap from now.
+        sending = sa.func.max(sa.case((d.c.status == S.SENDING, 1), else_=0))
         recent = conn.execute(
-            sa.select(d.c.recipient, sa.func.max(last))
+            sa.select(d.c.recipient, sa.func.max(d.c.sent_at), sending)
             .where(
                 d.c.recipient.in_(sorted({r.recipient for r in sms})),
                 d.c.channel == Channel.SMS,
                 d.c.provider == provider.name,
-                sa.or_(d.c.sent_at > now - gap, sa.and_(d.c.status == S.SENDING, d.c.updated_at > now - gap)),
+                sa.or_(d.c.sent_at > now - gap, d.c.status == S.SENDING),
             )
             .group_by(d.c.recipient)
         ).all()
-        turn = {phone: as_utc(at) + gap for phone, at in recent}
+        turn = {
+            phone: (now if claimed or sent_at is None else as_utc(sent_at)) + gap
+            for phone, sent_at, claimed in recent
+        }
         ready, wait = [], {}
         for r in rows:
             if r.channel != Channel.SMS:
@@ -220,17 +225,7 @@ class Claimer:
         where: Sequence[sa.ColumnElement[bool]] = (),
     ) -> list[int]:
         """pending -> skipped; the notice key is released since the resident was not reached."""
-        return move(
-            conn,
-            ids,
-            from_=S.PENDING,
-            to=S.SKIPPED,
-            actor=self.actor,
-            now=now,
-            reason=why,
-            values={"notice_key": None},
-            where=where,
-        )
+        return skip_pending(conn, where, ids=ids, actor=self.actor, now=now, reason=why, why=why)
 
     def _mark_sending(self, conn: sa.Connection, rows: list[Any], now: datetime) -> tuple[Job, ...]:
         """pending -> sending, one statement per provider chosen; each move audited with the

@@ -1,7 +1,7 @@
 """What follows a send that did not go through: a pure function of the error, the attempts
 made, the row's age and the [sending] settings (no database, no clock, no global random).
 
-  LeaseLapsed     back to `pending` at once, the attempt given back: nothing was handed over
+  NotSent         back to `pending` at once, the attempt given back: nothing was handed over
   AccountError    back to `pending` at once, the attempt given back: the provider's account
                   cannot send for anyone (it is paused), the next provider takes the message
   AmbiguousError  `unknown`: maybe accepted, never resent blindly; reconciliation looks it up
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..config import SendingSettings
-from ..errors import AccountError, AmbiguousError, LeaseLapsed, ProviderError, TransientError
+from ..errors import AccountError, AmbiguousError, NotSent, ProviderError, TransientError
 from ..status import DeliveryStatus
 
 Uniform = Callable[[float, float], float]
@@ -40,7 +40,7 @@ def backoff(base: float, attempt: int, rand: Uniform = random.uniform) -> float:
 
 
 def decide(
-    error: ProviderError | LeaseLapsed,
+    error: ProviderError | NotSent,
     attempts: int,
     created_at: datetime,
     now: datetime,
@@ -48,7 +48,7 @@ def decide(
     rand: Uniform = random.uniform,
 ) -> Decision:
     """The next status of a delivery whose attempt number `attempts` ended in `error`."""
-    if isinstance(error, (LeaseLapsed, AccountError)):
+    if isinstance(error, (NotSent, AccountError)):
         return Decision(DeliveryStatus.PENDING, attempt_used=False)
     if isinstance(error, AmbiguousError):
         return Decision(DeliveryStatus.UNKNOWN)

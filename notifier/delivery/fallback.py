@@ -3,7 +3,8 @@
 letter. Once: the (run, resident, channel) key makes a second attempt a no-op. The new delivery
 is linked to the first (`fallback_of`), sends the message stored for that channel when the run
 was created (to the contact frozen then), and is audited. A run that had completed is reopened,
-so the dispatcher sends the fallback (a late `undelivered` receipt can arrive days later).
+so the dispatcher sends the fallback (a late `undelivered` receipt can arrive days later); a
+cancelled run gets none (its pending rows were skipped: a new one would wait there for ever).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..app import App
 from ..audit import log as audit
 from ..messages import later_channels
 from ..runs.snapshot import RunSnapshot
-from ..status import Channel, DeliveryStatus
+from ..status import Channel, DeliveryStatus, RunStatus
 from ..storage.bulk import insert_new
 from ..storage.schema import deliveries, opt_outs, run_messages, runs
 from .complete import reopen_runs
@@ -39,7 +40,7 @@ def fall_back(conn: sa.Connection, app: App, delivery_ids: list[int], now: datet
             runs.c.notice_key,
         )
         .join(runs, runs.c.id == d.c.run_id)
-        .where(d.c.id.in_(delivery_ids))
+        .where(d.c.id.in_(delivery_ids), runs.c.status != RunStatus.CANCELLED)  # nothing new in those
     ).all()
     stored = _stored_messages(conn, {(r.run_id, r.resident_id) for r in found})
     rows = [row for r in found if (row := _fallback_row(r, stored, now)) is not None]

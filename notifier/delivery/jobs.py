@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from ..app import App
 from ..audit import log as audit
 from ..channels.base import OutboundMessage, SendResult
-from ..errors import LeaseLapsed, ProviderError
+from ..errors import NotSent, ProviderError
 from ..rendering.smsparams import from_json
 from ..runs.snapshot import RunSnapshot
 from ..status import CHANNELS, Channel
@@ -46,7 +46,7 @@ class Outcome:
 
     job: Job
     result: SendResult | None = None
-    error: ProviderError | LeaseLapsed | None = None
+    error: ProviderError | NotSent | None = None
     failover: audit.AuditEvent | None = None
 
 

@@ -22,15 +22,16 @@ import sqlalchemy as sa
 from ..app import App
 from ..audit import log as audit
 from ..config import SendingSettings
-from ..errors import LeaseLapsed
+from ..errors import NotSent
 from ..masking import mask_text
 from ..status import DeliveryStatus as S
-from ..storage.schema import deliveries
+from ..status import RunStatus
+from ..storage.schema import deliveries, runs
 from .complete import complete_runs
 from .decide import Decision, Uniform, decide
 from .fallback import fall_back
 from .jobs import Outcome
-from .transitions import Move, move_each
+from .transitions import Move, move_each, skip_pending
 from .workers import Worker
 
 _STILL_OPEN = (S.PENDING, S.SENDING, S.UNKNOWN)
@@ -87,10 +88,28 @@ class Recorder:
             late = [s for s in steps if s.move.id not in moved]
             failovers = [o.failover for o in outcomes if o.failover is not None]
             audit.append(conn, events + self._late_answers(conn, late) + failovers, now=now)
+            self._skip_orphans(conn, [m.id for m in applied if m.to is S.PENDING], now)
             failed = [s.move.id for s in steps if s.decision.fall_back and s.move.id in moved]
             fall_back(conn, self.app, failed, now, self.actor)
             complete_runs(conn, {o.job.run_id for o in outcomes}, now, self.actor)
         return _tally(steps)
+
+    def _skip_orphans(self, conn: sa.Connection, ids: list[int], now: datetime) -> None:
+        """Rows put back to `pending` (to retry, or never handed over) in a run cancelled while
+        they were `sending`: the cancel skipped the run's pending rows, not these, and no claim
+        takes a cancelled run's rows. Skipped too, their notice key released, or a re-created
+        run would find these residents already notified."""
+        if ids:
+            cancelled = sa.select(runs.c.id).where(runs.c.status != RunStatus.APPROVED)
+            skip_pending(
+                conn,
+                [deliveries.c.run_id.in_(cancelled)],
+                ids=ids,
+                actor=self.actor,
+                now=now,
+                reason="run cancelled",
+                why="the run was cancelled while this notice was being sent",
+            )
 
     def _step(self, o: Outcome, now: datetime) -> _Step:
         job, result = o.job, o.result
@@ -111,9 +130,7 @@ class Recorder:
         elif o.error is not None:
             error = o.error
             decision = decide(error, job.attempt, job.created_at, now, self.settings, self.rand)
-            code, retryable = (
-                ("lease", True) if isinstance(error, LeaseLapsed) else (error.code, error.retryable)
-            )
+            code, retryable = error.code, isinstance(error, NotSent) or error.retryable
             values = {
                 "provider": job.provider,
                 "provider_message_id": None,

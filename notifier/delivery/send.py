@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..audit import log as audit
@@ -30,6 +31,17 @@ from .sharedrate import shared_bucket
 from .workers import Worker
 
 log = logging.getLogger("notifier.delivery")
+
+
+@dataclass
+class Plan:
+    """A batch's jobs as requests (Sender.plan): single jobs and groups sent as one request, and
+    per rate-limited provider how many of its requests have not asked for their slot yet."""
+
+    jobs: list[Job]
+    singles: list[Job]
+    batches: list[list[Job]]
+    unslotted: dict[str, int] = field(default_factory=dict)
 
 
 class Sender:
@@ -53,6 +65,11 @@ class Sender:
         }
         self.limits = {p.name: asyncio.Semaphore(max(1, p.concurrency)) for p in self.providers.values()}
 
+    def backlog(self) -> float:
+        """Seconds of the providers' pace the requests announced (plan) still need: those not
+        given a slot yet, and the slots handed out ahead of now."""
+        return max((b.backlog() for b in self.buckets.values()), default=0.0)
+
     async def open(self) -> None:
         for p in self.providers.values():
             await p.open()
@@ -61,22 +78,22 @@ class Sender:
         for p in self.providers.values():
             await p.close()
 
-    async def send(self, job: Job) -> Outcome:
+    async def send(self, job: Job, plan: Plan | None = None) -> Outcome:
         provider = self.providers[job.provider]
         async with self.limits[provider.name]:
-            bucket = self.buckets.get(provider.name)
-            if (bucket and not await bucket.acquire()) or not self.worker.fresh():
+            if not await self._slot(provider, plan) or not self.worker.fresh():
                 return Outcome(
                     job, error=LeaseLapsed("not sent: this worker's lease could not be renewed in time")
                 )
             held = self._held(provider, [job])
             return held[0] if held else (await self._call(provider, [job]))[0]
 
-    async def send_all(self, jobs: Sequence[Job]) -> list[Outcome]:
-        """Every job, in order: one request per job, except that jobs for a provider that sends
+    def plan(self, jobs: Sequence[Job]) -> Plan:
+        """The requests these jobs make: one per job, except that jobs for a provider that sends
         batches (max_batch > 1) with the same registered template and signature (and whatever
         else the provider's batch_key says they must share) go together, up to max_batch per
-        request. Each job still gets its own outcome."""
+        request. Announced to the rate limits at once (before anything is sent), so `backlog`
+        counts them from now on."""
         singles, batches = [], []
         groups: dict[tuple[str, ...], list[Job]] = {}
         for job in jobs:
@@ -91,32 +108,56 @@ class Sender:
             else:
                 singles.append(job)
         batches += groups.values()
-        requests: dict[str, int] = {}
-        for job in singles:
-            requests[job.provider] = requests.get(job.provider, 0) + 1
-        for group in batches:
-            requests[group[0].provider] = requests.get(group[0].provider, 0) + 1
-        for name, n in requests.items():
-            if bucket := self.buckets.get(name):
-                bucket.expect(n)
-        one, many = await asyncio.gather(
-            asyncio.gather(*(self.send(j) for j in singles)),
-            asyncio.gather(*(self.send_batch(group) for group in batches)),
-        )
-        by_id = {o.job.id: o for o in [*one, *(o for outcomes in many for o in outcomes)]}
-        return [by_id[j.id] for j in jobs]
+        plan = Plan(list(jobs), singles, batches)
+        for name in [j.provider for j in singles] + [g[0].provider for g in batches]:
+            if name in self.buckets:
+                plan.unslotted[name] = plan.unslotted.get(name, 0) + 1
+        for name, n in plan.unslotted.items():
+            self.buckets[name].expect(n)
+        return plan
 
-    async def send_batch(self, jobs: Sequence[Job]) -> list[Outcome]:
+    def paced(self, plan: Plan) -> bool:
+        """Whether every request of the plan waits on a rate limit (the pace the dispatcher's
+        overlap keeps: delivery/loop.py)."""
+        return all(j.provider in self.buckets for j in plan.jobs)
+
+    async def send_all(self, jobs: Sequence[Job] | Plan) -> list[Outcome]:
+        """Every job (see `plan`), in order; each job gets its own outcome."""
+        plan = jobs if isinstance(jobs, Plan) else self.plan(jobs)
+        try:
+            one, many = await asyncio.gather(
+                asyncio.gather(*(self.send(j, plan) for j in plan.singles)),
+                asyncio.gather(*(self.send_batch(group, plan) for group in plan.batches)),
+            )
+        finally:  # requests that never asked for their slot (cancelled) are no longer expected
+            for name, n in plan.unslotted.items():
+                if n:
+                    self.buckets[name].expect(-n)
+            plan.unslotted.clear()
+        by_id = {o.job.id: o for o in [*one, *(o for outcomes in many for o in outcomes)]}
+        return [by_id[j.id] for j in plan.jobs]
+
+    async def send_batch(self, jobs: Sequence[Job], plan: Plan | None = None) -> list[Outcome]:
         """Jobs for one provider as one request (its rate limit counts requests)."""
         if len(jobs) == 1:
-            return [await self.send(jobs[0])]
+            return [await self.send(jobs[0], plan)]
         provider = self.providers[jobs[0].provider]
         async with self.limits[provider.name]:
-            bucket = self.buckets.get(provider.name)
-            if (bucket and not await bucket.acquire()) or not self.worker.fresh():
+            if not await self._slot(provider, plan) or not self.worker.fresh():
                 lapsed = LeaseLapsed("not sent: this worker's lease could not be renewed in time")
                 return [Outcome(j, error=lapsed) for j in jobs]
             return self._held(provider, jobs) or await self._call(provider, list(jobs))
+
+    async def _slot(self, provider: Provider, plan: Plan | None) -> bool:
+        """This request's slot of the provider's rate limit (True at once without one)."""
+        bucket = self.buckets.get(provider.name)
+        if bucket is None:
+            return True
+        if plan is not None and plan.unslotted.get(provider.name):
+            plan.unslotted[provider.name] -= 1  # the bucket counts it from here on
+        else:
+            bucket.expect(1)  # (a request outside a plan: a lookup's resend, a test)
+        return await bucket.acquire()
 
     def _held(self, provider: Provider, jobs: Sequence[Job]) -> list[Outcome]:
         """Jobs that waited their turn while another request got the provider paused are not

@@ -120,13 +120,14 @@ def skip_pending(
     now: datetime,
     reason: str,
     why: str,
+    ids: Collection[int] | None = None,
 ) -> list[int]:
-    """Skip the pending deliveries matching `where` (a cancelled run, a resident who left): each
-    audited with `why`, `reason` stored, and its notice key released so a later run may send
-    that notice. Returns the skipped ids."""
+    """Skip the pending deliveries matching `where` (and among `ids` when given: a cancelled
+    run, a resident who left, a row a gate stops): each audited with `why`, `reason` stored, and
+    its notice key released so a later run may send that notice. Returns the skipped ids."""
     return move(
         conn,
-        None,
+        ids,
         from_=DeliveryStatus.PENDING,
         to=DeliveryStatus.SKIPPED,
         actor=actor,

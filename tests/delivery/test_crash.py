@@ -46,7 +46,11 @@ def test_kill_9_among_four_workers_on_postgresql_loses_nothing_and_sends_nothing
         workers=4,
         rate=40,
     )
-    assert out.finals and all(f.returncode == 0 for f in out.finals), out.final.stderr
+    # A final worker may end while another one is still asking Twilio about a row left by a
+    # killed worker: it says so (exit 3, rows `unknown`); the statuses below show who settled it.
+    assert out.finals and all(
+        f.returncode == 0 or (f.returncode == 3 and "`unknown`" in f.stderr) for f in out.finals
+    ), out.final.stderr
     assert out.kills >= 4  # workers were killed while they held their lease (were sending)
     assert out.statuses == {"sent": n}
     assert out.accepted == {p: 1 for p in out.phones} and out.sids_match

@@ -23,6 +23,7 @@ from notifier.delivery.transitions import move
 from notifier.delivery.workers import Worker
 from notifier.errors import LeaseLapsed, RenderError
 from notifier.rules.load import find_rule
+from notifier.status import Channel
 from notifier.status import DeliveryStatus as S
 from notifier.storage.schema import audit_events, deliveries, run_messages
 from notifier.storage.schema import runs as runs_table
@@ -109,6 +110,87 @@ def test_stopping_is_an_event_obeyed_between_batches(tmp_path: Path, sqlite_url:
         report = asyncio.run(stop_after_first_batch())
         assert (report.sent, report.remaining) == (1, 2)  # the batch in flight was recorded, no more
         assert sorted(r.status for r in _rows(app, run_id)) == ["delivered", "pending", "pending"]
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("cancelled", [False, True], ids=["stopped", "stopped-in-a-cancelled-run"])
+def test_a_batch_claimed_ahead_is_given_back_when_the_worker_stops(
+    tmp_path: Path, sqlite_url: str, cancelled: bool
+) -> None:
+    """Under a rate limit the next batch is claimed while one is sending; a stop that comes
+    meanwhile gives it back: `pending` again, its attempt not used, audited as withdrawn, and
+    sent by the next dispatch. Nothing is left `sending`. In a run cancelled meanwhile (the
+    cancel skipped the pending rows, not the claimed ones) it is skipped, its notice key
+    released: left `pending` there it would never be sent, nor sent by a re-created run."""
+    app = county(
+        tmp_path,
+        sqlite_url,
+        phones=3,
+        extra="[sending]\nbatch_size = 2\n[providers.outbox]\nrate_per_second = 1000\n",
+    )
+    try:
+        run_id = approved_run(app)
+        chains = providers_for(app.config)
+        outbox = chains[Channel.SMS].providers[0]
+        stop, original = asyncio.Event(), outbox.send
+
+        async def send_then_stop(message: Any) -> Any:
+            if not stop.is_set():
+                stop.set()
+                while [r.status for r in _rows(app, run_id)].count("sending") < 3:
+                    await asyncio.sleep(0.01)  # the next batch is claimed ahead (in a thread)
+                if cancelled:
+                    runs.cancel_run(app, run_id, "clerk")
+            return await original(message)
+
+        outbox.send = send_then_stop  # type: ignore[method-assign]
+        report = asyncio.run(Dispatcher(app, chains, now=lambda: NOON).run(run_id, stop=stop))
+        assert report.sent == 2
+        rows = _rows(app, run_id)
+        last = ("skipped", 0, "withdrawn", None) if cancelled else ("pending", 0, "withdrawn", "k")
+        assert [(r.status, r.attempts, r.error_code, r.notice_key and "k") for r in rows] == [
+            ("delivered", 1, None, "k"),
+            ("delivered", 1, None, "k"),
+            last,
+        ]
+        moves = [
+            (p["from"], p["to"], p.get("code"))
+            for s, p in _events(app, "delivery.status")
+            if s == f"delivery:{rows[2].id}"
+        ]
+        back = [("pending", "sending", None), ("sending", "pending", "withdrawn")]
+        assert moves == back + ([("pending", "skipped", None)] if cancelled else [])
+        if not cancelled:  # sent by the next dispatch, on its first attempt
+            outbox.send = original  # type: ignore[method-assign]
+            report = asyncio.run(Dispatcher(app, chains, now=lambda: NOON).run(run_id))
+            assert (report.sent, report.remaining) == (1, 0)
+            assert [(r.status, r.attempts) for r in _rows(app, run_id)][2] == ("delivered", 1)
+    finally:
+        app.close()
+
+
+def test_a_send_failing_in_a_run_cancelled_meanwhile_falls_back_to_nothing(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The cancel skipped the run's pending rows: a fallback created after it would wait there,
+    `pending` for ever, holding its notice key."""
+    from notifier.errors import PermanentError
+
+    app = county(tmp_path, sqlite_url, phones=1)
+    try:
+        run_id = approved_run(app)
+        chains = providers_for(app.config)
+
+        async def cancel_then_refuse(message: Any) -> Any:
+            runs.cancel_run(app, run_id, "clerk")
+            raise PermanentError("number not in service", "outbox", code="invalid")
+
+        chains[Channel.SMS].providers[0].send = cancel_then_refuse  # type: ignore[method-assign]
+        report = asyncio.run(Dispatcher(app, chains, now=lambda: NOON).run(run_id))
+        assert report.failed == 1
+        assert [(r.channel, r.status) for r in _rows(app, run_id)] == [("sms", "failed")]
+        assert _events(app, "delivery.fallback") == []
     finally:
         app.close()
 

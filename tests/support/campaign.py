@@ -199,10 +199,14 @@ def sms_project(
     port: int,
     extra: str = "",
     shutdown_timeout: float = 20,
+    twilio: str = "",
 ) -> Path:
-    """A project sending SMS through the test Twilio server, receipts to 127.0.0.1:port. The rule's
-    publication window is widened: `serve` runs on the real clock."""
-    callback = f'status_callback_url = "http://127.0.0.1:{port}/twilio/status"\nrate_per_second = 1000'
+    """A project sending SMS through the test Twilio server, receipts to 127.0.0.1:port (`twilio`:
+    more lines of its provider table). The rule's publication window is widened: `serve` runs on
+    the real clock."""
+    callback = (
+        f'status_callback_url = "http://127.0.0.1:{port}/twilio/status"\nrate_per_second = 1000\n{twilio}'
+    )
     serve = f"[serve]\nport = {port}\ndispatch_interval_seconds = 0.2\n"
     serve += f"shutdown_timeout_seconds = {shutdown_timeout}\n"
     cfg = write_config(tmp_path, db_url, sms_config(server, extra, callback) + serve)

@@ -141,7 +141,9 @@ def _kill_workers(cmd: list[str], db_url: str, workers: int, kills: int, rng: ra
             with engine.connect() as conn:
                 holders = " ".join(conn.execute(sa.select(leases.c.holder)).scalars())
             sending = [i for i, p in enumerate(procs) if p.poll() is None and f":{p.pid}:" in holders]
-            done = sum(p.poll() == 0 for p in procs)  # nothing left for them to send
+            # ended by itself: nothing left for it to send (exit 3: with rows `unknown` that
+            # another worker is settling); only those killed here are replaced
+            done = sum(p.poll() is not None for p in procs)
             if sending:
                 i = rng.choice(sending)
                 procs[i].kill()

@@ -314,22 +314,32 @@ def test_sigterm_lets_the_batch_in_flight_finish_and_takes_no_new_work(
     tmp_path: Path, sqlite_url: str, tserver: TwilioServer
 ) -> None:
     port = free_port()
-    cfg = sms_project(tmp_path, sqlite_url, tserver, port, "batch_size = 2")
+    cfg = sms_project(tmp_path, sqlite_url, tserver, port, "batch_size = 2", twilio="concurrency = 1")
     approved_run(cfg)
     tserver.fail_next(Fault.slow(2.0))  # the first message takes Twilio 2 s to answer
     proc = start_serve(cfg, port)
     try:
-        wait_for(lambda: statuses(cfg).get("sending", 0) > 0, 30, "a batch in flight")
+        # Under a rate limit the next batch is claimed ahead while one is sending; it begins once
+        # every request of that one has its slot, which the second cannot have while the first's
+        # answer is slow and holds the one connection allowed (delivery/loop.py).
+        wait_for(lambda: statuses(cfg).get("sending", 0) == 4, 30, "a batch in flight, the next claimed")
         code, err = stop_serve(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert code == 0, err
     after = statuses(cfg)
-    assert "sending" not in after and after == {"sent": 2, "pending": 8}, (
-        after
-    )  # finished, nothing new claimed
+    assert after == {"sent": 2, "pending": 8}, after  # finished, nothing new claimed,
     assert len(tserver.messages) == 2
+    app = App.open(cfg)  # and the next given back, unsent
+    try:
+        with app.engine.connect() as conn:
+            codes = [
+                tuple(r) for r in conn.execute(sa.select(deliveries.c.error_code, deliveries.c.attempts))
+            ]
+    finally:
+        app.close()
+    assert codes.count(("withdrawn", 0)) == 2
 
 
 def test_a_batch_overrunning_the_shutdown_timeout_is_abandoned_with_exit_1(
@@ -338,12 +348,14 @@ def test_a_batch_overrunning_the_shutdown_timeout_is_abandoned_with_exit_1(
     """The unclean case, stated: the process still exits in time, says so, and the rows it left
     `sending` are for the next start's reconciliation (test_twilio proves that path)."""
     port = free_port()
-    cfg = sms_project(tmp_path, sqlite_url, tserver, port, "batch_size = 2", shutdown_timeout=1)
+    cfg = sms_project(
+        tmp_path, sqlite_url, tserver, port, "batch_size = 2", shutdown_timeout=1, twilio="concurrency = 1"
+    )
     approved_run(cfg)
     tserver.fail_next(Fault.slow(8.0))
     proc = start_serve(cfg, port)
     try:
-        wait_for(lambda: statuses(cfg).get("sending", 0) > 0, 30, "a batch in flight")
+        wait_for(lambda: statuses(cfg).get("sending", 0) == 4, 30, "a batch in flight, the next claimed")
         started = time.monotonic()
         code, err = stop_serve(proc)
     finally:
@@ -351,6 +363,7 @@ def test_a_batch_overrunning_the_shutdown_timeout_is_abandoned_with_exit_1(
             proc.kill()
     assert code == 1 and time.monotonic() - started < 6, err
     assert "shutdown timeout" in err and "reconciled at the next start" in err and "Traceback" not in err
+    # the slow batch is abandoned (reconciled at the next start), the one claimed ahead given back
     assert statuses(cfg) == {"sending": 2, "pending": 8}
 
 
