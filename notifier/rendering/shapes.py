@@ -9,9 +9,15 @@ on a few per-member inputs: the `resident.X` fields it names, `amount`, `verify_
   tested for truth (`{% if resident.township or resident.village %}`). A text value then
   affects the output only where it is printed, so the template is rendered once with a marker
   in its place and each member's text (HTML-escaped where the template autoescapes) is put
-  where the marker came out. Whether the value is missing is part of the shape.
-- *keyed*: used any other way (a filter, arithmetic, a comparison, an argument): the value
-  itself is part of the shape, so the template is rendered once per distinct value.
+  where the marker came out. Whether the value is missing (and the message printing it would
+  give) is part of the shape, and so is an empty text: it is false where a marker is true.
+- *keyed*: used any other way (a filter, arithmetic, a comparison, an argument), or not text:
+  the value itself is part of the shape, so the template is rendered once per distinct value,
+  "distinct" by type, equality and repr (Decimal 6.5 and 6.50 are equal but print apart).
+
+A shape with texts is rendered twice, its markers numbered differently, so that anything else
+that comes out looking like a marker (a register value or item field holding those private-use
+characters, a string literal written "\\ue000") is told apart: such a shape is rendered per member.
 
 Shapes are memoised per channel; a render error of a shape is the error of every member of that
 shape (an opaque value cannot make a template fail: printing text never does). Anything the
@@ -199,60 +205,84 @@ class ShapedTemplate:
     def _key(self, values: Sequence[Any]) -> tuple[tuple[Any, ...] | None, list[str]]:
         key: list[Any] = []
         texts: list[str] = []
+        hashable = True
         for value, opaque in zip(values, self.opaque, strict=True):
-            if isinstance(value, Undefined):
-                key.append(_MISSING)
-            elif opaque and type(value) is str:
-                if _OPEN in value or _CLOSE in value:
-                    return None, texts
-                key.append(_TEXT)
-                texts.append(value)
-            else:
-                key.append((type(value), value))
+            kind = type(value)
+            if kind is str:
+                if opaque and value:  # '' is false where a marker is true: keyed
+                    if _OPEN in value or _CLOSE in value:
+                        return None, texts
+                    key.append(_TEXT)
+                    texts.append(value)
+                else:
+                    key.append((kind, value))
+            elif isinstance(value, Undefined):
+                # its type decides its truth, its message the error printing it raises
+                key.append((_MISSING, kind, value._undefined_message))
+            elif kind is int:
+                key.append((kind, value))
+            else:  # equal is not enough: Decimal 6.5 / 6.50, -0.0 / 0.0, one instant in two zones
+                key.append((kind, value, repr(value)))
+                hashable = False
         k = tuple(key)
-        try:
-            hash(k)
-        except TypeError:
-            return None, texts
+        if not hashable:
+            try:
+                hash(k)
+            except TypeError:
+                return None, texts
         return k, texts
 
     def _shape(self, key: tuple[Any, ...], values: Sequence[Any], context: dict[str, Any]) -> object:
-        """Render the template once for this shape, with a marker for each opaque text."""
-        marked = dict(context, resident=dict(context.get("resident") or {}))
-        n = 0
-        for (inp, value), k in zip(zip(self.inputs, values, strict=True), key, strict=True):
-            if k is _TEXT:
-                marker = f"{_OPEN}{n}{_CLOSE}"
-                n += 1
-                if len(inp) == 2:
-                    marked["resident"][inp[1]] = marker
-                else:
-                    marked[inp[0]] = marker
-            elif len(inp) == 2:
-                marked["resident"][inp[1]] = value
-            else:
-                marked[inp[0]] = value
+        """Render the template for this shape with a marker for each opaque text: twice when
+        there are texts, numbered 0..n-1 then n..2n-1, so that text from elsewhere that looks
+        like a marker (a register value, an item field, a string literal "\\ue000") is told
+        from the real ones: it comes out the same both times."""
+        n = sum(1 for k in key if k is _TEXT)
         try:
-            raw = self.templates.raw(self.channel, marked)
+            first = self._marked(key, values, context, 0)
+            second = self._marked(key, values, context, n) if n else first
         except OverLimit:  # the markers are not the texts (length), nor is the clock: per member
             return _FULL
         except RuleError as exc:
             return exc
         parts: list[str | None] = []
-        for part in raw:
-            if part is None:
+        for a, b in zip(first, second, strict=True):
+            if a is None or b is None:
+                if a is not b:
+                    return _FULL
                 parts.append(None)
                 continue
-            pieces = _MARK.split(part)
-            fmt = [
-                p.replace("{", "{{").replace("}", "}}") if i % 2 == 0 else "{%s}" % p
-                for i, p in enumerate(pieces)
-            ]
-            text = "".join(fmt)
-            if _OPEN in text or _CLOSE in text:  # a marker character from elsewhere (an item field)
+            pa, pb = _MARK.split(a), _MARK.split(b)
+            if len(pa) != len(pb):
                 return _FULL
-            parts.append(text)
+            fmt = []
+            for i, (x, y) in enumerate(zip(pa, pb, strict=True)):
+                if i % 2 == 0:
+                    if x != y or _OPEN in x or _CLOSE in x:  # a marker character from elsewhere
+                        return _FULL
+                    fmt.append(x.replace("{", "{{").replace("}", "}}"))
+                elif int(x) >= n or int(y) != int(x) + n:  # a look-alike, not one of the markers
+                    return _FULL
+                else:
+                    fmt.append("{%d}" % int(x))
+            parts.append("".join(fmt))
         return _Shape(parts)
+
+    def _marked(
+        self, key: tuple[Any, ...], values: Sequence[Any], context: dict[str, Any], first: int
+    ) -> tuple[str | None, ...]:
+        """The template's raw output with the opaque texts replaced by markers first, first+1..."""
+        marked = dict(context, resident=dict(context.get("resident") or {}))
+        n = first
+        for (inp, value), k in zip(zip(self.inputs, values, strict=True), key, strict=True):
+            if k is _TEXT:
+                value = f"{_OPEN}{n}{_CLOSE}"
+                n += 1
+            if len(inp) == 2:
+                marked["resident"][inp[1]] = value
+            else:
+                marked[inp[0]] = value
+        return self.templates.raw(self.channel, marked)
 
     def _fill(self, shape: _Shape, texts: list[str]) -> tuple[str | None, ...] | None:
         """The shape's parts with this member's texts; None when one would exceed the limit."""
@@ -263,7 +293,9 @@ class ShapedTemplate:
                 out.append(None)
                 continue
             if html:
-                escaped = escaped or [self._escape(t) for t in texts]
+                if escaped is None:
+                    known = self.escaped
+                    escaped = [known.get(t) or self._escape(t) for t in texts]
                 filled = part.format(*escaped)
             else:
                 filled = part.format(*texts)

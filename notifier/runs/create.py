@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -29,7 +30,7 @@ from ..audit import log as audit
 from ..clock import utcnow
 from ..errors import StateError
 from ..households import Notice, notices
-from ..messages import RenderedRun, render_messages
+from ..messages import RenderedRun, frozen_as_built, render_messages
 from ..rules.model import Rule
 from ..status import DeliveryStatus, RunStatus
 from ..storage.bulk import executemany
@@ -105,7 +106,15 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
             rule=rule.id,
             window=PublicationWindow.of(rule.item).describe(),
         )
+    with frozen_as_built() as freeze:
+        return _create(app, rule, on, by, freeze)
+
+
+def _create(app: App, rule: Rule, on: date, by: str, freeze: Callable[[], None]) -> RunCreated:
+    """create_run past its checks; `freeze` leaves what was built so far out of the cyclic
+    collector's passes (messages.frozen_as_built)."""
     aud = evaluate(app, rule, on)
+    freeze()  # the audience: see frozen_as_built
     sent = notices(app, aud)
     members = [n.member for n in sent]
     key = notice_key(rule, on)
@@ -113,6 +122,7 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
     if changes:
         members = changes.all_members()
     rendered = _render(app, rule, on, members, changes, key, {n.resident_id: n.amount for n in sent})
+    freeze()  # the messages
     snapshot = RunSnapshot.of_rule(rule, on, app.dictionary.domains)
     now = utcnow()
     with app.engine.begin() as conn:
@@ -134,14 +144,26 @@ def create_run(app: App, rule: Rule, on: date, by: str) -> RunCreated:
             .returning(runs.c.id)
         ).scalar_one()
         rows = _delivery_rows(run_id, members, key, _notified(conn, key), now, _identical(rendered.rows))
+        freeze()  # the deliveries
         if changes:
             kinds = changes.kind_of()
             for r in rows:
                 r["change_kind"] = kinds[r["resident_id"]]
             store_eligible(conn, run_id, changes.eligible)
-        executemany(conn, deliveries.insert(), rows)
-        executemany(conn, run_messages.insert(), [m | {"run_id": run_id} for m in rendered.rows])
-        _link_messages(conn, run_id)
+        ids = _message_ids(conn, len(rendered.rows))
+        if ids is not None:  # each delivery stored pointing at its message: no UPDATE after
+            by_pair = {}
+            for m, message_id in zip(rendered.rows, ids, strict=True):
+                m["id"], m["run_id"] = message_id, run_id
+                by_pair[(m["resident_id"], m["channel"])] = message_id
+            for r in rows:
+                r["message_id"] = by_pair.get((r["resident_id"], r["channel"]))
+            executemany(conn, run_messages.insert(), rendered.rows)
+            executemany(conn, deliveries.insert(), rows)
+        else:
+            executemany(conn, deliveries.insert(), rows)
+            executemany(conn, run_messages.insert(), [m | {"run_id": run_id} for m in rendered.rows])
+            _link_messages(conn, run_id)
         skipped = sum(1 for r in rows if r["status"] == DeliveryStatus.SKIPPED)
         audit.record(
             conn,
@@ -221,15 +243,19 @@ def _amount_total(sent: list[Notice]) -> int:
 
 
 def _identical(messages: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
-    """(resident, channel) -> the resident already getting the same text at the same recipient."""
+    """(resident, channel) -> the resident already getting the same text at the same recipient:
+    of those sharing channel, recipient and text, the first by resident id (as text) gets it."""
     first: dict[tuple[str, str, str], str] = {}
+    for m in messages:
+        same, rid = (m["channel"], m["recipient"], m["sha256"]), str(m["resident_id"])
+        known = first.get(same)
+        if known is None or rid < known:
+            first[same] = rid
     out: dict[tuple[str, str], str] = {}
-    for m in sorted(messages, key=lambda m: str(m["resident_id"])):
-        same = (m["channel"], m["recipient"], m["sha256"])
-        if same in first:
-            out[(m["resident_id"], m["channel"])] = first[same]
-        else:
-            first[same] = m["resident_id"]
+    for m in messages:
+        got = first[(m["channel"], m["recipient"], m["sha256"])]
+        if got != str(m["resident_id"]):
+            out[(m["resident_id"], m["channel"])] = got
     return out
 
 
@@ -278,6 +304,28 @@ def _delivery_rows(
             }
         )
     return rows
+
+
+def _message_ids(conn: sa.Connection, n: int) -> Sequence[int] | None:
+    """The ids the database gives n messages inserted in order now, taken up front so that each
+    delivery row is stored with its message_id (None: a database this does not know; the
+    deliveries are then linked by _link_messages). SQLite gives a rowid table's new row the
+    largest id + 1 (the table has no AUTOINCREMENT) and the run's transaction already holds the
+    write lock; PostgreSQL's serial takes them from its sequence, as the inserts would."""
+    if n == 0:
+        return []
+    if conn.dialect.name == "sqlite":
+        first = (conn.execute(sa.select(sa.func.max(run_messages.c.id))).scalar() or 0) + 1
+        return range(first, first + n)
+    if conn.dialect.name == "postgresql":
+        taken = conn.execute(
+            sa.text(
+                "SELECT nextval(pg_get_serial_sequence('run_messages', 'id')) FROM generate_series(1, :n)"
+            ),
+            {"n": n},
+        )
+        return sorted(taken.scalars())
+    return None
 
 
 def _link_messages(conn: sa.Connection, run_id: int) -> None:

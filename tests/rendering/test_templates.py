@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from notifier.errors import RuleError
-from notifier.rendering.templates import TemplateSet
+from notifier.rendering.templates import TemplateSet, digest
 from notifier.status import Channel
 
 
@@ -33,3 +36,21 @@ def test_templates_are_sandboxed_and_strict() -> None:
     )
     with pytest.raises(RuleError, match="unsafe|SecurityError"):
         evil.render(Channel.SMS, {})
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        (None, "王建国您好", None),
+        ("主题", "正文\n", "<p>王</p>"),
+        ("", "", ""),
+        (None, 'q"\\/\b\f\n\r\t\x00\x1f\x7f\u2028\u2029\U0001f600', "é ü ß"),
+        ("a", "b", None),
+        (None, "b", "c"),
+    ],
+)
+def test_digest_is_the_sha256_of_the_json_array(parts: tuple[str | None, str, str | None]) -> None:
+    """The stored sha256 (an auditor recomputes it from an export): the fast path must give what
+    json.dumps gives, byte for byte."""
+    text = json.dumps(list(parts), ensure_ascii=False, separators=(",", ":"))
+    assert digest(*parts) == hashlib.sha256(text.encode("utf-8")).hexdigest()
