@@ -2,14 +2,17 @@
 same run on the same machine.
 
   floor            plain sqlite3 executemany of the raw strings into a table of the same width
-  csv              `import_residents` as configured (`Pooling` default: in process on 2 cores)
+  csv              `import_residents` as configured (`Pooling` default: one worker on 2 cores,
+                   reading and parsing pieces of the CSV text)
   csv in-process   the same with the pool off
-  csv N worker(s)  parsing in N worker processes, to show what the pool gives (their CPU shown)
-  xlsx             `import_residents` of the same rows as XLSX (python-calamine reader)
+  csv N worker(s)  N worker processes reading and parsing the pieces (their CPU shown)
+  xlsx             `import_residents` of the same rows as XLSX (python-calamine reader, in process)
   read xlsx        rows only (no parsing, no database), openpyxl read-only vs python-calamine
+                   (+ the conversion to openpyxl's types)
 
-Wall time, this process's CPU time and its workers' CPU time are printed: on a shared machine the load average
-says how far wall time is from what the code costs.
+Wall time, this process's CPU time and its workers' CPU time are printed, with the 1-minute load
+average before each stage: on a shared machine it says how far wall time is from what the code
+costs (a pooled stage needs two idle cores, the in-process one a single core).
 
     python bench/importer.py --residents 100000 [--json]
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
@@ -79,6 +83,7 @@ def main() -> None:
 
     def run(stage: str, path: Path, **kw: Any) -> None:
         app = fresh_app(work, stage)
+        load = os.getloadavg()[0]
         before = children_cpu()
         try:
             report, wall, cpu = timed(lambda: import_residents(app, path, **kw))
@@ -92,20 +97,27 @@ def main() -> None:
             "cpu_seconds_workers": workers,
             "per_second": n / wall,
             "ratio_to_floor": floor_s / wall,
+            "load_average": load,
         }
 
     run("csv", work / "r.csv")
     run("csv in-process", work / "r.csv", pooling=IN_PROCESS)
-    run("csv 1 worker", work / "r.csv", pooling=Pooling(workers=1, min_workers=1))
-    run("csv 2 workers", work / "r.csv", pooling=Pooling(workers=2))
+    run("csv 1 worker", work / "r.csv", pooling=Pooling(workers=1, min_workers=1, max_load=math.inf))
+    run("csv 2 workers", work / "r.csv", pooling=Pooling(workers=2, min_workers=1, max_load=math.inf))
     run("xlsx", work / "r.xlsx")
     matcher, xlsx = HeaderMatcher(dict(BUILTIN_FIELDS)), work / "r.xlsx"
     for reader in ("openpyxl", "calamine"):
+        load = os.getloadavg()[0]
         rows, wall, cpu = timed(
             lambda r=reader: sum(1 for _ in readers.read_xlsx(xlsx, matcher, reader=r).rows)
         )
         assert rows == n
-        results[f"read xlsx {reader}"] = {"seconds": wall, "cpu_seconds_main": cpu, "per_second": n / wall}
+        results[f"read xlsx {reader}"] = {
+            "seconds": wall,
+            "cpu_seconds_main": cpu,
+            "per_second": n / wall,
+            "load_average": load,
+        }
     shutil.rmtree(work, ignore_errors=True)
     end = os.getloadavg()[0]
     out = {"residents": n, "load_average": [load, end], "cores": os.cpu_count(), **results}
@@ -118,7 +130,9 @@ def main() -> None:
         cpu = f"(cpu here {r['cpu_seconds_main']:5.2f} s" if "cpu_seconds_main" in r else ""
         if cpu:
             cpu += f", workers {r['cpu_seconds_workers']:5.2f} s)" if r.get("cpu_seconds_workers") else ")"
-        print(f"{stage:20s} {r['seconds']:6.2f} s = {r['per_second']:>9,.0f} rows/s  {cpu:40s} {ratio}")
+        load = f"load {r['load_average']:.1f}" if "load_average" in r else ""
+        rate = f"{r['seconds']:6.2f} s = {r['per_second']:>9,.0f} rows/s"
+        print(f"{stage:20s} {rate}  {cpu:40s} {ratio:10s} {load}")
 
 
 if __name__ == "__main__":

@@ -41,8 +41,8 @@ from .header import HeaderMatcher
 from .insert import ColumnInsert, KeysIn
 from .leaving import ACTIVE, LeftAs, mark_left
 from .parse import Chunk, ParsedRow, rows_of
-from .pool import DEFAULT, Pooling, parsed
-from .readers import Table, read_table
+from .pool import DEFAULT, Pooling, parsed_table
+from .readers import Table, read_table, read_whole
 
 BATCH = 2000
 BIRTH_FIELD = (
@@ -95,9 +95,13 @@ def _cell(p: Problem) -> dict[str, Any]:
     return {"row": p.row, "column": p.column, "message": p.message}
 
 
-def _open(path: Path, matcher: HeaderMatcher, report: ImportReport, sheet: str | None) -> Table:
+def _open(
+    path: Path, matcher: HeaderMatcher, report: ImportReport, sheet: str | None, pooling: Pooling
+) -> Table:
     table = read_table(path, matcher, sheet)
     report.encoding, report.header_row, report.sheet = table.encoding, table.header_row, table.sheet
+    if not pooling.wanted_text(table.total):
+        read_whole(table)  # parsed in process: read before the import freezes what it holds
     return table
 
 
@@ -208,7 +212,7 @@ def import_residents(
     report = ImportReport(str(path), dry_run=dry_run)
     specs = app.dictionary.all_fields()
     matcher = HeaderMatcher(specs)
-    table = _open(path, matcher, report, sheet)
+    table = _open(path, matcher, report, sheet, pooling)
     if on_total:
         on_total(table.total)
     mapping = _map_columns(table.header, matcher, str(path), report)
@@ -258,7 +262,7 @@ def import_residents(
         keys = KeysIn(conn)
         stored_q = sa.select(*stored_cols).where(keys.where(t.c.resident_id, "ids"))
         owners_q = sa.select(t.c.resident_id, t.c.id_number).where(keys.where(t.c.id_number, "idns"))
-        for chunk in parsed(table.rows, table.header, mapping, birth, total=table.total, pooling=pooling):
+        for chunk in parsed_table(table, mapping, birth, pooling=pooling):
             report.warnings.extend(chunk.all_warnings())
             keep = _valid(chunk, report, first_row)
             keep = _one_person_one_resident(conn, owners_q, keys, chunk, keep, report, id_numbers)
@@ -416,6 +420,10 @@ def _one_person_one_resident(
     for rid, idn in conn.execute(owners_q, {"idns": keys.param(sorted(idns))}):
         owners.setdefault(idn, rid)
     rids, rows = chunk.values["resident_id"], chunk.rows
+    held = [i for i in keep if idcol[i]]
+    if not owners and len(idns) == len(held) and seen.keys().isdisjoint(idns):
+        seen.update([(idcol[i], (rows[i], rids[i])) for i in held])  # no number held by anyone else
+        return keep
     kept = []
     for i in keep:
         idn, rid = idcol[i], rids[i]
@@ -495,7 +503,7 @@ def import_records(
         )
     report = ImportReport(str(path), dry_run=dry_run)
     matcher = HeaderMatcher({"resident_id": BUILTIN_FIELDS["resident_id"], **spec_kind.fields})
-    table = _open(path, matcher, report, sheet)
+    table = _open(path, matcher, report, sheet, pooling)
     if on_total:
         on_total(table.total)
     mapping = _map_columns(table.header, matcher, str(path), report)
@@ -516,9 +524,7 @@ def import_records(
 
     def write(conn: sa.Connection) -> None:
         for batch in _batches(
-            keyed(
-                rows_of(parsed(table.rows, table.header, mapping, None, total=table.total, pooling=pooling))
-            ),
+            keyed(rows_of(parsed_table(table, mapping, None, pooling=pooling))),
             report,
             progress,
         ):

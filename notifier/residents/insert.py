@@ -11,13 +11,18 @@ type's bind processor), so what is stored is what any other write stores.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import date
 from itertools import repeat
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
 _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+_NONE = type(None)
+_ALIKE = {bool, int, str}  # equal values of one of these types bind alike (1 == True does not)
+_SQLITE_DATE = "%(year)04d-%(month)02d-%(day)02d"  # SQLAlchemy's DATE on SQLite: date.isoformat()
 
 
 class ColumnInsert:
@@ -34,7 +39,9 @@ class ColumnInsert:
             f"INSERT INTO {q.format_table(table)} ({names}) VALUES ({', '.join([mark] * len(columns))})"
         )
         self.columns = list(columns)
-        self.procs = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+        impls = [table.c[c].type.dialect_impl(dialect) for c in columns]
+        self.procs = [impl.bind_processor(dialect) for impl in impls]
+        self.iso = list(map(_isoformat, impls))
 
     def __call__(
         self,
@@ -48,7 +55,7 @@ class ColumnInsert:
         constants = constants or {}
         given = iter(values)
         cols: list[Any] = []
-        for name, proc in zip(self.columns, self.procs, strict=True):
+        for name, proc, iso in zip(self.columns, self.procs, self.iso, strict=True):
             if name in constants:
                 v = constants[name]
                 cols.append(repeat(proc(v) if proc is not None and v is not None else v))
@@ -57,12 +64,33 @@ class ColumnInsert:
             if keep is not None:
                 col = [col[i] for i in keep]
             if proc is not None:
-                col = [None if v is None else proc(v) for v in col]
+                col = _bound(col, proc, iso)
             cols.append(col)
         rows = list(zip(*cols, strict=False))  # constants repeat: the lists set the length
         if rows:
             conn.exec_driver_sql(self.sql, rows)
         return len(rows)
+
+
+def _isoformat(impl: Any) -> bool:
+    """Whether a column type binds a date as date.isoformat() writes it: SQLite's DATE in its
+    default storage format (SQLAlchemy formats year, month and day with `%`, ~2 µs a value)."""
+    return isinstance(impl, sqlite.DATE) and getattr(impl, "_storage_format", None) == _SQLITE_DATE
+
+
+def _bound(col: Sequence[Any], proc: Callable[[Any], Any], iso: bool) -> list[Any]:
+    """A column through its bind processor: a column of dates (on SQLite) by date.isoformat, one
+    of few distinct bools, ints or strings one call per distinct value; any other value by value."""
+    kinds = set(map(type, col))
+    kinds.discard(_NONE)
+    if iso and kinds == {date}:  # not datetime: its isoformat writes the time too
+        return [None if v is None else v.isoformat() for v in col]
+    if len(kinds) == 1 and kinds <= _ALIKE:
+        distinct = set(col)
+        if len(distinct) * 2 <= len(col):
+            bound: dict[Any, Any] = {v: None if v is None else proc(v) for v in distinct}
+            return list(map(bound.__getitem__, col))
+    return [None if v is None else proc(v) for v in col]
 
 
 class KeysIn:

@@ -10,7 +10,9 @@ Per row that is ~3x cheaper than building a dict of each row's values (bench/imp
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import repeat
@@ -126,7 +128,27 @@ def chunks(rows: Iterable[tuple[int, list[Any]]], size: int) -> Iterator[list[tu
         yield chunk
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic collection while rows are read or parsed: they allocate a list per row (of text
+    or values: no cycles), and collections meanwhile walk every object still young. Reading and
+    parsing 100,000 CSV rows in a process holding a generated register took 2.2 s of CPU with the
+    collector on, 1.7-1.9 s with it paused (~4 µs a row). Garbage is freed as usual."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def parse_chunk(chunk: list[tuple[int, list[Any]]], p: Plan) -> Chunk:
+    with gc_paused():
+        return _parse_chunk(chunk, p)
+
+
+def _parse_chunk(chunk: list[tuple[int, list[Any]]], p: Plan) -> Chunk:
     rows = [n for n, _ in chunk]
     cells: list[list[Any]] = [c for _, c in chunk]
     if cells and min(map(len, cells)) < p.width:  # a short row: its missing cells are empty
@@ -279,6 +301,44 @@ def _check_births(out: Chunk, birth: FieldSpec, title: str | None) -> None:
                         column=title or birth.label,
                     )
                 )
+
+
+def split(pieces: list[Chunk], n: int) -> tuple[Chunk, list[Chunk]]:
+    """The first `n` rows of chunks `pieces` (parsed from consecutive rows) as one chunk, and the
+    rest: what parse_chunk gives those rows as one chunk, since it parses each row alone."""
+    if len(pieces[0]) == n:
+        return pieces[0], pieces[1:]
+    taken: list[Chunk] = []
+    need = n
+    while need:
+        first = pieces[0]
+        if len(first) <= need:
+            taken.append(first)
+            pieces = pieces[1:]
+            need -= len(first)
+        else:
+            taken.append(_rows(first, 0, need))
+            pieces = [_rows(first, need, len(first)), *pieces[1:]]
+            need = 0
+    out = Chunk([], {name: [] for name in taken[0].values}, {}, {})
+    for c in taken:
+        base = len(out.rows)
+        out.rows.extend(c.rows)
+        for name, col in c.values.items():
+            out.values[name].extend(col)
+        out.errors.update((i + base, p) for i, p in c.errors.items())
+        out.warnings.update((i + base, p) for i, p in c.warnings.items())
+    return out, pieces
+
+
+def _rows(c: Chunk, a: int, b: int) -> Chunk:
+    """Rows a..b-1 of a chunk."""
+    return Chunk(
+        c.rows[a:b],
+        {name: col[a:b] for name, col in c.values.items()},
+        {i - a: p for i, p in c.errors.items() if a <= i < b},
+        {i - a: p for i, p in c.warnings.items() if a <= i < b},
+    )
 
 
 def rows_of(chunks: Iterable[Chunk]) -> Iterator[ParsedRow]:

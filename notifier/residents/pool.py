@@ -1,26 +1,34 @@
-"""Parsing a large roster's rows in worker processes, merged back in file order.
+"""Reading and parsing a large roster's rows in worker processes, merged back in file order.
 
-Row parsing (phones, ID numbers, typed cells) is pure CPU work in Python and most of an
-import's time; one process uses one core. Chunks of rows go to `spawn`ed workers (a forked
-child could inherit a lock held by another thread) that hold the compiled column mapping, and
-come back in the order they were sent, so everything done after parsing (row numbers, duplicate
-detection across the whole file, the upsert) sees exactly the rows the in-process path yields.
-At most two chunks per worker are in flight, so memory stays bounded. A small file is parsed in
-process: starting workers (~0.5 s) would cost more than it saves.
+Reading a CSV and parsing its rows (phones, ID numbers, typed cells) is pure CPU work in Python
+and most of an import's CPU; one process uses one core. A CSV that can be cut at record ends
+(readers.CsvText) goes to the workers as pieces of its text: each reads its piece with
+csv.reader, drops empty and footer rows and parses the rest by column, so only text goes out
+and parsed columns come back (`parsed_table`); the chunks are put together again as the
+in-process path cuts them. Other tables (XLSX) send chunks of rows (`parsed`). Workers are
+forked when this process runs one thread (they start at once), `spawn`ed otherwise (a forked
+child could inherit a lock held by another thread). Results come back in the order they were
+sent, so everything done after parsing (row numbers, duplicate detection across the whole file,
+the upsert) sees exactly the rows the in-process path yields. At most two pieces or chunks per
+worker are in flight, so memory stays bounded. A small file is parsed in process.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.context import BaseContext
 from typing import Any
 
+from ..errors import Problem
 from ..fields import FieldSpec
-from .parse import Chunk, Plan, chunks, parse_chunk, plan
+from .parse import Chunk, Plan, chunks, parse_chunk, plan, split
+from .readers import Table, csv_piece_rows
 
 Rows = Iterable[tuple[int, list[Any]]]
 
@@ -32,7 +40,9 @@ class Pooling:
     min_rows: int = 20_000  # data rows at which the pool starts paying for itself (bench/importer.py)
     chunk_rows: int = 5_000
     workers: int = 0  # 0: one per core but the importing process's own, at most 4
-    min_workers: int = 2  # fewer: parse in process (bench/importer.py measures 1 worker with 1)
+    min_workers: int = 2  # fewer: parse rows in process (bench/importer.py measures 1 worker with 1)
+    min_text_workers: int = 1  # a CSV's text read by forked workers: one halves this process's CPU
+    max_load: float | None = None  # 1-minute load average over which the pool stays off; None: cores - 0.5
 
     def worker_count(self) -> int:
         """The importing process keeps a core busy itself (reading, duplicate checks, writing
@@ -44,7 +54,36 @@ class Pooling:
         measured 1.5-2x slower than parsing in process (bench/importer.py): parsing by column
         is now under half of an import's CPU, and shipping the rows both ways costs about as
         much as it saves."""
-        return total is not None and total >= self.min_rows and self.worker_count() >= self.min_workers
+        return (
+            total is not None
+            and total >= self.min_rows
+            and self.worker_count() >= self.min_workers
+            and self.idle_core()
+        )
+
+    def wanted_text(self, total: int | None) -> bool:
+        """A big CSV whose text the workers read in pieces (readers.CsvText): the importing
+        process sends a piece of text and gets parsed columns back, so a worker saves it the
+        reading, the footer checks and the parsing (its CPU 3.0 -> 1.6 s for 100,000 rows): one
+        forked worker is worth it on 2 cores when one is idle; spawned ones (this process runs
+        other threads) need `min_workers`."""
+        least = self.min_text_workers if _forks() else self.min_workers  # spawned: ~1 s each to start
+        return (
+            total is not None and total >= self.min_rows and self.worker_count() >= least and self.idle_core()
+        )
+
+    def idle_core(self) -> bool:
+        """Whether a core is idle for a worker: the pool only adds CPU (text and columns sent both
+        ways), which pays when the workers run beside this process, not in turn with it. On the
+        shared 2-core machine at a load average of 2-4 a pooled import mostly took 1.2-2x the wall
+        time of an in-process one (bench/importer.py): with autogroup scheduling (on there) the cores are
+        shared between sessions, not processes, so a busy machine gives the workers no core of
+        their own."""
+        limit = self.max_load if self.max_load is not None else (os.cpu_count() or 1) - 0.5
+        try:
+            return os.getloadavg()[0] <= limit
+        except OSError:  # no load average on this platform
+            return True
 
 
 DEFAULT = Pooling()
@@ -58,10 +97,74 @@ def _init(header: list[str], mapping: list[tuple[int, FieldSpec]], birth: FieldS
     _plan = plan(header, mapping, birth)  # its converters are closures: built here, not pickled
 
 
+def _parse_piece(piece: str, first_row: int) -> tuple[Chunk, list[Problem]]:
+    """A piece of CSV text read and parsed: its residents' rows, and the footer rows skipped."""
+    assert _plan is not None, "worker started without its column mapping"
+    skipped: list[Problem] = []
+    return parse_chunk(csv_piece_rows(piece, first_row, skipped), _plan), skipped
+
+
+def _context() -> BaseContext:
+    """`fork` when this process runs one thread (the CLI): the worker starts at once, without
+    importing notifier again (~1 s of CPU with `spawn`), and no other thread can hold a lock the
+    child would inherit; `spawn` otherwise (an import run from a thread of `serve`)."""
+    return multiprocessing.get_context("fork" if _forks() else "spawn")
+
+
+def _forks() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
 def _parse_chunk(chunk: list[tuple[int, list[Any]]]) -> Chunk:
     """A chunk parsed by column: a few lists pickle and unpickle far cheaper than a dict per row."""
     assert _plan is not None, "worker started without its column mapping"
     return parse_chunk(chunk, _plan)
+
+
+def parsed_table(
+    table: Table,
+    mapping: list[tuple[int, FieldSpec]],
+    birth: FieldSpec | None,
+    *,
+    pooling: Pooling = DEFAULT,
+) -> Iterator[Chunk]:
+    """Chunks of a table's parsed rows in file order (those of `parsed`): a CSV that can be read
+    in pieces is read by the workers themselves when `pooling.wanted_text`; its footer rows are
+    added to `table.skipped` as they come."""
+    if table.text is None or not pooling.wanted_text(table.total):
+        yield from parsed(table.rows, table.header, mapping, birth, total=table.total, pooling=pooling)
+        return
+    size = max(1, len(table.text.text) // max(table.total or 1, 1) * pooling.chunk_rows)
+    pieces = table.text.pieces(size)
+    workers = pooling.worker_count()
+    pending: deque[Future[tuple[Chunk, list[Problem]]]] = deque()
+    buffered: list[Chunk] = []
+    held = 0  # rows in `buffered`
+    with ProcessPoolExecutor(
+        workers, mp_context=_context(), initializer=_init, initargs=(table.header, mapping, birth)
+    ) as pool:
+        try:
+            while True:
+                while len(pending) < 2 * workers:
+                    piece = next(pieces, None)
+                    if piece is None:
+                        break
+                    pending.append(pool.submit(_parse_piece, *piece))
+                if not pending:
+                    break
+                chunk, skipped = pending.popleft().result()
+                table.skipped.extend(skipped)
+                buffered.append(chunk)
+                held += len(chunk)
+                while held >= pooling.chunk_rows:
+                    out, buffered = split(buffered, pooling.chunk_rows)
+                    held -= len(out)
+                    yield out
+        finally:
+            for f in pending:
+                f.cancel()
+    if held:
+        yield split(buffered, held)[0]
 
 
 def parsed(
@@ -85,7 +188,7 @@ def parsed(
     pending: deque[Future[Chunk]] = deque()
     with ProcessPoolExecutor(
         workers,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=_context(),
         initializer=_init,
         initargs=(header, mapping, birth),
     ) as pool:

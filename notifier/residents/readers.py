@@ -12,19 +12,20 @@ is read by openpyxl, which keeps their text.
 from __future__ import annotations
 
 import csv
-import gc
 import io
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, Problem
 from .header import HEADER_SEARCH_ROWS, HeaderMatcher, footer_label, pick_header
+from .parse import gc_paused
 from .textcodec import decode_text
 from .xlsxguard import check_xlsx
 
@@ -43,6 +44,7 @@ class Table:
     header_row: int = 1
     sheet: str | None = None
     skipped: list[Problem] = field(default_factory=list)  # footer rows, filled while `rows` is read
+    text: CsvText | None = None  # a CSV readable in pieces (by the pool's workers); `rows` reads it so too
 
 
 def _nonempty(cells: list[Any]) -> bool:
@@ -64,38 +66,45 @@ def _table(
     header = ["" if h is None else str(h).strip() for h in head[at]]
     skipped: list[Problem] = []
 
-    def body() -> Iterator[tuple[int, list[Any]]]:
-        for n, cells in enumerate(chain(head[at + 1 :], rest), start=at + 2):
-            if not _nonempty(cells):
-                continue
-            word = footer_label(cells)
-            if word:
-                skipped.append(Problem(f"a {word} row, not a resident: skipped", row=n))
-                continue
-            yield n, cells
-
+    rows = _residents(enumerate(chain(head[at + 1 :], rest), start=at + 2), skipped)
     total = None if total_rows is None else max(total_rows - at - 1, 0)
-    return Table(header, body(), total, header_row=at + 1, skipped=skipped, **kw)
+    return Table(header, rows, total, header_row=at + 1, skipped=skipped, **kw)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic collection while csv.reader builds a list per row (lists of text: no cycles):
-    its full passes over the rows read so far cost ~3 µs a row of a 100,000-row file."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+def _residents(
+    rows: Iterable[tuple[int, list[Any]]], skipped: list[Problem]
+) -> Iterator[tuple[int, list[Any]]]:
+    """Numbered rows without empty ones and footer rows (those are added to `skipped`)."""
+    for n, cells in rows:
+        first = cells[0] if cells else None
+        if type(first) is str and (text := first.lstrip()) and text[0].isascii():
+            yield n, cells  # a resident id first: not empty, not a footer row (footer_label)
+            continue
+        if not _nonempty(cells):
+            continue
+        word = footer_label(cells)
+        if word:
+            skipped.append(Problem(f"a {word} row, not a resident: skipped", row=n))
+            continue
+        yield n, cells
 
 
 def read_csv(path: Path, matcher: HeaderMatcher | None = None) -> Table:
     text, encoding = decode_text(path.read_bytes(), str(path))
+    records = csv_records(text)
+    if records is not None:  # rows read piece by piece, in process or by the pool's workers
+        head_end = skip_records(text, 0, HEADER_SEARCH_ROWS)
+        head = list(csv.reader(io.StringIO(text[:head_end], newline="")))
+        at = (pick_header(head, matcher) if matcher else None) or 0
+        start = skip_records(text, 0, at + 1)
+        source = CsvText(text, start, at + 2)
+        table = _table(head, iter(()), matcher, records, encoding=encoding)
+        table.rows = _csv_rows(source, table.skipped)
+        table.text = source
+        return table
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        with _gc_paused():
+        with gc_paused():
             lines = list(reader)
     except csv.Error as exc:
         raise InputError(
@@ -107,6 +116,118 @@ def read_csv(path: Path, matcher: HeaderMatcher | None = None) -> Table:
     return _table(
         lines[:HEADER_SEARCH_ROWS], iter(lines[HEADER_SEARCH_ROWS:]), matcher, len(lines), encoding=encoding
     )
+
+
+@dataclass(frozen=True)
+class CsvText:
+    """A CSV's text whose records end exactly at its newlines outside quotes (`csv_records`), so
+    it can be cut there into pieces that csv.reader reads alone as it reads them in the whole."""
+
+    text: str
+    start: int  # offset of the first record after the header
+    first_row: int  # that record's spreadsheet row number
+
+    def pieces(self, size: int) -> Iterator[tuple[str, int]]:
+        """(piece, row number of its first record): pieces of about `size` characters, each
+        ending at a record's end."""
+        text, pos, row = self.text, self.start, self.first_row
+        while pos < len(text):
+            end = skip_records(text, min(pos + size, len(text)) - 1, 1, inside=pos)
+            piece = text[pos:end]
+            yield piece, row
+            row += csv_records(piece, check=False) or 0
+            pos = end
+
+
+_QUOTES = re.compile('"+')
+
+
+def csv_records(text: str, *, check: bool = True) -> int | None:
+    """The number of records csv.reader reads from `text`, when every record ends at a newline
+    outside quotes and csv.reader cannot fail on it; None otherwise (the text is then read whole).
+
+    That holds when each quote opens a field (the text's start, a comma or a newline before it)
+    or is inside a quoted field, and each quote closing one is followed by a comma, a line end
+    or the end; `\r` only in `\r\n`; no line or quoted cell longer than csv's field limit.
+    Then csv.reader's state at every quote is what the count of quotes before it says, and its
+    records are the text's lines outside quotes. `check=False`: counting a piece of such text."""
+    if not text:
+        return None
+    inner = 0  # newlines inside quoted fields
+    if check and text.count("\r") != text.count("\r\n"):
+        return None
+    if '"' in text:
+        limit, n, opened = csv.field_size_limit(), 0, 0
+        for m in _QUOTES.finditer(text):
+            s, e = m.span()
+            if n % 2 == 0:
+                if check and s and text[s - 1] not in ",\n":
+                    return None
+                opened = s
+            n += e - s
+            if n % 2 == 0:
+                if check and (e < len(text) and text[e] not in ",\r\n" or e - opened > limit):
+                    return None
+                inner += text.count("\n", opened, e)
+        if n % 2:
+            return None
+    if check and _long_line(text, csv.field_size_limit()):
+        return None
+    return text.count("\n") - inner + (not text.endswith("\n"))
+
+
+def _long_line(text: str, limit: int) -> bool:
+    """Whether a line is longer than `limit`: one that long holds a whole aligned window of
+    limit/2 characters without a newline, so only such windows are measured exactly."""
+    half = max(limit // 2, 1)
+    for a in range(0, len(text), half):
+        if a + half <= len(text) and text.find("\n", a, a + half) == -1:
+            return max(map(len, text.split("\n"))) > limit
+    return False
+
+
+def skip_records(text: str, pos: int, n: int, *, inside: int | None = None) -> int:
+    """The offset after the n-th record end (a newline outside quotes) from `pos`, or the text's
+    end. `inside`: the record start from which quotes are counted, when `pos` is not one."""
+    origin = pos if inside is None else inside
+    for _ in range(n):
+        nl = text.find("\n", pos)
+        while nl != -1 and text.count('"', origin, nl) % 2:
+            nl = text.find("\n", nl + 1)
+        if nl == -1:
+            return len(text)
+        pos = origin = nl + 1
+    return pos
+
+
+def csv_piece_rows(piece: str, first_row: int, skipped: list[Problem]) -> list[tuple[int, list[str]]]:
+    """A piece's residents' rows, numbered from `first_row`: what `_table` yields of them."""
+    with gc_paused():
+        numbered = list(enumerate(csv.reader(io.StringIO(piece, newline="")), start=first_row))
+    try:  # every row's first cell non-empty and ASCII (a resident id): no empty nor footer row
+        firsts = list(map(str.lstrip, map(itemgetter(0), map(itemgetter(1), numbered))))
+    except IndexError:  # an empty line
+        firsts = [""]
+    if "" in firsts or not all(map(str.isascii, firsts)):
+        return list(_residents(numbered, skipped))
+    return numbered
+
+
+def read_whole(table: Table) -> None:
+    """Read a piecewise CSV table's rows now, all at once (what an import parsing in process
+    does before it starts: its rows are then left out of the collector's passes, `_gc_frozen`)."""
+    if table.text is not None:
+        source = table.text
+        table.rows = iter(csv_piece_rows(source.text[source.start :], source.first_row, table.skipped))
+        table.text = None
+
+
+def _csv_rows(source: CsvText, skipped: list[Problem]) -> Iterator[tuple[int, list[Any]]]:
+    for piece, row in source.pieces(PIECE_CHARS):
+        yield from csv_piece_rows(piece, row, skipped)
+
+
+PIECE_CHARS = 1 << 20  # ~6,000 rows of a typical roster
 
 
 def read_xlsx(
@@ -150,6 +271,9 @@ def _trimmed(row: list[Any]) -> list[Any]:
     while row and row[-1] is None:
         row.pop()
     return row
+
+
+_TEXT = {str}
 
 
 def _openpyxl_value(v: Any) -> Any:
@@ -198,7 +322,11 @@ def _read_calamine(path: Path, matcher: HeaderMatcher | None, sheet: str | None)
         pad = [None] * (ws.start[1] if ws.start else 0)
         conv = _openpyxl_value
         for row in ws.iter_rows():
-            yield _trimmed(pad + list(map(conv, row)) if pad else list(map(conv, row)))
+            if set(map(type, row)) == _TEXT:  # all text: only an empty cell changes (to None)
+                cells = [c or None for c in row]
+            else:
+                cells = list(map(conv, row))
+            yield _trimmed(pad + cells if pad else cells)
 
     chosen = [sheet] if sheet is not None else names
     ws, it, head = _header_sheet(((ws, rows_of(ws)) for ws in map(wb.get_sheet_by_name, chosen)), matcher)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from notifier.samplegen import GRANTS_HEADER, generate, write_csv
 from notifier.storage.schema import records
 from tests.support.project import write_config
 
-SMALL = Pooling(min_rows=1_000, chunk_rows=500, workers=2)
+SMALL = Pooling(min_rows=1_000, chunk_rows=500, workers=2, max_load=math.inf)  # whatever the load
 
 
 def _roster(tmp_path: Path) -> tuple[Path, list[list[str]]]:
@@ -83,7 +84,12 @@ def recs_ok(report: dict[str, Any]) -> bool:
 
 
 def test_small_files_and_single_workers_stay_in_process() -> None:
-    assert not Pooling(min_rows=1_000, workers=2).wanted(999)
-    assert Pooling(min_rows=1_000, workers=2).wanted(1_000)
-    assert not Pooling(min_rows=1_000, workers=2).wanted(None)
-    assert not Pooling(min_rows=10, workers=1).wanted(10_000)  # one worker measured slower than none
+    idle = math.inf  # whatever the machine's load
+    assert not Pooling(min_rows=1_000, workers=2, max_load=idle).wanted(999)
+    assert Pooling(min_rows=1_000, workers=2, max_load=idle).wanted(1_000)
+    assert not Pooling(min_rows=1_000, workers=2, max_load=idle).wanted(None)
+    assert not Pooling(min_rows=10, workers=1, max_load=idle).wanted(10_000)  # rows: one worker is slower
+    assert Pooling(min_rows=10, workers=1, max_load=idle).wanted_text(10_000)  # text: one forked worker
+    busy = -1.0  # no load average is under it
+    assert not Pooling(min_rows=10, workers=2, max_load=busy).wanted(10_000)
+    assert not Pooling(min_rows=10, workers=1, max_load=busy).wanted_text(10_000)
