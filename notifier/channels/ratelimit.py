@@ -95,8 +95,9 @@ class SharedBucket(TokenBucket):
 
     def expect(self, requests: int) -> None:
         """`requests` more acquisitions are coming (a batch about to be sent): reservations may
-        take that many slots at once instead of one per waiting caller."""
-        self._expected += requests
+        take that many slots at once instead of one per waiting caller (negative: fewer, those
+        of a batch cancelled before they asked)."""
+        self._expected = max(0, self._expected + requests)
 
     def backlog(self) -> float:
         """Seconds of the pace still needed by the requests expected: those not given a slot

@@ -72,6 +72,13 @@ def _shared(
     return asyncio.run(go()), ahead, step
 
 
+def _busiest_second(stamps: list[float]) -> int:
+    """The most releases in any second, less 5 ms: a caller stamps its release just after the
+    bucket checked it, and a machine busy with other work can preempt the process in between,
+    shifting one stamp by a few ms (a broken limit overshoots by whole bursts, not by that)."""
+    return max(sum(1 for s in stamps if a <= s < a + 0.995) for a in stamps)
+
+
 def test_a_shared_limit_keeps_its_pace_through_slow_reservations() -> None:
     """A worker alone on a shared limit whose every reservation takes 30 ms (a database round
     trip on a busy machine): the next block is reserved while the last is still being used, so
@@ -83,7 +90,7 @@ def test_a_shared_limit_keeps_its_pace_through_slow_reservations() -> None:
     # (How close the pace comes is measured at the provider, bench/scale.py: a loaded machine
     # gives up slots it wakes up for too late.)
     assert len(stamps) >= 0.8 * seconds / step, len(stamps)
-    assert max(sum(1 for s in stamps if a <= s < a + 1) for a in stamps) <= rate
+    assert _busiest_second(stamps) <= rate
 
 
 def test_a_shared_limit_does_not_fall_behind_its_slots() -> None:
@@ -94,4 +101,30 @@ def test_a_shared_limit_does_not_fall_behind_its_slots() -> None:
     rate, seconds = 200.0, 3.0
     stamps, _, step = _shared(rate, 0.01, 40, seconds)
     assert len(stamps) >= 0.98 * (seconds - 0.01) / step, (len(stamps), (seconds - 0.01) / step)
-    assert max(sum(1 for s in stamps if a <= s < a + 1) for a in stamps) <= rate
+    assert _busiest_second(stamps) <= rate
+
+
+def test_acquisitions_cancelled_before_their_slot_are_no_longer_expected() -> None:
+    """A batch announced (expect) and cancelled while its requests wait: the bucket no longer
+    counts them, so its backlog (what the dispatcher's overlap waits on) and its demand (how many
+    shared slots the next reservation takes) fall back to nothing. Before, they stayed up for
+    good: the overlap stopped and every reservation took slots no request would use."""
+
+    async def never(n: int) -> list[float]:
+        await asyncio.Event().wait()  # the shared limit does not answer
+        return []
+
+    async def go() -> tuple[float, float]:
+        bucket = SharedBucket(10, never, block=5)
+        bucket.expect(4)
+        waiting = [asyncio.ensure_future(bucket.acquire()) for _ in range(3)]  # the 4th never asked
+        await asyncio.sleep(0.05)
+        before = bucket.backlog()
+        for w in waiting:
+            w.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        bucket.expect(-1)  # what Sender.send_all gives back for the request that never asked
+        return before, bucket.backlog()
+
+    before, after = asyncio.run(go())
+    assert before == 0.4 and after == 0.0
