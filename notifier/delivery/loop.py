@@ -1,8 +1,8 @@
 """The dispatcher's loop: claim -> send -> record, batch after batch, then (with `until_idle`)
 wait for retries that come due and for open outcomes to be settled by reconciliation.
 
-The stages overlap, so that the providers' pace has no gap between two batches: the next batch
-is claimed (in a thread) once the one being sent needs no more than LEAD seconds of its rate
+Under a rate limit the stages overlap, so that its pace has no gap between two batches: the next
+batch is claimed (in a thread) once the one being sent needs no more than LEAD seconds of its rate
 limits; it begins as soon as every request of that one has its slot, its last answers still
 on their way; and a batch is recorded (in a thread) once its answers are in, while the next
 one is sending. The event loop meanwhile keeps releasing rate slots. At most two batches are
@@ -11,9 +11,9 @@ request not paced by a rate limit (the outbox, SMTP without one) has no pace to 
 claimed, sent and recorded one stage after the other, so no more rows are `sending` than one
 batch.
 
-Stopping is the caller's event: once it is set no new batch is claimed or begun; the batch in
-flight is sent and recorded as usual, and a batch claimed ahead of it is given back (`pending`
-again, no attempt used, audited as `withdrawn`), so nothing is left `sending`.
+Stopping is the caller's event: once it is set no new batch is claimed or begun; the batches in
+flight are sent and recorded as usual, and a batch claimed ahead is given back (`pending` again,
+no attempt used, audited as `withdrawn`), so nothing is left `sending`.
 """
 
 from __future__ import annotations
