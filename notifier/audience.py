@@ -73,19 +73,32 @@ def choose_channel(
         order.insert(0, Channel(preferred))
     reasons = []
     for ch in order:
-        if ch is Channel.SMS:
-            if phone and phone_kind == "mobile" and not opted_out:
-                return ch, phone, None
-            reasons.append("opted out of SMS" if opted_out else "no mobile number")
-        elif ch is Channel.EMAIL:
-            if email:
-                return ch, email, None
-            reasons.append("no e-mail")
-        elif ch is Channel.LETTER:
-            if address:
-                return ch, address, None
-            reasons.append("no postal address")
+        to = None if ch is Channel.SMS and opted_out else reach(ch, phone, phone_kind, email, address)
+        if to is not None:
+            return ch, to, None
+        reasons.append("opted out of SMS" if ch is Channel.SMS and opted_out else _UNREACHED[ch])
     return None, None, "no usable contact: " + ", ".join(reasons)
+
+
+_UNREACHED = {
+    Channel.SMS: "no mobile number",
+    Channel.EMAIL: "no e-mail",
+    Channel.LETTER: "no postal address",
+}
+
+
+def reach(
+    channel: Channel, phone: str | None, phone_kind: str | None, email: str | None, address: str | None
+) -> str | None:
+    """The recipient on this one channel, or None: a mobile number, an e-mail, a postal address
+    (opt-outs are the caller's: a fallback goes where the register says it can)."""
+    if channel is Channel.SMS:
+        return phone if phone and phone_kind == "mobile" else None
+    if channel is Channel.EMAIL:
+        return email or None
+    if channel is Channel.LETTER:
+        return address or None
+    return None
 
 
 class scan_order(GenericFunction[str]):

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .app import App
-from .audience import Member
+from .audience import Member, reach
 from .errors import Problem, RenderError, RuleError
 from .masking import mask_address, mask_email, mask_id_number, mask_name, mask_phone, mask_text
 from .rendering.context import ResidentContext, amount_value, params_context
@@ -98,7 +98,9 @@ def render_messages(
     half = len(reached) // 2
     with frozen_as_built():
         forked = (
-            _Forked.start(app, rule, on, reached[half:], key, amounts) if _parallel(len(reached)) else None
+            _Forked.start(app, lambda: _render_part(app, rule, on, reached[half:], key, amounts))
+            if _parallel(len(reached))
+            else None
         )
         if forked is None:
             return _render_part(app, rule, on, reached, key, amounts)
@@ -163,15 +165,8 @@ class _Forked:
         self.pid, self.fd = pid, fd
 
     @classmethod
-    def start(
-        cls,
-        app: App,
-        rule: Rule,
-        on: date,
-        members: list[Member],
-        key: str,
-        amounts: dict[str, int | None] | None,
-    ) -> _Forked | None:
+    def start(cls, app: App, render: Callable[[], RenderedRun]) -> _Forked | None:
+        """Fork a child that runs `render` with fresh pools for `app`'s engines."""
         read, write = os.pipe()
         try:
             pid = os.fork()
@@ -191,7 +186,7 @@ class _Forked:
             _parents = [app.engine.pool, app.reader.pool]
             for engine in (app.engine, app.reader):
                 engine.dispose(close=False)
-            part = _render_part(app, rule, on, members, key, amounts)
+            part = render()
             with os.fdopen(write, "wb") as pipe:
                 pickle.dump((part.rows, dict(part.failures)), pipe, protocol=pickle.HIGHEST_PROTOCOL)
             code = 0
@@ -265,7 +260,7 @@ def _render_part(
 
         targets = [(first, first.value, member.recipient)]
         for ch, value in later[first]:
-            recipient = _reach(ch, row)
+            recipient = reach(ch, row.phone, row.phone_kind, row.email, row.address)
             if recipient is not None:
                 targets.append((ch, value, recipient))
         for channel, value, recipient in targets:
@@ -315,18 +310,6 @@ def _render_part(
                 }
             )
     return out
-
-
-def _reach(channel: Channel, row: Any) -> str | None:
-    """The member's recipient on a later channel (choose_channel of that channel alone, without
-    preference or opt-out: a fallback goes where the register says it can), or None."""
-    if channel is Channel.SMS:
-        return row.phone if row.phone and row.phone_kind == "mobile" else None
-    if channel is Channel.EMAIL:
-        return row.email or None
-    if channel is Channel.LETTER:
-        return row.address or None
-    return None
 
 
 @dataclass(frozen=True)
