@@ -152,7 +152,9 @@ class Recorder:
     def _late_answers(self, conn: sa.Connection, late: list[_Step]) -> list[audit.AuditEvent]:
         """Rows that moved on before their answer was recorded: keep the answer's facts where
         still empty (only in a row a receipt settled, never one claimed again) and audit the
-        answer as what it is."""
+        answer as what it is. A message never handed over (NotSent: given back, lease lapsed)
+        has no answer: its row is another worker's now, and nothing happened to audit."""
+        late = [s for s in late if not isinstance(s.outcome.error, NotSent)]
         d = deliveries
         for s in late:
             v = s.move.values

@@ -21,7 +21,7 @@ from notifier.delivery.dispatch import Dispatcher
 from notifier.delivery.jobs import Outcome
 from notifier.delivery.transitions import move
 from notifier.delivery.workers import Worker
-from notifier.errors import LeaseLapsed, RenderError
+from notifier.errors import LeaseLapsed, RenderError, Withdrawn
 from notifier.rules.load import find_rule
 from notifier.status import Channel
 from notifier.status import DeliveryStatus as S
@@ -89,6 +89,44 @@ def test_a_lapsed_lease_puts_the_row_back_without_using_an_attempt(tmp_path: Pat
         report = asyncio.run(Dispatcher(app, providers_for(app.config), now=lambda: NOON).run(run_id))
         assert (report.sent, report.failed, report.remaining) == (2, 0, 0)
         assert [(r.status, r.attempts) for r in _rows(app, run_id)] == [("delivered", 1), ("delivered", 1)]
+    finally:
+        app.close()
+
+
+def test_a_message_given_back_after_another_worker_settled_its_row_leaves_no_answer_in_the_audit(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A batch given back (or whose lease lapsed) was never handed over: a row another worker
+    settled meanwhile keeps that worker's status and audit, with no `delivery.send_result`
+    claiming an answer that never came; the row still ours goes back to `pending`."""
+    app = county(tmp_path, sqlite_url, phones=2)
+    try:
+        run_id = approved_run(app)
+        dispatcher = Dispatcher(app, providers_for(app.config), now=lambda: NOON)
+        stages = dispatcher.stages
+        claimed = stages.claimer.claim(run_id)
+        first, second = claimed.jobs
+        with app.engine.begin() as conn:  # another worker took the row over and sent it
+            move(
+                conn,
+                [first.id],
+                from_=S.SENDING,
+                to=S.DELIVERED,
+                actor="worker-b",
+                now=NOON,
+                values={"claimed_by": "worker-b"},
+            )
+        error = Withdrawn("not sent: the worker stopped before this batch's turn")
+        stages.recorder.record([Outcome(first, error=error), Outcome(second, error=error)], NOON)
+        assert [(r.status, r.claimed_by == "worker-b", r.error_code) for r in _rows(app, run_id)] == [
+            ("delivered", True, None),
+            ("pending", False, "withdrawn"),
+        ]
+        assert _events(app, "delivery.send_result") == []
+        assert [(s, e["from"], e["to"]) for s, e in _events(app, "delivery.status")][-2:] == [
+            (f"delivery:{first.id}", "sending", "delivered"),
+            (f"delivery:{second.id}", "sending", "pending"),
+        ]
     finally:
         app.close()
 
