@@ -5,8 +5,10 @@ audits exactly the rows the cancel moved (PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,49 @@ def test_a_message_given_back_after_another_worker_settled_its_row_leaves_no_ans
             (f"delivery:{first.id}", "sending", "delivered"),
             (f"delivery:{second.id}", "sending", "pending"),
         ]
+    finally:
+        app.close()
+
+
+def test_a_provider_taking_one_request_at_a_time_sends_in_order_beside_the_others(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A provider with concurrency 1 (the outbox always) gets its jobs one after the other in
+    the batch's order, without a task each, while another provider's jobs of the same batch go
+    at the same time: neither waits for the other."""
+    extra = (
+        '[providers.second]\nkind = "outbox"\ndir = "outbox2"\n'
+        '[channels.sms]\nproviders = ["outbox", "second"]\n'
+    )
+    app = county(tmp_path, sqlite_url, phones=6, extra=extra)
+    try:
+        run_id = approved_run(app)
+        chains = providers_for(app.config)
+        stages = Dispatcher(app, chains, now=lambda: NOON).stages
+        jobs = [
+            dataclasses.replace(j, provider="second") if i % 2 else j
+            for i, j in enumerate(stages.claimer.claim(run_id).jobs)
+        ]
+        spans: dict[str, list[tuple[int, float, float]]] = {"outbox": [], "second": []}
+        for provider in chains[Channel.SMS].providers:
+            assert provider.concurrency == 1
+            original = provider.send
+
+            async def timed(message: Any, name: str = provider.name, send: Any = original) -> Any:
+                start = time.monotonic()
+                await asyncio.sleep(0.02)
+                spans[name].append((message.delivery_id, start, time.monotonic()))
+                return await send(message)
+
+            provider.send = timed  # type: ignore[method-assign]
+        outcomes = asyncio.run(stages.sender.send_all(jobs))
+        assert [o.job.id for o in outcomes] == [j.id for j in jobs]
+        assert all(o.result is not None for o in outcomes)
+        for name, spans_of in spans.items():
+            assert [i for i, _, _ in spans_of] == [j.id for j in jobs if j.provider == name]
+            assert all(a[2] <= b[1] for a, b in zip(spans_of, spans_of[1:], strict=False))  # one at a time
+        first, second = spans["outbox"][0], spans["second"][0]
+        assert second[1] < first[2]  # the second provider did not wait for the first one's turn
     finally:
         app.close()
 

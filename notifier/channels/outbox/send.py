@@ -24,6 +24,9 @@ class OutboxProvider(Provider):
     def configure(self) -> None:
         self.dir = self.context.path(self.options.dir)
         self.base = str(self.dir)
+        # A write never waits (no await): one at a time whatever `concurrency` says, so the
+        # dispatcher sends them in turn without a task each (delivery/send.py).
+        self.concurrency = 1
 
     async def send(self, message: OutboundMessage) -> SendResult:
         name = f"{message.delivery_id:08d}.{message.channel.value}.txt"
