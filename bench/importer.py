@@ -6,7 +6,10 @@ same run on the same machine.
                    reading and parsing pieces of the CSV text)
   csv in-process   the same with the pool off
   csv N worker(s)  N worker processes reading and parsing the pieces (their CPU shown)
-  xlsx             `import_residents` of the same rows as XLSX (python-calamine reader, in process)
+  xlsx             `import_residents` of the same rows as XLSX (python-calamine reader; `Pooling`
+                   default: one forked worker reading and parsing the sheet this process loaded)
+  xlsx in-process  the same with the pool off
+  xlsx 1 worker    the forked worker whatever the load average (the default gate aside)
   read xlsx        rows only (no parsing, no database), openpyxl read-only vs python-calamine
                    (+ the conversion to openpyxl's types)
 
@@ -105,6 +108,8 @@ def main() -> None:
     run("csv 1 worker", work / "r.csv", pooling=Pooling(workers=1, min_workers=1, max_load=math.inf))
     run("csv 2 workers", work / "r.csv", pooling=Pooling(workers=2, min_workers=1, max_load=math.inf))
     run("xlsx", work / "r.xlsx")
+    run("xlsx in-process", work / "r.xlsx", pooling=IN_PROCESS)
+    run("xlsx 1 worker", work / "r.xlsx", pooling=Pooling(max_load=math.inf))
     matcher, xlsx = HeaderMatcher(dict(BUILTIN_FIELDS)), work / "r.xlsx"
     for reader in ("openpyxl", "calamine"):
         load = os.getloadavg()[0]

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import gc
 import os
-import pickle
-import signal
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +25,7 @@ import sqlalchemy as sa
 from .app import App
 from .audience import Member, reach
 from .errors import Problem, RenderError, RuleError
+from .forked import Child, Send, can_fork
 from .masking import mask_address, mask_email, mask_id_number, mask_name, mask_phone, mask_text
 from .rendering.context import ResidentContext, amount_value, params_context
 from .rendering.segments import count_segments
@@ -98,7 +97,7 @@ def render_messages(
     half = len(reached) // 2
     with frozen_as_built():
         forked = (
-            _Forked.start(app, lambda: _render_part(app, rule, on, reached[half:], key, amounts))
+            _forked(app, lambda: _render_part(app, rule, on, reached[half:], key, amounts))
             if _parallel(len(reached))
             else None
         )
@@ -109,7 +108,7 @@ def render_messages(
         except BaseException:
             forked.stop()
             raise
-        second = forked.result()
+        second = _result(forked)
         gc.freeze()
         out.extend(
             second if second is not None else _render_part(app, rule, on, reached[half:], key, amounts)
@@ -149,69 +148,38 @@ and the transfer of the rows cost more than they save."""
 
 def _parallel(n: int) -> bool:
     # Not in a process with threads (the web console, a test server): a fork copies their locks.
-    return (
-        n >= PARALLEL_FROM
-        and hasattr(os, "fork")
-        and (os.cpu_count() or 1) > 1
-        and threading.active_count() == 1
-    )
+    return n >= PARALLEL_FROM and (os.cpu_count() or 1) > 1 and can_fork()
 
 
-class _Forked:
-    """A child process rendering part of the members: its RenderedRun comes back pickled
-    through a pipe. result() is None when it did not finish (the caller renders that part)."""
+def _forked(app: App, render: Callable[[], RenderedRun]) -> Child | None:
+    """A child running `render` with fresh pools for `app`'s engines, its part sent back."""
 
-    def __init__(self, pid: int, fd: int) -> None:
-        self.pid, self.fd = pid, fd
+    def work(send: Send) -> None:
+        # The pooled connections are the parent's: new pools for this process, and the old ones
+        # kept referenced, so that no connection of the parent's is closed from here (closing a
+        # PostgreSQL connection tells the server to end the parent's session).
+        _parents = [app.engine.pool, app.reader.pool]  # noqa: F841
+        for engine in (app.engine, app.reader):
+            engine.dispose(close=False)
+        part = render()
+        send((part.rows, dict(part.failures)))
 
-    @classmethod
-    def start(cls, app: App, render: Callable[[], RenderedRun]) -> _Forked | None:
-        """Fork a child that runs `render` with fresh pools for `app`'s engines."""
-        read, write = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read)
-            os.close(write)
-            return None
-        if pid:
-            os.close(write)
-            return cls(pid, read)
-        code = 1
-        try:  # the child: never returns, never runs the parent's exit handlers
-            os.close(read)
-            # The pooled connections are the parent's: new pools for this process, and the old
-            # ones kept referenced, so that no connection of the parent's is closed from here
-            # (closing a PostgreSQL connection tells the server to end the parent's session).
-            _parents = [app.engine.pool, app.reader.pool]
-            for engine in (app.engine, app.reader):
-                engine.dispose(close=False)
-            part = render()
-            with os.fdopen(write, "wb") as pipe:
-                pickle.dump((part.rows, dict(part.failures)), pipe, protocol=pickle.HIGHEST_PROTOCOL)
-            code = 0
-        finally:
-            os._exit(code)
+    return Child.start(work)
 
-    def stop(self) -> None:
-        """End the child (this process failed: its part is not needed)."""
-        os.close(self.fd)
-        os.kill(self.pid, signal.SIGTERM)
-        os.waitpid(self.pid, 0)
 
-    def result(self) -> RenderedRun | None:
-        try:
-            with os.fdopen(self.fd, "rb") as pipe:
-                data = pipe.read()
-        finally:
-            _, status = os.waitpid(self.pid, 0)
-        if status != 0 or not data:
-            return None
-        rows, failures = pickle.loads(data)
-        out = RenderedRun(rows)
-        for k, who in failures.items():
-            out.failures[k].extend(who)
-        return out
+def _result(child: Child) -> RenderedRun | None:
+    """The child's part; None when it did not finish (the caller renders that part)."""
+    try:
+        got = next(iter(child.messages()), None)
+    finally:
+        code = child.stop(kill=False)
+    if code != 0 or got is None:
+        return None
+    rows, failures = got
+    out = RenderedRun(rows)
+    for k, who in failures.items():
+        out.failures[k].extend(who)
+    return out
 
 
 def _render_part(

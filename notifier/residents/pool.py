@@ -5,19 +5,28 @@ and most of an import's CPU; one process uses one core. A CSV that can be cut at
 (readers.CsvText) goes to the workers as pieces of its text: each reads its piece with
 csv.reader, drops empty and footer rows and parses the rest by column, so only text goes out
 and parsed columns come back (`parsed_table`); the chunks are put together again as the
-in-process path cuts them. Other tables (XLSX) send chunks of rows (`parsed`). Workers are
-forked when this process runs one thread (they start at once), `spawn`ed otherwise (a forked
-child could inherit a lock held by another thread). Results come back in the order they were
-sent, so everything done after parsing (row numbers, duplicate detection across the whole file,
-the upsert) sees exactly the rows the in-process path yields. At most two pieces or chunks per
-worker are in flight, so memory stays bounded. A small file is parsed in process.
+in-process path cuts them. An XLSX sheet read by calamine is held in memory once the header is
+found (Table.sheet_rows): one child forked then inherits it where this process stopped reading
+(after the rows searched for the header), reads, converts and parses the rest in the chunks the
+in-process path cuts, and streams them back, so nothing is sent out and only parsed columns come
+back (`_forked_sheet`); this process loads the sheet and writes. Should that child fail (an
+exception, killed), this process reads on from the row after the last chunk received, from its
+own untouched copy, so the import is the in-process one. Other tables (an XLSX read by openpyxl,
+which reads the file as it goes) send chunks of rows (`parsed`). Pool workers are forked when this
+process runs one thread (they start at once), `spawn`ed otherwise (a forked child could inherit a
+lock held by another thread); the sheet's child is only ever forked. Results come back in the
+order they were sent, so everything done after parsing (row numbers, duplicate detection across
+the whole file, the upsert) sees exactly the rows the in-process path yields. At most two pieces
+or chunks per worker are in flight (the sheet's child: the chunk in the pipe, blocked until this
+process reads it), so memory stays bounded. A small file, or one on a machine without an idle
+core, is parsed in process.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
-import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,8 +36,9 @@ from typing import Any
 
 from ..errors import Problem
 from ..fields import FieldSpec
+from ..forked import Child, Send, can_fork
 from .parse import Chunk, Plan, chunks, parse_chunk, plan, split
-from .readers import Table, csv_piece_rows
+from .readers import Table, csv_piece_rows, resident_rows
 
 Rows = Iterable[tuple[int, list[Any]]]
 
@@ -72,6 +82,20 @@ class Pooling:
             total is not None and total >= self.min_rows and self.worker_count() >= least and self.idle_core()
         )
 
+    def wanted_sheet(self, total: int | None) -> bool:
+        """A big XLSX sheet read by calamine (Table.sheet_rows): one worker forked once the sheet
+        is in memory reads its rows, converts and parses them and sends parsed columns back, so
+        this process only loads the sheet and writes (its CPU 3.5-4.0 -> 2.2-2.6 s for 100,000
+        rows, the child's 1.8-2.1 s: bench/importer.py).
+        Only forked: a spawned worker would have to load the workbook again (~1.3 s)."""
+        return (
+            total is not None
+            and total >= self.min_rows
+            and _forks()
+            and self.worker_count() >= self.min_text_workers
+            and self.idle_core()
+        )
+
     def idle_core(self) -> bool:
         """Whether a core is idle for a worker: the pool only adds CPU (text and columns sent both
         ways), which pays when the workers run beside this process, not in turn with it. On the
@@ -112,7 +136,7 @@ def _context() -> BaseContext:
 
 
 def _forks() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    return "fork" in multiprocessing.get_all_start_methods() and can_fork()
 
 
 def _parse_chunk(chunk: list[tuple[int, list[Any]]]) -> Chunk:
@@ -129,8 +153,12 @@ def parsed_table(
     pooling: Pooling = DEFAULT,
 ) -> Iterator[Chunk]:
     """Chunks of a table's parsed rows in file order (those of `parsed`): a CSV that can be read
-    in pieces is read by the workers themselves when `pooling.wanted_text`; its footer rows are
-    added to `table.skipped` as they come."""
+    in pieces is read by the workers themselves when `pooling.wanted_text`, a sheet in memory by
+    one forked worker when `pooling.wanted_sheet`; their footer rows are added to `table.skipped`
+    as they come."""
+    if table.sheet_rows is not None and pooling.wanted_sheet(table.total):
+        yield from _forked_sheet(table, mapping, birth, pooling.chunk_rows)
+        return
     if table.text is None or not pooling.wanted_text(table.total):
         yield from parsed(table.rows, table.header, mapping, birth, total=table.total, pooling=pooling)
         return
@@ -205,3 +233,62 @@ def parsed(
         finally:
             for f in pending:
                 f.cancel()
+
+
+def _forked_sheet(
+    table: Table, mapping: list[tuple[int, FieldSpec]], birth: FieldSpec | None, chunk_rows: int
+) -> Iterator[Chunk]:
+    """The chunks `parsed` gives of a sheet held in memory, read and parsed by a forked child:
+    it inherits the sheet and `table.sheet_rows` where this process left them (after the rows
+    the header was searched in), reads on from there exactly as `table.rows` would, and sends
+    each parsed chunk with the footer rows skipped before it; the pipe holds back a child more
+    than one chunk ahead. When the child fails (an exception, killed, no fork), this process reads
+    on from the row after the last chunk received, as the in-process path would have: its own
+    copy of the sheet is untouched, so the chunks are the same and an error is raised as it would be."""
+    assert table.sheet_rows is not None
+    numbered = table.sheet_rows
+    done = 0  # the last row the child read of those whose chunks and skipped rows were received
+    child = Child.start(lambda send: _send_sheet(send, numbered, table.header, mapping, birth, chunk_rows))
+    if child is not None:
+        ended = False
+        try:
+            for message in child.messages():
+                if message[0] == "chunk":
+                    _, chunk, skipped = message
+                    table.skipped.extend(skipped)
+                    # the rows read so far: a last, short chunk was cut at the sheet's end, after
+                    # any footer rows below its last row (empty rows between are not reported)
+                    done = max([chunk.rows[-1], *(p.row or 0 for p in skipped)])
+                    yield chunk
+                else:  # "end"
+                    table.skipped.extend(message[1])
+                    ended = True
+                    break
+        finally:
+            child.stop(kill=not ended)
+        if ended:
+            table.sheet_rows = table.rows = iter(())  # this process's copy of the sheet is not read
+            return
+    p = plan(table.header, mapping, birth)
+    rest = resident_rows(((n, cells) for n, cells in numbered if n > done), table.skipped)
+    for chunk in chunks(rest, chunk_rows):
+        yield parse_chunk(chunk, p)
+
+
+def _send_sheet(
+    send: Send,
+    numbered: Iterator[tuple[int, list[Any]]],
+    header: list[str],
+    mapping: list[tuple[int, FieldSpec]],
+    birth: FieldSpec | None,
+    chunk_rows: int,
+) -> None:
+    """In the child: the sheet's chunks parsed, each sent with the footer rows skipped before it."""
+    gc.disable()  # a short-lived process allocating rows without cycles (see parse.gc_paused)
+    p = plan(header, mapping, birth)
+    skipped: list[Problem] = []
+    for chunk in chunks(resident_rows(numbered, skipped), chunk_rows):
+        parsed = parse_chunk(chunk, p)
+        send(("chunk", parsed, skipped))
+        skipped.clear()
+    send(("end", skipped))

@@ -6,7 +6,8 @@ checked against zip bombs before either reader opens it, and the sheet holding t
 used unless one is named. XLSX cells are read by python-calamine (Rust, about 5x faster than
 openpyxl's read-only mode: bench/importer.py) and given openpyxl's types, so both readers yield
 identical rows; a workbook holding error cells (#N/A, #DIV/0!), which calamine reads as empty,
-is read by openpyxl, which keeps their text.
+is read by openpyxl, which keeps their text. A sheet read by calamine is held in memory, so the
+import's worker can be forked to read its rows (Table.sheet_rows, pool.parsed_table).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class Table:
     sheet: str | None = None
     skipped: list[Problem] = field(default_factory=list)  # footer rows, filled while `rows` is read
     text: CsvText | None = None  # a CSV readable in pieces (by the pool's workers); `rows` reads it so too
+    # A calamine sheet's rows after the header, numbered, empty and footer rows still in: `rows`
+    # filters these, so reading either advances both. The sheet is in memory, so a forked worker
+    # reads them too (pool.parsed_table); None for CSV and openpyxl (a file read as it goes).
+    sheet_rows: Iterator[tuple[int, list[Any]]] | None = None
 
 
 def _nonempty(cells: list[Any]) -> bool:
@@ -59,19 +64,25 @@ def _table(
     rest: Iterator[list[Any]],
     matcher: HeaderMatcher | None,
     total_rows: int | None,
+    *,
+    in_memory: bool = False,
     **kw: Any,
 ) -> Table:
-    """A Table from a sheet's first rows and the rest: header found, footer rows skipped."""
+    """A Table from a sheet's first rows and the rest: header found, footer rows skipped.
+    `in_memory`: `rest` reads a sheet held in memory (Table.sheet_rows)."""
     at = (pick_header(head, matcher) if matcher else None) or 0
     header = ["" if h is None else str(h).strip() for h in head[at]]
     skipped: list[Problem] = []
 
-    rows = _residents(enumerate(chain(head[at + 1 :], rest), start=at + 2), skipped)
+    numbered = enumerate(chain(head[at + 1 :], rest), start=at + 2)
     total = None if total_rows is None else max(total_rows - at - 1, 0)
-    return Table(header, rows, total, header_row=at + 1, skipped=skipped, **kw)
+    table = Table(header, resident_rows(numbered, skipped), total, header_row=at + 1, skipped=skipped, **kw)
+    if in_memory:
+        table.sheet_rows = numbered
+    return table
 
 
-def _residents(
+def resident_rows(
     rows: Iterable[tuple[int, list[Any]]], skipped: list[Problem]
 ) -> Iterator[tuple[int, list[Any]]]:
     """Numbered rows without empty ones and footer rows (those are added to `skipped`)."""
@@ -209,7 +220,7 @@ def csv_piece_rows(piece: str, first_row: int, skipped: list[Problem]) -> list[t
     except IndexError:  # an empty line
         firsts = [""]
     if "" in firsts or not all(map(str.isascii, firsts)):
-        return list(_residents(numbered, skipped))
+        return list(resident_rows(numbered, skipped))
     return numbered
 
 
@@ -338,7 +349,7 @@ def _read_calamine(path: Path, matcher: HeaderMatcher | None, sheet: str | None)
         yield from it
         wb.close()
 
-    return _table(head, rest(), matcher, ws.end[0] + 1 if ws.end else None, sheet=ws.name)
+    return _table(head, rest(), matcher, ws.end[0] + 1 if ws.end else None, in_memory=True, sheet=ws.name)
 
 
 def _read_openpyxl(path: Path, matcher: HeaderMatcher | None, sheet: str | None) -> Table:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import threading
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from notifier.residents.pool import IN_PROCESS, Pooling
 from notifier.residents.readers import CsvText, csv_records, read_csv
 from notifier.samplegen import generate, write_csv
 from tests.support.project import write_config
+from tests.support.threads import call
 
 
 def _whole(text: str) -> list[list[str]]:
@@ -156,12 +156,7 @@ def _imported(
     try:
         got: list[ImportReport] = []
         run = lambda: got.append(import_residents(app, path, pooling=pooling))  # noqa: E731
-        if from_thread:
-            t = threading.Thread(target=run)
-            t.start()
-            t.join()
-        else:
-            run()
+        call(run, from_thread=from_thread)
         return got[0].as_json() | {"file": None}, _stored(app)
     finally:
         app.close()
