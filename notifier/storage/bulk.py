@@ -33,6 +33,11 @@ def executemany(conn: sa.Connection, stmt: sa.Executable, rows: Iterable[Mapping
     }
     names = list(compiled.positiontup) if compiled.positional else list(defaults)
     names_procs = [(n, procs.get(n)) for n in names]
+    # A value the statement itself gives (`.values(updated_at=now)`) is the same in every row:
+    # added to each row here, so the rows take the fast path rather than a lookup per cell.
+    shared = {n: defaults.get(n) for n in names if n not in rows[0]}
+    if shared:
+        rows = [{**shared, **r} for r in rows]
 
     try:
         values = _fast(rows, names_procs)
