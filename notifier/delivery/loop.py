@@ -105,10 +105,11 @@ async def dispatch(
     report = DispatchReport()
     report.reconciled += await stages.reconciler.reconcile()
     while True:
+        drained_from = now()
         await _drain(stages, run_id, report, now, progress, stop)
         if not until_idle or stop.is_set():
             return report
-        wait = _wait(app, stages.reconciler, run_id, now())
+        wait = _wait(app, stages.reconciler, run_id, now(), drained_from)
         if wait is None:
             return report  # nothing left, or what is left waits on a gate
         with contextlib.suppress(asyncio.TimeoutError):
@@ -289,11 +290,14 @@ class _InFlight:
         self.stages.recorder.record([Outcome(j, error=error) for j in jobs], self.now())
 
 
-def _wait(app: App, reconciler: Reconciler, run_id: int | None, now: datetime) -> float | None:
+def _wait(
+    app: App, reconciler: Reconciler, run_id: int | None, now: datetime, drained_from: datetime
+) -> float | None:
     """Seconds to sleep before a retry comes due or an open outcome can be settled; None when
-    neither is ahead. A retry already due but not claimed waits on a gate (quiet hours, ...):
-    not a reason to poll."""
-    nxt = next_retry(app, run_id)
-    retry_in = (nxt - now).total_seconds() if nxt else None
-    waits = [w for w in (reconciler.due_in, retry_in if retry_in and retry_in > 0 else None) if w is not None]
+    neither is ahead. A retry due before the drain began and still not claimed waits on a gate
+    (quiet hours, ...): not a reason to poll; one that came due since (a number's turn, while a
+    slow drain went on) is looked at once more."""
+    nxt = next_retry(app, run_id, after=drained_from)
+    retry_in = max(0.0, (nxt - now).total_seconds()) if nxt else None
+    waits = [w for w in (reconciler.due_in, retry_in) if w is not None]
     return min(MAX_WAIT, max(0.05, min(waits))) if waits else None

@@ -31,12 +31,15 @@ def count(
         return int(conn.execute(q).scalar_one())
 
 
-def next_retry(app: App, run_id: int | None) -> datetime | None:
-    """When the earliest pending delivery waiting for a retry comes due."""
+def next_retry(app: App, run_id: int | None, after: datetime | None = None) -> datetime | None:
+    """When the earliest pending delivery waiting for a retry (or its number's turn) comes due;
+    `after`: of those coming due after that time."""
     d = deliveries
     q = sa.select(sa.func.min(d.c.next_attempt_at)).where(
         d.c.status == DeliveryStatus.PENDING, d.c.next_attempt_at.is_not(None)
     )
+    if after is not None:
+        q = q.where(d.c.next_attempt_at > after)
     if run_id is not None:
         q = q.where(d.c.run_id == run_id)
     with app.reader.connect() as conn:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from notifier import runs
 from notifier.app import App
 from notifier.channels.registry import providers_for
+from notifier.delivery import loop
 from notifier.delivery.dispatch import Dispatcher
 from notifier.delivery.jobs import Outcome
 from notifier.delivery.transitions import move
@@ -172,6 +173,33 @@ def test_a_provider_taking_one_request_at_a_time_sends_in_order_beside_the_other
             assert all(a[2] <= b[1] for a, b in zip(spans_of, spans_of[1:], strict=False))  # one at a time
         first, second = spans["outbox"][0], spans["second"][0]
         assert second[1] < first[2]  # the second provider did not wait for the first one's turn
+    finally:
+        app.close()
+
+
+def test_after_a_drain_a_turn_that_came_due_meanwhile_is_looked_at_and_a_gated_one_is_not(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """`until_idle` ends when what is left waits on a gate (a row due before the drain began and
+    not claimed by it); a row whose turn came while a slow drain went on is claimed once more
+    (the old rule, "due and not claimed: gated", ended with it pending); a later one is waited for."""
+    app = county(tmp_path, sqlite_url, phones=2)
+    try:
+        run_id = approved_run(app)
+        stages = Dispatcher(app, providers_for(app.config), now=lambda: NOON).stages
+        first, second = (r.id for r in _rows(app, run_id))
+
+        def due_at(at: Any, ids: list[int]) -> None:
+            with app.engine.begin() as conn:
+                conn.execute(deliveries.update().where(deliveries.c.id.in_(ids)).values(next_attempt_at=at))
+
+        drained_from, now = NOON, NOON + timedelta(seconds=5)
+        due_at(NOON - timedelta(seconds=1), [first, second])  # due before the drain: gated
+        assert loop._wait(app, stages.reconciler, run_id, now, drained_from) is None
+        due_at(NOON + timedelta(seconds=2), [second])  # came due during the drain
+        assert loop._wait(app, stages.reconciler, run_id, now, drained_from) == pytest.approx(0.05)
+        due_at(NOON + timedelta(seconds=8), [second])  # comes due later: waited for
+        assert loop._wait(app, stages.reconciler, run_id, now, drained_from) == pytest.approx(3.0)
     finally:
         app.close()
 
