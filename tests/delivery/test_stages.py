@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import sqlite3
 import threading
 import time
 from datetime import timedelta
@@ -277,6 +278,66 @@ def test_a_batch_claimed_ahead_is_given_back_when_the_worker_stops(
             report = asyncio.run(Dispatcher(app, chains, now=lambda: NOON).run(run_id))
             assert (report.sent, report.remaining) == (1, 0)
             assert [(r.status, r.attempts) for r in _rows(app, run_id)][2] == ("delivered", 1)
+    finally:
+        app.close()
+
+
+def test_a_cancel_while_a_batch_is_recorded_finishes_that_record_and_abandons_the_batch_sending(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A cancel (a shutdown that cannot wait) while the database thread records a batch's
+    answers and the next batch is sending: close waits for that record (it was handed to the
+    thread, which a cancel cannot stop), so the answered rows are `delivered`; the batch without
+    answers is abandoned, its rows left `sending` for reconciliation as after a crash."""
+    app = county(
+        tmp_path,
+        sqlite_url,
+        phones=6,
+        extra="[sending]\nbatch_size = 2\n[providers.outbox]\nrate_per_second = 1000\n",
+    )
+    try:
+        run_id = approved_run(app)
+        chains = providers_for(app.config)
+        outbox = chains[Channel.SMS].providers[0]
+        original, sent = outbox.send, []
+        path = str(app.engine.url.database)
+        lock = sqlite3.connect(path, timeout=60, isolation_level=None)
+        reader = sqlite3.connect(path, isolation_level=None)  # reads wait for no lock (WAL)
+
+        def statuses() -> list[str]:
+            q = "SELECT status FROM deliveries WHERE run_id = ? ORDER BY id"
+            return [status for (status,) in reader.execute(q, (run_id,))]
+
+        async def send(message: Any) -> Any:
+            sent.append(message.delivery_id)
+            if len(sent) == 2:  # the first batch's last message: its record will wait on a lock
+                while statuses().count("sending") < 4:  # once the second batch is claimed ahead
+                    await asyncio.sleep(0.01)
+                lock.execute("BEGIN IMMEDIATE")
+            elif len(sent) > 2:  # (the second batch never gets this far: no answer in any case)
+                await asyncio.Event().wait()
+            return await original(message)
+
+        outbox.send = send  # type: ignore[method-assign]
+
+        async def cancel_while_recording() -> None:
+            task = asyncio.create_task(Dispatcher(app, chains, now=lambda: NOON).run(run_id))
+            while len(sent) < 2:
+                await asyncio.sleep(0.01)
+            # the first batch's record waits for the lock, and so does the second batch's first
+            # rate slot (the shared limit is a row of the database)
+            await asyncio.sleep(0.3)
+            assert statuses() == ["sending"] * 4 + ["pending"] * 2
+            task.cancel()
+            asyncio.get_running_loop().call_later(0.3, lock.execute, "COMMIT")
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(cancel_while_recording())
+        lock.close()
+        assert statuses() == ["delivered"] * 2 + ["sending"] * 2 + ["pending"] * 2
+        reader.close()
+        assert len(sent) == 2  # the abandoned batch never had its turn
     finally:
         app.close()
 
