@@ -87,14 +87,9 @@ class Pooling:
         is in memory reads its rows, converts and parses them and sends parsed columns back, so
         this process only loads the sheet and writes (its CPU 3.5-4.0 -> 2.2-2.6 s for 100,000
         rows, the child's 1.8-2.1 s: bench/importer.py).
-        Only forked: a spawned worker would have to load the workbook again (~1.3 s)."""
-        return (
-            total is not None
-            and total >= self.min_rows
-            and _forks()
-            and self.worker_count() >= self.min_text_workers
-            and self.idle_core()
-        )
+        Only forked (then the gate is wanted_text's): a spawned worker would have to load the
+        workbook again (~1.3 s)."""
+        return _forks() and self.wanted_text(total)
 
     def idle_core(self) -> bool:
         """Whether a core is idle for a worker: the pool only adds CPU (text and columns sent both

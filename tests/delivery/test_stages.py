@@ -34,6 +34,9 @@ from notifier.storage.schema import runs as runs_table
 
 from ..support.county import NOON, ON, approved_run, county
 
+PACED = "[sending]\nbatch_size = 2\n[providers.outbox]\nrate_per_second = 1000\n"
+"""Small batches under a rate limit, so the dispatcher's stages overlap (delivery/loop.py)."""
+
 
 def _rows(app: App, run_id: int) -> list[Any]:
     with app.engine.connect() as conn:
@@ -239,7 +242,7 @@ def test_a_batch_claimed_ahead_is_given_back_when_the_worker_stops(
         tmp_path,
         sqlite_url,
         phones=3,
-        extra="[sending]\nbatch_size = 2\n[providers.outbox]\nrate_per_second = 1000\n",
+        extra=PACED,
     )
     try:
         run_id = approved_run(app)
@@ -293,7 +296,7 @@ def test_a_cancel_while_a_batch_is_recorded_finishes_that_record_and_abandons_th
         tmp_path,
         sqlite_url,
         phones=6,
-        extra="[sending]\nbatch_size = 2\n[providers.outbox]\nrate_per_second = 1000\n",
+        extra=PACED,
     )
     try:
         run_id = approved_run(app)
