@@ -30,6 +30,7 @@ from ..clock import as_utc
 from ..runs.snapshot import GateState
 from ..status import CHANNELS, Channel, RunStatus
 from ..status import DeliveryStatus as S
+from ..storage.records import records
 from ..storage.schema import deliveries, runs
 from .complete import complete_runs
 from .jobs import Job, Snapshots, delivery_rows, stored_message
@@ -102,7 +103,7 @@ class Claimer:
                 return _Batch((), skipped)
             waiting = [ch for ch, chain in self.chains.items() if chain.available(now) is None]
             quiet = self.app.config.quiet_hours.contains(local)
-            rows = conn.execute(self._due(sendable, now, quiet, waiting)).all()
+            rows = records(conn.execute(self._due(sendable, now, quiet, waiting)))
             if not rows:
                 return _Batch((), skipped)
             ready = self._gate_rows(conn, rows, now)

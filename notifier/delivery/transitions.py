@@ -28,6 +28,7 @@ from ..status import (
     RunStatus,
 )
 from ..storage.bulk import executemany
+from ..storage.records import records
 from ..storage.schema import deliveries, runs
 
 CHUNK = 900
@@ -199,7 +200,7 @@ def _lock(
         )
         if conn.dialect.name == "postgresql":
             q = q.with_for_update(of=d)
-        found.update((r.id, r) for r in conn.execute(q))
+        found.update((r.id, r) for r in records(conn.execute(q)))
     return found
 
 
