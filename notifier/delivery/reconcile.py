@@ -31,6 +31,7 @@ from ..config import SendingSettings
 from ..errors import ProviderError
 from ..status import Channel
 from ..status import DeliveryStatus as S
+from ..storage.records import records
 from ..storage.schema import deliveries
 from .complete import complete_runs
 from .decide import Uniform, backoff
@@ -134,7 +135,8 @@ class Reconciler:
         """`unknown` rows, and `sending` rows whose claimer is gone (or, unclaimed, gone stale)."""
         d = deliveries
         with self.app.reader.connect() as conn:
-            rows = conn.execute(delivery_rows(self.app).where(d.c.status.in_([S.SENDING, S.UNKNOWN]))).all()
+            open_rows = delivery_rows(self.app).where(d.c.status.in_([S.SENDING, S.UNKNOWN]))
+            rows = records(conn.execute(open_rows))
             claimers = {r.claimed_by for r in rows if r.status == S.SENDING and r.claimed_by}
             dead = self.worker.dead_claimers(conn, claimers)
             stale = now - timedelta(seconds=self.settings.stale_seconds)

@@ -75,7 +75,7 @@ def move(
         for old in sources:  # one statement per source state, so each event names its true `from`
             stmt = d.update().where(d.c.status == old, *where)
             if chunk is not None:
-                stmt = stmt.where(d.c.id.in_(chunk))
+                stmt = stmt.where(_ids_in(chunk))
             rows = conn.execute(stmt.values(**sets).returning(d.c.id, d.c.run_id)).tuples().all()
             old_value, to_value = old.value, to.value
             for row_id, run_id in sorted(map(tuple, rows)):
@@ -85,6 +85,12 @@ def move(
                 events.append(_event(actor, row_id, run_id, old_value, to_value, reason, detail))
     audit.append(conn, events, now=now)
     return moved
+
+
+def _ids_in(ids: list[int]) -> sa.ColumnElement[bool]:
+    """`deliveries.id IN (...)` with the ids bound as one list: `in_(ids)` coerces every id in
+    Python (~0.3 µs each here), and the dispatcher moves every message at least twice."""
+    return deliveries.c.id.in_(sa.bindparam("ids", ids, expanding=True, unique=True))
 
 
 def _chunks(ids: Collection[int] | None) -> Iterable[list[int] | None]:
@@ -196,7 +202,7 @@ def _lock(
     found: dict[int, Any] = {}
     for chunk in _chunks(ids):
         q = sa.select(d.c.id, d.c.run_id, d.c.status, *(d.c[k] for k in extra)).where(
-            d.c.id.in_(chunk or []), d.c.status.in_(sources), *where
+            _ids_in(chunk or []), d.c.status.in_(sources), *where
         )
         if conn.dialect.name == "postgresql":
             q = q.with_for_update(of=d)
