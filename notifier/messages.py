@@ -35,6 +35,7 @@ from .rendering.templates import TemplateSet, digest, item_context, template_con
 from .rules.compile import params_in_force
 from .rules.model import Rule
 from .status import Channel
+from .storage.records import records
 from .verification import DeliveryIdentity, template_values, verifier
 
 CHUNK = 5000  # residents fetched per query
@@ -198,7 +199,7 @@ def _render_part(
     params = params_context(params_in_force(rule, on))
     resident = ResidentContext(app.dictionary)
     readers, shaped = _shaped(templates, rule, resident)
-    postcodes = "f_postcode" in app.residents.c  # (a Row's getattr of a missing column is slow)
+    postcodes = "f_postcode" in app.residents.c
     uncoded = template_values(app.config, None, None)  # the same for every message without a secret
     later = {ch: [(c, c.value) for c in later_channels(rule.channels, ch)] for ch in Channel}
     amounts = amounts or {}
@@ -322,10 +323,8 @@ def member_rows(app: App, members: list[Member]) -> Iterator[tuple[Any, Member]]
     with app.reader.connect() as conn:
         for i in range(0, len(members), CHUNK):
             part = members[i : i + CHUNK]
-            rows = {
-                r.resident_id: r
-                for r in conn.execute(sa.select(t).where(t.c.resident_id.in_([m.resident_id for m in part])))
-            }
+            found = conn.execute(sa.select(t).where(t.c.resident_id.in_([m.resident_id for m in part])))
+            rows = {r.resident_id: r for r in records(found)}  # read ~25 times a member: records.py
             for m in part:
                 if m.resident_id in rows:
                     yield rows[m.resident_id], m
